@@ -1,0 +1,92 @@
+// libFuzzer target for the answer checker: the input is split at the first '\n' into a predicted
+// and a gold answer (no newline: the input is compared with itself), then equivalent() runs in both
+// styles and normalize_math() on each side. Any sanitizer report, escaped exception or a single
+// input taking longer than the wall-clock budget is a crash.
+//
+// Environment (optional):
+//   METAMATH_FUZZ_BUDGET_MS  wall-clock budget for one whole input (default 100)
+//   METAMATH_FUZZ_CALL_MS    Limits::time_ms passed to each library call (default 15; four calls
+//                            per input, so the library's own limits fit inside the budget)
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string_view>
+
+#include "answer/equiv.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace ans = metamath::answer;
+
+double g_budget_ms = 100.0;
+ans::Limits g_limits;
+
+double env_ms(const char* name, double def) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return def;
+  char* end = nullptr;
+  double d = std::strtod(v, &end);
+  return (end && *end == '\0' && d > 0) ? d : def;
+}
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  g_budget_ms = env_ms("METAMATH_FUZZ_BUDGET_MS", 100.0);
+  g_limits.time_ms = env_ms("METAMATH_FUZZ_CALL_MS", 15.0);
+  // Warm up library statics (GiNaC, tables) so the first input is not charged for them.
+  (void)ans::equivalent("\\frac{1}{2}", "0.5", ans::Style::Math, g_limits);
+  (void)ans::equivalent("1,000", "1000", ans::Style::Gsm8k, g_limits);
+  (void)ans::normalize_math("\\sqrt{2}x+(1,2)", g_limits);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+  std::size_t nl = in.find('\n');
+  std::string_view pred = in.substr(0, nl);
+  std::string_view gold = nl == std::string_view::npos ? in : in.substr(nl + 1);
+
+  double t[4] = {};
+  const char* stage = "equivalent(Math)";
+  auto start = Clock::now();
+  try {
+    auto t0 = Clock::now();
+    (void)ans::equivalent(pred, gold, ans::Style::Math, g_limits);
+    t[0] = ms_since(t0);
+    stage = "equivalent(Gsm8k)";
+    t0 = Clock::now();
+    (void)ans::equivalent(pred, gold, ans::Style::Gsm8k, g_limits);
+    t[1] = ms_since(t0);
+    stage = "normalize_math(pred)";
+    t0 = Clock::now();
+    (void)ans::normalize_math(pred, g_limits);
+    t[2] = ms_since(t0);
+    stage = "normalize_math(gold)";
+    t0 = Clock::now();
+    (void)ans::normalize_math(gold, g_limits);
+    t[3] = ms_since(t0);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "latex_fuzz: %s threw: %s\n", stage, e.what());
+    __builtin_trap();
+  } catch (...) {
+    std::fprintf(stderr, "latex_fuzz: %s threw a non-std exception\n", stage);
+    __builtin_trap();
+  }
+  double total = ms_since(start);
+  if (total > g_budget_ms) {
+    std::fprintf(stderr,
+                 "latex_fuzz: input took %.1f ms > budget %.0f ms (equivalent Math %.1f, Gsm8k "
+                 "%.1f, normalize_math pred %.1f, gold %.1f; library limit %.0f ms per call)\n",
+                 total, g_budget_ms, t[0], t[1], t[2], t[3], g_limits.time_ms);
+    __builtin_trap();
+  }
+  return 0;
+}

@@ -1,0 +1,582 @@
+// Answer equivalence over parsed LaTeX values (latex.h) and GSM8K numbers (numeric.h).
+//
+// Rules for two scalars, in order (the reason string names the rule that decided):
+//   1. "exact": both evaluate to exact rationals (or complex rationals) -> compared exactly.
+//   2. "symbolic": expand(a - b) is 0 (then normal(a - b) when the expression is small).
+//   3. constants: "numeric": both evaluated in double precision agree to 1e-9 relative (this only
+//      absorbs float noise between two exact forms such as sqrt(8) and 2 sqrt(2)).
+//   4. free variables: "random points": equal to 1e-6 relative at every one of 6 fixed
+//      pseudo-random points (variables drawn from [0.5, 2.5], where sqrt/log are real).
+//   5. "decimal rounds exact value": one side is a lone decimal literal with d decimals, the other
+//      side's exact value needs rounding at d decimals, and the decimal is within 10^-d (rounding
+//      or truncation) and within 1e-4 relative. So 0.3333 == 1/3 and 3.1416 == pi, but
+//      0.333 != 1/3 (1e-3 relative) and 18.0001 != 18 (18 needs no rounding).
+// Infinity only ever equals itself with the same sign.
+//
+// GiNaC is not thread-safe (non-atomic reference counts on shared constants), so every public
+// entry point here holds one process-wide mutex.
+#include "answer/equiv.h"
+
+#include <cmath>
+#include <complex>
+#include <functional>
+#include <mutex>
+#include <set>
+
+#include "answer/latex.h"
+#include "answer/numeric.h"
+#include "core/text.h"
+
+namespace metamath::answer {
+namespace {
+
+using GiNaC::ex;
+using GiNaC::numeric;
+using latex::Value;
+using latex::VType;
+using cplx = std::complex<double>;
+
+std::mutex& ginac_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+struct Outcome {
+  bool equal;
+  std::string rule;
+};
+
+struct Ctx {
+  const latex::Deadline& dl;
+  void check() const {
+    if (dl.expired()) throw latex::ParseError("time limit exceeded");
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Double-precision evaluation of a GiNaC expression at a point (symbols -> values). Used for the
+// numeric rules; never allocates big numbers, so it is safe on anything the parser accepted.
+
+using Point = std::function<double(const GiNaC::symbol&)>;
+
+cplx eval(const ex& e, const Point& at) {
+  if (GiNaC::is_a<numeric>(e)) {
+    const numeric& n = GiNaC::ex_to<numeric>(e);
+    return {n.real().to_double(), n.imag().to_double()};
+  }
+  if (GiNaC::is_a<GiNaC::symbol>(e)) {
+    const auto& s = GiNaC::ex_to<GiNaC::symbol>(e);
+    if (s.is_equal(latex::infinity_symbol())) return {NAN, 0};
+    return {at(s), 0};
+  }
+  if (GiNaC::is_a<GiNaC::constant>(e)) return {e.is_equal(GiNaC::Pi) ? M_PI : NAN, 0};
+  if (GiNaC::is_a<GiNaC::add>(e)) {
+    cplx s = 0;
+    for (std::size_t i = 0; i < e.nops(); ++i) s += eval(e.op(i), at);
+    return s;
+  }
+  if (GiNaC::is_a<GiNaC::mul>(e)) {
+    cplx p = 1;
+    for (std::size_t i = 0; i < e.nops(); ++i) p *= eval(e.op(i), at);
+    return p;
+  }
+  if (GiNaC::is_a<GiNaC::power>(e)) {
+    cplx b = eval(e.op(0), at), x = eval(e.op(1), at);
+    if (x.imag() == 0 && b.imag() == 0) {
+      double xr = x.real(), br = b.real();
+      if (xr == std::round(xr)) return std::pow(br, xr);
+      if (br >= 0) return std::pow(br, xr);
+    }
+    return std::pow(b, x);
+  }
+  if (GiNaC::is_a<GiNaC::function>(e)) {
+    const std::string name = GiNaC::ex_to<GiNaC::function>(e).get_name();
+    cplx a = e.nops() > 0 ? eval(e.op(0), at) : cplx(NAN, 0);
+    if (name == "sin") return std::sin(a);
+    if (name == "cos") return std::cos(a);
+    if (name == "tan") return std::tan(a);
+    if (name == "asin") return std::asin(a);
+    if (name == "acos") return std::acos(a);
+    if (name == "atan") return std::atan(a);
+    if (name == "sinh") return std::sinh(a);
+    if (name == "cosh") return std::cosh(a);
+    if (name == "tanh") return std::tanh(a);
+    if (name == "exp") return std::exp(a);
+    if (name == "log") return std::log(a);
+    if (name == "abs") return std::abs(a);
+    if (name == "factorial") return std::tgamma(a.real() + 1);
+    if (name == "binomial") {
+      double n = a.real(), k = eval(e.op(1), at).real();
+      return std::exp(std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1));
+    }
+  }
+  return {NAN, 0};
+}
+
+bool finite(cplx z) { return std::isfinite(z.real()) && std::isfinite(z.imag()); }
+
+bool close(cplx a, cplx b, double rel, double abs_floor) {
+  double d = std::abs(a - b);
+  double m = std::max(std::abs(a), std::abs(b));
+  return d <= rel * m || d <= abs_floor;
+}
+
+void collect_symbols(const ex& e, std::set<std::string>& names, std::vector<GiNaC::symbol>& out) {
+  if (GiNaC::is_a<GiNaC::symbol>(e)) {
+    const auto& s = GiNaC::ex_to<GiNaC::symbol>(e);
+    if (names.insert(s.get_name()).second) out.push_back(s);
+    return;
+  }
+  for (std::size_t i = 0; i < e.nops(); ++i) collect_symbols(e.op(i), names, out);
+}
+
+// Deterministic pseudo-random value of a symbol at point k, in [0.5, 2.5].
+double point_value(const std::string& name, int k) {
+  std::uint64_t h = std::hash<std::string>{}(name) ^ (0x9E3779B97F4A7C15ull * (k + 1));
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return 0.5 + 2.0 * static_cast<double>(h % 1000003) / 1000003.0;
+}
+
+// Upper bound on the number of terms expand() would produce; guards against (a+b+c)^500.
+double expanded_terms(const ex& e) {
+  if (GiNaC::is_a<GiNaC::add>(e)) {
+    double s = 0;
+    for (std::size_t i = 0; i < e.nops(); ++i) s += expanded_terms(e.op(i));
+    return s;
+  }
+  if (GiNaC::is_a<GiNaC::mul>(e)) {
+    double p = 1;
+    for (std::size_t i = 0; i < e.nops(); ++i) p *= expanded_terms(e.op(i));
+    return p;
+  }
+  if (GiNaC::is_a<GiNaC::power>(e) && GiNaC::is_a<numeric>(e.op(1))) {
+    const numeric& n = GiNaC::ex_to<numeric>(e.op(1));
+    double k = expanded_terms(e.op(0));
+    if (n.is_pos_integer() && k > 1) {
+      double m = n.to_double();  // C(m + k - 1, k - 1), in logs
+      return std::exp(std::lgamma(m + k) - std::lgamma(k) - std::lgamma(m + 1));
+    }
+  }
+  return 1;
+}
+
+std::size_t node_count(const ex& e) {
+  std::size_t n = 1;
+  for (std::size_t i = 0; i < e.nops(); ++i) n += node_count(e.op(i));
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars.
+
+bool needs_rounding(const ex& x, int d) {
+  if (!GiNaC::is_a<numeric>(x)) return true;  // irrational constant (pi, sqrt 2, ...)
+  const numeric& n = GiNaC::ex_to<numeric>(x);
+  if (!n.is_rational()) return true;
+  return !(n * GiNaC::pow(numeric(10), numeric(d))).is_integer();
+}
+
+std::optional<Outcome> decimal_rule(const Value& a, const Value& b) {
+  const Value* dec = nullptr;
+  const Value* other = nullptr;
+  if (a.decimals > 0 && b.decimals < 0) {
+    dec = &a;
+    other = &b;
+  } else if (b.decimals > 0 && a.decimals < 0) {
+    dec = &b;
+    other = &a;
+  }
+  if (!dec || dec->decimals > 30) return std::nullopt;
+  Point none = [](const GiNaC::symbol&) { return NAN; };
+  cplx vd = eval(dec->expr, none), vx = eval(other->expr, none);
+  if (!finite(vd) || !finite(vx) || vx.imag() != 0) return std::nullopt;
+  double diff = std::abs(vd - vx);
+  bool ok = needs_rounding(other->expr, dec->decimals) &&
+            diff <= std::pow(10.0, -dec->decimals) * (1 + 1e-9) && diff <= 1e-4 * std::abs(vx);
+  if (ok) return Outcome{true, "decimal rounds exact value (1e-4 relative)"};
+  return std::nullopt;
+}
+
+Outcome compare_scalar(const Value& a, const Value& b, const Ctx& ctx) {
+  ctx.check();
+  const ex ea = latex::unhold(a.expr);
+  const ex eb = latex::unhold(b.expr);
+  const auto& inf = latex::infinity_symbol();
+  if (ea.has(inf) || eb.has(inf)) {
+    bool eq = (ea - eb).expand().is_zero();
+    return {eq, "infinity"};
+  }
+  if (GiNaC::is_a<numeric>(ea) && GiNaC::is_a<numeric>(eb)) {
+    if (ea.is_equal(eb)) return {true, "exact"};
+    if (auto d = decimal_rule(a, b)) return *d;
+    return {false, "exact"};
+  }
+  ex diff = ea - eb;
+  bool small = expanded_terms(ea) + expanded_terms(eb) < 5000;
+  if (small) {
+    ex d = diff.expand();
+    if (d.is_zero()) return {true, "symbolic"};
+    ctx.check();
+    if (node_count(d) < 300) {
+      ex n = GiNaC::normal(d);
+      if (n.is_zero()) return {true, "symbolic (normal)"};
+      ctx.check();
+    }
+  }
+  std::set<std::string> names;
+  std::vector<GiNaC::symbol> syms;
+  collect_symbols(ea, names, syms);
+  collect_symbols(eb, names, syms);
+  if (syms.empty()) {
+    Point none = [](const GiNaC::symbol&) { return NAN; };
+    cplx va = eval(ea, none), vb = eval(eb, none);
+    if (!finite(va) || !finite(vb)) return {false, "numeric: value not finite"};
+    if (close(va, vb, 1e-9, 1e-14)) return {true, "numeric (1e-9 relative)"};
+    if (auto d = decimal_rule(a, b)) return *d;
+    return {false, "numeric value differs"};
+  }
+  int valid = 0;
+  for (int k = 0; k < 6; ++k) {
+    ctx.check();
+    Point at = [k](const GiNaC::symbol& s) { return point_value(s.get_name(), k); };
+    cplx va = eval(ea, at), vb = eval(eb, at);
+    if (!finite(va) || !finite(vb)) continue;
+    ++valid;
+    if (!close(va, vb, 1e-6, 1e-12)) return {false, "differs at a random point"};
+  }
+  if (valid < 2) return {false, "could not evaluate at random points"};
+  return {true, "random points (1e-6 relative)"};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structures.
+
+Outcome compare(const Value& a, const Value& b, const Ctx& ctx);
+
+Outcome compare_ordered(const std::vector<Value>& a, const std::vector<Value>& b, const Ctx& ctx,
+                        const char* what) {
+  if (a.size() != b.size()) return {false, std::string(what) + ": different sizes"};
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    Outcome o = compare(a[i], b[i], ctx);
+    if (!o.equal) return {false, std::string(what) + ": element " + std::to_string(i + 1) + " " +
+                                     o.rule};
+  }
+  return {true, std::string(what) + ": all elements equal"};
+}
+
+Outcome compare_unordered(const std::vector<Value>& a, const std::vector<Value>& b,
+                          const Ctx& ctx, const char* what) {
+  if (a.size() != b.size()) return {false, std::string(what) + ": different number of elements"};
+  std::vector<bool> used(b.size(), false);
+  for (const auto& x : a) {
+    bool found = false;
+    for (std::size_t j = 0; j < b.size() && !found; ++j) {
+      if (used[j]) continue;
+      if (compare(x, b[j], ctx).equal) used[j] = found = true;
+    }
+    if (!found) return {false, std::string(what) + ": an element has no match"};
+  }
+  return {true, std::string(what) + ": same elements (any order)"};
+}
+
+bool is_bare_symbol(const Value& v) {
+  return v.type == VType::Scalar && GiNaC::is_a<GiNaC::symbol>(v.expr);
+}
+
+// The value side of "x = 5" / "5 = x" / "x \in [1,2]".
+const Value& value_side(const Value& r) {
+  if (r.ops[0] != "in" && !is_bare_symbol(r.items[0]) && is_bare_symbol(r.items[1]))
+    return r.items[0];
+  return r.items[1];
+}
+
+std::string flip(const std::string& op) {
+  if (op == "<") return ">";
+  if (op == ">") return "<";
+  if (op == "<=") return ">=";
+  if (op == ">=") return "<=";
+  return op;
+}
+
+Outcome compare_relation(const Value& a, const Value& b, const Ctx& ctx) {
+  if (a.ops.size() == b.ops.size()) {
+    if (a.ops == b.ops && compare_ordered(a.items, b.items, ctx, "relation").equal)
+      return {true, "relation: same sides"};
+    std::vector<std::string> fl;
+    for (auto it = b.ops.rbegin(); it != b.ops.rend(); ++it) fl.push_back(flip(*it));
+    std::vector<Value> rev(b.items.rbegin(), b.items.rend());
+    if (a.ops == fl && compare_ordered(a.items, rev, ctx, "relation").equal)
+      return {true, "relation: same sides, reversed"};
+  }
+  // Two equations are the same when (lhs - rhs) of one is a nonzero constant multiple of the
+  // other's: y = 2x + 3 and 2y - 4x = 6.
+  if (a.ops.size() == 1 && b.ops.size() == 1 && a.ops[0] == "=" && b.ops[0] == "=" &&
+      a.items[0].type == VType::Scalar && a.items[1].type == VType::Scalar &&
+      b.items[0].type == VType::Scalar && b.items[1].type == VType::Scalar) {
+    ex da = a.items[0].expr - a.items[1].expr;
+    ex db = b.items[0].expr - b.items[1].expr;
+    if (da.is_zero() || db.is_zero()) return {false, "equation: degenerate"};
+    if (expanded_terms(da) + expanded_terms(db) < 5000 && (da - db).expand().is_zero())
+      return {true, "equation: same difference"};
+    std::set<std::string> names;
+    std::vector<GiNaC::symbol> syms;
+    collect_symbols(da, names, syms);
+    collect_symbols(db, names, syms);
+    std::optional<cplx> ratio;
+    int valid = 0;
+    for (int k = 0; k < 6; ++k) {
+      ctx.check();
+      Point at = [k](const GiNaC::symbol& s) { return point_value(s.get_name(), k); };
+      cplx va = eval(da, at), vb = eval(db, at);
+      if (!finite(va) || !finite(vb) || std::abs(vb) < 1e-12) continue;
+      cplx r = va / vb;
+      if (!finite(r) || std::abs(r) < 1e-12) return {false, "equation: not proportional"};
+      if (ratio && !close(*ratio, r, 1e-6, 0)) return {false, "equation: not proportional"};
+      ratio = r;
+      ++valid;
+    }
+    if (valid >= 2 && !syms.empty()) return {true, "equation: proportional (random points)"};
+  }
+  return {false, "relation differs"};
+}
+
+bool is_vector(const Value& m, std::size_t n) {
+  return m.type == VType::Matrix &&
+         ((m.rows.size() == n && m.rows[0].size() == 1) || (m.rows.size() == 1 && m.rows[0].size() == n));
+}
+
+std::vector<Value> vector_items(const Value& m) {
+  std::vector<Value> out;
+  for (auto& r : m.rows)
+    for (auto& x : r) out.push_back(x);
+  return out;
+}
+
+Outcome compare(const Value& a, const Value& b, const Ctx& ctx) {
+  ctx.check();
+  // "x = 5" against a bare value: compare the value side.
+  if (a.type == VType::Relation && b.type != VType::Relation) {
+    if (a.ops.size() == 1 && (a.ops[0] == "=" || a.ops[0] == "in")) {
+      Outcome o = compare(value_side(a), b, ctx);
+      return {o.equal, "equation vs value: " + o.rule};
+    }
+    return {false, "relation vs value"};
+  }
+  if (b.type == VType::Relation && a.type != VType::Relation) return compare(b, a, ctx);
+  switch (a.type) {
+    case VType::Scalar:
+      if (b.type == VType::Scalar) return compare_scalar(a, b, ctx);
+      break;
+    case VType::Relation:
+      return compare_relation(a, b, ctx);
+    case VType::Tuple:
+      if (b.type == VType::Tuple) return compare_ordered(a.items, b.items, ctx, "tuple");
+      if (b.type == VType::Interval && !b.left_closed && !b.right_closed)
+        return compare_ordered(a.items, b.items, ctx, "open interval / pair");
+      if (is_vector(b, a.items.size()))
+        return compare_ordered(a.items, vector_items(b), ctx, "tuple / vector");
+      break;
+    case VType::Interval:
+      if (b.type == VType::Interval) {
+        if (a.left_closed != b.left_closed || a.right_closed != b.right_closed)
+          return {false, "interval: different open/closed ends"};
+        return compare_ordered(a.items, b.items, ctx, "interval");
+      }
+      if (b.type == VType::Tuple) return compare(b, a, ctx);
+      break;
+    case VType::Union:
+      if (b.type == VType::Union) return compare_unordered(a.items, b.items, ctx, "union");
+      break;
+    case VType::Set:
+    case VType::List:
+      if (b.type == VType::Set || b.type == VType::List)
+        return compare_unordered(a.items, b.items, ctx,
+                                 a.type == VType::Set ? "set" : "list of answers");
+      break;
+    case VType::Matrix:
+      if (b.type == VType::Matrix) {
+        if (a.rows.size() != b.rows.size() || a.rows[0].size() != b.rows[0].size())
+          return {false, "matrix: different shapes"};
+        for (std::size_t r = 0; r < a.rows.size(); ++r) {
+          Outcome o = compare_ordered(a.rows[r], b.rows[r], ctx, "matrix");
+          if (!o.equal) return o;
+        }
+        return {true, "matrix: all entries equal"};
+      }
+      if (b.type == VType::Tuple) return compare(b, a, ctx);
+      break;
+    case VType::Text:
+    case VType::Empty:
+      if (b.type == a.type) return {a.text == b.text, "text"};
+      break;
+  }
+  return {false, "different kinds of answer"};
+}
+
+Kind kind_of(const Value& v) {
+  switch (v.type) {
+    case VType::Empty:
+      return Kind::Empty;
+    case VType::Scalar: {
+      std::set<std::string> names;
+      std::vector<GiNaC::symbol> syms;
+      collect_symbols(v.expr, names, syms);
+      for (auto& s : syms)
+        if (!s.is_equal(latex::infinity_symbol())) return Kind::Expression;
+      return Kind::Number;
+    }
+    case VType::Relation:
+      return Kind::Equation;
+    case VType::Tuple:
+      return Kind::Tuple;
+    case VType::Interval:
+    case VType::Union:
+      return Kind::Interval;
+    case VType::Set:
+      return Kind::Set;
+    case VType::Matrix:
+      return Kind::Matrix;
+    case VType::List:
+      return Kind::List;
+    case VType::Text:
+      return Kind::Text;
+  }
+  return Kind::Text;
+}
+
+latex::ParseLimits parse_limits(const Limits& lim) {
+  latex::ParseLimits p;
+  p.max_input = lim.max_input;
+  p.max_expr_nodes = lim.max_expr_nodes;
+  return p;
+}
+
+std::string squeeze(std::string_view s) {
+  std::string out;
+  for (char c : s)
+    if (!std::isspace(static_cast<unsigned char>(c))) out += c;
+  return out;
+}
+
+Result math_equivalent(std::string_view pred, std::string_view gold, const Limits& lim) {
+  if (squeeze(pred) == squeeze(gold)) {
+    return {Verdict::Equal, text::trim(gold).empty() ? "both empty" : "identical text"};
+  }
+  if (text::trim(pred).empty()) return {Verdict::Unparsable, "empty prediction"};
+  if (text::trim(gold).empty()) return {Verdict::Unparsable, "empty gold answer"};
+  latex::Deadline dl(lim.time_ms);
+  Ctx ctx{dl};
+  latex::ParseLimits pl = parse_limits(lim);
+  Value a, b;
+  try {
+    a = latex::parse_answer(pred, pl, dl);
+  } catch (const std::exception& e) {
+    return {Verdict::Unparsable, std::string("prediction: ") + e.what()};
+  }
+  try {
+    b = latex::parse_answer(gold, pl, dl);
+  } catch (const std::exception& e) {
+    return {Verdict::Unparsable, std::string("gold: ") + e.what()};
+  }
+  bool text_equal = latex::normalize_text(pred) == latex::normalize_text(gold);
+  if (a.type == VType::Text || b.type == VType::Text) {
+    if (text_equal) return {Verdict::Equal, "normalised text"};
+    if (!a.error.empty()) return {Verdict::Unparsable, "prediction: " + a.error};
+    if (!b.error.empty()) return {Verdict::Unparsable, "gold: " + b.error};
+    return {Verdict::NotEqual, "normalised text differs"};
+  }
+  try {
+    Outcome o = compare(a, b, ctx);
+    if (o.equal) return {Verdict::Equal, o.rule};
+    if (text_equal) return {Verdict::Equal, "normalised text"};
+    return {Verdict::NotEqual, o.rule};
+  } catch (const latex::ParseError& e) {
+    return {Verdict::Unparsable, e.what()};
+  } catch (const std::exception& e) {
+    return {Verdict::Unparsable, std::string("math error: ") + e.what()};
+  }
+}
+
+}  // namespace
+
+const char* verdict_name(Verdict v) {
+  switch (v) {
+    case Verdict::Equal:
+      return "equal";
+    case Verdict::NotEqual:
+      return "not_equal";
+    case Verdict::Unparsable:
+      return "unparsable";
+  }
+  return "?";
+}
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Number:
+      return "number";
+    case Kind::Expression:
+      return "expression";
+    case Kind::Equation:
+      return "equation";
+    case Kind::Tuple:
+      return "tuple";
+    case Kind::Interval:
+      return "interval";
+    case Kind::Set:
+      return "set";
+    case Kind::Matrix:
+      return "matrix";
+    case Kind::List:
+      return "list";
+    case Kind::Text:
+      return "text";
+    case Kind::Empty:
+      return "empty";
+  }
+  return "?";
+}
+
+Result equivalent(std::string_view pred, std::string_view gold, Style style, const Limits& lim) {
+  if (pred.size() > lim.max_input) return {Verdict::Unparsable, "prediction longer than limit"};
+  if (gold.size() > lim.max_input) return {Verdict::Unparsable, "gold longer than limit"};
+  std::lock_guard<std::mutex> lock(ginac_mutex());
+  try {
+    if (style == Style::Gsm8k) {
+      auto pa = parse_number(pred);
+      auto pb = parse_number(gold);
+      if (pa && pb) {
+        if (*pa == *pb) return {Verdict::Equal, "gsm8k: same number " + pb->str()};
+        return {Verdict::NotEqual, "gsm8k: " + pa->str() + " != " + pb->str()};
+      }
+      Result r = math_equivalent(pred, gold, lim);
+      r.reason = "gsm8k (not a plain number, compared as math): " + r.reason;
+      return r;
+    }
+    return math_equivalent(pred, gold, lim);
+  } catch (const std::exception& e) {
+    return {Verdict::Unparsable, std::string("internal error: ") + e.what()};
+  }
+}
+
+Normalized normalize_math(std::string_view input, const Limits& lim) {
+  std::lock_guard<std::mutex> lock(ginac_mutex());
+  Normalized n;
+  try {
+    if (input.size() > lim.max_input) throw latex::ParseError("input longer than the limit");
+    latex::Deadline dl(lim.time_ms);
+    Value v = latex::parse_answer(input, parse_limits(lim), dl);
+    n.kind = kind_of(v);
+    n.canonical = latex::print(v);
+    n.error = v.error;
+  } catch (const std::exception& e) {
+    n.kind = Kind::Text;
+    n.canonical = latex::normalize_text(input.substr(0, std::min(input.size(), lim.max_input)));
+    n.error = e.what();
+  }
+  return n;
+}
+
+}  // namespace metamath::answer

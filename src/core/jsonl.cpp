@@ -1,0 +1,115 @@
+#include "core/jsonl.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace metamath {
+namespace fs = std::filesystem;
+
+JsonlReader::JsonlReader(fs::path path, JsonlOptions opts) : path_(std::move(path)), opts_(opts) {
+  std::error_code ec;
+  if (!fs::exists(path_, ec)) fail("{}: no such file", path_.string());
+  if (fs::is_directory(path_, ec)) fail("{}: is a folder, expected a .jsonl file", path_.string());
+  size_ = fs::file_size(path_, ec);
+  in_.open(path_, std::ios::binary);
+  if (!in_) fail("{}: cannot open: {}", path_.string(), std::strerror(errno));
+}
+
+std::uintmax_t JsonlReader::bytes_read() const {
+  auto& in = const_cast<std::ifstream&>(in_);
+  auto pos = in.tellg();
+  return pos < 0 ? size_ : static_cast<std::uintmax_t>(pos);
+}
+
+std::string JsonlReader::where() const { return fmt::format("{}:{}", path_.string(), line_); }
+
+bool JsonlReader::next(json& out) {
+  while (std::getline(in_, buf_)) {
+    ++line_;
+    if (!buf_.empty() && buf_.back() == '\r') buf_.pop_back();
+    std::size_t i = buf_.find_first_not_of(" \t");
+    if (i == std::string::npos) continue;
+    std::string problem;
+    try {
+      out = json::parse(buf_);
+      if (opts_.require_object && !out.is_object()) problem = "expected a JSON object, got " + std::string(out.type_name());
+    } catch (const json::parse_error& e) {
+      std::string msg = e.what();
+      auto p = msg.find("parse error");
+      problem = "malformed JSON (" + (p == std::string::npos ? msg : msg.substr(p)) + ")";
+    }
+    if (problem.empty()) {
+      ++records_;
+      return true;
+    }
+    if (!opts_.skip_bad) fail("{}:{}: {}", path_.string(), line_, problem);
+    ++bad_;
+    log::warn("{}:{}: skipped: {}", path_.string(), line_, problem);
+  }
+  return false;
+}
+
+std::vector<json> read_jsonl(const fs::path& path, JsonlOptions opts) {
+  JsonlReader r(path, opts);
+  std::vector<json> v;
+  json rec;
+  while (r.next(rec)) v.push_back(std::move(rec));
+  return v;
+}
+
+const json& require_field(const json& rec, const char* field, const std::string& where) {
+  auto it = rec.find(field);
+  if (it == rec.end()) fail("{}: missing field \"{}\"", where, field);
+  return *it;
+}
+
+std::string require_string(const json& rec, const char* field, const std::string& where) {
+  const json& v = require_field(rec, field, where);
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number()) return v.dump();
+  fail("{}: field \"{}\" should be a string, got {}", where, field, v.type_name());
+}
+
+JsonlWriter::JsonlWriter(fs::path path, Mode mode) : mode_(mode), path_(std::move(path)) {
+  if (mode_ == Mode::Atomic) {
+    atomic_ = std::make_unique<AtomicFile>(path_);
+  } else {
+    if (path_.has_parent_path()) fs::create_directories(path_.parent_path());
+    append_.open(path_, std::ios::binary | std::ios::app);
+    if (!append_) fail("{}: cannot open for appending: {}", path_.string(), std::strerror(errno));
+  }
+}
+
+void JsonlWriter::write(const json& rec) {
+  std::string line = rec.dump(-1, ' ', false, json::error_handler_t::replace);
+  line.push_back('\n');
+  if (mode_ == Mode::Atomic) {
+    atomic_->write(line);
+  } else {
+    append_.write(line.data(), static_cast<std::streamsize>(line.size()));
+    append_.flush();
+    if (!append_) fail("{}: write failed: {}", path_.string(), std::strerror(errno));
+  }
+  ++written_;
+}
+
+void JsonlWriter::commit() {
+  if (mode_ == Mode::Atomic) {
+    atomic_->commit();
+  } else {
+    append_.flush();
+    int fd = ::open(path_.c_str(), O_RDONLY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+}
+
+}  // namespace metamath

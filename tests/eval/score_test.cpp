@@ -1,0 +1,117 @@
+#include "eval/score.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/error.h"
+#include "test_util.h"
+
+namespace metamath::eval {
+namespace {
+namespace fs = std::filesystem;
+
+fs::path sample(const char* name) { return fs::path(METAMATH_SOURCE_DIR) / "samples" / name; }
+
+std::map<std::string, bool> verdicts(const fs::path& p) {
+  std::map<std::string, bool> m;
+  for (const auto& r : read_jsonl(p)) m[r["id"].get<std::string>()] = r["correct"].get<bool>();
+  return m;
+}
+
+// samples/gsm8k_outputs.jsonl is written by hand; each verdict below was checked by hand.
+TEST(Score, Gsm8kSampleHandChecked) {
+  auto dir = testing::temp_dir("score_gsm");
+  ScoreOptions o;
+  o.progress = false;
+  o.style = answer::Style::Gsm8k;
+  ScoreSummary s = score_file(sample("gsm8k_outputs.jsonl"), dir / "v.jsonl", o);
+  EXPECT_EQ(s.pred_field, "completion");
+  EXPECT_EQ(s.gold_field, "gold");
+  EXPECT_EQ(s.overall.total, 12u);
+  EXPECT_EQ(s.overall.correct, 9u);
+  auto v = verdicts(dir / "v.jsonl");
+  std::map<std::string, bool> expect = {{"g1", true},  {"g2", true},  {"g3", true},  {"g4", false},
+                                        {"g5", true},  {"g6", true},  {"g7", true},  {"g8", true},
+                                        {"g9", false}, {"g10", true}, {"g11", true}, {"g12", false}};
+  EXPECT_EQ(v, expect);
+  auto rows = read_jsonl(dir / "v.jsonl");
+  EXPECT_EQ(rows[6]["pred_method"], "last_number");  // g7 has no answer marker
+  EXPECT_EQ(rows[6]["pred_answer"], "43");
+  EXPECT_EQ(rows[2]["gold_answer"], "1550");
+  for (const auto& r : rows)
+    for (const char* f : {"id", "correct", "pred_answer", "gold_answer", "reason"}) EXPECT_TRUE(r.contains(f)) << f;
+}
+
+TEST(Score, MathSampleHandCheckedWithBreakdown) {
+  auto dir = testing::temp_dir("score_math");
+  ScoreOptions o;
+  o.progress = false;
+  o.style = answer::Style::Math;
+  ScoreSummary s = score_file(sample("math_outputs.jsonl"), dir / "v.jsonl", o);
+  EXPECT_EQ(s.overall.total, 12u);
+  EXPECT_EQ(s.overall.correct, 10u);
+  auto v = verdicts(dir / "v.jsonl");
+  EXPECT_FALSE(v["m7"]);   // open vs closed interval ends
+  EXPECT_FALSE(v["m10"]);  // different vector
+  EXPECT_TRUE(v["m4"]);    // solutions listed in another order
+  EXPECT_TRUE(v["m9"]);    // 90^\circ vs 90
+  EXPECT_TRUE(v["m11"]);   // (x+1)^2 vs x^2+2x+1
+  EXPECT_EQ(s.by_subject.at("Algebra").total, 3u);
+  EXPECT_EQ(s.by_subject.at("Algebra").correct, 2u);
+  EXPECT_EQ(s.by_subject.at("Precalculus").correct, 1u);
+  EXPECT_EQ(s.by_level.at("Level 3").total, 4u);
+  EXPECT_EQ(s.by_level.at("Level 3").correct, 3u);
+  EXPECT_EQ(s.by_level.at("Level 5").correct, 0u);
+  std::string md = format_summary(s);
+  EXPECT_NE(md.find("| **overall** | 12 | 10 | 83.33 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| Algebra | 3 | 2 | 66.67 |"), std::string::npos) << md;
+}
+
+TEST(Score, LmEvalStyleFieldsAndNumericLevels) {
+  auto dir = testing::temp_dir("score_lmeval");
+  std::ofstream(dir / "in.jsonl")
+      << R"({"doc_id": 0, "doc": {"answer": "\\frac{1}{2}", "type": "Algebra", "level": 2}, "resps": [["so it is \\boxed{0.5}"]], "filtered_resps": ["0.5"]})" << "\n"
+      << R"({"doc_id": 1, "doc": {"answer": "3", "type": "Geometry", "level": 2}, "resps": [["\\boxed{4}"]], "filtered_resps": ["4"]})" << "\n";
+  ScoreOptions o;
+  o.progress = false;
+  o.style = answer::Style::Math;
+  o.id_field = "doc_id";
+  ScoreSummary s = score_file(dir / "in.jsonl", dir / "v.jsonl", o);
+  EXPECT_EQ(s.pred_field, "filtered_resps");
+  EXPECT_EQ(s.gold_field, "doc.answer");
+  EXPECT_EQ(s.overall.correct, 1u);
+  EXPECT_EQ(s.by_level.at("Level 2").total, 2u);
+  auto rows = read_jsonl(dir / "v.jsonl");
+  EXPECT_EQ(rows[1]["id"], 1);
+}
+
+TEST(Score, ErrorsAndNoPartialOutput) {
+  auto dir = testing::temp_dir("score_err");
+  std::ofstream(dir / "in.jsonl") << R"({"completion": "The answer is: 3", "gold": "3"})" << "\n"
+                                  << R"({"completion": "The answer is: 4"})" << "\n";
+  ScoreOptions o;
+  o.progress = false;
+  try {
+    score_file(dir / "in.jsonl", dir / "v.jsonl", o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("in.jsonl:2: missing gold field \"gold\""), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "v.jsonl"));  // nothing half-written
+  std::ofstream(dir / "nofield.jsonl") << R"({"x": 1})" << "\n";
+  EXPECT_THROW(score_file(dir / "nofield.jsonl", "", o), Error);
+}
+
+TEST(Score, Lookup) {
+  json j = json::parse(R"({"a": {"b": [10, {"c": "x"}]}, "r": [["t"]]})");
+  EXPECT_EQ(*lookup(j, "a.b.0"), 10);
+  EXPECT_EQ(*lookup(j, "a.b.1.c"), "x");
+  EXPECT_EQ(lookup(j, "a.z"), nullptr);
+  EXPECT_EQ(lookup(j, "a.b.7"), nullptr);
+  EXPECT_EQ(field_text(*lookup(j, "r")), "t");
+  EXPECT_EQ(field_text(json(2.5)), "2.5");
+}
+
+}  // namespace
+}  // namespace metamath::eval

@@ -1,0 +1,46 @@
+#include "test_util.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+namespace metamath::testing {
+namespace fs = std::filesystem;
+
+std::optional<fs::path> data_dir() {
+  if (const char* env = std::getenv("METAMATH_DATA"); env && *env) {
+    if (fs::exists(fs::path(env) / "gsm8k")) return fs::path(env);
+  }
+  for (fs::path p : {fs::path(METAMATH_SOURCE_DIR) / ".." / "shared" / "data", fs::path("../shared/data")}) {
+    if (fs::exists(p / "gsm8k")) return fs::canonical(p);
+  }
+  return std::nullopt;
+}
+
+fs::path temp_dir(const std::string& name) {
+  std::random_device rd;
+  fs::path p = fs::temp_directory_path() / ("metamath_test_" + name + "_" + std::to_string(rd()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+RunResult run_command(const std::string& cmd) {
+  std::string full = cmd + " 2>&1";
+  FILE* pipe = ::popen(full.c_str(), "r");
+  RunResult r{-1, ""};
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string metamath_bin() { return METAMATH_BIN; }
+
+}  // namespace metamath::testing

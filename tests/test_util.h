@@ -1,0 +1,29 @@
+#pragma once
+// Shared test helpers: locating the real data and running the CLI.
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace metamath::testing {
+
+// ../shared/data (or METAMATH_DATA) when present; nullopt otherwise (tests then GTEST_SKIP with
+// a clear message).
+std::optional<std::filesystem::path> data_dir();
+// A fresh empty temporary folder for one test.
+std::filesystem::path temp_dir(const std::string& name);
+// Runs a shell command, returns exit code and captured stdout+stderr.
+struct RunResult {
+  int code;
+  std::string output;
+};
+RunResult run_command(const std::string& cmd);
+// Path of the built metamath program.
+std::string metamath_bin();
+
+}  // namespace metamath::testing
+
+#define METAMATH_REQUIRE_DATA(var)                                                          \
+  auto var##_opt = ::metamath::testing::data_dir();                                         \
+  if (!var##_opt) GTEST_SKIP() << "real data not found: set METAMATH_DATA or put ../shared/data " \
+                                  "beside the checkout";                                    \
+  const std::filesystem::path var = *var##_opt
