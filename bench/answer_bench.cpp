@@ -12,6 +12,8 @@
 //
 // --data is the MATH test.jsonl itself or a data folder holding math/test.jsonl (default:
 // $METAMATH_DATA, else ../shared/data next to the source tree).
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -26,8 +28,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <unistd.h>
 
 #include "answer/equiv.h"
 #include "core/jsonl.h"
@@ -73,17 +73,28 @@ Options parse_args(int argc, char** argv) {
     };
     auto name = a.substr(0, a.find('='));
     try {
-      if (name == "--data") o.data = value();
-      else if (name == "--seed") o.seed = std::stoull(value());
-      else if (name == "--reps") o.reps = std::max(1, std::stoi(value()));
-      else if (name == "--sympy-pairs") o.sympy_pairs = std::max(0L, std::stol(value()));
-      else if (name == "--python") o.python = value();
-      else if (name == "--reference") o.reference = value();
-      else if (name == "--no-reference") o.run_reference = false;
-      else if (name == "--keep-pairs") o.keep_pairs = value();
-      else if (name == "--show-mismatches") o.show_mismatches = std::stoi(value());
-      else if (name == "--help" || name == "-h") usage("help");
-      else usage(("unknown flag " + a).c_str());
+      if (name == "--data")
+        o.data = value();
+      else if (name == "--seed")
+        o.seed = std::stoull(value());
+      else if (name == "--reps")
+        o.reps = std::max(1, std::stoi(value()));
+      else if (name == "--sympy-pairs")
+        o.sympy_pairs = std::max(0L, std::stol(value()));
+      else if (name == "--python")
+        o.python = value();
+      else if (name == "--reference")
+        o.reference = value();
+      else if (name == "--no-reference")
+        o.run_reference = false;
+      else if (name == "--keep-pairs")
+        o.keep_pairs = value();
+      else if (name == "--show-mismatches")
+        o.show_mismatches = std::stoi(value());
+      else if (name == "--help" || name == "-h")
+        usage("help");
+      else
+        usage(("unknown flag " + a).c_str());
     } catch (const std::invalid_argument&) {
       usage(("bad number in " + a).c_str());
     }
@@ -125,8 +136,8 @@ struct Pair {
 };
 
 struct Pass {
-  double seconds = 0;                // wall time of the whole pass
-  std::vector<double> per_pair_us;   // per pair
+  double seconds = 0;               // wall time of the whole pass
+  std::vector<double> per_pair_us;  // per pair
   std::vector<Verdict> verdicts;
 };
 
@@ -162,8 +173,10 @@ double sum_range(const std::vector<double>& v, std::size_t n) {
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -205,12 +218,21 @@ int main(int argc, char** argv) {
     }
     const std::size_t n = pairs.size();
     const std::size_t n_sym =
-        opt.sympy_pairs == 0 ? n : std::min<std::size_t>(n, static_cast<std::size_t>(opt.sympy_pairs));
+        opt.sympy_pairs == 0 ? n
+                             : std::min<std::size_t>(n, static_cast<std::size_t>(opt.sympy_pairs));
 
     std::printf("answer_bench: %zu MATH test answers from %s\n", answers.size(), data.c_str());
-    std::printf("pairs: %zu (%zu answer vs shuffled copy, seed %llu; %zu answer vs itself), "
-                "interleaved\n",
-                n, answers.size(), static_cast<unsigned long long>(opt.seed), answers.size());
+    {
+      // Timings on a shared 2-core box are only meaningful when it is otherwise idle.
+      std::ifstream la("/proc/loadavg");
+      std::string l1;
+      if (la >> l1)
+        std::printf("load average before the run: %s (should be well under 1)\n", l1.c_str());
+    }
+    std::printf(
+        "pairs: %zu (%zu answer vs shuffled copy, seed %llu; %zu answer vs itself), "
+        "interleaved\n",
+        n, answers.size(), static_cast<unsigned long long>(opt.seed), answers.size());
 
     // ---- metamath -------------------------------------------------------------------------
     // One untimed warm-up call (library statics, GiNaC initialisation), then `reps` full passes;
@@ -221,7 +243,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < opt.reps; ++r) passes.push_back(run_pass(pairs));
     std::size_t unstable = 0;
     for (std::size_t r = 1; r < passes.size(); ++r)
-      for (std::size_t i = 0; i < n; ++i) unstable += passes[r].verdicts[i] != passes[0].verdicts[i];
+      for (std::size_t i = 0; i < n; ++i)
+        unstable += passes[r].verdicts[i] != passes[0].verdicts[i];
     std::vector<std::size_t> order(passes.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(),
@@ -238,8 +261,7 @@ int main(int argc, char** argv) {
       (pairs[i].self ? t_self : t_other).push_back(med.per_pair_us[i]);
 
     std::size_t cnt[2][3] = {};  // [self][verdict]
-    for (std::size_t i = 0; i < n; ++i)
-      ++cnt[pairs[i].self ? 1 : 0][static_cast<int>(verdicts[i])];
+    for (std::size_t i = 0; i < n; ++i) ++cnt[pairs[i].self ? 1 : 0][static_cast<int>(verdicts[i])];
     auto vrow = [&](int self) {
       return std::to_string(cnt[self][0]) + " Equal, " + std::to_string(cnt[self][1]) +
              " NotEqual, " + std::to_string(cnt[self][2]) + " Unparsable";
@@ -249,13 +271,14 @@ int main(int argc, char** argv) {
                 opt.reps);
     std::printf("  all pairs        %10s checks/s  (%zu pairs, %.3f s in calls, %.3f s wall)\n",
                 fmt_rate(ours_all).c_str(), n, sum_range(med.per_pair_us, n) * 1e-6, med.seconds);
-    std::printf("  equal pairs      %10s checks/s  (answer vs itself)\n",
-                fmt_rate(static_cast<double>(t_self.size()) / (sum_range(t_self, t_self.size()) * 1e-6))
-                    .c_str());
-    std::printf("  shuffled pairs   %10s checks/s  (answer vs shuffled copy)\n",
-                fmt_rate(static_cast<double>(t_other.size()) /
-                         (sum_range(t_other, t_other.size()) * 1e-6))
-                    .c_str());
+    std::printf(
+        "  equal pairs      %10s checks/s  (answer vs itself)\n",
+        fmt_rate(static_cast<double>(t_self.size()) / (sum_range(t_self, t_self.size()) * 1e-6))
+            .c_str());
+    std::printf(
+        "  shuffled pairs   %10s checks/s  (answer vs shuffled copy)\n",
+        fmt_rate(static_cast<double>(t_other.size()) / (sum_range(t_other, t_other.size()) * 1e-6))
+            .c_str());
     std::vector<double> all_us = med.per_pair_us;
     std::printf("  latency per pair p50 %.1f us, p99 %.1f us, max %.1f us\n",
                 percentile(all_us, 0.5), percentile(all_us, 0.99),
@@ -268,7 +291,8 @@ int main(int argc, char** argv) {
       std::printf("  answers not equal to themselves (first %d):\n", opt.show_mismatches);
       for (std::size_t i = 0; i < n && shown < opt.show_mismatches; ++i) {
         if (!pairs[i].self || verdicts[i] == Verdict::Equal) continue;
-        auto r = metamath::answer::equivalent(pairs[i].a, pairs[i].b, metamath::answer::Style::Math);
+        auto r =
+            metamath::answer::equivalent(pairs[i].a, pairs[i].b, metamath::answer::Style::Math);
         std::printf("    %-40s -> %s (%s)\n", json(pairs[i].a).dump().c_str(),
                     metamath::answer::verdict_name(r.verdict), r.reason.c_str());
         ++shown;
@@ -281,7 +305,8 @@ int main(int argc, char** argv) {
     fs::path tmpdir = fs::temp_directory_path() /
                       ("answer_bench." + std::to_string(static_cast<long long>(::getpid())));
     fs::create_directories(tmpdir);
-    fs::path pairs_file = opt.keep_pairs.empty() ? tmpdir / "pairs.jsonl" : fs::path(opt.keep_pairs);
+    fs::path pairs_file =
+        opt.keep_pairs.empty() ? tmpdir / "pairs.jsonl" : fs::path(opt.keep_pairs);
     fs::path ref_out = tmpdir / "reference.json";
     {
       std::ofstream f(pairs_file, std::ios::binary);
@@ -323,9 +348,12 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < m; ++i) {
         bool ours = verdicts[i] == Verdict::Equal;
         bool theirs = v[i] == '1';
-        if (ours == theirs) ++same;
-        else if (ours) ++*ours_only;
-        else ++*ref_only;
+        if (ours == theirs)
+          ++same;
+        else if (ours)
+          ++*ours_only;
+        else
+          ++*ref_only;
       }
       return 100.0 * static_cast<double>(same) / static_cast<double>(m);
     };
@@ -373,12 +401,14 @@ int main(int argc, char** argv) {
                     fmt_rate(ours).c_str(), fmt_rate(theirs).c_str(), fmt_x(ours / theirs).c_str());
       }
     }
-    std::printf("  agreement with sympy reference: %.2f%% (%zu equal only for metamath, %zu only "
-                "for the reference)\n",
-                agree_sym, yo, yr);
-    std::printf("  agreement with string normaliser: %.2f%% (%zu equal only for metamath, %zu only "
-                "for the normaliser)\n",
-                agree_str, so, sr);
+    std::printf(
+        "  agreement with sympy reference: %.2f%% (%zu equal only for metamath, %zu only "
+        "for the reference)\n",
+        agree_sym, yo, yr);
+    std::printf(
+        "  agreement with string normaliser: %.2f%% (%zu equal only for metamath, %zu only "
+        "for the normaliser)\n",
+        agree_str, so, sr);
     if (opt.show_mismatches > 0 && (yo + yr) > 0) {
       std::printf("  disagreements with the sympy reference (first %d):\n", opt.show_mismatches);
       int shown = 0;

@@ -70,8 +70,9 @@ for name in ("math/train.jsonl", "math/test.jsonl"):
             if line.strip():
                 answers.append(json.loads(line).get("answer", ""))
 # a few hand-written seeds so the corpus is never empty
-answers += ["\\frac{1}{2}", "0.5", "(1,2)", "[0,\\infty)", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
-            "x^2+2x+1", "\\sqrt[3]{2}", "10\\%", "\\$1,000", "\\text{(A)}", "2\\pi", "x=5"]
+answers += ["\\frac{1}{2}", "0.5", "(1,2)", "[0,\\infty)",
+            "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "x^2+2x+1", "\\sqrt[3]{2}",
+            "10\\%", "\\$1,000", "\\text{(A)}", "2\\pi", "x=5"]
 distinct = sorted(set(a for a in answers if 0 < len(a.encode()) <= 512))
 def put(text):
     b = text.encode("utf-8")
@@ -108,7 +109,8 @@ cov="$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | grep -o '[0-9]*')"
 tail -n 25 "$log"
 if [ "$rc" -ne 0 ]; then
   crash="$(grep -Eo "(crash|timeout|leak|oom|slow-unit)-[0-9a-f]+" "$log" | tail -1)"
-  summary "FAIL - latex_fuzz exit status $rc after ${runs:-?} runs; input: ${crash:+$artifacts/$crash}; log: $log"
+  summary "FAIL - latex_fuzz exit status $rc after ${runs:-?} runs;" \
+    "input: ${crash:+$artifacts/$crash}; log: $log"
   exit 1
 fi
 summary "PASS - ${runs:-?} inputs in ${secs}s, coverage ${cov:-?}, no crashes (corpus: $work)"

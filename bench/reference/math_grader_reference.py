@@ -3,19 +3,19 @@
 
 Two methods, both in the style commonly used to grade MATH answers in Python:
 
-  string  normalise each answer as text (spaces, \\left/\\right, \\text{} units, \\dfrac, 0.5 -> \\frac{1}{2},
-          ^\\circ, \\%, $, ...) and compare the strings.
+  string  normalise each answer as text (spaces, \\left/\\right, \\text{} units, \\dfrac,
+          0.5 -> \\frac{1}{2}, ^\\circ, \\%, $, ...) and compare the strings.
   sympy   translate each side's LaTeX into a SymPy expression and decide equality by
           sympy.simplify(a - b) == 0, with a per-pair wall-clock timeout (counted as not equal).
           sympy.parsing.latex needs the antlr4 4.10 runtime, which Debian 12 does not ship
-          (python3-antlr4 is 4.9), so the LaTeX is translated by a small regex/brace translator below
-          and parsed with sympy.parsing.sympy_parser.parse_expr. Tuples/intervals compare element-wise,
-          equations as lhs - rhs (up to sign). When either side cannot be translated the pair falls
-          back to the string method.
+          (python3-antlr4 is 4.9), so the LaTeX is translated by a small regex/brace translator
+          below and parsed with sympy.parsing.sympy_parser.parse_expr. Tuples/intervals compare
+          element-wise, equations as lhs - rhs (up to sign). When either side cannot be
+          translated the pair falls back to the string method.
 
-Input: a JSONL file of pairs {"a": ..., "b": ...} (written by answer_bench so both sides see the same
-list). Output: one JSON object with per-method pair counts, seconds, checks/s and verdict strings
-("1" equal, "0" not equal, one character per pair).
+Input: a JSONL file of pairs {"a": ..., "b": ...} (written by answer_bench so both sides see the
+same list). Output: one JSON object with per-method pair counts, seconds, checks/s and verdict
+strings ("1" equal, "0" not equal, one character per pair).
 
 Run with Debian's interpreter (/usr/bin/python3), which has python3-sympy.
 """
@@ -146,8 +146,8 @@ def string_equal(a, b):
 # ----------------------------------------------------------------------------------------------
 
 import sympy  # noqa: E402
-from sympy.parsing.sympy_parser import (convert_xor, implicit_multiplication_application,  # noqa: E402
-                                        parse_expr, standard_transformations)
+from sympy.parsing.sympy_parser import (  # noqa: E402
+    convert_xor, implicit_multiplication_application, parse_expr, standard_transformations)
 
 _TRANSFORMS = standard_transformations + (implicit_multiplication_application, convert_xor)
 
@@ -178,8 +178,9 @@ _SIMPLE = [
     (r'\\(?:d|t)?frac', None), (r'\\left', ''), (r'\\right', ''), (r'\\!', ''), (r'\\,', ''),
     (r'\\;', ''), (r'\\ ', ''), (r'\\cdot', '*'), (r'\\times', '*'), (r'\\div', '/'),
     (r'\\pi', ' pi '), (r'\\infty', ' oo '), (r'\\infinity', ' oo '), (r'\\%', ''), (r'\\\$', ''),
-    (r'\$', ''), (r'\^\{?\\circ\}?', ''), (r'\\circ', ''), (r'\\le(?:q)?', '<='), (r'\\ge(?:q)?', '>='),
-    (r'\\ln', ' log'), (r'\\log', ' log'), (r'\\sin', ' sin'), (r'\\cos', ' cos'), (r'\\tan', ' tan'),
+    (r'\$', ''), (r'\^\{?\\circ\}?', ''), (r'\\circ', ''), (r'\\le(?:q)?', '<='),
+    (r'\\ge(?:q)?', '>='), (r'\\ln', ' log'), (r'\\log', ' log'), (r'\\sin', ' sin'),
+    (r'\\cos', ' cos'), (r'\\tan', ' tan'),
     (r'\\sec', ' sec'), (r'\\csc', ' csc'), (r'\\cot', ' cot'), (r'\\exp', ' exp'),
     (r'\\alpha', ' alpha '), (r'\\beta', ' beta '), (r'\\theta', ' theta '), (r'\\phi', ' phi '),
 ]

@@ -15,6 +15,12 @@
 #include "core/text.h"
 
 namespace metamath::answer::latex {
+
+// An exact power too big to print usefully ("2^{2008}"), kept as an opaque function so GiNaC's
+// automatic evaluation does not expand it; unhold() turns it into a real power when comparing.
+DECLARE_FUNCTION_2P(bigpow)
+REGISTER_FUNCTION(bigpow, dummy())
+
 namespace {
 
 using GiNaC::ex;
@@ -125,7 +131,7 @@ ex safe_pow(const ex& base, const ex& expo) {
                       GiNaC::abs(x).to_double();
         if (bits > static_cast<double>(kMaxBits)) throw ParseError("power too large");
         if (bits > kHoldBits && x.is_integer() && b.is_rational())
-          return hold_big(GiNaC::power(base, expo).hold(), bits);
+          return hold_big(bigpow(base, expo), bits);
       }
     }
     if (base.is_zero() && x.is_negative()) syntax("division by zero");
@@ -960,9 +966,9 @@ class Parser {
       ex e;
       if (peek() == '-') {  // "2^-1" (not LaTeX, but common in model output)
         ++pos_;
-        e = -arg();
+        e = -arg(true);
       } else {
-        e = arg();
+        e = arg(true);
       }
       ex r = safe_pow(base, e);
       while (peek() == '!') {
@@ -983,8 +989,8 @@ class Parser {
     return p;
   }
 
-  // A macro argument: {group}, a \command primary, or one character.
-  ex arg() {
+  // A macro argument: {group}, a \command primary, or one character (a digit run for exponents).
+  ex arg(bool exponent = false) {
     DepthGuard g(this);
     node();
     char c = peek();
@@ -996,6 +1002,13 @@ class Parser {
     }
     if (c == '\\') return primary();
     if (is_digit(c)) {
+      // TeX would take one digit ("x^10" is x^1 0), but every writer of "2^10" means 2^{10}, so a
+      // run of digits is read as one number here; \frac12 still reads one digit (frac_arg).
+      if (exponent) {
+        std::size_t b = pos_;
+        while (pos_ < s_.size() && is_digit(s_[pos_]) && pos_ - b < 6) ++pos_;
+        return numeric(std::stol(s_.substr(b, pos_ - b)));
+      }
       ++pos_;
       return numeric(c - '0');
     }
@@ -1324,6 +1337,7 @@ std::string print_function(const GiNaC::function& f) {
   std::string name = f.get_name();
   std::string a = f.nops() > 0 ? pr(f.op(0), 0) : "";
   if (name == "abs") return "|" + a + "|";
+  if (name == "bigpow") return pr(f.op(0), 2) + "^{" + pr(f.op(1), 0) + "}";
   if (name == "factorial") return pr(f.op(0), 2) + "!";
   if (name == "binomial") return "\\binom{" + a + "}{" + pr(f.op(1), 0) + "}";
   if (name == "log") return "\\ln(" + a + ")";
@@ -1331,6 +1345,32 @@ std::string print_function(const GiNaC::function& f) {
   if (name == "acos") return "\\arccos(" + a + ")";
   if (name == "atan") return "\\arctan(" + a + ")";
   return "\\" + name + "(" + a + ")";
+}
+
+// GiNaC orders terms by hash values that change between runs (they mix in addresses), so terms
+// are sorted by their printed form (sign ignored, constant term last) instead.
+std::vector<std::string> sorted_terms(const ex& e) {
+  std::vector<std::pair<std::string, std::string>> terms;
+  for (std::size_t i = 0; i < e.nops(); ++i) {
+    std::string t = pr(e.op(i), 0);
+    std::string key = (!t.empty() && t[0] == '-') ? t.substr(1) : t;
+    key = (GiNaC::is_a<numeric>(e.op(i)) ? "1" : "0") + key;
+    terms.emplace_back(key, t);
+  }
+  std::sort(terms.begin(), terms.end());
+  std::vector<std::string> out;
+  for (auto& t : terms) out.push_back(t.second);
+  return out;
+}
+
+// A sum inside a product gets a positive leading term; returns true when it was negated. (GiNaC
+// moves signs between factors in a run-dependent way.)
+bool positive_sum(ex& b) {
+  if (!GiNaC::is_a<GiNaC::add>(b)) return false;
+  auto terms = sorted_terms(b);
+  if (terms.empty() || terms[0][0] != '-') return false;
+  b = (-b).expand();
+  return true;
 }
 
 std::string pr(const ex& e, int prec) {
@@ -1341,8 +1381,9 @@ std::string pr(const ex& e, int prec) {
   if (GiNaC::is_a<GiNaC::power>(e)) return print_power(e.op(0), e.op(1), prec);
   if (GiNaC::is_a<GiNaC::add>(e)) {
     std::string s;
-    for (std::size_t i = 0; i < e.nops(); ++i) {
-      std::string t = pr(e.op(i), 0);
+    auto terms = sorted_terms(e);
+    for (std::size_t i = 0; i < terms.size(); ++i) {
+      const std::string& t = terms[i];
       if (i > 0 && !t.empty() && t[0] != '-') s += "+";
       s += t;
     }
@@ -1355,13 +1396,23 @@ std::string pr(const ex& e, int prec) {
       const ex& f = e.op(i);
       if (GiNaC::is_a<numeric>(f) && GiNaC::ex_to<numeric>(f).is_rational()) {
         coeff *= GiNaC::ex_to<numeric>(f);
-      } else if (GiNaC::is_a<GiNaC::power>(f) && GiNaC::is_a<numeric>(f.op(1)) &&
-                 GiNaC::ex_to<numeric>(f.op(1)).is_negative()) {
-        den.push_back(print_power(f.op(0), -GiNaC::ex_to<numeric>(f.op(1)), 1));
+      } else if (GiNaC::is_a<GiNaC::power>(f) && GiNaC::is_a<numeric>(f.op(1))) {
+        ex b = f.op(0);
+        numeric k = GiNaC::ex_to<numeric>(f.op(1));
+        if (k.is_integer() && positive_sum(b) && k.is_odd()) coeff = -coeff;
+        if (k.is_negative()) {
+          den.push_back(print_power(b, -k, 1));
+        } else {
+          num.push_back(print_power(b, k, 1));
+        }
       } else {
-        num.push_back(pr(f, 1));
+        ex b = f;
+        if (positive_sum(b)) coeff = -coeff;
+        num.push_back(pr(b, 1));
       }
     }
+    std::sort(num.begin(), num.end());
+    std::sort(den.begin(), den.end());
     bool neg = coeff.is_negative();
     coeff = GiNaC::abs(coeff);
     if (!coeff.numer().is_equal(1) || num.empty()) num.insert(num.begin(), num_str(coeff.numer()));
@@ -1436,12 +1487,26 @@ Value parse_answer(std::string_view input, const ParseLimits& lim, const Deadlin
   // Joining words between answers: "2 or 3", "x=1 and x=2".
   s = text::replace_all(s, " and ", ",");
   s = text::replace_all(s, " or ", ",");
-  for (std::size_t k = s.find(",,"); k != std::string::npos; k = s.find(",,")) s.erase(k, 1);
+  {
+    std::string t;  // "2, 3, , 4" (from ", and ") -> "2, 3, 4"
+    for (char c : s) {
+      std::size_t k = t.find_last_not_of(' ');
+      if (c == ',' && k != std::string::npos && t[k] == ',') continue;
+      t += c;
+    }
+    s = t;
+  }
   s = std::string(text::trim(s));
   while (!s.empty() && (s.back() == ',' || s.back() == '.')) s = std::string(text::trim(s.substr(0, s.size() - 1)));
   while (!s.empty() && s.front() == ',') s = std::string(text::trim(s.substr(1)));
   if (s.empty()) return text_value(input);
-  if (is_base_number(s)) return text_value(input);
+  if (is_base_number(s)) {  // "422_{8}" -> text "422_8"
+    Value v;
+    v.type = VType::Text;
+    for (char c : s)
+      if (!is_space(c) && c != '{' && c != '}') v.text += static_cast<char>(std::tolower(c));
+    return v;
+  }
   if (has_word(s)) return text_value(input);
   {
     std::string compact;
@@ -1465,13 +1530,42 @@ Value parse_answer(std::string_view input, const ParseLimits& lim, const Deadlin
   }
 }
 
-std::string print_expr(const GiNaC::ex& e) { return pr(e, 0); }
+double expanded_terms(const GiNaC::ex& e) {
+  if (GiNaC::is_a<GiNaC::add>(e)) {
+    double s = 0;
+    for (std::size_t i = 0; i < e.nops(); ++i) s += expanded_terms(e.op(i));
+    return s;
+  }
+  if (GiNaC::is_a<GiNaC::mul>(e)) {
+    double p = 1;
+    for (std::size_t i = 0; i < e.nops(); ++i) p *= expanded_terms(e.op(i));
+    return p;
+  }
+  if (GiNaC::is_a<GiNaC::power>(e) && GiNaC::is_a<GiNaC::numeric>(e.op(1))) {
+    const GiNaC::numeric& n = GiNaC::ex_to<GiNaC::numeric>(e.op(1));
+    double k = expanded_terms(e.op(0));
+    if (n.is_pos_integer() && k > 1) {
+      double m = n.to_double();  // C(m + k - 1, k - 1), in logs
+      return std::exp(std::lgamma(m + k) - std::lgamma(k) - std::lgamma(m + 1));
+    }
+  }
+  return 1;
+}
+
+std::string print_expr(const GiNaC::ex& e) {
+  // Expanded when that is cheap: factored and expanded forms then print alike, and GiNaC's
+  // run-dependent choice of which factor carries a sign disappears.
+  if (expanded_terms(e) < 2000) return pr(e.expand(), 0);
+  return pr(e, 0);
+}
 
 GiNaC::ex unhold(const GiNaC::ex& e) {
   if (GiNaC::is_a<GiNaC::power>(e)) return GiNaC::pow(unhold(e.op(0)), unhold(e.op(1)));
-  if (GiNaC::is_a<GiNaC::function>(e) &&
-      GiNaC::ex_to<GiNaC::function>(e).get_name() == "factorial")
-    return GiNaC::factorial(unhold(e.op(0)));
+  if (GiNaC::is_a<GiNaC::function>(e)) {
+    const std::string& name = GiNaC::ex_to<GiNaC::function>(e).get_name();
+    if (name == "factorial") return GiNaC::factorial(unhold(e.op(0)));
+    if (name == "bigpow") return GiNaC::pow(unhold(e.op(0)), unhold(e.op(1)));
+  }
   if (GiNaC::is_a<GiNaC::add>(e)) {
     GiNaC::ex s = 0;
     for (std::size_t i = 0; i < e.nops(); ++i) s += unhold(e.op(i));
@@ -1489,6 +1583,14 @@ std::string print(const Value& v) {
   auto join = [](const std::vector<Value>& items, const char* sep) {
     std::string s;
     for (std::size_t i = 0; i < items.size(); ++i) s += (i ? sep : "") + print(items[i]);
+    return s;
+  };
+  auto join_sorted = [](const std::vector<Value>& items, const char* sep) {  // unordered kinds
+    std::vector<std::string> parts;
+    for (const auto& i : items) parts.push_back(print(i));
+    std::sort(parts.begin(), parts.end());
+    std::string s;
+    for (std::size_t i = 0; i < parts.size(); ++i) s += (i ? sep : "") + parts[i];
     return s;
   };
   switch (v.type) {
@@ -1510,7 +1612,7 @@ std::string print(const Value& v) {
     case VType::Union:
       return join(v.items, " \\cup ");
     case VType::Set:
-      return "\\{" + join(v.items, ", ") + "\\}";
+      return "\\{" + join_sorted(v.items, ", ") + "\\}";
     case VType::Matrix: {
       std::string s = "\\begin{pmatrix}";
       for (std::size_t r = 0; r < v.rows.size(); ++r) {
@@ -1520,7 +1622,7 @@ std::string print(const Value& v) {
       return s + "\\end{pmatrix}";
     }
     case VType::List:
-      return join(v.items, ", ");
+      return join_sorted(v.items, ", ");
     case VType::Text:
       return v.text;
   }

@@ -85,6 +85,9 @@ std::string print_expr(const GiNaC::ex& e);
 // their total size is bounded at parse time.
 GiNaC::ex unhold(const GiNaC::ex& e);
 
+// Upper bound on the number of terms expand() would produce; guards against (a+b+c)^500.
+double expanded_terms(const GiNaC::ex& e);
+
 // Normalised text used for text / multiple-choice comparison: lowercase, \text{} wrappers and
 // spaces and "$" removed, trailing period dropped, "(c)" -> "c".
 std::string normalize_text(std::string_view s);

@@ -323,7 +323,7 @@ json to_json(const ModelConfig& c) {
 }
 
 json generation_config_json(const ModelConfig& c) {
-  json g;
+  json g = json::object();
   if (c.bos_token_id) g["bos_token_id"] = *c.bos_token_id;
   if (c.eos_token_ids.size() == 1) g["eos_token_id"] = c.eos_token_ids[0];
   else if (!c.eos_token_ids.empty()) g["eos_token_id"] = c.eos_token_ids;

@@ -151,7 +151,8 @@ void parse_normalizer(const json& n, std::vector<NormStep>& out) {
 enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 
 struct PreStep {
-  enum Kind { SplitRegex, SplitString, ByteLevelRegex, AddPrefixSpace, Metaspace, Digits } kind;
+  enum Kind { SplitRegex, SplitString, ByteLevelRegex, AddPrefixSpace, Metaspace, Digits };
+  Kind kind = SplitRegex;
   std::shared_ptr<Regex> regex;
   std::string literal;  // SplitString pattern; Metaspace replacement
   SplitBehavior behavior = SplitBehavior::Isolated;
@@ -193,13 +194,20 @@ void parse_pre_tokenizer(const json& p, std::vector<PreStep>& out, bool& byte_le
     out.push_back(std::move(s));
   } else if (type == "ByteLevel") {
     byte_level = true;
-    if (p.value("add_prefix_space", false)) out.push_back({PreStep::AddPrefixSpace, nullptr});
+    if (p.value("add_prefix_space", false)) {
+      PreStep s;
+      s.kind = PreStep::AddPrefixSpace;
+      out.push_back(std::move(s));
+    }
     if (p.value("use_regex", true)) {
-      PreStep s{PreStep::ByteLevelRegex, std::make_shared<Regex>(kGpt2Pattern)};
+      PreStep s;
+      s.kind = PreStep::ByteLevelRegex;
+      s.regex = std::make_shared<Regex>(kGpt2Pattern);
       out.push_back(std::move(s));
     }
   } else if (type == "Metaspace") {
-    PreStep s{PreStep::Metaspace, nullptr};
+    PreStep s;
+    s.kind = PreStep::Metaspace;
     s.literal = p.value("replacement", std::string(kMetaspace));
     std::string scheme = p.value("prepend_scheme", "");
     if (scheme.empty()) scheme = p.value("add_prefix_space", true) ? "always" : "never";
@@ -208,7 +216,8 @@ void parse_pre_tokenizer(const json& p, std::vector<PreStep>& out, bool& byte_le
     s.split = p.value("split", true);
     out.push_back(std::move(s));
   } else if (type == "Digits") {
-    PreStep s{PreStep::Digits, nullptr};
+    PreStep s;
+    s.kind = PreStep::Digits;
     s.flag = p.value("individual_digits", false);
     out.push_back(std::move(s));
   } else {
@@ -342,9 +351,9 @@ class HfTokenizer final : public Tokenizer {
     return id_to_token_[static_cast<std::size_t>(id)];
   }
   std::optional<int32_t> token_to_id(std::string_view token) const override {
-    if (auto it = added_by_content_.find(std::string(token)); it != added_by_content_.end())
+    if (auto it = added_by_content_.find(token); it != added_by_content_.end())
       return it->second;
-    if (auto it = vocab_.find(std::string(token)); it != vocab_.end()) return it->second;
+    if (auto it = vocab_.find(token); it != vocab_.end()) return it->second;
     return std::nullopt;
   }
   bool is_special(int32_t id) const override {
@@ -752,12 +761,12 @@ class HfTokenizer final : public Tokenizer {
   static constexpr std::size_t kMaxCachedWordBytes = 256;
   static constexpr std::size_t kMaxCacheEntries = 1 << 20;
 
-  std::unordered_map<std::string, int32_t> vocab_;
+  StringMap<int32_t> vocab_;
   std::unordered_map<uint64_t, Merge> merges_;
   std::vector<std::string> id_to_token_;
   std::vector<std::string> bytes_;
   std::vector<bool> special_;
-  std::unordered_map<std::string, int32_t> added_by_content_;
+  StringMap<int32_t> added_by_content_;
   AddedTokenMatcher matcher_;
   std::vector<NormStep> norm_;
   std::vector<PreStep> pre_;
@@ -771,7 +780,7 @@ class HfTokenizer final : public Tokenizer {
   bool default_add_bos_ = false;
 
   mutable std::shared_mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  mutable StringMap<std::vector<int32_t>> cache_;
 };
 
 }  // namespace

@@ -265,7 +265,7 @@ Model Model::load(const fs::path& dir, at::ScalarType dtype, c10::Device device)
 
 Model Model::from_checkpoint(const ModelConfig& config, const Checkpoint& ck, at::ScalarType dtype,
                              c10::Device device) {
-  c10::InferenceMode guard;
+  // No InferenceMode here: the weights must stay usable by autograd (training, LoRA).
   Model m(config, dtype, device);
   std::map<std::string, ParamSpec> specs;
   for (auto& s : param_specs(config)) specs.emplace(s.name, s);
@@ -292,7 +292,6 @@ Model Model::from_checkpoint(const ModelConfig& config, const Checkpoint& ck, at
 }
 
 Model Model::init_random(const ModelConfig& config, uint64_t seed, at::ScalarType dtype, c10::Device device) {
-  c10::InferenceMode guard;
   config.validate("init_random");
   Model m(config, dtype, device);
   at::Generator gen = at::detail::createCPUGenerator(seed);
@@ -473,7 +472,13 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
 
   at::Tensor pos = in.position_ids.defined() ? in.position_ids.to(at::kLong).to(device_)
                                              : qidx.clamp_min(0).to(device_);
-  at::Tensor ids = in.input_ids.to(at::kLong).to(device_).masked_fill(mask_cpu.logical_not().to(device_), 0);
+  at::Tensor ids_cpu = in.input_ids.to(at::kCPU).to(at::kLong).masked_fill(mask_cpu.logical_not(), 0);
+  {
+    const int64_t lo = ids_cpu.min().item<int64_t>(), hi = ids_cpu.max().item<int64_t>();
+    if (lo < 0 || hi >= c.vocab_size)
+      fail("forward: token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi, c.vocab_size);
+  }
+  at::Tensor ids = ids_cpu.to(device_);
 
   // RoPE tables [B, 1, T, head_dim] in the model dtype.
   at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq_.view({1, 1, -1});

@@ -122,6 +122,7 @@ class Model {
             uint64_t max_shard_bytes = 0) const;
 
   // Logits (float32) per LogitsMode. With a cache, new tokens are appended to the rows' slots.
+  // Autograd records the pass when weights require grad; wrap inference in c10::InferenceMode.
   at::Tensor forward(const ForwardInput& in, KVCache* cache = nullptr,
                      LogitsMode mode = LogitsMode::All) const;
   // Convenience: forward(input_ids, attention_mask, position_ids, cache).
@@ -168,11 +169,10 @@ std::vector<std::vector<int64_t>> greedy_generate(const Model& model,
                                                   const std::vector<std::vector<int64_t>>& prompts,
                                                   const GreedyOptions& opts = {});
 
-// Vocabulary size of a tokenizer folder (tokenizer.model via SentencePiece, or tokenizer.json's
-// vocab + added tokens), and its bos/eos ids when known.
+// Vocabulary size and bos/eos ids of a tokenizer folder (through Tokenizer::load).
 struct TokenizerInfo {
   int64_t vocab_size = 0;
-  std::optional<int64_t> bos_id, eos_id, pad_id;
+  std::optional<int64_t> bos_id, eos_id;
 };
 TokenizerInfo tokenizer_info(const std::filesystem::path& dir);
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace metamath::model::utf8 {
@@ -96,6 +97,15 @@ inline std::size_t first_invalid(std::string_view s) {
 
 namespace metamath::model {
 
+// Hash for unordered_map<std::string, T, StringHash, std::equal_to<>>: lookups by string_view
+// without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <typename T>
+using StringMap = std::unordered_map<std::string, T, StringHash, std::equal_to<>>;
+
 // Splits text on added tokens (leftmost, then longest match), as Hugging Face's added vocabulary
 // does before normalization and pre-tokenization.
 class AddedTokenMatcher {
@@ -124,24 +134,28 @@ class AddedTokenMatcher {
   bool empty() const { return tokens_.empty(); }
   const std::vector<Token>& tokens() const { return tokens_; }
 
+  // The longest eligible token that starts at text[pos], or nullptr.
+  const Token* match_at(std::string_view text, std::size_t pos, bool parse_special) const {
+    const std::size_t n = text.size();
+    for (std::size_t k : by_first_[static_cast<unsigned char>(text[pos])]) {
+      const Token& t = tokens_[k];
+      if (t.special && !parse_special) continue;
+      if (text.compare(pos, t.content.size(), t.content) != 0) continue;
+      if (t.single_word &&
+          ((pos > 0 && is_word_byte(text[pos - 1])) ||
+           (pos + t.content.size() < n && is_word_byte(text[pos + t.content.size()]))))
+        continue;
+      return &t;
+    }
+    return nullptr;
+  }
+
   std::vector<Segment> split(std::string_view text, bool parse_special) const {
     std::vector<Segment> out;
     std::size_t pos = 0, seg_start = 0;
     const std::size_t n = text.size();
     while (pos < n) {
-      const auto& cands = by_first_[static_cast<unsigned char>(text[pos])];
-      const Token* hit = nullptr;
-      for (std::size_t k : cands) {
-        const Token& t = tokens_[k];
-        if (t.special && !parse_special) continue;
-        if (text.compare(pos, t.content.size(), t.content) != 0) continue;
-        if (t.single_word && ((pos > 0 && is_word_byte(text[pos - 1])) ||
-                              (pos + t.content.size() < n &&
-                               is_word_byte(text[pos + t.content.size()]))))
-          continue;
-        hit = &t;
-        break;
-      }
+      const Token* hit = match_at(text, pos, parse_special);
       if (!hit) {
         ++pos;
         continue;

@@ -115,3 +115,52 @@ TEST(Score, Lookup) {
 
 }  // namespace
 }  // namespace metamath::eval
+
+namespace metamath::eval {
+namespace {
+
+// Real data: a reference solution scored against its own dataset's gold answer must be correct,
+// and a solution of a different problem must (almost always) be wrong.
+TEST(ScoreRealData, GoldSolutionsScoreAsCorrect) {
+  METAMATH_REQUIRE_DATA(dir);
+  auto dir_out = testing::temp_dir("score_real");
+  {
+    JsonlWriter w(dir_out / "gsm.jsonl");
+    JsonlWriter shuffled(dir_out / "gsm_shuffled.jsonl");
+    auto rows = read_jsonl(dir / "gsm8k/test.jsonl");
+    for (size_t i = 0; i < rows.size(); ++i) {
+      w.write({{"id", i}, {"completion", rows[i]["answer"]}, {"gold", rows[i]["answer"]}});
+      shuffled.write({{"id", i}, {"completion", rows[(i + 1) % rows.size()]["answer"]}, {"gold", rows[i]["answer"]}});
+    }
+    w.commit();
+    shuffled.commit();
+  }
+  ScoreOptions o;
+  o.progress = false;
+  ScoreSummary s = score_file(dir_out / "gsm.jsonl", "", o);
+  EXPECT_EQ(s.overall.total, 1319u);
+  EXPECT_EQ(s.overall.correct, 1319u);
+  s = score_file(dir_out / "gsm_shuffled.jsonl", "", o);
+  EXPECT_LT(s.overall.correct, 40u) << "neighbouring problems rarely share an answer";
+
+  // MATH-500: the curated `answer` against the full reference solution (last \boxed{}).
+  ScoreOptions m;
+  m.progress = false;
+  m.style = answer::Style::Math;
+  m.pred_field = "solution";
+  m.gold_field = "answer";
+  s = score_file(dir / "math500/test.jsonl", dir_out / "m500.jsonl", m);
+  EXPECT_EQ(s.overall.total, 500u);
+  EXPECT_GE(s.overall.correct, 497u) << "at most the 3 documented unit/degree cases may differ";
+  for (const auto& r : read_jsonl(dir_out / "m500.jsonl"))
+    if (!r["correct"].get<bool>()) std::printf("MATH-500 disagreement %s: %s vs %s (%s)\n",
+                                               r["id"].get<std::string>().c_str(),
+                                               r["pred_answer"].get<std::string>().c_str(),
+                                               r["gold_answer"].get<std::string>().c_str(),
+                                               r["reason"].get<std::string>().c_str());
+  EXPECT_EQ(s.by_subject.size(), 7u);
+  EXPECT_EQ(s.by_level.size(), 5u);
+}
+
+}  // namespace
+}  // namespace metamath::eval

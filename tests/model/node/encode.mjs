@@ -37,7 +37,7 @@ for (const line of input.split("\n")) {
   }
   const ids = tokenizer.encode(rec.text, { add_special_tokens: false }).ids;
   const res = { ids };
-  if (withDecode) res.decoded = tokenizer.decode(ids, { skip_special_tokens: false });
+  if (withDecode) res.decoded = ids.length ? tokenizer.decode(ids, { skip_special_tokens: false }) : "";
   out.push(JSON.stringify(res));
 }
 process.stdout.write(out.length ? out.join("\n") + "\n" : "");

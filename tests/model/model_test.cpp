@@ -1,0 +1,368 @@
+// The decoder against golden files from the pure-PyTorch reference (tests/reference/
+// llama_reference.py, fixtures made by tests/reference/make_fixtures.py): logits for prompts of
+// different lengths (one by one, batched with left and right padding, incrementally through the KV
+// cache) and 64-token greedy generations, for LLaMA-2, LLaMA-3 (llama3 rope scaling), Mistral
+// (sliding window, explicit head_dim) and Qwen2 (bias, tied embeddings, sharded checkpoint).
+#include "model/model.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/jsonl.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+namespace mm = metamath::model;
+using metamath::json;
+using ::testing::HasSubstr;
+
+namespace {
+
+const fs::path kFixtures = fs::path(METAMATH_SOURCE_DIR) / "tests/model/fixtures";
+
+struct Golden {
+  std::vector<std::vector<int64_t>> prompts, generations;
+  std::vector<at::Tensor> logits, bf16_logits;  // [T_i, V] float32
+};
+
+Golden load_golden(const std::string& name) {
+  Golden g;
+  json j = json::parse(metamath::read_file(kFixtures / name / "golden.json"));
+  g.prompts = j["prompts"].get<std::vector<std::vector<int64_t>>>();
+  g.generations = j["generations"].get<std::vector<std::vector<int64_t>>>();
+  auto f = mm::SafetensorsFile::open(kFixtures / name / "golden.safetensors");
+  for (std::size_t i = 0; i < g.prompts.size(); ++i) {
+    g.logits.push_back(f->get("logits_" + std::to_string(i)));
+    g.bf16_logits.push_back(f->get("bf16_logits_" + std::to_string(i)));
+  }
+  return g;
+}
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
+}
+
+at::Tensor ids_row(const std::vector<int64_t>& p) {
+  return at::tensor(p, at::kLong).view({1, static_cast<int64_t>(p.size())});
+}
+
+// Left (or right) padded batch of prompts: ids (padding id 0) and mask.
+std::pair<at::Tensor, at::Tensor> padded(const std::vector<std::vector<int64_t>>& ps, bool left) {
+  int64_t T = 0;
+  for (auto& p : ps) T = std::max<int64_t>(T, p.size());
+  const int64_t B = ps.size();
+  at::Tensor ids = at::zeros({B, T}, at::kLong), mask = at::zeros({B, T}, at::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = ps[b].size(), off = left ? T - n : 0;
+    for (int64_t t = 0; t < n; ++t) {
+      ids[b][off + t] = ps[b][t];
+      mask[b][off + t] = 1;
+    }
+  }
+  return {ids, mask};
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const metamath::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+constexpr double kTol = 1e-4;
+
+class Reference : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    golden_ = load_golden(GetParam());
+    model_ = std::make_unique<mm::Model>(mm::Model::load(kFixtures / GetParam(), at::kFloat));
+  }
+  c10::InferenceMode guard_;
+  Golden golden_;
+  std::unique_ptr<mm::Model> model_;
+};
+
+}  // namespace
+
+TEST_P(Reference, LogitsOneByOne) {
+  for (std::size_t i = 0; i < golden_.prompts.size(); ++i) {
+    at::Tensor logits = model_->forward(ids_row(golden_.prompts[i]));
+    ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{1, golden_.logits[i].size(0), golden_.logits[i].size(1)}));
+    EXPECT_LT(max_abs_diff(logits[0], golden_.logits[i]), kTol) << "prompt " << i;
+  }
+}
+
+TEST_P(Reference, LogitsBatchedWithLeftAndRightPadding) {
+  for (bool left : {true, false}) {
+    auto [ids, mask] = padded(golden_.prompts, left);
+    at::Tensor logits = model_->forward(ids, mask);
+    const int64_t T = ids.size(1);
+    for (std::size_t i = 0; i < golden_.prompts.size(); ++i) {
+      const int64_t n = golden_.prompts[i].size(), off = left ? T - n : 0;
+      EXPECT_LT(max_abs_diff(logits[i].narrow(0, off, n), golden_.logits[i]), kTol)
+          << (left ? "left" : "right") << " padding, prompt " << i;
+    }
+  }
+}
+
+TEST_P(Reference, LogitsThroughKvCacheInChunks) {
+  // Each prompt fed in pieces (first half, then one token at a time) into slots in reverse order.
+  const int64_t B = golden_.prompts.size();
+  mm::KVCache cache = model_->make_cache(B + 2, 64);
+  std::vector<int64_t> slots;
+  for (int64_t b = 0; b < B; ++b) slots.push_back(B + 1 - b);  // non-contiguous, reversed
+  std::vector<std::vector<int64_t>> first, rest;
+  for (auto& p : golden_.prompts) {
+    const std::size_t h = (p.size() + 1) / 2;
+    first.emplace_back(p.begin(), p.begin() + h);
+    rest.emplace_back(p.begin() + h, p.end());
+  }
+  auto [ids, mask] = padded(first, true);
+  mm::ForwardInput in{ids, mask, {}, slots};
+  at::Tensor logits = model_->forward(in, &cache);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = first[b].size(), T = ids.size(1);
+    EXPECT_LT(max_abs_diff(logits[b].narrow(0, T - n, n), golden_.logits[b].narrow(0, 0, n)), kTol) << b;
+    EXPECT_EQ(cache.length(slots[b]), n);  // padding is never stored
+  }
+  // Then one token per step, only for the rows that still have tokens.
+  for (std::size_t step = 0;; ++step) {
+    std::vector<int64_t> rows, row_slots, toks;
+    for (int64_t b = 0; b < B; ++b)
+      if (step < rest[b].size()) {
+        rows.push_back(b);
+        row_slots.push_back(slots[b]);
+        toks.push_back(rest[b][step]);
+      }
+    if (rows.empty()) break;
+    mm::ForwardInput s;
+    s.input_ids = at::tensor(toks, at::kLong).view({-1, 1});
+    s.slots = row_slots;
+    at::Tensor lg = model_->forward(s, &cache);
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      const int64_t b = rows[r], pos = first[b].size() + step;
+      EXPECT_LT(max_abs_diff(lg[r][0], golden_.logits[b][pos]), kTol) << "row " << b << " pos " << pos;
+    }
+  }
+}
+
+TEST_P(Reference, GreedyGenerationMatchesBatchedAndAlone) {
+  mm::GreedyOptions opts;
+  opts.max_new_tokens = 64;
+  auto gens = mm::greedy_generate(*model_, golden_.prompts, opts);
+  ASSERT_EQ(gens.size(), golden_.generations.size());
+  for (std::size_t i = 0; i < gens.size(); ++i) EXPECT_EQ(gens[i], golden_.generations[i]) << "prompt " << i;
+  for (std::size_t i : {std::size_t{0}, golden_.prompts.size() - 1}) {
+    auto solo = mm::greedy_generate(*model_, {golden_.prompts[i]}, opts);
+    EXPECT_EQ(solo[0], golden_.generations[i]) << "prompt " << i << " alone";
+  }
+}
+
+TEST_P(Reference, ContinuousBatchingSequencesJoinAndLeave) {
+  // Sequence 0 starts alone; sequence 1 joins after 10 steps in another slot; sequence 0 leaves
+  // after 40 tokens and its slot is reused by sequence 2 - all must still match the golden
+  // generations token for token.
+  mm::KVCache cache = model_->make_cache(2, 128);
+  struct Seq {
+    int idx;
+    int64_t slot = -1;
+    std::vector<int64_t> out;
+  };
+  auto prefill = [&](Seq& s) {
+    s.slot = cache.acquire().value();
+    mm::ForwardInput in;
+    in.input_ids = ids_row(golden_.prompts[s.idx]);
+    in.slots = {s.slot};
+    s.out.push_back(model_->forward(in, &cache, mm::LogitsMode::Last).argmax(-1).item<int64_t>());
+  };
+  auto step = [&](std::vector<Seq*> seqs) {
+    std::vector<int64_t> toks, slots;
+    for (auto* s : seqs) {
+      toks.push_back(s->out.back());
+      slots.push_back(s->slot);
+    }
+    mm::ForwardInput in;
+    in.input_ids = at::tensor(toks, at::kLong).view({-1, 1});
+    in.slots = slots;
+    at::Tensor nx = model_->forward(in, &cache, mm::LogitsMode::Last).argmax(-1).view({-1});
+    for (std::size_t r = 0; r < seqs.size(); ++r) seqs[r]->out.push_back(nx[r].item<int64_t>());
+  };
+  Seq a{0, -1, {}}, b{1, -1, {}}, c{2, -1, {}};
+  prefill(a);
+  while (a.out.size() < 10) step({&a});
+  prefill(b);
+  EXPECT_EQ(cache.free_slots(), 0);
+  while (a.out.size() < 40) step({&b, &a});
+  auto want_a = std::vector<int64_t>(golden_.generations[0].begin(), golden_.generations[0].begin() + 40);
+  EXPECT_EQ(a.out, want_a);
+  cache.release(a.slot);
+  prefill(c);
+  EXPECT_EQ(c.slot, a.slot);  // the freed slot is reused
+  while (b.out.size() < 64 || c.out.size() < 64) {
+    std::vector<Seq*> act;
+    if (c.out.size() < 64) act.push_back(&c);
+    if (b.out.size() < 64) act.push_back(&b);
+    step(act);
+  }
+  EXPECT_EQ(b.out, golden_.generations[1]);
+  EXPECT_EQ(c.out, golden_.generations[2]);
+}
+
+TEST_P(Reference, Bf16CloseToReference) {
+  mm::Model bf = mm::Model::load(kFixtures / GetParam(), at::kBFloat16);
+  auto [ids, mask] = padded(golden_.prompts, true);
+  at::Tensor logits = bf.forward(ids, mask);
+  EXPECT_EQ(logits.scalar_type(), at::kFloat);
+  const int64_t T = ids.size(1);
+  for (std::size_t i = 0; i < golden_.prompts.size(); ++i) {
+    const int64_t n = golden_.prompts[i].size();
+    at::Tensor ours = logits[i].narrow(0, T - n, n);
+    const double scale = golden_.logits[i].abs().max().item<double>();
+    // Against the reference's own bf16 forward and against fp32: bf16 rounding only.
+    EXPECT_LT(max_abs_diff(ours, golden_.bf16_logits[i]), 0.08 * scale) << "prompt " << i;
+    EXPECT_LT(max_abs_diff(ours, golden_.logits[i]), 0.1 * scale) << "prompt " << i;
+    // The top token mostly agrees with fp32.
+    double agree = ours.argmax(-1).eq(golden_.logits[i].argmax(-1)).to(at::kFloat).mean().item<double>();
+    EXPECT_GE(agree, 0.75) << "prompt " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Reference, ::testing::Values("llama2", "llama3", "mistral", "qwen2"),
+                         [](const auto& info) { return info.param; });
+
+TEST(Model, LoadsZeroCopyWhenDtypeMatches) {
+  mm::Model m = mm::Model::load(kFixtures / "llama2", at::kFloat);
+  auto f = mm::SafetensorsFile::open(kFixtures / "llama2/model.safetensors");
+  // Same file mapped twice has different addresses; check the weight is not a private copy by
+  // comparing content and by the storage being external (non-resizable from_blob storage).
+  EXPECT_TRUE(at::equal(m.embed_tokens, f->get("model.embed_tokens.weight")));
+  EXPECT_FALSE(m.embed_tokens.storage().resizable());
+  // Tied Qwen2: lm_head is the embedding.
+  mm::Model q = mm::Model::load(kFixtures / "qwen2", at::kFloat);
+  EXPECT_EQ(q.lm_head.data_ptr(), q.embed_tokens.data_ptr());
+}
+
+TEST(Model, InitRandomSaveLoadRoundTrip) {
+  c10::InferenceMode guard;
+  mm::ModelConfig c = mm::preset_config("tiny", mm::Arch::Qwen2, 300);
+  c.tie_word_embeddings = true;
+  mm::Model a = mm::Model::init_random(c, 42);
+  mm::Model a2 = mm::Model::init_random(c, 42);
+  EXPECT_TRUE(at::equal(a.layers[1].q_w, a2.layers[1].q_w));  // deterministic
+  EXPECT_NEAR(a.layers[0].q_w.std().item<double>(), 0.02, 0.002);
+  EXPECT_TRUE(at::equal(a.final_norm, at::ones({64})));
+  auto dir = metamath::testing::temp_dir("model_roundtrip");
+  a.save(dir, {}, /*max_shard_bytes=*/40000);  // sharded
+  EXPECT_TRUE(fs::exists(dir / "model.safetensors.index.json"));
+  EXPECT_TRUE(fs::exists(dir / "generation_config.json"));
+  mm::Model b = mm::Model::load(dir);
+  at::Tensor ids = at::tensor({5, 17, 200, 3}, at::kLong).view({1, 4});
+  EXPECT_TRUE(at::equal(a.forward(ids), b.forward(ids)));
+  EXPECT_EQ(b.config().arch, mm::Arch::Qwen2);
+  EXPECT_TRUE(b.config().tie_word_embeddings);
+}
+
+TEST(Model, InitModelFolderWithTokenizer) {
+  auto tok = metamath::testing::temp_dir("init_model_tok");
+  // A small tokenizer.json: 250 base tokens + 3 added specials.
+  json vocab = json::object();
+  for (int i = 0; i < 250; ++i) vocab["t" + std::to_string(i)] = i;
+  json tj = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}},
+             {"added_tokens",
+              {{{"id", 250}, {"content", "<s>"}}, {{"id", 251}, {"content", "</s>"}}, {{"id", 252}, {"content", "<pad>"}}}}};
+  metamath::write_file_atomic(tok / "tokenizer.json", tj.dump());
+  metamath::write_file_atomic(tok / "tokenizer_config.json",
+                              R"({"bos_token": "<s>", "eos_token": {"content": "</s>"}, "pad_token": "<pad>"})");
+  auto out = metamath::testing::temp_dir("init_model_out");
+  mm::InitModelOptions o;
+  o.config = "tiny";
+  o.tokenizer = tok;
+  o.out = out;
+  o.seed = 7;
+  o.arch = "mistral";
+  o.dtype = "bf16";
+  mm::InitModelResult r = mm::init_model(o);
+  EXPECT_EQ(r.config.vocab_size, 253);
+  EXPECT_EQ(r.config.bos_token_id.value(), 250);
+  EXPECT_EQ(r.config.eos_token_ids, std::vector<int64_t>{251});
+  for (const char* f : {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                        "tokenizer_config.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  mm::ModelConfig c = mm::load_config(out);
+  EXPECT_EQ(c.arch, mm::Arch::Mistral);
+  EXPECT_EQ(c.torch_dtype, "bfloat16");
+  auto f = mm::SafetensorsFile::open(out / "model.safetensors");
+  EXPECT_EQ(f->entry("model.embed_tokens.weight").dtype, "BF16");
+  mm::Model m = mm::Model::load(out, at::kFloat);
+  at::Tensor lg = m.forward(at::tensor({250, 4, 9}, at::kLong).view({1, 3}));
+  EXPECT_EQ(lg.size(2), 253);
+  EXPECT_TRUE(at::isfinite(lg).all().item<bool>());
+}
+
+TEST(Model, InitModelWithLlama2SentencePieceTokenizer) {
+  fs::path tok = fs::path(METAMATH_SOURCE_DIR) / "../shared/tokenizers/llama2";
+  if (!fs::exists(tok / "tokenizer.model")) GTEST_SKIP() << "no ../shared/tokenizers/llama2";
+  mm::TokenizerInfo info = mm::tokenizer_info(tok);
+  EXPECT_EQ(info.vocab_size, 32000);
+  EXPECT_EQ(info.bos_id.value(), 1);
+  EXPECT_EQ(info.eos_id.value(), 2);
+}
+
+TEST(Model, ClearErrorsForBadFolders) {
+  auto base = metamath::testing::temp_dir("model_bad");
+  // No config.json.
+  EXPECT_THAT(error_of([&] { mm::Model::load(base); }), HasSubstr("config.json"));
+  // Config but no weights.
+  fs::copy_file(kFixtures / "llama2/config.json", base / "config.json");
+  EXPECT_THAT(error_of([&] { mm::Model::load(base); }),
+              AllOf(HasSubstr(base.string()), HasSubstr("model.safetensors")));
+  // Missing tensor.
+  auto src = mm::Checkpoint::open(kFixtures / "llama2");
+  mm::NamedTensors ts;
+  for (const auto& n : src.names())
+    if (n != "model.layers.1.mlp.up_proj.weight") ts.emplace_back(n, src.get(n));
+  mm::save_safetensors(base / "model.safetensors", ts);
+  EXPECT_THAT(error_of([&] { mm::Model::load(base); }),
+              AllOf(HasSubstr("model.safetensors"), HasSubstr("'model.layers.1.mlp.up_proj.weight'"),
+                    HasSubstr("[172, 64]")));
+  // Wrong shape.
+  ts.emplace_back("model.layers.1.mlp.up_proj.weight", at::zeros({64, 172}));
+  mm::save_safetensors(base / "model.safetensors", ts);
+  EXPECT_THAT(error_of([&] { mm::Model::load(base); }),
+              AllOf(HasSubstr("model.safetensors"), HasSubstr("'model.layers.1.mlp.up_proj.weight'"),
+                    HasSubstr("[64, 172]"), HasSubstr("expected [172, 64]")));
+  // Integer weights.
+  ts.back().second = at::zeros({172, 64}, at::kInt);
+  mm::save_safetensors(base / "model.safetensors", ts);
+  EXPECT_THAT(error_of([&] { mm::Model::load(base); }), AllOf(HasSubstr("up_proj"), HasSubstr("I32")));
+  // Not a directory.
+  EXPECT_THAT(error_of([&] { mm::Model::load(base / "nope"); }), HasSubstr("nope"));
+}
+
+TEST(Model, ForwardInputErrors) {
+  c10::InferenceMode guard;
+  mm::Model m = mm::Model::load(kFixtures / "llama2");
+  EXPECT_THAT(error_of([&] { m.forward(at::tensor({1, 300}, at::kLong).view({1, 2})); }),
+              AllOf(HasSubstr("300"), HasSubstr("vocabulary")));
+  EXPECT_THAT(error_of([&] {
+                m.forward(at::ones({1, 3}, at::kLong), at::tensor({1, 0, 1}, at::kLong).view({1, 3}));
+              }),
+              HasSubstr("padding between real tokens"));
+  mm::KVCache cache = m.make_cache(1, 4);
+  EXPECT_THAT(error_of([&] { m.forward(at::ones({1, 5}, at::kLong), {}, {}, &cache); }),
+              HasSubstr("max length 4"));
+  mm::ForwardInput in;
+  in.input_ids = at::ones({2, 1}, at::kLong);
+  in.slots = {0, 0};
+  mm::KVCache c2 = m.make_cache(2, 4);
+  EXPECT_THAT(error_of([&] { m.forward(in, &c2); }), HasSubstr("two rows"));
+}
