@@ -66,7 +66,7 @@ cplx eval(const ex& e, const Point& at) {
   }
   if (GiNaC::is_a<GiNaC::symbol>(e)) {
     const auto& s = GiNaC::ex_to<GiNaC::symbol>(e);
-    if (s.is_equal(latex::infinity_symbol())) return {NAN, 0};
+    if (s.get_name() == "\\infty") return {NAN, 0};
     return {at(s), 0};
   }
   if (GiNaC::is_a<GiNaC::constant>(e)) return {e.is_equal(GiNaC::Pi) ? M_PI : NAN, 0};
@@ -238,14 +238,14 @@ Outcome compare_ordered(const std::vector<Value>& a, const std::vector<Value>& b
   if (a.size() != b.size()) return {false, std::string(what) + ": different sizes"};
   for (std::size_t i = 0; i < a.size(); ++i) {
     Outcome o = compare(a[i], b[i], ctx);
-    if (!o.equal) return {false, std::string(what) + ": element " + std::to_string(i + 1) + " " +
-                                     o.rule};
+    if (!o.equal)
+      return {false, std::string(what) + ": element " + std::to_string(i + 1) + " " + o.rule};
   }
   return {true, std::string(what) + ": all elements equal"};
 }
 
-Outcome compare_unordered(const std::vector<Value>& a, const std::vector<Value>& b,
-                          const Ctx& ctx, const char* what) {
+Outcome compare_unordered(const std::vector<Value>& a, const std::vector<Value>& b, const Ctx& ctx,
+                          const char* what) {
   if (a.size() != b.size()) return {false, std::string(what) + ": different number of elements"};
   std::vector<bool> used(b.size(), false);
   for (const auto& x : a) {
@@ -296,7 +296,8 @@ Outcome compare_relation(const Value& a, const Value& b, const Ctx& ctx) {
     ex da = a.items[0].expr - a.items[1].expr;
     ex db = b.items[0].expr - b.items[1].expr;
     if (da.is_zero() || db.is_zero()) return {false, "equation: degenerate"};
-    if (latex::expanded_terms(da) + latex::expanded_terms(db) < 5000 && (da - db).expand().is_zero())
+    if (latex::expanded_terms(da) + latex::expanded_terms(db) < 5000 &&
+        (da - db).expand().is_zero())
       return {true, "equation: same difference"};
     std::set<std::string> names;
     std::vector<GiNaC::symbol> syms;
@@ -321,8 +322,8 @@ Outcome compare_relation(const Value& a, const Value& b, const Ctx& ctx) {
 }
 
 bool is_vector(const Value& m, std::size_t n) {
-  return m.type == VType::Matrix &&
-         ((m.rows.size() == n && m.rows[0].size() == 1) || (m.rows.size() == 1 && m.rows[0].size() == n));
+  return m.type == VType::Matrix && ((m.rows.size() == n && m.rows[0].size() == 1) ||
+                                     (m.rows.size() == 1 && m.rows[0].size() == n));
 }
 
 std::vector<Value> vector_items(const Value& m) {
@@ -402,7 +403,7 @@ Kind kind_of(const Value& v) {
       std::vector<GiNaC::symbol> syms;
       collect_symbols(v.expr, names, syms);
       for (auto& s : syms)
-        if (!s.is_equal(latex::infinity_symbol())) return Kind::Expression;
+        if (s.get_name() != "\\infty") return Kind::Expression;
       return Kind::Number;
     }
     case VType::Relation:

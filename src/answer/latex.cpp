@@ -2,6 +2,8 @@
 // scannerless recursive-descent parser into GiNaC, then a canonical printer. See latex.h.
 #include "answer/latex.h"
 
+#include <cln/integer.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -9,8 +11,6 @@
 #include <optional>
 #include <set>
 #include <sstream>
-
-#include <cln/integer.h>
 
 #include "core/text.h"
 
@@ -31,12 +31,11 @@ using GiNaC::numeric;
 // created once per thread in a fixed order; printed canonical forms are then deterministic.
 // Names are stored in the LaTeX spelling the parser reads back ("x", "\alpha", "a_{1}").
 
-const char* const kGreek[] = {"alpha",  "beta",  "gamma", "delta",   "epsilon", "varepsilon",
-                              "zeta",   "eta",   "theta", "vartheta", "iota",   "kappa",
-                              "lambda", "mu",    "nu",    "xi",      "rho",     "sigma",
-                              "tau",    "upsilon", "phi", "varphi",  "chi",     "psi",
-                              "omega",  "Gamma", "Delta", "Theta",   "Lambda",  "Xi",
-                              "Sigma",  "Phi",   "Psi",   "Omega"};
+const char* const kGreek[] = {
+    "alpha",    "beta",    "gamma", "delta",  "epsilon", "varepsilon", "zeta",  "eta",   "theta",
+    "vartheta", "iota",    "kappa", "lambda", "mu",      "nu",         "xi",    "rho",   "sigma",
+    "tau",      "upsilon", "phi",   "varphi", "chi",     "psi",        "omega", "Gamma", "Delta",
+    "Theta",    "Lambda",  "Xi",    "Sigma",  "Phi",     "Psi",        "Omega"};
 
 class Symbols {
  public:
@@ -66,7 +65,7 @@ const GiNaC::symbol& pm_symbol() { return symbols().get("\\pm"); }
 
 // Functions accepted as commands (\sin) and, for GiNaC-style input, as bare words (sin(x)).
 const std::set<std::string>& function_names() {
-  static const std::set<std::string> f = {"sin",    "cos",    "tan",    "sec",  "csc", "cot",
+  static const std::set<std::string> f = {"sin",    "cos",    "tan",    "sec",  "csc",  "cot",
                                           "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
                                           "ln",     "log",    "exp",    "sqrt", "abs"};
   return f;
@@ -118,7 +117,23 @@ void check_size(const ex& e) {
   }
 }
 
+// Does e contain a big number kept unevaluated (bigpow or a held factorial)?
+bool has_held(const ex& e) {
+  if (GiNaC::is_a<GiNaC::function>(e)) {
+    const std::string& n = GiNaC::ex_to<GiNaC::function>(e).get_name();
+    if (n == "bigpow" || n == "factorial") return true;
+  }
+  for (std::size_t i = 0; i < e.nops(); ++i)
+    if (has_held(e.op(i))) return true;
+  return false;
+}
+
 ex safe_pow(const ex& base, const ex& expo) {
+  bool trivial = base.is_zero() || base.is_equal(1) || base.is_equal(-1);
+  if (!trivial && has_held(expo)) throw ParseError("exponent too large");
+  if (has_held(base) &&
+      !(GiNaC::is_a<numeric>(expo) && GiNaC::abs(GiNaC::ex_to<numeric>(expo)) <= 1))
+    throw ParseError("power of a huge number");
   if (GiNaC::is_a<numeric>(expo)) {
     const numeric& x = GiNaC::ex_to<numeric>(expo);
     bool trivial_base = base.is_zero() || base.is_equal(1) || base.is_equal(-1);
@@ -155,6 +170,7 @@ ex safe_mul(const ex& a, const ex& b) {
 }
 
 ex safe_factorial(const ex& a) {
+  if (has_held(a)) throw ParseError("factorial too large");
   if (GiNaC::is_a<numeric>(a)) {
     const numeric& n = GiNaC::ex_to<numeric>(a);
     if (!n.is_nonneg_integer()) syntax("factorial of a non-natural number");
@@ -166,6 +182,7 @@ ex safe_factorial(const ex& a) {
 }
 
 ex safe_binomial(const ex& n, const ex& k) {
+  if (has_held(n) || has_held(k)) throw ParseError("binomial too large");
   if (GiNaC::is_a<numeric>(n) && GiNaC::abs(GiNaC::ex_to<numeric>(n)) > 20000)
     throw ParseError("binomial too large");
   if (GiNaC::is_a<numeric>(n) && GiNaC::is_a<numeric>(k)) {
@@ -288,9 +305,9 @@ std::string clean(std::string_view in) {
   return out;
 }
 
-const char* const kTextCommands[] = {"\\textbf", "\\textrm", "\\textnormal", "\\textit",
-                                     "\\text",   "\\mbox",   "\\mathrm",     "\\mathbf",
-                                     "\\operatorname"};
+const char* const kTextCommands[] = {"\\textbf", "\\textrm", "\\textnormal",
+                                     "\\textit", "\\text",   "\\mbox",
+                                     "\\mathrm", "\\mathbf", "\\operatorname"};
 
 // If s[pos..] starts a text command with a braced argument, its length and argument bounds.
 bool text_group_at(const std::string& s, std::size_t pos, std::size_t* open, std::size_t* close,
@@ -385,8 +402,7 @@ bool strip_text_groups(std::string& s) {
       replacement = " ";
     } else if (joined.empty()) {  // "\text{ and }", "\text{, or }"
       replacement = ",";
-    } else if (is_mathy(c) || cmd == "\\mathbf" || cmd == "\\mathrm" ||
-               cmd == "\\operatorname") {
+    } else if (is_mathy(c) || cmd == "\\mathbf" || cmd == "\\mathrm" || cmd == "\\operatorname") {
       replacement = " " + std::string(c) + " ";
     } else {
       std::size_t tail = 0;
@@ -407,11 +423,20 @@ void strip_trailing_words(std::string& s) {
   for (;;) {
     std::string_view t = text::trim(s);
     std::size_t e = t.size();
+    // "15 cm^2", "3 m^{3}": the power belongs to the unit.
+    if (e >= 3 && is_digit(t[e - 1]) && t[e - 2] == '^' && is_alpha(t[e - 3])) {
+      e -= 2;
+    } else if (e >= 5 && t[e - 1] == '}' && is_digit(t[e - 2]) && t[e - 3] == '{' &&
+               t[e - 4] == '^' && is_alpha(t[e - 5])) {
+      e -= 4;
+    }
     std::size_t b = e;
     while (b > 0 && (is_alpha(t[b - 1]) || t[b - 1] == '.')) --b;
     std::string word(t.substr(b, e - b));
     std::size_t letters = std::count_if(word.begin(), word.end(), is_alpha);
-    if (b == 0 || t[b - 1] != ' ' || letters < 2 || function_names().count(word)) return;
+    if (b == 0 || t[b - 1] != ' ' || letters < 2 || function_names().count(word) ||
+        is_clock_word(word) || e == b)
+      return;
     std::string_view before = text::trim(t.substr(0, b));
     if (before.empty()) return;
     char last = before.back();
@@ -434,8 +459,7 @@ bool has_word(const std::string& s) {
     bool env = (i >= 7 && s.compare(i - 7, 7, "\\begin{") == 0) ||
                (i >= 5 && s.compare(i - 5, 5, "\\end{") == 0);
     std::string w = s.substr(i, j - i);
-    if (!command && !env && w.size() >= 3 && !function_names().count(w) && w != "pi" &&
-        w != "Pi")
+    if (!command && !env && w.size() >= 3 && !function_names().count(w) && w != "pi" && w != "Pi")
       return true;
     i = j;
   }
@@ -625,12 +649,10 @@ class Parser {
     std::string_view t = text::trim(lit);
     if (!t.empty() && (t[0] == '-' || t[0] == '+')) t = text::trim(t.substr(1));
     std::size_t dot = t.find('.');
-    bool plain = !t.empty() && std::all_of(t.begin(), t.end(), [](char c) {
-      return is_digit(c) || c == '.';
-    });
-    lone_decimals_ = (plain && dot != std::string_view::npos)
-                         ? static_cast<int>(t.size() - dot - 1)
-                         : -1;
+    bool plain = !t.empty() &&
+                 std::all_of(t.begin(), t.end(), [](char c) { return is_digit(c) || c == '.'; });
+    lone_decimals_ =
+        (plain && dot != std::string_view::npos) ? static_cast<int>(t.size() - dot - 1) : -1;
     return scalar(e);
   }
 
@@ -808,9 +830,9 @@ class Parser {
     }
     std::string cmd = command();
     static const std::map<std::string, std::string> ops = {
-        {"le", "<="}, {"leq", "<="}, {"leqslant", "<="}, {"ge", ">="}, {"geq", ">="},
-        {"geqslant", ">="}, {"lt", "<"}, {"gt", ">"}, {"ne", "!="}, {"neq", "!="},
-        {"in", "in"}, {"approx", "="}};
+        {"le", "<="},  {"leq", "<="},      {"leqslant", "<="}, {"ge", ">="},
+        {"geq", ">="}, {"geqslant", ">="}, {"lt", "<"},        {"gt", ">"},
+        {"ne", "!="},  {"neq", "!="},      {"in", "in"},       {"approx", "="}};
     auto it = ops.find(cmd);
     if (it == ops.end()) return "";
     pos_ += 1 + cmd.size();
@@ -863,7 +885,7 @@ class Parser {
         have_op = true;
       }
       if (!first && !have_op) break;
-      if (first && !have_op && !starts_primary() && peek() != '|') unexpected();
+      if (first && !have_op && !starts_primary() && peek() != '|' && peek() != '[') unexpected();
       ex t = term();
       sum = first ? ex(sign * t) : ex(sum + sign * t);
       check_size(sum);
@@ -879,9 +901,9 @@ class Parser {
     if (c == '\\') {
       std::string cmd = command();
       static const std::set<std::string> not_primary = {
-          "cdot", "times", "div",  "pm",  "mp",  "le",    "leq", "ge",    "geq",   "lt",
-          "gt",   "ne",    "neq",  "in",  "cup", "cap",   "end", "begin", "approx", "to",
-          "ast",  "leqslant", "geqslant", "setminus"};
+          "cdot", "times", "div",    "pm", "mp",  "le",       "leq",      "ge",
+          "geq",  "lt",    "gt",     "ne", "neq", "in",       "cup",      "cap",
+          "end",  "begin", "approx", "to", "ast", "leqslant", "geqslant", "setminus"};
       return !cmd.empty() && !not_primary.count(cmd);
     }
     return false;
@@ -1455,8 +1477,8 @@ std::string normalize_text(std::string_view in) {
     }
     ++pos;
   }
-  for (const char* drop : {"\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\$", "$",
-                           "~", "\\displaystyle"})
+  for (const char* drop :
+       {"\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\$", "$", "~", "\\displaystyle"})
     s = text::replace_all(s, drop, "");
   s = text::replace_all(s, "\\dfrac", "\\frac");
   s = text::replace_all(s, "\\tfrac", "\\frac");
@@ -1497,7 +1519,8 @@ Value parse_answer(std::string_view input, const ParseLimits& lim, const Deadlin
     s = t;
   }
   s = std::string(text::trim(s));
-  while (!s.empty() && (s.back() == ',' || s.back() == '.')) s = std::string(text::trim(s.substr(0, s.size() - 1)));
+  while (!s.empty() && (s.back() == ',' || s.back() == '.'))
+    s = std::string(text::trim(s.substr(0, s.size() - 1)));
   while (!s.empty() && s.front() == ',') s = std::string(text::trim(s.substr(1)));
   if (s.empty()) return text_value(input);
   if (is_base_number(s)) {  // "422_{8}" -> text "422_8"

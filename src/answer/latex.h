@@ -9,9 +9,10 @@
 // Safety: parsing is linear in the input, recursion depth and node count are capped, and every
 // GiNaC operation that could create a huge exact number (integer powers, factorials, binomials)
 // is size-checked before GiNaC evaluates it, so adversarial input fails fast with ParseError.
+#include <ginac/ginac.h>
+
 #include <chrono>
 #include <cstddef>
-#include <ginac/ginac.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,15 +61,15 @@ enum class VType {
 
 struct Value {
   VType type = VType::Empty;
-  GiNaC::ex expr;           // Scalar
-  int decimals = -1;        // Scalar written as a lone decimal literal: digits after the point
-  bool inexact = false;     // Scalar contains a decimal literal somewhere
-  std::vector<Value> items;  // Tuple / Interval {lo, hi} / Union / Set / List / Relation sides
+  GiNaC::ex expr;                // Scalar
+  int decimals = -1;             // Scalar written as a lone decimal literal: digits after the point
+  bool inexact = false;          // Scalar contains a decimal literal somewhere
+  std::vector<Value> items;      // Tuple / Interval {lo, hi} / Union / Set / List / Relation sides
   std::vector<std::string> ops;  // Relation: "=", "<", "<=", ">", ">=", "!=", "in"
   bool left_closed = false, right_closed = false;  // Interval
   std::vector<std::vector<Value>> rows;            // Matrix
   std::string text;                                // Text: normalised text
-  std::string error;  // Text produced because parsing failed: why
+  std::string error;                               // Text produced because parsing failed: why
 };
 
 // Parses one answer. Never throws for ordinary malformed LaTeX: text-like or unparsable input

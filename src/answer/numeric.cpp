@@ -1,8 +1,9 @@
 // GSM8K-style number parsing into exact rationals (CLN through GiNaC's numeric).
 #include "answer/numeric.h"
 
-#include <cctype>
 #include <ginac/ginac.h>
+
+#include <cctype>
 #include <sstream>
 
 #include "core/text.h"
@@ -30,9 +31,8 @@ std::optional<GiNaC::numeric> read_decimal(std::string_view s, std::size_t& i) {
       digits += c;
       if (dot) ++frac;
       ++i;
-    } else if (c == ',' && !dot && !digits.empty() && i + 3 < s.size() + 0 &&
-               digit(s[i + 1]) && digit(s[i + 2]) && digit(s[i + 3]) &&
-               (i + 4 >= s.size() || !digit(s[i + 4]))) {
+    } else if (c == ',' && !dot && !digits.empty() && i + 3 < s.size() + 0 && digit(s[i + 1]) &&
+               digit(s[i + 2]) && digit(s[i + 3]) && (i + 4 >= s.size() || !digit(s[i + 4]))) {
       ++i;  // thousands separator
     } else if (c == '.' && !dot && i + 1 < s.size() && digit(s[i + 1])) {
       dot = true;
@@ -98,6 +98,7 @@ std::optional<Number> parse_number(std::string_view in) {
   } else {
     i = save;
   }
+  std::size_t after_number = i;
   skip_spaces(s, i);
   if (i < s.size() && s[i] == '%') ++i;
   if (i + 1 < s.size() && s[i] == '\\' && s[i + 1] == '%') i += 2;
@@ -106,6 +107,8 @@ std::optional<Number> parse_number(std::string_view in) {
   for (char c : rest)
     if (!alpha(c) && c != ' ' && c != '.') return std::nullopt;
   if (!rest.empty() && rest != "." && !alpha(rest[0])) return std::nullopt;
+  // Unit words are separated from the number: "5 apples" yes, "2x" no.
+  if (!rest.empty() && rest != "." && i == after_number) return std::nullopt;
   if (neg) *value = -*value;
   return Number{to_str(value->numer()), to_str(value->denom())};
 }

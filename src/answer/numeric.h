@@ -17,9 +17,9 @@ struct Number {
 };
 
 // Parses a whole GSM8K-style answer as one number. Accepted around the number: a leading "$"
-// (also "\$"), thousands commas (a comma followed by exactly three digits), a trailing "%" (dropped:
-// "50%" is 50), a trailing period, and trailing unit words ("dollars", "apples", "sq ft").
-// Returns nullopt for anything else (several numbers, LaTeX, words before the number) and for
+// (also "\$"), thousands commas (a comma followed by exactly three digits), a trailing "%"
+// (dropped: "50%" is 50), a trailing period, and trailing unit words ("dollars", "apples", "sq
+// ft"). Returns nullopt for anything else (several numbers, LaTeX, words before the number) and for
 // literals longer than 200 digits.
 std::optional<Number> parse_number(std::string_view s);
 

@@ -5,5 +5,7 @@
 namespace metamath::cli {
 
 void register_score(CLI::App& app);
+void register_init_model(CLI::App& app);
+void register_generate(CLI::App& app);
 
 }  // namespace metamath::cli

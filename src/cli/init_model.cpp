@@ -41,8 +41,8 @@ void register_init_model(CLI::App& app) {
     std::fputs(fmt::format("{}: {} ({} layers, hidden {}, heads {}/{} kv, vocab {}), {:.1f}M "
                            "parameters, {}\n",
                            o->out.string(), model::arch_architecture(c.arch), c.num_hidden_layers,
-                           c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.vocab_size,
-                           static_cast<double>(r.num_parameters) / 1e6, c.torch_dtype)
+                           c.hidden_size, c.num_attention_heads, c.num_key_value_heads,
+                           c.vocab_size, static_cast<double>(r.num_parameters) / 1e6, c.torch_dtype)
                    .c_str(),
                stdout);
     for (const auto& f : r.files) log::info("wrote {}", f.string());

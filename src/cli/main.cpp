@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");
   app.set_version_flag("--version", "metamath 0.1.0");
   metamath::cli::register_score(app);
+  metamath::cli::register_init_model(app);
+  metamath::cli::register_generate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,25 +13,32 @@ Arch parse_arch(std::string_view name) {
   if (name == "llama" || name == "LlamaForCausalLM") return Arch::Llama;
   if (name == "mistral" || name == "MistralForCausalLM") return Arch::Mistral;
   if (name == "qwen2" || name == "Qwen2ForCausalLM") return Arch::Qwen2;
-  fail("unknown model architecture '{}': expected llama, mistral or qwen2 (LlamaForCausalLM, "
-       "MistralForCausalLM, Qwen2ForCausalLM)",
-       name);
+  fail(
+      "unknown model architecture '{}': expected llama, mistral or qwen2 (LlamaForCausalLM, "
+      "MistralForCausalLM, Qwen2ForCausalLM)",
+      name);
 }
 
 std::string arch_name(Arch a) {
   switch (a) {
-    case Arch::Llama: return "llama";
-    case Arch::Mistral: return "mistral";
-    case Arch::Qwen2: return "qwen2";
+    case Arch::Llama:
+      return "llama";
+    case Arch::Mistral:
+      return "mistral";
+    case Arch::Qwen2:
+      return "qwen2";
   }
   return "llama";
 }
 
 std::string arch_architecture(Arch a) {
   switch (a) {
-    case Arch::Llama: return "LlamaForCausalLM";
-    case Arch::Mistral: return "MistralForCausalLM";
-    case Arch::Qwen2: return "Qwen2ForCausalLM";
+    case Arch::Llama:
+      return "LlamaForCausalLM";
+    case Arch::Mistral:
+      return "MistralForCausalLM";
+    case Arch::Qwen2:
+      return "Qwen2ForCausalLM";
   }
   return "LlamaForCausalLM";
 }
@@ -66,7 +73,8 @@ double get_double_or(const json& j, const char* key, double def, const std::stri
 bool get_bool_or(const json& j, const char* key, bool def, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
-  if (!it->is_boolean()) fail("{}: field '{}' must be true or false, got {}", where, key, type_name(*it));
+  if (!it->is_boolean())
+    fail("{}: field '{}' must be true or false, got {}", where, key, type_name(*it));
   return it->get<bool>();
 }
 
@@ -91,11 +99,13 @@ std::vector<int64_t> get_int_list(const json& j, const char* key, const std::str
     out.push_back(it->get<int64_t>());
   } else if (it->is_array()) {
     for (const auto& v : *it) {
-      if (!v.is_number_integer()) fail("{}: field '{}' must be an integer or a list of integers", where, key);
+      if (!v.is_number_integer())
+        fail("{}: field '{}' must be an integer or a list of integers", where, key);
       out.push_back(v.get<int64_t>());
     }
   } else {
-    fail("{}: field '{}' must be an integer or a list of integers, got {}", where, key, type_name(*it));
+    fail("{}: field '{}' must be an integer or a list of integers, got {}", where, key,
+         type_name(*it));
   }
   return out;
 }
@@ -127,26 +137,30 @@ void ModelConfig::validate(const std::string& where) const {
   positive("num_key_value_heads", num_key_value_heads);
   positive("head_dim", head_dim);
   positive("max_position_embeddings", max_position_embeddings);
-  if (head_dim % 2 != 0) fail("{}: head_dim must be even for rotary embeddings, got {}", where, head_dim);
+  if (head_dim % 2 != 0)
+    fail("{}: head_dim must be even for rotary embeddings, got {}", where, head_dim);
   if (num_attention_heads % num_key_value_heads != 0)
     fail("{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", where,
          num_attention_heads, num_key_value_heads);
   if (hidden_act != "silu" && hidden_act != "swish")
     fail("{}: hidden_act '{}' is not supported (only silu)", where, hidden_act);
   if (torch_dtype != "float32" && torch_dtype != "bfloat16" && torch_dtype != "float16")
-    fail("{}: torch_dtype '{}' is not supported (float32, bfloat16 or float16)", where, torch_dtype);
+    fail("{}: torch_dtype '{}' is not supported (float32, bfloat16 or float16)", where,
+         torch_dtype);
   if (sliding_window && *sliding_window <= 0)
     fail("{}: sliding_window must be positive, got {}", where, *sliding_window);
   if (rms_norm_eps <= 0) fail("{}: rms_norm_eps must be positive", where);
   if (rope_theta <= 0) fail("{}: rope_theta must be positive", where);
   if (!rope_scaling.type.empty() && rope_scaling.factor <= 0)
     fail("{}: rope_scaling.factor must be positive", where);
-  if (rope_scaling.type == "llama3" && rope_scaling.high_freq_factor <= rope_scaling.low_freq_factor)
+  if (rope_scaling.type == "llama3" &&
+      rope_scaling.high_freq_factor <= rope_scaling.low_freq_factor)
     fail("{}: rope_scaling.high_freq_factor must exceed low_freq_factor", where);
 }
 
 int64_t ModelConfig::num_parameters() const {
-  const int64_t h = hidden_size, q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim;
+  const int64_t h = hidden_size, q = num_attention_heads * head_dim,
+                kv = num_key_value_heads * head_dim;
   int64_t attn = h * q + 2 * h * kv + q * h;
   if (attention_bias || arch == Arch::Qwen2) attn += q + 2 * kv;
   if (attention_bias && arch != Arch::Qwen2) attn += h;
@@ -162,8 +176,8 @@ ModelConfig parse_config(const json& j, const std::string& where) {
   if (!j.is_object()) fail("{}: config must be a JSON object", where);
   ModelConfig c;
   std::string architecture;
-  if (auto it = j.find("architectures"); it != j.end() && it->is_array() && !it->empty() &&
-                                         (*it)[0].is_string()) {
+  if (auto it = j.find("architectures");
+      it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
     architecture = (*it)[0].get<std::string>();
   } else if (auto mt = j.find("model_type"); mt != j.end() && mt->is_string()) {
     architecture = mt->get<std::string>();
@@ -184,19 +198,23 @@ ModelConfig parse_config(const json& j, const std::string& where) {
   c.head_dim = get_int_or(j, "head_dim", 0, where);
   if (c.head_dim == 0) {
     if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
-      fail("{}: hidden_size ({}) is not a multiple of num_attention_heads ({}) and no head_dim is given",
-           where, c.hidden_size, c.num_attention_heads);
+      fail(
+          "{}: hidden_size ({}) is not a multiple of num_attention_heads ({}) and no head_dim is "
+          "given",
+          where, c.hidden_size, c.num_attention_heads);
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   c.max_position_embeddings = get_int_or(j, "max_position_embeddings", 2048, where);
   c.rms_norm_eps = get_double_or(j, "rms_norm_eps", 1e-6, where);
   c.rope_theta = get_double_or(j, "rope_theta", 10000.0, where);
-  if (auto rp = j.find("rope_parameters"); rp != j.end() && rp->is_object() && !j.contains("rope_theta"))
+  if (auto rp = j.find("rope_parameters");
+      rp != j.end() && rp->is_object() && !j.contains("rope_theta"))
     c.rope_theta = get_double_or(*rp, "rope_theta", c.rope_theta, where);
   c.attention_bias = get_bool_or(j, "attention_bias", false, where);
   c.mlp_bias = get_bool_or(j, "mlp_bias", false, where);
   c.tie_word_embeddings = get_bool_or(j, "tie_word_embeddings", false, where);
-  if (auto it = j.find("hidden_act"); it != j.end() && it->is_string()) c.hidden_act = it->get<std::string>();
+  if (auto it = j.find("hidden_act"); it != j.end() && it->is_string())
+    c.hidden_act = it->get<std::string>();
   c.initializer_range = get_double_or(j, "initializer_range", 0.02, where);
   if (auto it = j.find("torch_dtype"); it != j.end() && it->is_string()) {
     c.torch_dtype = it->get<std::string>();
@@ -211,8 +229,10 @@ ModelConfig parse_config(const json& j, const std::string& where) {
   if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) fail("{}: 'rope_scaling' must be an object or null", where);
     std::string type;
-    if (auto t = it->find("rope_type"); t != it->end() && t->is_string()) type = t->get<std::string>();
-    else if (auto t2 = it->find("type"); t2 != it->end() && t2->is_string()) type = t2->get<std::string>();
+    if (auto t = it->find("rope_type"); t != it->end() && t->is_string())
+      type = t->get<std::string>();
+    else if (auto t2 = it->find("type"); t2 != it->end() && t2->is_string())
+      type = t2->get<std::string>();
     const std::string w = where + " rope_scaling";
     if (type == "default" || type.empty()) {
       type.clear();
@@ -250,7 +270,8 @@ ModelConfig parse_config(const json& j, const std::string& where) {
 ModelConfig load_config(const fs::path& dir_or_file) {
   fs::path file = dir_or_file;
   if (fs::is_directory(file)) file /= "config.json";
-  if (!fs::exists(file)) fail("{}: no such file (a Hugging Face model folder needs config.json)", file.string());
+  if (!fs::exists(file))
+    fail("{}: no such file (a Hugging Face model folder needs config.json)", file.string());
   json j;
   try {
     j = json::parse(read_file(file));
@@ -291,12 +312,12 @@ json to_json(const ModelConfig& c) {
   } else if (c.rope_scaling.type == "linear") {
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
   } else {
-    j["rope_scaling"] = {{"rope_type", c.rope_scaling.type},
-                         {"factor", c.rope_scaling.factor},
-                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                         {"original_max_position_embeddings",
-                          c.rope_scaling.original_max_position_embeddings}};
+    j["rope_scaling"] = {
+        {"rope_type", c.rope_scaling.type},
+        {"factor", c.rope_scaling.factor},
+        {"low_freq_factor", c.rope_scaling.low_freq_factor},
+        {"high_freq_factor", c.rope_scaling.high_freq_factor},
+        {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
   }
   if (c.arch != Arch::Qwen2) {
     j["attention_bias"] = c.attention_bias;
@@ -314,9 +335,12 @@ json to_json(const ModelConfig& c) {
     j["max_window_layers"] = c.max_window_layers;
   }
   j["bos_token_id"] = c.bos_token_id ? json(*c.bos_token_id) : json(nullptr);
-  if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
-  else if (c.eos_token_ids.empty()) j["eos_token_id"] = nullptr;
-  else j["eos_token_id"] = c.eos_token_ids;
+  if (c.eos_token_ids.size() == 1)
+    j["eos_token_id"] = c.eos_token_ids[0];
+  else if (c.eos_token_ids.empty())
+    j["eos_token_id"] = nullptr;
+  else
+    j["eos_token_id"] = c.eos_token_ids;
   if (c.pad_token_id) j["pad_token_id"] = *c.pad_token_id;
   j["use_cache"] = true;
   return j;
@@ -325,8 +349,10 @@ json to_json(const ModelConfig& c) {
 json generation_config_json(const ModelConfig& c) {
   json g = json::object();
   if (c.bos_token_id) g["bos_token_id"] = *c.bos_token_id;
-  if (c.eos_token_ids.size() == 1) g["eos_token_id"] = c.eos_token_ids[0];
-  else if (!c.eos_token_ids.empty()) g["eos_token_id"] = c.eos_token_ids;
+  if (c.eos_token_ids.size() == 1)
+    g["eos_token_id"] = c.eos_token_ids[0];
+  else if (!c.eos_token_ids.empty())
+    g["eos_token_id"] = c.eos_token_ids;
   if (c.pad_token_id) g["pad_token_id"] = *c.pad_token_id;
   return g;
 }

@@ -17,8 +17,8 @@ enum class Arch { Llama, Mistral, Qwen2 };
 
 // "llama" / "mistral" / "qwen2" <-> Arch. parse_arch throws metamath::Error on anything else.
 Arch parse_arch(std::string_view name);
-std::string arch_name(Arch a);              // "llama", "mistral", "qwen2" (the HF model_type)
-std::string arch_architecture(Arch a);      // "LlamaForCausalLM", ...
+std::string arch_name(Arch a);          // "llama", "mistral", "qwen2" (the HF model_type)
+std::string arch_architecture(Arch a);  // "LlamaForCausalLM", ...
 
 // rope_scaling. type "" = none; "linear" divides inv_freq by factor; "llama3" is LLaMA-3.1's
 // frequency-dependent scaling. Other types ("dynamic", "yarn", ...) are rejected at parse time.

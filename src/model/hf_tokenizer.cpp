@@ -33,13 +33,14 @@ constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581 "▁"
 
 // GPT-2's byte <-> printable character table used by the ByteLevel pre-tokenizer and decoder.
 struct ByteLevelTable {
-  std::array<std::string, 256> to_char;            // byte -> UTF-8 of its character
-  std::unordered_map<int32_t, uint8_t> to_byte;     // code point -> byte
+  std::array<std::string, 256> to_char;          // byte -> UTF-8 of its character
+  std::unordered_map<int32_t, uint8_t> to_byte;  // code point -> byte
   ByteLevelTable() {
     int extra = 0;
     for (int b = 0; b < 256; ++b) {
       const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-      const char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + extra++);
+      const char32_t cp =
+          printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + extra++);
       utf8::append(to_char[static_cast<std::size_t>(b)], cp);
       to_byte[static_cast<int32_t>(cp)] = static_cast<uint8_t>(b);
     }
@@ -88,9 +89,9 @@ class Regex {
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
     std::size_t pos = 0;
     while (pos <= s.size()) {
-      const int rc = jit_ ? pcre2_jit_match(code_, subject, s.size(), pos, 0, md, nullptr)
-                          : pcre2_match(code_, subject, s.size(), pos, PCRE2_NO_UTF_CHECK, md,
-                                        nullptr);
+      const int rc =
+          jit_ ? pcre2_jit_match(code_, subject, s.size(), pos, 0, md, nullptr)
+               : pcre2_match(code_, subject, s.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
       if (rc == PCRE2_ERROR_NOMATCH) break;
       if (rc < 0) {
         pcre2_match_data_free(md);
@@ -137,12 +138,13 @@ void parse_normalizer(const json& n, std::vector<NormStep>& out) {
     const auto& pat = n.at("pattern");
     if (!pat.contains("String"))
       fail("tokenizer.json: normalizer Replace with a Regex pattern is not supported");
-    out.push_back({NormStep::Replace, pat["String"].get<std::string>(),
-                   n.at("content").get<std::string>()});
+    out.push_back(
+        {NormStep::Replace, pat["String"].get<std::string>(), n.at("content").get<std::string>()});
   } else {
-    fail("tokenizer.json: normalizer type \"{}\" is not supported (supported: NFC, Prepend, "
-         "Replace, Sequence)",
-         type);
+    fail(
+        "tokenizer.json: normalizer type \"{}\" is not supported (supported: NFC, Prepend, "
+        "Replace, Sequence)",
+        type);
   }
 }
 
@@ -157,7 +159,7 @@ struct PreStep {
   std::string literal;  // SplitString pattern; Metaspace replacement
   SplitBehavior behavior = SplitBehavior::Isolated;
   bool invert = false;
-  bool flag = false;  // Metaspace: prepend ("always"/"first"); Digits: individual_digits
+  bool flag = false;        // Metaspace: prepend ("always"/"first"); Digits: individual_digits
   bool first_only = false;  // Metaspace prepend_scheme "first"
   bool split = false;       // Metaspace split
 };
@@ -221,14 +223,16 @@ void parse_pre_tokenizer(const json& p, std::vector<PreStep>& out, bool& byte_le
     s.flag = p.value("individual_digits", false);
     out.push_back(std::move(s));
   } else {
-    fail("tokenizer.json: pre_tokenizer type \"{}\" is not supported (supported: Split, "
-         "ByteLevel, Metaspace, Digits, Sequence)",
-         type);
+    fail(
+        "tokenizer.json: pre_tokenizer type \"{}\" is not supported (supported: Split, "
+        "ByteLevel, Metaspace, Digits, Sequence)",
+        type);
   }
 }
 
 // Applies a split to each piece given the match spans inside it.
-void split_by_spans(std::string_view piece, const std::vector<std::pair<std::size_t, std::size_t>>& m,
+void split_by_spans(std::string_view piece,
+                    const std::vector<std::pair<std::size_t, std::size_t>>& m,
                     SplitBehavior behavior, bool invert, std::vector<std::string>& out) {
   // Spans covering the piece: (start, end, is_match).
   struct Span {
@@ -351,8 +355,7 @@ class HfTokenizer final : public Tokenizer {
     return id_to_token_[static_cast<std::size_t>(id)];
   }
   std::optional<int32_t> token_to_id(std::string_view token) const override {
-    if (auto it = added_by_content_.find(token); it != added_by_content_.end())
-      return it->second;
+    if (auto it = added_by_content_.find(token); it != added_by_content_.end()) return it->second;
     if (auto it = vocab_.find(token); it != vocab_.end()) return it->second;
     return std::nullopt;
   }
@@ -380,7 +383,8 @@ class HfTokenizer final : public Tokenizer {
            mtype);
     if (!model.value("dropout", json()).is_null() && model["dropout"].get<double>() > 0)
       fail("BPE dropout is not supported");
-    if (model.contains("continuing_subword_prefix") && model["continuing_subword_prefix"].is_string() &&
+    if (model.contains("continuing_subword_prefix") &&
+        model["continuing_subword_prefix"].is_string() &&
         !model["continuing_subword_prefix"].get<std::string>().empty())
       fail("BPE continuing_subword_prefix is not supported");
     if (model.contains("end_of_word_suffix") && model["end_of_word_suffix"].is_string() &&
@@ -494,8 +498,7 @@ class HfTokenizer final : public Tokenizer {
       decoder_byte_level_ = true;
     } else if (type == "Replace") {
       const auto& pat = d.at("pattern");
-      if (!pat.contains("String"))
-        fail("decoder Replace with a Regex pattern is not supported");
+      if (!pat.contains("String")) fail("decoder Replace with a Regex pattern is not supported");
       decoder_replace_.emplace_back(pat["String"].get<std::string>(),
                                     d.at("content").get<std::string>());
     } else if (type == "ByteFallback") {
@@ -513,9 +516,10 @@ class HfTokenizer final : public Tokenizer {
       if (scheme.empty()) scheme = d.value("add_prefix_space", true) ? "always" : "never";
       strip_leading_space_ = scheme != "never";
     } else {
-      fail("decoder type \"{}\" is not supported (supported: ByteLevel, Replace, ByteFallback, "
-           "Fuse, Strip, Metaspace, Sequence)",
-           type);
+      fail(
+          "decoder type \"{}\" is not supported (supported: ByteLevel, Replace, ByteFallback, "
+          "Fuse, Strip, Metaspace, Sequence)",
+          type);
     }
   }
 
@@ -572,7 +576,9 @@ class HfTokenizer final : public Tokenizer {
         case PreStep::ByteLevelRegex:
           for (const auto& p : pieces) {
             spans.clear();
-            step.regex->for_each_match(p, [&](std::size_t a, std::size_t b) { spans.push_back({a, b}); });
+            step.regex->for_each_match(p, [&](std::size_t a, std::size_t b) {
+              spans.push_back({a, b});
+            });
             split_by_spans(p, spans, step.behavior, step.invert, next);
           }
           break;
@@ -719,9 +725,7 @@ class HfTokenizer final : public Tokenizer {
     }
     struct Cand {
       int32_t rank, left, left_id, right_id, new_id;
-      bool operator>(const Cand& o) const {
-        return rank != o.rank ? rank > o.rank : left > o.left;
-      }
+      bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
     };
     std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
     auto push = [&](int32_t left) {

@@ -39,7 +39,8 @@ InitModelResult init_model(const InitModelOptions& o) {
   if (tok.bos_id) c.bos_token_id = tok.bos_id;
   if (tok.eos_id) c.eos_token_ids = {*tok.eos_id};
   at::ScalarType dt = parse_dtype(o.dtype);
-  if (dt != at::kFloat && dt != at::kBFloat16) fail("init-model: --dtype must be f32 or bf16, got {}", o.dtype);
+  if (dt != at::kFloat && dt != at::kBFloat16)
+    fail("init-model: --dtype must be f32 or bf16, got {}", o.dtype);
   c.torch_dtype = dt == at::kFloat ? "float32" : "bfloat16";
   c.validate(o.config);
   Model m = Model::init_random(c, o.seed, dt);

@@ -160,8 +160,8 @@ at::Tensor rope_inv_freq(const ModelConfig& c) {
     const double high_wavelen = old_ctx / rs.high_freq_factor;
     at::Tensor wavelen = at::reciprocal(inv) * (2.0 * std::numbers::pi);
     at::Tensor scaled = at::where(wavelen > low_wavelen, inv / rs.factor, inv);
-    at::Tensor smooth =
-        (at::reciprocal(wavelen) * old_ctx - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+    at::Tensor smooth = (at::reciprocal(wavelen) * old_ctx - rs.low_freq_factor) /
+                        (rs.high_freq_factor - rs.low_freq_factor);
     at::Tensor blended = (1.0 - smooth) * scaled / rs.factor + smooth * scaled;
     at::Tensor medium = at::logical_and(wavelen >= high_wavelen, wavelen <= low_wavelen);
     inv = at::where(medium, blended, scaled);
@@ -188,7 +188,8 @@ KVCache::KVCache(const ModelConfig& c, int64_t num_slots, int64_t max_len, at::S
 }
 
 void KVCache::check_slot(int64_t slot) const {
-  if (slot < 0 || slot >= num_slots_) fail("KV cache slot {} out of range (0..{})", slot, num_slots_ - 1);
+  if (slot < 0 || slot >= num_slots_)
+    fail("KV cache slot {} out of range (0..{})", slot, num_slots_ - 1);
 }
 
 int64_t KVCache::length(int64_t slot) const {
@@ -222,7 +223,8 @@ void KVCache::truncate(int64_t slot, int64_t new_len) {
 
 void KVCache::set_length(int64_t slot, int64_t len) {
   check_slot(slot);
-  if (len < 0 || len > max_len_) fail("KV cache slot {}: length {} out of range (max {})", slot, len, max_len_);
+  if (len < 0 || len > max_len_)
+    fail("KV cache slot {}: length {} out of range (max {})", slot, len, max_len_);
   len_[slot] = len;
 }
 
@@ -281,8 +283,8 @@ Model Model::from_checkpoint(const ModelConfig& config, const Checkpoint& ck, at
       fail("{}: tensor '{}' has shape {}, expected {} from config.json", ck.file_of(name), name,
            shape_str(e.shape), shape_str(spec.shape));
     if (e.dtype != "F32" && e.dtype != "BF16" && e.dtype != "F16" && e.dtype != "F64")
-      fail("{}: tensor '{}' has dtype {}, expected a float type (F32, BF16, F16)", ck.file_of(name), name,
-           e.dtype);
+      fail("{}: tensor '{}' has dtype {}, expected a float type (F32, BF16, F16)", ck.file_of(name),
+           name, e.dtype);
     at::Tensor t = ck.get(name);
     if (t.scalar_type() != dtype || !device.is_cpu()) t = t.to(device, dtype);
     slot = t;
@@ -291,7 +293,8 @@ Model Model::from_checkpoint(const ModelConfig& config, const Checkpoint& ck, at
   return m;
 }
 
-Model Model::init_random(const ModelConfig& config, uint64_t seed, at::ScalarType dtype, c10::Device device) {
+Model Model::init_random(const ModelConfig& config, uint64_t seed, at::ScalarType dtype,
+                         c10::Device device) {
   config.validate("init_random");
   Model m(config, dtype, device);
   at::Generator gen = at::detail::createCPUGenerator(seed);
@@ -302,9 +305,12 @@ Model Model::init_random(const ModelConfig& config, uint64_t seed, at::ScalarTyp
     at::Tensor t;
     const bool is_norm = s.name.find("norm.weight") != std::string::npos;
     const bool is_bias = s.name.size() > 5 && s.name.compare(s.name.size() - 5, 5, ".bias") == 0;
-    if (is_norm) t = at::ones(s.shape, at::kFloat);
-    else if (is_bias) t = at::zeros(s.shape, at::kFloat);
-    else t = at::empty(s.shape, at::kFloat).normal_(0.0, std, gen);
+    if (is_norm)
+      t = at::ones(s.shape, at::kFloat);
+    else if (is_bias)
+      t = at::zeros(s.shape, at::kFloat);
+    else
+      t = at::empty(s.shape, at::kFloat).normal_(0.0, std, gen);
     made[s.name] = t.to(device, dtype);
   }
   for_each_param(m, [&](const std::string& name, at::Tensor& slot) {
@@ -325,7 +331,8 @@ NamedTensors Model::named_parameters() const {
   return out;
 }
 
-void Model::save(const fs::path& dir, const fs::path& tokenizer_dir, uint64_t max_shard_bytes) const {
+void Model::save(const fs::path& dir, const fs::path& tokenizer_dir,
+                 uint64_t max_shard_bytes) const {
   fs::create_directories(dir);
   ModelConfig c = config_;
   c.torch_dtype = dtype_config_name(dtype_);
@@ -333,10 +340,12 @@ void Model::save(const fs::path& dir, const fs::path& tokenizer_dir, uint64_t ma
   write_file_atomic(dir / "config.json", to_json(c).dump(2) + "\n");
   write_file_atomic(dir / "generation_config.json", generation_config_json(c).dump(2) + "\n");
   if (!tokenizer_dir.empty()) {
-    if (!fs::is_directory(tokenizer_dir)) fail("{}: tokenizer folder does not exist", tokenizer_dir.string());
+    if (!fs::is_directory(tokenizer_dir))
+      fail("{}: tokenizer folder does not exist", tokenizer_dir.string());
     int copied = 0;
-    for (const char* f : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json",
-                          "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json"}) {
+    for (const char* f :
+         {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+          "vocab.json", "merges.txt", "added_tokens.json"}) {
       fs::path src = tokenizer_dir / f;
       if (fs::exists(src)) {
         write_file_atomic(dir / f, read_file(src));
@@ -344,7 +353,8 @@ void Model::save(const fs::path& dir, const fs::path& tokenizer_dir, uint64_t ma
       }
     }
     if (copied == 0)
-      fail("{}: no tokenizer files (tokenizer.model or tokenizer.json) to copy", tokenizer_dir.string());
+      fail("{}: no tokenizer files (tokenizer.model or tokenizer.json) to copy",
+           tokenizer_dir.string());
   }
 }
 
@@ -403,7 +413,10 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
           ++n;
         }
       if (n > 0 && last - f + 1 != n)
-        fail("forward: attention_mask row {} has padding between real tokens (use left or right padding)", b);
+        fail(
+            "forward: attention_mask row {} has padding between real tokens (use left or right "
+            "padding)",
+            b);
       first[b] = f < 0 ? 0 : f;
       count[b] = n;
     }
@@ -464,19 +477,23 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   at::Tensor allowed_full = causal.unsqueeze(1).unsqueeze(1).to(device_);  // [B,1,1,T,L]
   at::Tensor allowed_window;
   bool any_window = false;
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) any_window = any_window || c.layer_uses_sliding_window(l);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    any_window = any_window || c.layer_uses_sliding_window(l);
   if (any_window) {
-    at::Tensor win = at::logical_and(causal, at::logical_or((qi - ki) < *c.sliding_window, real_q.logical_not()));
+    at::Tensor win = at::logical_and(
+        causal, at::logical_or((qi - ki) < *c.sliding_window, real_q.logical_not()));
     allowed_window = win.unsqueeze(1).unsqueeze(1).to(device_);
   }
 
   at::Tensor pos = in.position_ids.defined() ? in.position_ids.to(at::kLong).to(device_)
                                              : qidx.clamp_min(0).to(device_);
-  at::Tensor ids_cpu = in.input_ids.to(at::kCPU).to(at::kLong).masked_fill(mask_cpu.logical_not(), 0);
+  at::Tensor ids_cpu =
+      in.input_ids.to(at::kCPU).to(at::kLong).masked_fill(mask_cpu.logical_not(), 0);
   {
     const int64_t lo = ids_cpu.min().item<int64_t>(), hi = ids_cpu.max().item<int64_t>();
     if (lo < 0 || hi >= c.vocab_size)
-      fail("forward: token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi, c.vocab_size);
+      fail("forward: token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi,
+           c.vocab_size);
   }
   at::Tensor ids = ids_cpu.to(device_);
 
@@ -512,8 +529,12 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
       at::Tensor& cv = cache->v(l);
       for (int64_t b = 0; b < B; ++b) {
         if (count[b] == 0) continue;
-        ck.select(0, slots[b]).narrow(1, past[b], count[b]).copy_(k.select(0, b).narrow(1, first[b], count[b]));
-        cv.select(0, slots[b]).narrow(1, past[b], count[b]).copy_(v.select(0, b).narrow(1, first[b], count[b]));
+        ck.select(0, slots[b])
+            .narrow(1, past[b], count[b])
+            .copy_(k.select(0, b).narrow(1, first[b], count[b]));
+        cv.select(0, slots[b])
+            .narrow(1, past[b], count[b])
+            .copy_(v.select(0, b).narrow(1, first[b], count[b]));
       }
       if (slots_contiguous) {
         K = ck.narrow(0, slots[0], B).narrow(2, 0, L);
@@ -544,7 +565,8 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   if (mode == LogitsMode::Last) {
     std::vector<int64_t> last(B);
     for (int64_t b = 0; b < B; ++b) last[b] = count[b] > 0 ? first[b] + count[b] - 1 : T - 1;
-    at::Tensor idx = at::tensor(last, at::kLong).to(device_).view({B, 1, 1}).expand({B, 1, x.size(2)});
+    at::Tensor idx =
+        at::tensor(last, at::kLong).to(device_).view({B, 1, 1}).expand({B, 1, x.size(2)});
     x = x.gather(1, idx);
   }
   x = rms_norm(x, final_norm, c.rms_norm_eps);
@@ -564,12 +586,14 @@ std::vector<std::vector<int64_t>> greedy_generate(const Model& model,
   if (N == 0 || opts.max_new_tokens <= 0) return out;
   int64_t tmax = 0;
   for (int64_t i = 0; i < N; ++i) {
-    if (prompts[i].empty()) fail("greedy_generate: prompt {} is empty (need at least one token)", i);
+    if (prompts[i].empty())
+      fail("greedy_generate: prompt {} is empty (need at least one token)", i);
     tmax = std::max<int64_t>(tmax, prompts[i].size());
   }
   std::vector<int64_t> stops = opts.stop_ids;
   if (opts.stop_at_eos)
-    stops.insert(stops.end(), model.config().eos_token_ids.begin(), model.config().eos_token_ids.end());
+    stops.insert(stops.end(), model.config().eos_token_ids.begin(),
+                 model.config().eos_token_ids.end());
   KVCache cache = model.make_cache(N, tmax + opts.max_new_tokens);
 
   // Prefill, left padded.

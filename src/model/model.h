@@ -38,17 +38,18 @@
 
 namespace metamath::model {
 
-// "f32"/"float32"/"fp32" -> kFloat, "bf16"/"bfloat16" -> kBFloat16, "f16"/"float16"/"fp16" -> kHalf.
+// "f32"/"float32"/"fp32" -> kFloat, "bf16"/"bfloat16" -> kBFloat16, "f16"/"float16"/"fp16" ->
+// kHalf.
 at::ScalarType parse_dtype(const std::string& s);
 // "cpu", "cuda", "cuda:N". Throws when CUDA is asked for and libtorch has none.
 c10::Device parse_device(const std::string& s);
 
 struct LayerWeights {
-  at::Tensor input_norm, post_norm;                  // [hidden]
-  at::Tensor q_w, k_w, v_w, o_w;                     // [out, in]
-  at::Tensor q_b, k_b, v_b, o_b;                     // undefined when absent
+  at::Tensor input_norm, post_norm;  // [hidden]
+  at::Tensor q_w, k_w, v_w, o_w;     // [out, in]
+  at::Tensor q_b, k_b, v_b, o_b;     // undefined when absent
   at::Tensor gate_w, up_w, down_w;
-  at::Tensor gate_b, up_b, down_b;                   // undefined unless mlp_bias
+  at::Tensor gate_b, up_b, down_b;  // undefined unless mlp_bias
 };
 
 class KVCache {
@@ -87,9 +88,9 @@ class KVCache {
 };
 
 struct ForwardInput {
-  at::Tensor input_ids;       // [B, T] integer
-  at::Tensor attention_mask;  // [B, T] 0/1; undefined = every token real
-  at::Tensor position_ids;    // [B, T]; undefined = derived (see above)
+  at::Tensor input_ids;        // [B, T] integer
+  at::Tensor attention_mask;   // [B, T] 0/1; undefined = every token real
+  at::Tensor position_ids;     // [B, T]; undefined = derived (see above)
   std::vector<int64_t> slots;  // with a cache: slot of each row; empty = 0..B-1
 };
 
@@ -158,7 +159,7 @@ at::Tensor rope_inv_freq(const ModelConfig& config);
 
 struct GreedyOptions {
   int64_t max_new_tokens = 64;
-  bool stop_at_eos = false;   // stop a sequence at any of config().eos_token_ids (kept in output)
+  bool stop_at_eos = false;  // stop a sequence at any of config().eos_token_ids (kept in output)
   std::vector<int64_t> stop_ids;  // extra stop ids
 };
 
@@ -177,12 +178,12 @@ struct TokenizerInfo {
 TokenizerInfo tokenizer_info(const std::filesystem::path& dir);
 
 struct InitModelOptions {
-  std::string config = "tiny";     // "tiny", "small" or a config.json path
+  std::string config = "tiny";      // "tiny", "small" or a config.json path
   std::filesystem::path tokenizer;  // tokenizer folder (vocab size, bos/eos, files copied)
   std::filesystem::path out;
   uint64_t seed = 0;
-  std::string arch;                 // "" = llama for presets, the file's own for a config.json
-  std::string dtype = "f32";        // stored dtype: f32 or bf16
+  std::string arch;           // "" = llama for presets, the file's own for a config.json
+  std::string dtype = "f32";  // stored dtype: f32 or bf16
 };
 struct InitModelResult {
   ModelConfig config;

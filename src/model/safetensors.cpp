@@ -30,9 +30,9 @@ struct DtypeInfo {
 };
 
 const DtypeInfo kDtypes[] = {
-    {"F64", 8, at::kDouble}, {"F32", 4, at::kFloat}, {"F16", 2, at::kHalf},
-    {"BF16", 2, at::kBFloat16}, {"I64", 8, at::kLong}, {"I32", 4, at::kInt},
-    {"I16", 2, at::kShort}, {"I8", 1, at::kChar}, {"U8", 1, at::kByte},
+    {"F64", 8, at::kDouble},    {"F32", 4, at::kFloat}, {"F16", 2, at::kHalf},
+    {"BF16", 2, at::kBFloat16}, {"I64", 8, at::kLong},  {"I32", 4, at::kInt},
+    {"I16", 2, at::kShort},     {"I8", 1, at::kChar},   {"U8", 1, at::kByte},
     {"BOOL", 1, at::kBool},
 };
 
@@ -80,7 +80,8 @@ std::size_t safetensors_dtype_size(std::string_view dtype) {
 SafetensorsHeader parse_safetensors_header(const char* data, uint64_t available, uint64_t file_size,
                                            const std::string& file) {
   if (file_size < 8 || available < 8)
-    fail("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", file, file_size);
+    fail("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", file,
+         file_size);
   const uint64_t n = read_le64(data);
   if (n > kMaxHeader) fail("{}: not a safetensors file: header length {} exceeds 100 MB", file, n);
   if (n > file_size - 8)
@@ -113,7 +114,8 @@ SafetensorsHeader parse_safetensors_header(const char* data, uint64_t available,
     TensorEntry e;
     e.name = name;
     auto dt = v.find("dtype");
-    if (dt == v.end() || !dt->is_string()) fail("{}: tensor '{}': missing string 'dtype'", file, name);
+    if (dt == v.end() || !dt->is_string())
+      fail("{}: tensor '{}': missing string 'dtype'", file, name);
     e.dtype = dt->get<std::string>();
     auto sh = v.find("shape");
     if (sh == v.end() || !sh->is_array()) fail("{}: tensor '{}': missing 'shape' list", file, name);
@@ -131,18 +133,20 @@ SafetensorsHeader parse_safetensors_header(const char* data, uint64_t available,
     if (e.begin > e.end)
       fail("{}: tensor '{}': data_offsets [{}, {}] are reversed", file, name, e.begin, e.end);
     if (e.end > data_size)
-      fail("{}: tensor '{}': data_offsets end {} is past the end of the data ({} bytes): file "
-           "truncated?",
-           file, name, e.end, data_size);
+      fail(
+          "{}: tensor '{}': data_offsets end {} is past the end of the data ({} bytes): file "
+          "truncated?",
+          file, name, e.end, data_size);
     const std::size_t es = safetensors_dtype_size(e.dtype);
     if (es == 0)
-      fail("{}: tensor '{}': unsupported dtype '{}' (supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 "
-           "BOOL)",
-           file, name, e.dtype);
+      fail(
+          "{}: tensor '{}': unsupported dtype '{}' (supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 "
+          "BOOL)",
+          file, name, e.dtype);
     const uint64_t want = static_cast<uint64_t>(e.numel()) * es;
     if (want != e.end - e.begin)
-      fail("{}: tensor '{}': dtype {} shape {} needs {} bytes but data_offsets [{}, {}] span {}", file,
-           name, e.dtype, shape_str(e.shape), want, e.begin, e.end, e.end - e.begin);
+      fail("{}: tensor '{}': dtype {} shape {} needs {} bytes but data_offsets [{}, {}] span {}",
+           file, name, e.dtype, shape_str(e.shape), want, e.begin, e.end, e.end - e.begin);
     h.tensors.push_back(std::move(e));
   }
   // No two tensors may share bytes.
@@ -187,7 +191,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
   f->base_ = base;
   f->size_ = size;
   f->header_ = parse_safetensors_header(static_cast<const char*>(base), size, size, file);
-  for (std::size_t i = 0; i < f->header_.tensors.size(); ++i) f->index_[f->header_.tensors[i].name] = i;
+  for (std::size_t i = 0; i < f->header_.tensors.size(); ++i)
+    f->index_[f->header_.tensors[i].name] = i;
   return f;
 }
 
@@ -220,7 +225,8 @@ at::Tensor SafetensorsFile::get(const std::string& name) const {
     return bytes.clone().view(d->type).view(e.shape);
   }
   auto keep = shared_from_this();
-  return at::from_blob(ptr, e.shape, [keep](void*) {}, opts);
+  return at::from_blob(
+      ptr, e.shape, [keep](void*) {}, opts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,10 +240,12 @@ Checkpoint Checkpoint::open(const fs::path& dir_or_file) {
       p = p / "model.safetensors";
     } else if (fs::exists(p / "model.safetensors.index.json")) {
       p = p / "model.safetensors.index.json";
-    } else if (fs::exists(p / "pytorch_model.bin") || fs::exists(p / "pytorch_model.bin.index.json")) {
-      fail("{}: holds PyTorch .bin weights; only safetensors checkpoints are supported (convert "
-           "with safetensors' convert script or save_pretrained(safe_serialization=True))",
-           dir_or_file.string());
+    } else if (fs::exists(p / "pytorch_model.bin") ||
+               fs::exists(p / "pytorch_model.bin.index.json")) {
+      fail(
+          "{}: holds PyTorch .bin weights; only safetensors checkpoints are supported (convert "
+          "with safetensors' convert script or save_pretrained(safe_serialization=True))",
+          dir_or_file.string());
     } else {
       fail("{}: no model.safetensors or model.safetensors.index.json in this folder",
            dir_or_file.string());
@@ -269,8 +277,8 @@ Checkpoint Checkpoint::open(const fs::path& dir_or_file) {
         fi = file_index.emplace(shard, c.files_.size() - 1).first;
       }
       if (!c.files_[fi->second]->contains(it.key()))
-        fail("{}: weight_map puts '{}' in {}, but that file has no such tensor", p.string(), it.key(),
-             c.files_[fi->second]->path().string());
+        fail("{}: weight_map puts '{}' in {}, but that file has no such tensor", p.string(),
+             it.key(), c.files_[fi->second]->path().string());
       c.where_[it.key()] = fi->second;
     }
   } else {
@@ -322,7 +330,8 @@ std::vector<Prepared> prepare(const fs::path& path, const NamedTensors& tensors)
   std::set<std::string> seen;
   for (const auto& [name, t] : tensors) {
     if (name.empty()) fail("{}: cannot write a tensor with an empty name", path.string());
-    if (name == "__metadata__") fail("{}: '__metadata__' is reserved, not a tensor name", path.string());
+    if (name == "__metadata__")
+      fail("{}: '__metadata__' is reserved, not a tensor name", path.string());
     if (!seen.insert(name).second) fail("{}: tensor '{}' given twice", path.string(), name);
     if (!t.defined()) fail("{}: tensor '{}' is undefined", path.string(), name);
     const DtypeInfo* d = find_dtype(t.scalar_type());
@@ -386,7 +395,8 @@ std::vector<fs::path> save_checkpoint(const fs::path& dir, const NamedTensors& t
     return {dir / "model.safetensors"};
   }
   NamedTensors sorted = tensors;
-  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<NamedTensors> shards(1);
   uint64_t cur = 0;
   for (auto& nt : sorted) {

@@ -27,7 +27,7 @@ namespace metamath::model {
 
 struct TensorEntry {
   std::string name;
-  std::string dtype;            // "F32", "BF16", "F16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"
+  std::string dtype;  // "F32", "BF16", "F16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;  // byte offsets relative to the data section
   int64_t numel() const;
@@ -36,7 +36,7 @@ struct TensorEntry {
 struct SafetensorsHeader {
   std::vector<TensorEntry> tensors;  // in header (name) order
   std::map<std::string, std::string> metadata;
-  uint64_t data_offset = 0;          // 8 + header length
+  uint64_t data_offset = 0;  // 8 + header length
 };
 
 // Bytes per element of a safetensors dtype name; 0 when the dtype is unknown.

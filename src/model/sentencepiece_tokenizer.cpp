@@ -92,7 +92,14 @@ class ProtoReader {
   const std::string& where_;
 };
 
-enum PieceType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+enum PieceType {
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6
+};
 
 class SentencePieceTokenizer final : public Tokenizer {
  public:
@@ -104,13 +111,15 @@ class SentencePieceTokenizer final : public Tokenizer {
     parse(data, where);
     if (pieces_.empty()) fail("tokenizer: {} has no pieces (not a SentencePiece model?)", where);
     if (model_type_ != 2)
-      fail("tokenizer: {} is a SentencePiece {} model; only BPE models (LLaMA-2, Mistral) are "
-           "supported",
-           where, model_type_ == 1 ? "Unigram" : "non-BPE");
+      fail(
+          "tokenizer: {} is a SentencePiece {} model; only BPE models (LLaMA-2, Mistral) are "
+          "supported",
+          where, model_type_ == 1 ? "Unigram" : "non-BPE");
     if (!charsmap_empty_)
-      fail("tokenizer: {} uses SentencePiece normalization rules \"{}\"; only the identity "
-           "normalizer is supported",
-           where, normalizer_name_);
+      fail(
+          "tokenizer: {} uses SentencePiece normalization rules \"{}\"; only the identity "
+          "normalizer is supported",
+          where, normalizer_name_);
 
     const std::size_t n = pieces_.size();
     bytes_.resize(n);

@@ -15,9 +15,10 @@ using json = nlohmann::json;
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const fs::path& model_dir) {
   if (!fs::is_directory(model_dir))
-    fail("tokenizer: {} is not a folder (expected a model folder with tokenizer.json or "
-         "tokenizer.model)",
-         model_dir.string());
+    fail(
+        "tokenizer: {} is not a folder (expected a model folder with tokenizer.json or "
+        "tokenizer.model)",
+        model_dir.string());
   std::optional<fs::path> config;
   if (fs::exists(model_dir / "tokenizer_config.json")) config = model_dir / "tokenizer_config.json";
   if (fs::exists(model_dir / "tokenizer.json"))
@@ -98,8 +99,8 @@ void Tokenizer::configure(const std::optional<fs::path>& config, std::optional<i
 
   stop_ids_.clear();
   if (eos_id_) stop_ids_.push_back(*eos_id_);
-  for (const char* t : {"</s>", "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|end_of_text|>",
-                        "<|eom_id|>"}) {
+  for (const char* t :
+       {"</s>", "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|eom_id|>"}) {
     auto id = token_to_id(t);
     if (id && is_special(*id) &&
         std::find(stop_ids_.begin(), stop_ids_.end(), *id) == stop_ids_.end())
@@ -125,8 +126,9 @@ std::string Tokenizer::apply_chat(const std::vector<ChatMessage>& messages,
     case ChatFormat::None:
       fail("tokenizer: this model has no chat_template in tokenizer_config.json; use a raw prompt");
     case ChatFormat::Unknown:
-      fail("tokenizer: the chat_template is not one of the formats metamath knows (LLaMA-2 [INST], "
-           "LLaMA-3 header, ChatML); use a raw prompt");
+      fail(
+          "tokenizer: the chat_template is not one of the formats metamath knows (LLaMA-2 [INST], "
+          "LLaMA-3 header, ChatML); use a raw prompt");
     case ChatFormat::ChatML:
       for (const auto& m : messages)
         out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
@@ -158,9 +160,10 @@ std::string Tokenizer::apply_chat(const std::vector<ChatMessage>& messages,
         } else if (m.role == "assistant") {
           out += " " + trim_ws(m.content) + " " + eos_text_;
         } else {
-          fail("tokenizer: the LLaMA-2 chat format takes roles system (first), user and "
-               "assistant, got \"{}\"",
-               m.role);
+          fail(
+              "tokenizer: the LLaMA-2 chat format takes roles system (first), user and "
+              "assistant, got \"{}\"",
+              m.role);
         }
       }
       return out;
@@ -190,7 +193,8 @@ std::string utf8_lossy(std::string_view s) {
 }
 
 StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special, bool at_text_start)
-    : tok_(tok), skip_special_(skip_special),
+    : tok_(tok),
+      skip_special_(skip_special),
       strip_pending_(at_text_start && tok.strips_leading_space()) {}
 
 std::string StreamDecoder::push(int32_t id) {

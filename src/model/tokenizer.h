@@ -1,13 +1,17 @@
 #pragma once
 // Tokenizers for LLaMA-family checkpoints.
 //
-//   * SentencePiece `tokenizer.model` (LLaMA-2, Mistral, TinyLlama, MetaMath-7B) through libsentencepiece.
-//   * Hugging Face `tokenizer.json` with a BPE model, implemented here (Debian packages no Hugging Face
-//     tokenizers library for C++): byte-level BPE (Qwen2/Qwen2.5/Qwen3, LLaMA-3, GPT-2 style) and the
-//     SentencePiece-BPE form with byte fallback and a `▁` metaspace (LLaMA-2/Mistral converted to JSON).
+//   * SentencePiece `tokenizer.model` (LLaMA-2, Mistral, TinyLlama, MetaMath-7B) through
+//   libsentencepiece.
+//   * Hugging Face `tokenizer.json` with a BPE model, implemented here (Debian packages no Hugging
+//   Face
+//     tokenizers library for C++): byte-level BPE (Qwen2/Qwen2.5/Qwen3, LLaMA-3, GPT-2 style) and
+//     the SentencePiece-BPE form with byte fallback and a `▁` metaspace (LLaMA-2/Mistral converted
+//     to JSON).
 //
 // Tokenizer::load(dir) picks tokenizer.json when present, else tokenizer.model, and reads
-// tokenizer_config.json (when present) for the BOS/EOS/PAD tokens, add_bos_token and the chat template.
+// tokenizer_config.json (when present) for the BOS/EOS/PAD tokens, add_bos_token and the chat
+// template.
 //
 // Every Tokenizer is immutable after loading and safe to use from several threads at once.
 #include <cstdint>
@@ -128,7 +132,8 @@ class StreamDecoder {
  public:
   // at_text_start: the first pushed token starts the text, so SentencePiece's dummy-prefix space is
   // dropped as decode() does. Pass false when continuing after a prompt.
-  explicit StreamDecoder(const Tokenizer& tok, bool skip_special = true, bool at_text_start = false);
+  explicit StreamDecoder(const Tokenizer& tok, bool skip_special = true,
+                         bool at_text_start = false);
   // Returns the newly completed text (possibly empty).
   std::string push(int32_t id);
   // Returns what is left (incomplete bytes become U+FFFD) and resets.

@@ -1,9 +1,8 @@
 #include "model/config.h"
 
+#include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <ATen/ATen.h>
 
 #include <cmath>
 #include <filesystem>
@@ -61,8 +60,11 @@ TEST(ModelConfig, ParsesLlama3WithRopeScalingAndEosList) {
   j["intermediate_size"] = 14336;
   j["num_key_value_heads"] = 8;
   j["rope_theta"] = 500000.0;
-  j["rope_scaling"] = {{"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
-                       {"original_max_position_embeddings", 8192}, {"rope_type", "llama3"}};
+  j["rope_scaling"] = {{"factor", 8.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192},
+                       {"rope_type", "llama3"}};
   j["eos_token_id"] = {128001, 128008, 128009};
   j["torch_dtype"] = "bfloat16";
   mm::ModelConfig c = mm::parse_config(j, "config.json");
@@ -135,8 +137,11 @@ TEST(ModelConfig, ClearErrors) {
 
 TEST(ModelConfig, JsonRoundTripAndGenerationConfig) {
   json j = llama2_json();
-  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                       {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 8.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
   mm::ModelConfig a = mm::parse_config(j, "c");
   mm::ModelConfig b = mm::parse_config(mm::to_json(a), "c2");
   EXPECT_EQ(mm::to_json(a), mm::to_json(b));

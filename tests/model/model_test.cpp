@@ -5,11 +5,10 @@
 // (sliding window, explicit head_dim) and Qwen2 (bias, tied embeddings, sharded checkpoint).
 #include "model/model.h"
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 
@@ -96,7 +95,8 @@ class Reference : public ::testing::TestWithParam<std::string> {
 TEST_P(Reference, LogitsOneByOne) {
   for (std::size_t i = 0; i < golden_.prompts.size(); ++i) {
     at::Tensor logits = model_->forward(ids_row(golden_.prompts[i]));
-    ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{1, golden_.logits[i].size(0), golden_.logits[i].size(1)}));
+    ASSERT_EQ(logits.sizes(),
+              (std::vector<int64_t>{1, golden_.logits[i].size(0), golden_.logits[i].size(1)}));
     EXPECT_LT(max_abs_diff(logits[0], golden_.logits[i]), kTol) << "prompt " << i;
   }
 }
@@ -131,7 +131,8 @@ TEST_P(Reference, LogitsThroughKvCacheInChunks) {
   at::Tensor logits = model_->forward(in, &cache);
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = first[b].size(), T = ids.size(1);
-    EXPECT_LT(max_abs_diff(logits[b].narrow(0, T - n, n), golden_.logits[b].narrow(0, 0, n)), kTol) << b;
+    EXPECT_LT(max_abs_diff(logits[b].narrow(0, T - n, n), golden_.logits[b].narrow(0, 0, n)), kTol)
+        << b;
     EXPECT_EQ(cache.length(slots[b]), n);  // padding is never stored
   }
   // Then one token per step, only for the rows that still have tokens.
@@ -150,7 +151,8 @@ TEST_P(Reference, LogitsThroughKvCacheInChunks) {
     at::Tensor lg = model_->forward(s, &cache);
     for (std::size_t r = 0; r < rows.size(); ++r) {
       const int64_t b = rows[r], pos = first[b].size() + step;
-      EXPECT_LT(max_abs_diff(lg[r][0], golden_.logits[b][pos]), kTol) << "row " << b << " pos " << pos;
+      EXPECT_LT(max_abs_diff(lg[r][0], golden_.logits[b][pos]), kTol)
+          << "row " << b << " pos " << pos;
     }
   }
 }
@@ -160,7 +162,8 @@ TEST_P(Reference, GreedyGenerationMatchesBatchedAndAlone) {
   opts.max_new_tokens = 64;
   auto gens = mm::greedy_generate(*model_, golden_.prompts, opts);
   ASSERT_EQ(gens.size(), golden_.generations.size());
-  for (std::size_t i = 0; i < gens.size(); ++i) EXPECT_EQ(gens[i], golden_.generations[i]) << "prompt " << i;
+  for (std::size_t i = 0; i < gens.size(); ++i)
+    EXPECT_EQ(gens[i], golden_.generations[i]) << "prompt " << i;
   for (std::size_t i : {std::size_t{0}, golden_.prompts.size() - 1}) {
     auto solo = mm::greedy_generate(*model_, {golden_.prompts[i]}, opts);
     EXPECT_EQ(solo[0], golden_.generations[i]) << "prompt " << i << " alone";
@@ -202,7 +205,8 @@ TEST_P(Reference, ContinuousBatchingSequencesJoinAndLeave) {
   prefill(b);
   EXPECT_EQ(cache.free_slots(), 0);
   while (a.out.size() < 40) step({&b, &a});
-  auto want_a = std::vector<int64_t>(golden_.generations[0].begin(), golden_.generations[0].begin() + 40);
+  auto want_a =
+      std::vector<int64_t>(golden_.generations[0].begin(), golden_.generations[0].begin() + 40);
   EXPECT_EQ(a.out, want_a);
   cache.release(a.slot);
   prefill(c);
@@ -231,12 +235,14 @@ TEST_P(Reference, Bf16CloseToReference) {
     EXPECT_LT(max_abs_diff(ours, golden_.bf16_logits[i]), 0.08 * scale) << "prompt " << i;
     EXPECT_LT(max_abs_diff(ours, golden_.logits[i]), 0.1 * scale) << "prompt " << i;
     // The top token mostly agrees with fp32.
-    double agree = ours.argmax(-1).eq(golden_.logits[i].argmax(-1)).to(at::kFloat).mean().item<double>();
+    double agree =
+        ours.argmax(-1).eq(golden_.logits[i].argmax(-1)).to(at::kFloat).mean().item<double>();
     EXPECT_GE(agree, 0.75) << "prompt " << i;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Reference, ::testing::Values("llama2", "llama3", "mistral", "qwen2"),
+INSTANTIATE_TEST_SUITE_P(Fixtures, Reference,
+                         ::testing::Values("llama2", "llama3", "mistral", "qwen2"),
                          [](const auto& info) { return info.param; });
 
 TEST(Model, LoadsZeroCopyWhenDtypeMatches) {
@@ -278,10 +284,13 @@ TEST(Model, InitModelFolderWithTokenizer) {
   for (int i = 0; i < 250; ++i) vocab["t" + std::to_string(i)] = i;
   json tj = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}},
              {"added_tokens",
-              {{{"id", 250}, {"content", "<s>"}}, {{"id", 251}, {"content", "</s>"}}, {{"id", 252}, {"content", "<pad>"}}}}};
+              {{{"id", 250}, {"content", "<s>"}},
+               {{"id", 251}, {"content", "</s>"}},
+               {{"id", 252}, {"content", "<pad>"}}}}};
   metamath::write_file_atomic(tok / "tokenizer.json", tj.dump());
-  metamath::write_file_atomic(tok / "tokenizer_config.json",
-                              R"({"bos_token": "<s>", "eos_token": {"content": "</s>"}, "pad_token": "<pad>"})");
+  metamath::write_file_atomic(
+      tok / "tokenizer_config.json",
+      R"({"bos_token": "<s>", "eos_token": {"content": "</s>"}, "pad_token": "<pad>"})");
   auto out = metamath::testing::temp_dir("init_model_out");
   mm::InitModelOptions o;
   o.config = "tiny";
@@ -294,8 +303,8 @@ TEST(Model, InitModelFolderWithTokenizer) {
   EXPECT_EQ(r.config.vocab_size, 253);
   EXPECT_EQ(r.config.bos_token_id.value(), 250);
   EXPECT_EQ(r.config.eos_token_ids, std::vector<int64_t>{251});
-  for (const char* f : {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                        "tokenizer_config.json"})
+  for (const char* f : {"config.json", "generation_config.json", "model.safetensors",
+                        "tokenizer.json", "tokenizer_config.json"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   mm::ModelConfig c = mm::load_config(out);
   EXPECT_EQ(c.arch, mm::Arch::Mistral);
@@ -332,18 +341,20 @@ TEST(Model, ClearErrorsForBadFolders) {
     if (n != "model.layers.1.mlp.up_proj.weight") ts.emplace_back(n, src.get(n));
   mm::save_safetensors(base / "model.safetensors", ts);
   EXPECT_THAT(error_of([&] { mm::Model::load(base); }),
-              AllOf(HasSubstr("model.safetensors"), HasSubstr("'model.layers.1.mlp.up_proj.weight'"),
-                    HasSubstr("[172, 64]")));
+              AllOf(HasSubstr("model.safetensors"),
+                    HasSubstr("'model.layers.1.mlp.up_proj.weight'"), HasSubstr("[172, 64]")));
   // Wrong shape.
   ts.emplace_back("model.layers.1.mlp.up_proj.weight", at::zeros({64, 172}));
   mm::save_safetensors(base / "model.safetensors", ts);
-  EXPECT_THAT(error_of([&] { mm::Model::load(base); }),
-              AllOf(HasSubstr("model.safetensors"), HasSubstr("'model.layers.1.mlp.up_proj.weight'"),
-                    HasSubstr("[64, 172]"), HasSubstr("expected [172, 64]")));
+  EXPECT_THAT(
+      error_of([&] { mm::Model::load(base); }),
+      AllOf(HasSubstr("model.safetensors"), HasSubstr("'model.layers.1.mlp.up_proj.weight'"),
+            HasSubstr("[64, 172]"), HasSubstr("expected [172, 64]")));
   // Integer weights.
   ts.back().second = at::zeros({172, 64}, at::kInt);
   mm::save_safetensors(base / "model.safetensors", ts);
-  EXPECT_THAT(error_of([&] { mm::Model::load(base); }), AllOf(HasSubstr("up_proj"), HasSubstr("I32")));
+  EXPECT_THAT(error_of([&] { mm::Model::load(base); }),
+              AllOf(HasSubstr("up_proj"), HasSubstr("I32")));
   // Not a directory.
   EXPECT_THAT(error_of([&] { mm::Model::load(base / "nope"); }), HasSubstr("nope"));
 }
@@ -351,14 +362,19 @@ TEST(Model, ClearErrorsForBadFolders) {
 TEST(Model, ForwardInputErrors) {
   c10::InferenceMode guard;
   mm::Model m = mm::Model::load(kFixtures / "llama2");
-  EXPECT_THAT(error_of([&] { m.forward(at::tensor({1, 300}, at::kLong).view({1, 2})); }),
-              AllOf(HasSubstr("300"), HasSubstr("vocabulary")));
   EXPECT_THAT(error_of([&] {
-                m.forward(at::ones({1, 3}, at::kLong), at::tensor({1, 0, 1}, at::kLong).view({1, 3}));
+                m.forward(at::tensor({1, 300}, at::kLong).view({1, 2}));
               }),
-              HasSubstr("padding between real tokens"));
+              AllOf(HasSubstr("300"), HasSubstr("vocabulary")));
+  EXPECT_THAT(
+      error_of([&] {
+        m.forward(at::ones({1, 3}, at::kLong), at::tensor({1, 0, 1}, at::kLong).view({1, 3}));
+      }),
+      HasSubstr("padding between real tokens"));
   mm::KVCache cache = m.make_cache(1, 4);
-  EXPECT_THAT(error_of([&] { m.forward(at::ones({1, 5}, at::kLong), {}, {}, &cache); }),
+  EXPECT_THAT(error_of([&] {
+                m.forward(at::ones({1, 5}, at::kLong), {}, {}, &cache);
+              }),
               HasSubstr("max length 4"));
   mm::ForwardInput in;
   in.input_ids = at::ones({2, 1}, at::kLong);

@@ -1,9 +1,8 @@
 #include "model/safetensors.h"
 
+#include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <ATen/ATen.h>
 
 #include <cstring>
 #include <filesystem>
@@ -121,7 +120,8 @@ TEST(Safetensors, ReadsPythonWrittenFixture) {
   EXPECT_TRUE(at::isfinite(emb).all().item<bool>());
   auto g = mm::SafetensorsFile::open(kFixtures / "llama3/model.safetensors");
   EXPECT_EQ(g->get("model.layers.0.self_attn.k_proj.weight").scalar_type(), at::kBFloat16);
-  EXPECT_EQ(g->get("model.layers.0.self_attn.k_proj.weight").sizes(), (std::vector<int64_t>{32, 64}));
+  EXPECT_EQ(g->get("model.layers.0.self_attn.k_proj.weight").sizes(),
+            (std::vector<int64_t>{32, 64}));
 }
 
 TEST(Safetensors, ShardedCheckpointRoundTrip) {
@@ -152,8 +152,8 @@ TEST(Safetensors, CorruptFilesGiveClearErrors) {
   EXPECT_THAT(error_of([&] { mm::SafetensorsFile::open(dir / "trunc.safetensors"); }),
               AllOf(HasSubstr("trunc.safetensors"), HasSubstr("'w'"), HasSubstr("truncated")));
   // Shape and offsets disagree.
-  write_raw(dir / "shape.safetensors", R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})",
-            std::string(16, '\0'));
+  write_raw(dir / "shape.safetensors",
+            R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})", std::string(16, '\0'));
   EXPECT_THAT(error_of([&] { mm::SafetensorsFile::open(dir / "shape.safetensors"); }),
               AllOf(HasSubstr("shape.safetensors"), HasSubstr("'w'"), HasSubstr("[2, 3]"),
                     HasSubstr("24 bytes")));
@@ -163,9 +163,10 @@ TEST(Safetensors, CorruptFilesGiveClearErrors) {
   EXPECT_THAT(error_of([&] { mm::SafetensorsFile::open(dir / "dtype.safetensors"); }),
               AllOf(HasSubstr("'w'"), HasSubstr("Q4")));
   // Overlapping tensors.
-  write_raw(dir / "overlap.safetensors",
-            R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-            std::string(12, '\0'));
+  write_raw(
+      dir / "overlap.safetensors",
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+      std::string(12, '\0'));
   EXPECT_THAT(error_of([&] { mm::SafetensorsFile::open(dir / "overlap.safetensors"); }),
               HasSubstr("overlap"));
   // Header length past the end, bad JSON, tiny file.
@@ -188,7 +189,8 @@ TEST(Safetensors, CorruptFilesGiveClearErrors) {
   // Missing tensor.
   mm::save_safetensors(dir / "ok.safetensors", {{"w", at::ones({2})}});
   auto f = mm::SafetensorsFile::open(dir / "ok.safetensors");
-  EXPECT_THAT(error_of([&] { f->get("nope"); }), AllOf(HasSubstr("ok.safetensors"), HasSubstr("'nope'")));
+  EXPECT_THAT(error_of([&] { f->get("nope"); }),
+              AllOf(HasSubstr("ok.safetensors"), HasSubstr("'nope'")));
 }
 
 TEST(Safetensors, BadShardIndexErrors) {
@@ -209,13 +211,15 @@ TEST(Safetensors, BadShardIndexErrors) {
 
 TEST(Safetensors, WriterRejectsBadInput) {
   auto dir = metamath::testing::temp_dir("st_writer_bad");
-  EXPECT_THAT(error_of([&] {
-                mm::save_safetensors(dir / "d.safetensors", {{"w", at::ones({1})}, {"w", at::ones({1})}});
-              }),
-              HasSubstr("twice"));
-  EXPECT_THAT(error_of([&] {
-                mm::save_safetensors(dir / "c.safetensors", {{"w", at::ones({1}, at::kComplexFloat)}});
-              }),
-              HasSubstr("'w'"));
+  EXPECT_THAT(
+      error_of([&] {
+        mm::save_safetensors(dir / "d.safetensors", {{"w", at::ones({1})}, {"w", at::ones({1})}});
+      }),
+      HasSubstr("twice"));
+  EXPECT_THAT(
+      error_of([&] {
+        mm::save_safetensors(dir / "c.safetensors", {{"w", at::ones({1}, at::kComplexFloat)}});
+      }),
+      HasSubstr("'w'"));
   EXPECT_FALSE(fs::exists(dir / "d.safetensors"));
 }

@@ -1,15 +1,18 @@
 // Tokenizer tests against independent truth:
 //   * SentencePiece tokenizer.model: ids from SentencePiece's own Python binding
-//     (tests/reference/sp_encode.py through Debian's /usr/bin/python3), on every GSM8K and MATH test
-//     question.
+//     (tests/reference/sp_encode.py through Debian's /usr/bin/python3), on every GSM8K and MATH
+//     test question.
 //   * tokenizer.json (Qwen3, LLaMA-3, LLaMA-2/Mistral form): ids from @huggingface/tokenizers (pure
-//     JavaScript, installed by scripts/install-node-deps.sh) through tests/model/node/encode.mjs, on
-//     the same texts and on hand-picked hard cases.
+//     JavaScript, installed by scripts/install-node-deps.sh) through tests/model/node/encode.mjs,
+//     on the same texts and on hand-picked hard cases.
 //   * hand-checked ids and Unicode facts.
 // References run at test time (no golden files derived from the data are committed); they run in
 // the background, concurrently, while our own tokenizer encodes.
+#include "model/tokenizer.h"
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -18,7 +21,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "model/tokenizer.h"
 #include "test_util.h"
 
 namespace metamath::model {
@@ -58,26 +60,26 @@ bool have_js_reference() {
          testing::run_command("node --version").code == 0;
 }
 
-#define REQUIRE_SP_MODEL(var)                                                                   \
-  auto var##_opt = llama2_sp_model();                                                           \
-  if (!var##_opt)                                                                               \
-    GTEST_SKIP() << "LLaMA-2 tokenizer.model not found: set METAMATH_TOKENIZERS or put "        \
-                    "../shared/tokenizers beside the checkout";                                 \
+#define REQUIRE_SP_MODEL(var)                                                            \
+  auto var##_opt = llama2_sp_model();                                                    \
+  if (!var##_opt)                                                                        \
+    GTEST_SKIP() << "LLaMA-2 tokenizer.model not found: set METAMATH_TOKENIZERS or put " \
+                    "../shared/tokenizers beside the checkout";                          \
   const fs::path var = *var##_opt
 
-#define REQUIRE_NPM_MODEL(var, name)                                                            \
-  auto var##_opt = npm_model_dir(name);                                                         \
-  if (!var##_opt)                                                                               \
+#define REQUIRE_NPM_MODEL(var, name)                                                               \
+  auto var##_opt = npm_model_dir(name);                                                            \
+  if (!var##_opt)                                                                                  \
     GTEST_SKIP() << "tokenizer.json of " << name << " not found: run scripts/install-node-deps.sh" \
-                 << " (installs tests/model/node/node_modules)";                                \
+                 << " (installs tests/model/node/node_modules)";                                   \
   const fs::path var = *var##_opt
 
 // ---- reading data and running references --------------------------------------------------------
 
 std::vector<std::string> real_texts(const fs::path& data) {
   std::vector<std::string> out;
-  for (auto [file, field] : {std::pair{"gsm8k/test.jsonl", "question"},
-                             std::pair{"math/test.jsonl", "problem"}}) {
+  for (auto [file, field] :
+       {std::pair{"gsm8k/test.jsonl", "question"}, std::pair{"math/test.jsonl", "problem"}}) {
     std::ifstream in(data / file);
     std::string line;
     while (std::getline(in, line))
@@ -140,8 +142,10 @@ std::string sp_command(const fs::path& model, const fs::path& input) {
 std::string show(const std::vector<int32_t>& v) { return json(v).dump(); }
 
 // Our ids vs the reference on every text; decode(encode(x)) == x unless allow_roundtrip_diff.
+// With nfc, the round trip is checked against the NFC form of the text (the tokenizer normalizes).
 void expect_parity(const Tokenizer& tok, const std::vector<std::string>& texts,
-                   const Reference& ref, const std::string& what, bool check_roundtrip = true) {
+                   const Reference& ref, const std::string& what, bool check_roundtrip = true,
+                   bool nfc = false) {
   ASSERT_EQ(ref.ids.size(), texts.size()) << what << ": reference produced a different count";
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::vector<int32_t>> ours;
@@ -156,7 +160,7 @@ void expect_parity(const Tokenizer& tok, const std::vector<std::string>& texts,
         ADD_FAILURE() << what << ": text " << i << " " << json(texts[i]).dump() << "\n ours "
                       << show(ours[i]) << "\n ref  " << show(ref.ids[i]);
     }
-    if (check_roundtrip && tok.decode(ours[i]) != texts[i]) {
+    if (check_roundtrip && tok.decode(ours[i]) != (nfc ? unicode_nfc(texts[i]) : texts[i])) {
       if (++roundtrip_bad <= 3)
         ADD_FAILURE() << what << ": decode(encode(x)) != x for text " << i << " "
                       << json(texts[i]).dump() << " -> " << json(tok.decode(ours[i])).dump();
@@ -164,10 +168,11 @@ void expect_parity(const Tokenizer& tok, const std::vector<std::string>& texts,
   }
   EXPECT_EQ(mismatches, 0u) << what;
   EXPECT_EQ(roundtrip_bad, 0u) << what;
-  std::printf("[ %s ] %zu texts, %zu tokens, mismatches %zu, round-trip failures %zu; encode %.0f "
-              "texts/s\n",
-              what.c_str(), texts.size(), tokens, mismatches, roundtrip_bad,
-              static_cast<double>(texts.size()) / secs);
+  std::printf(
+      "[ %s ] %zu texts, %zu tokens, mismatches %zu, round-trip failures %zu; encode %.0f "
+      "texts/s\n",
+      what.c_str(), texts.size(), tokens, mismatches, roundtrip_bad,
+      static_cast<double>(texts.size()) / secs);
 }
 
 // Hard cases checked against the JavaScript reference for every tokenizer.json.
@@ -189,7 +194,8 @@ const std::vector<std::string>& hard_texts() {
       "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
       "<s>[INST] hello [/INST] answer </s>",
       "<|im_start|><|im_start|>x<|im_end",
-      "non-breaking\xC2\xA0space and em\xE2\x80\x94" "dash and \xE2\x80\x9Cquotes\xE2\x80\x9D",
+      "non-breaking\xC2\xA0space and em\xE2\x80\x94"
+      "dash and \xE2\x80\x9Cquotes\xE2\x80\x9D",
       "zero\xE2\x80\x8Bwidth and BOM\xEF\xBB\xBF and \xF0\x9D\x94\xB8 math alphanumerics",
       "x\xCC\x81\xCC\x82\xCC\x83\xCC\x84 stacked marks",
       "    def f(x):\n        return x * 2\n",
@@ -199,7 +205,8 @@ const std::vector<std::string>& hard_texts() {
   return t;
 }
 
-// ---- SentencePiece --------------------------------------------------------------------------------
+// ---- SentencePiece
+// --------------------------------------------------------------------------------
 
 TEST(SentencePieceTokenizer, KnownIds) {
   REQUIRE_SP_MODEL(model);
@@ -267,6 +274,41 @@ TEST(SentencePieceTokenizer, StreamDecoderKeepsCharactersWhole) {
   EXPECT_EQ(partial.finish(), "\xEF\xBF\xBD");
 }
 
+TEST(SentencePieceTokenizer, Llama2ChatFormatFromConfig) {
+  REQUIRE_SP_MODEL(model);
+  auto tmp = testing::temp_dir("tok_llama2_chat");
+  {
+    // A tokenizer_config.json written here in the form LLaMA-2 chat checkpoints use (tokens as
+    // AddedToken objects; the template only needs to mention [INST] for detection).
+    std::ofstream f(tmp / "tokenizer_config.json");
+    f << json{{"add_bos_token", true},
+              {"bos_token", {{"__type", "AddedToken"}, {"content", "<s>"}}},
+              {"eos_token", "</s>"},
+              {"pad_token", nullptr},
+              {"chat_template", "{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}"}}
+             .dump();
+  }
+  auto tok = Tokenizer::from_sentencepiece(model, tmp / "tokenizer_config.json");
+  EXPECT_EQ(tok->chat_format(), ChatFormat::Llama2);
+  EXPECT_EQ(tok->pad_id(), 2);  // no pad token: EOS
+  const std::string chat = tok->apply_chat(
+      {{"system", "Be brief."}, {"user", "2+2?"}, {"assistant", "4"}, {"user", "And 3+3? "}});
+  EXPECT_EQ(chat,
+            "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n2+2? [/INST] 4 </s><s>[INST] And 3+3? "
+            "[/INST]");
+  auto ids = tok->encode(chat);
+  EXPECT_EQ(ids.front(), 1);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 1), 2);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 2), 1);
+  EXPECT_THROW(tok->apply_chat({{"tool", "x"}}), Error);
+  {
+    std::ofstream f(tmp / "tokenizer_config.json");
+    f << json{{"eos_token", "<no such token>"}}.dump();
+  }
+  EXPECT_THROW(Tokenizer::from_sentencepiece(model, tmp / "tokenizer_config.json"), Error);
+  fs::remove_all(tmp);
+}
+
 TEST(SentencePieceTokenizer, MatchesPythonSentencePieceOnAllData) {
   REQUIRE_SP_MODEL(model);
   METAMATH_REQUIRE_DATA(data);
@@ -277,9 +319,8 @@ TEST(SentencePieceTokenizer, MatchesPythonSentencePieceOnAllData) {
   ASSERT_EQ(texts.size(), 1319u + 5000u);
   auto tmp = testing::temp_dir("tok_sp");
   auto input = write_texts(tmp, "texts.jsonl", texts);
-  auto ref = std::async(std::launch::async, [&] {
-    return run_reference(sp_command(model, input), tmp / "ref.jsonl");
-  });
+  auto ref = std::async(std::launch::async,
+                        [&] { return run_reference(sp_command(model, input), tmp / "ref.jsonl"); });
   auto tok = Tokenizer::from_sentencepiece(model);
   const Reference r = ref.get();
   expect_parity(*tok, texts, r, "sentencepiece llama2 vs python3-sentencepiece");
@@ -291,7 +332,8 @@ TEST(SentencePieceTokenizer, MatchesPythonSentencePieceOnAllData) {
   fs::remove_all(tmp);
 }
 
-// ---- tokenizer.json ------------------------------------------------------------------------------
+// ---- tokenizer.json
+// ------------------------------------------------------------------------------
 
 TEST(HfTokenizer, QwenKnownIdsAndSpecialTokens) {
   REQUIRE_NPM_MODEL(dir, "qwen3");
@@ -404,65 +446,92 @@ TEST(HfTokenizer, StreamDecoderByteLevel) {
   EXPECT_GT(held, 0) << "expected some token to end inside a multi-byte character";
 }
 
-class HfTokenizerParity : public ::testing::TestWithParam<std::string> {};
+// The three JavaScript references run concurrently, started once for the whole suite.
+class HfTokenizerParity : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    if (!have_js_reference()) return;
+    tmp_ = testing::temp_dir("tok_js");
+    texts_ = hard_texts();
+    n_hard_ = texts_.size();
+    have_data_ = testing::data_dir().has_value();
+    if (have_data_) {
+      auto real = real_texts(*testing::data_dir());
+      texts_.insert(texts_.end(), real.begin(), real.end());
+    }
+    const fs::path input = write_texts(tmp_, "texts.jsonl", texts_);
+    for (const char* name : {"qwen3", "llama3", "llama2"}) {
+      auto dir = npm_model_dir(name);
+      if (!dir) continue;
+      const fs::path out = tmp_ / (std::string(name) + ".jsonl");
+      refs_[name] = std::async(std::launch::async, [cmd = js_command(*dir, input), out] {
+                      return run_reference(cmd, out);
+                    }).share();
+    }
+  }
+  static void TearDownTestSuite() {
+    for (auto& [name, f] : refs_) f.wait();
+    refs_.clear();
+    if (!tmp_.empty()) fs::remove_all(tmp_);
+  }
+  static inline fs::path tmp_;
+  static inline std::vector<std::string> texts_;
+  static inline std::size_t n_hard_ = 0;
+  static inline bool have_data_ = false;
+  static inline std::map<std::string, std::shared_future<Reference>> refs_;
+};
 
 TEST_P(HfTokenizerParity, MatchesJavaScriptOnHardCasesAndAllData) {
   const std::string name = GetParam();
   REQUIRE_NPM_MODEL(dir, name);
   if (!have_js_reference())
     GTEST_SKIP() << "@huggingface/tokenizers or node not found: run scripts/install-node-deps.sh";
-  auto tmp = testing::temp_dir("tok_js_" + name);
-  std::vector<std::string> texts = hard_texts();
-  const std::size_t n_hard = texts.size();
-  const auto data = testing::data_dir();
-  if (data) {
-    auto real = real_texts(*data);
-    texts.insert(texts.end(), real.begin(), real.end());
-  } else {
+  if (!have_data_)
     std::printf("[ %s ] real data not found (METAMATH_DATA or ../shared/data): hard cases only\n",
                 name.c_str());
-  }
-  auto input = write_texts(tmp, "texts.jsonl", texts);
-  auto ref = std::async(std::launch::async, [&] {
-    return run_reference(js_command(dir, input), tmp / "ref.jsonl");
-  });
   const auto t0 = std::chrono::steady_clock::now();
   auto tok = Tokenizer::load(dir);
   std::printf("[ %s ] loaded tokenizer.json in %.2f s\n", name.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  const Reference r = ref.get();
-  ASSERT_EQ(r.ids.size(), texts.size());
-  // Hard cases: ids must match; the round trip is exact except where special tokens written in the
-  // text change the spacing of the LLaMA-2 form (SentencePiece's dummy prefix per segment).
-  const std::vector<std::string> hard(texts.begin(), texts.begin() + static_cast<long>(n_hard));
+  ASSERT_TRUE(refs_.count(name));
+  const Reference& r = refs_[name].get();
+  ASSERT_EQ(r.ids.size(), texts_.size());
+  const auto n_hard = static_cast<long>(n_hard_);
+  const bool nfc = name == "qwen3";  // Qwen's normalizer is NFC
+  // Hard cases: ids must match; the round trip is exact except that the LLaMA-2 form gives each
+  // text segment between special tokens its own dummy-prefix space.
+  const std::vector<std::string> hard(texts_.begin(), texts_.begin() + n_hard);
   Reference rh;
-  rh.ids.assign(r.ids.begin(), r.ids.begin() + static_cast<long>(n_hard));
+  rh.ids.assign(r.ids.begin(), r.ids.begin() + n_hard);
   expect_parity(*tok, hard, rh, name + " hard cases vs @huggingface/tokenizers",
-                /*check_roundtrip=*/name != "llama2");
-  if (data) {
-    const std::vector<std::string> real(texts.begin() + static_cast<long>(n_hard), texts.end());
+                /*check_roundtrip=*/name != "llama2", nfc);
+  if (have_data_) {
+    const std::vector<std::string> real(texts_.begin() + n_hard, texts_.end());
     Reference rr;
-    rr.ids.assign(r.ids.begin() + static_cast<long>(n_hard), r.ids.end());
-    expect_parity(*tok, real, rr, name + " GSM8K+MATH test vs @huggingface/tokenizers");
+    rr.ids.assign(r.ids.begin() + n_hard, r.ids.end());
+    expect_parity(*tok, real, rr, name + " GSM8K+MATH test vs @huggingface/tokenizers", true, nfc);
   }
-  fs::remove_all(tmp);
 }
 
 INSTANTIATE_TEST_SUITE_P(Npm, HfTokenizerParity, ::testing::Values("qwen3", "llama3", "llama2"),
                          [](const auto& info) { return info.param; });
 
-// ---- Unicode helpers -----------------------------------------------------------------------------
+// ---- Unicode helpers
+// -----------------------------------------------------------------------------
 
 TEST(UnicodeNfc, HandCheckedCases) {
   // Expected values from Python's unicodedata.normalize("NFC", ...).
   EXPECT_EQ(unicode_nfc("plain ASCII"), "plain ASCII");
-  EXPECT_EQ(unicode_nfc("e\xCC\x81"), "\xC3\xA9");                         // e + U+0301 -> é
+  EXPECT_EQ(unicode_nfc("e\xCC\x81"), "\xC3\xA9");  // e + U+0301 -> é
   EXPECT_EQ(unicode_nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8"), "\xEA\xB0\x81");  // jamo -> 각
-  EXPECT_EQ(unicode_nfc("a\xCC\x82\xCC\xA3"), "\xE1\xBA\xAD");  // reordered marks -> ậ
-  EXPECT_EQ(unicode_nfc("\xE2\x84\xAB"), "\xC3\x85");           // Angstrom sign -> Å
+  EXPECT_EQ(unicode_nfc("a\xCC\x82\xCC\xA3"), "\xE1\xBA\xAD");         // reordered marks -> ậ
+  EXPECT_EQ(unicode_nfc("\xE2\x84\xAB"), "\xC3\x85");                  // Angstrom sign -> Å
   EXPECT_EQ(unicode_nfc("\xE0\xA5\x98"), "\xE0\xA4\x95\xE0\xA4\xBC");  // excluded: stays decomposed
   EXPECT_EQ(unicode_nfc("A\xCC\x8A\xCC\x81"), "\xC7\xBA");             // Ǻ
-  EXPECT_EQ(unicode_nfc("\xCC\x81" "abc"), "\xCC\x81" "abc");          // leading mark
+  EXPECT_EQ(unicode_nfc("\xCC\x81"
+                        "abc"),
+            "\xCC\x81"
+            "abc");  // leading mark
 }
 
 TEST(UnicodeNfc, MatchesPythonOnManyCodePoints) {
@@ -477,7 +546,9 @@ TEST(UnicodeNfc, MatchesPythonOnManyCodePoints) {
       "cps = [c for c in range(0x20, 0x30000) if not 0xD800 <= c <= 0xDFFF and "
       "u.category(chr(c)) != 'Cn']\n"
       "marks = [c for c in cps if u.combining(chr(c))]\n"
-      "out = open('" + (tmp / "nfc.jsonl").string() + "', 'w')\n"
+      "out = open('" +
+      (tmp / "nfc.jsonl").string() +
+      "', 'w')\n"
       "for i in range(0, len(cps), 50):\n"
       "  s = ''.join(chr(c) + (chr(random.choice(marks)) if random.random() < 0.3 else '') "
       "for c in cps[i:i+50])\n"
@@ -505,7 +576,10 @@ TEST(UnicodeNfc, MatchesPythonOnManyCodePoints) {
 
 TEST(Utf8Lossy, ReplacesInvalidSequences) {
   EXPECT_EQ(utf8_lossy("ok"), "ok");
-  EXPECT_EQ(utf8_lossy("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(utf8_lossy("a\xFF"
+                       "b"),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(utf8_lossy("\xF0\x9F\x98"), "\xEF\xBF\xBD");  // truncated 4-byte sequence: one U+FFFD
   EXPECT_EQ(utf8_lossy("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
   EXPECT_EQ(utf8_lossy("\xF0\x9F\x98\x80"), "\xF0\x9F\x98\x80");

@@ -1,0 +1,487 @@
+// Hand-checked equivalence cases, one rule at a time. Every expected verdict below was worked out
+// by hand (the arithmetic is in the comments where it is not obvious).
+#include "answer/equiv.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace metamath::answer {
+namespace {
+
+struct Case {
+  const char* pred;
+  const char* gold;
+  bool equal;
+};
+
+// Generous time so a loaded test machine cannot turn a correct answer into "time limit".
+Limits relaxed() {
+  Limits l;
+  l.time_ms = 5000;
+  return l;
+}
+
+void check_table(const std::vector<Case>& cases, Style style) {
+  for (const Case& c : cases) {
+    Result r = equivalent(c.pred, c.gold, style, relaxed());
+    EXPECT_EQ(r.equal(), c.equal) << "pred [" << c.pred << "] gold [" << c.gold << "] -> "
+                                  << verdict_name(r.verdict) << " (" << r.reason << ")";
+    EXPECT_FALSE(r.reason.empty()) << c.pred;
+    // Equivalence is symmetric for every case here.
+    Result back = equivalent(c.gold, c.pred, style, relaxed());
+    EXPECT_EQ(back.equal(), c.equal)
+        << "reversed: pred [" << c.gold << "] gold [" << c.pred << "] (" << back.reason << ")";
+  }
+}
+
+TEST(Equiv, Gsm8kNumbers) {
+  check_table(
+      {
+          {"18", "18", true},
+          {"18.00", "18", true},
+          {"18.0", "18", true},
+          {"$18", "18", true},
+          {"\\$18", "18", true},
+          {"$18.00", "18", true},
+          {"18 dollars", "18", true},
+          {"5 apples", "5", true},
+          {"1,000", "1000", true},
+          {"$1,250,000", "1250000", true},
+          {"1,000,000.50", "1000000.5", true},
+          {"50%", "50", true},
+          {"0.5", "1/2", true},
+          {"3/4", "0.75", true},
+          {"6/8", "3/4", true},
+          {"-5", "-5", true},
+          {"-3/4", "-0.75", true},
+          {"18.", "18", true},
+          {"\\frac{1}{2}", "0.5", true},  // not a plain number: compared as MATH LaTeX
+          {"18", "19", false},
+          {"1.5", "15", false},
+          {"-5", "5", false},
+          {"0.33", "1/3", false},
+          {"1,001", "1000", false},
+          {"100", "10", false},
+          {"12.5", "125", false},
+          {"2 hours", "3", false},
+          {"7", "70", false},
+      },
+      Style::Gsm8k);
+}
+
+TEST(Equiv, Fractions) {
+  check_table(
+      {
+          {"\\frac{1}{2}", "0.5", true},
+          {"\\dfrac{1}{2}", "\\frac{1}{2}", true},
+          {"\\tfrac{3}{4}", "0.75", true},
+          {"\\frac12", "\\frac{1}{2}", true},
+          {"\\frac 1 2", "\\frac{1}{2}", true},
+          {"\\frac{1}2", "0.5", true},
+          {"\\frac83", "\\frac{8}{3}", true},
+          {"\\frac{2}{4}", "\\frac{1}{2}", true},
+          {"-\\frac{5}{3}", "\\frac{-5}{3}", true},
+          {"\\frac{6/7}{1}", "\\frac{6}{7}", true},
+          {"\\frac{\\pi}{4}", "\\frac14\\pi", true},
+          {"\\frac{1}{3}", "\\frac{1}{4}", false},
+          {"\\frac{1}{2}", "2", false},
+          {"-\\frac{1}{2}", "\\frac{1}{2}", false},
+          {"\\frac{12}{3}", "\\frac{1}{23}", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, RadicalsAndPowers) {
+  check_table(
+      {
+          {"\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", true},
+          {"\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt3}", true},
+          {"\\sqrt{8}", "2\\sqrt{2}", true},
+          {"\\sqrt{12}", "2\\sqrt3", true},
+          {"\\sqrt2", "\\sqrt{2}", true},
+          {"\\sqrt{2}\\sqrt{3}", "\\sqrt{6}", true},
+          {"\\sqrt[3]{27}", "3", true},
+          {"\\sqrt[3]{-8}", "-2", true},  // odd real root of a negative number
+          {"\\sqrt[4]{16}", "2", true},
+          {"\\frac{2\\sqrt{6}}{5}", "\\frac{\\sqrt{24}}{5}", true},
+          {"2^{10}", "1024", true},
+          {"2^10", "1024", true},  // a digit run after ^ is one exponent
+          {"x^2", "x^{2}", true},
+          {"10^{-3}", "0.001", true},
+          {"2^{-1}", "\\frac{1}{2}", true},
+          {"2^{1/2}", "\\sqrt{2}", true},
+          {"4^{3/2}", "8", true},
+          {"\\sqrt{x^2+2x+1}", "x+1", true},  // equal for x > -1, where we sample
+          {"\\sqrt{8}", "3\\sqrt{2}", false},
+          {"\\sqrt{2}", "2", false},
+          {"\\sqrt[3]{2}", "\\sqrt{2}", false},
+          {"2^{10}", "20", false},
+          {"x^3", "x^2", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, ConstantsAndImplicitMultiplication) {
+  check_table(
+      {
+          {"2\\pi", "\\pi \\cdot 2", true},
+          {"\\pi r^2", "r^2\\pi", true},
+          {"2\\sqrt{3}", "\\sqrt{12}", true},
+          {"3x", "x \\cdot 3", true},
+          {"3 \\times 4", "12", true},
+          {"3 \\cdot 4", "12", true},
+          {"3*4", "12", true},
+          {"ab", "ba", true},
+          {"2(x+1)", "2x+2", true},
+          {"(x+1)(x-1)", "x^2-1", true},
+          {"\\infty", "\\infty", true},
+          {"e^{i\\pi}", "-1", true},
+          {"-1+i", "i-1", true},
+          {"\\frac{i}{5}", "0.2i", true},
+          {"\\left(\\frac{1}{2}\\right)", "\\frac12", true},
+          {"\\left[ 3 \\right]", "3", true},
+          {"\\alpha+\\beta", "\\beta+\\alpha", true},
+          {"2\\theta", "\\theta+\\theta", true},
+          {"-\\infty", "\\infty", false},
+          {"2\\pi", "\\pi", false},
+          {"\\alpha", "\\beta", false},
+          {"3x", "3y", false},
+          {"i", "-i", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, PlusMinus) {
+  check_table(
+      {
+          {"\\pm 2", "2, -2", true},
+          {"\\pm\\sqrt{3}", "-\\sqrt3, \\sqrt3", true},
+          {"1 \\pm \\sqrt{2}", "1+\\sqrt2, 1-\\sqrt2", true},
+          {"1 \\pm i", "1-i, 1+i", true},
+          {"\\frac{-1 \\pm \\sqrt{5}}{2}", "\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}", true},
+          {"\\pm 2", "2", false},
+          {"1 \\pm \\sqrt{2}", "1+\\sqrt2", false},
+          {"\\pm 3", "3, -2", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, UnitsDegreesPercentDollars) {
+  check_table(
+      {
+          {"90^\\circ", "90", true},
+          {"90^{\\circ}", "90", true},
+          {"45 ^ \\circ", "45", true},
+          {"5\\text{ cm}", "5", true},
+          {"10\\text{ inches}", "10", true},
+          {"20 \\text{ degrees}", "20", true},
+          {"45 \\text{ units}^2", "45", true},
+          {"12 \\text{ sq units}", "12", true},
+          {"15\\mbox{ cm}^2", "15", true},
+          {"\\frac{3}{4}\\pi\\text{ inches}", "\\frac{3\\pi}{4}", true},
+          {"0.4\\mbox{ miles}", "\\frac25", true},
+          {"10 cm", "10", true},
+          {"15 cm^2", "15", true},
+          {"50\\%", "50", true},  // the percent sign is dropped; 50\% is not 0.5
+          {"100\\%", "100", true},
+          {"\\$187.12", "187.12", true},
+          {"\\$ 5", "5", true},
+          {"\\$1,\\!657", "1657", true},
+          {"90^\\circ", "91", false},
+          {"50\\%", "0.5", false},
+          {"5\\text{ cm}", "6", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, MixedNumbersScientificThousands) {
+  check_table(
+      {
+          {"2\\frac{1}{2}", "\\frac{5}{2}", true},
+          {"2\\frac12", "2.5", true},
+          {"33 \\frac{1}{3}", "\\frac{100}{3}", true},
+          {"-2\\frac{1}{2}", "-\\frac52", true},
+          {"3\\frac{1}{4}", "3.25", true},
+          {"2\\frac{\\pi}{3}", "\\frac{2\\pi}{3}", true},  // not a mixed number: a product
+          {"1.5\\times10^{3}", "1500", true},
+          {"1.5 \\times 10^3", "1500", true},
+          {"1.5e3", "1500", true},
+          {"2.5e-3", "0.0025", true},
+          {"1,000", "1000", true},
+          {"1{,}000", "1000", true},
+          {"1\\,000", "1000", true},
+          {"125,\\!000", "125000", true},
+          {"5,\\!866,\\!608", "5866608", true},
+          {"1,000,000", "10^6", true},
+          {"\\frac{12}{5,525}", "\\frac{12}{5525}", true},
+          {"2\\frac{1}{2}", "1", false},  // would be 2*(1/2) = 1 as a product: must not be
+          {"1,000", "1,001", false},
+          {"1,2", "12", false},  // a list of two answers, not a thousands separator
+          {"1.5e3", "150", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, Equations) {
+  check_table(
+      {
+          {"x = 5", "5", true},
+          {"5", "x=5", true},
+          {"x=\\frac12", "0.5", true},
+          {"y=2x+3", "y = 3+2x", true},
+          {"y = 2x+3", "2x - y + 3 = 0", true},  // same line: difference is a constant multiple
+          {"2x + z - 5 = 0", "z = 5 - 2x", true},
+          {"y = -\\frac{1}{2} x^2 + 4x - 6", "y=4x-6-\\frac{x^2}{2}", true},
+          {"a < b", "b > a", true},
+          {"s^2 \\le 8r^2", "8r^2 \\ge s^2", true},
+          {"x \\in [2, 5)", "[2,5)", true},
+          {"x = 5", "6", false},
+          {"y = 2x+3", "y = 2x+4", false},
+          {"a < b", "a > b", false},
+          {"a \\le b", "a < b", false},
+          {"y = x^2", "y = x", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, IntervalsAndUnions) {
+  check_table(
+      {
+          {"(-\\infty, 3] \\cup (5, \\infty)", "(-\\infty,3]\\cup(5,\\infty)", true},
+          {"(5, \\infty) \\cup (-\\infty, 3]", "(-\\infty,3]\\cup(5,\\infty)", true},
+          {"\\left( \\frac{3}{4}, 1 \\right) \\cup (1, \\infty)", "(0.75,1)\\cup(1,\\infty)", true},
+          {"[1,9]", "[1, 9]", true},
+          {"[2,5)", "[2, 5)", true},
+          {"[-\\tfrac13, 1]", "[-\\frac{1}{3}, 1]", true},
+          {"(0, \\infty)", "(0,\\infty)", true},
+          {"(-\\infty, 3] \\cup (5, \\infty)", "(-\\infty,3)\\cup(5,\\infty)", false},
+          {"[1,2)", "[1,2]", false},
+          {"(1,2]", "[1,2]", false},
+          {"(0, \\infty)", "[0,\\infty)", false},
+          {"(-\\infty, 2)", "(-\\infty, 3)", false},
+          {"[1,2]", "(1,2) \\cup (2,3)", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, SetsTuplesListsMatrices) {
+  check_table(
+      {
+          {"\\{1,2\\}", "\\{2,1\\}", true},
+          {"\\{1, 2, 3\\}", "\\{3, 2, 1\\}", true},
+          {"\\{1,2\\}", "1, 2", true},  // a set of solutions and a list of them
+          {"(1,2)", "(1, 2)", true},
+          {"\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})", true},
+          {"(4,-2,3)", "(4, -2, 3)", true},
+          {"2, -3", "-3, 2", true},
+          {"1, 2, 3", "3, 2, 1", true},
+          {"x = 1, x = 2", "2, 1", true},
+          {"2 \\text{ or } 3", "3, 2", true},
+          {"6, 8\\text{, and }10", "6,8,10", true},
+          {"\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+           "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", true},
+          {"\\begin{pmatrix} 6/7 \\\\ -4/7 \\end{pmatrix}",
+           "\\begin{pmatrix} \\frac67 \\\\ -\\frac47 \\end{pmatrix}", true},
+          {"\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1,2)", true},
+          {"\\{1,2\\}", "\\{1,3\\}", false},
+          {"(1,2)", "(2,1)", false},
+          {"(1,2,3)", "(1,3,2)", false},
+          {"(1,2)", "(1,2,3)", false},
+          {"1, 2, 3", "1, 2", false},
+          {"2, -3", "2, 3", false},
+          {"\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+           "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}", false},
+          {"\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\end{pmatrix}",
+           false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, FunctionsAndSymbolic) {
+  check_table(
+      {
+          {"\\sin x", "\\sin(x)", true},
+          {"\\sin^2 x + \\cos^2 x", "1", true},
+          {"\\cos \\frac{\\pi}{3}", "\\frac12", true},
+          {"\\tan \\frac{\\pi}{4}", "1", true},
+          {"\\sec x", "\\frac{1}{\\cos x}", true},
+          {"\\csc x", "\\frac{1}{\\sin x}", true},
+          {"\\cot x", "\\frac{\\cos x}{\\sin x}", true},
+          {"\\arcsin 1", "\\frac{\\pi}{2}", true},
+          {"\\arccos 0", "\\frac{\\pi}{2}", true},
+          {"\\arctan 1", "\\frac\\pi4", true},
+          {"\\ln e", "1", true},
+          {"\\ln(e^2)", "2", true},
+          {"\\log_{10} 100", "2", true},
+          {"\\log_2 8", "3", true},
+          {"e^{\\ln 5}", "5", true},
+          {"\\exp(2)", "e^2", true},
+          {"e^x", "\\exp(x)", true},
+          {"\\sin 2x", "2\\sin x\\cos x", true},
+          {"\\frac{x^2-1}{x-1}", "x+1", true},
+          {"(x+1)^2", "x^2+2x+1", true},
+          {"\\frac{1}{2 - x}", "-\\frac{1}{x-2}", true},
+          {"2x(15x^2-4x+10)", "30x^3-8x^2+20x", true},
+          {"-(ab + ac + bc)", "-ab-bc-ca", true},
+          {"\\log\\left(\\frac{2007}{2006}\\right)", "\\ln 2007 - \\ln 2006", true},
+          {"5!", "120", true},
+          {"\\binom{5}{2}", "10", true},
+          {"\\dbinom{6}{3}", "20", true},
+          {"|{-3}|", "3", true},
+          {"\\sin x", "\\cos x", false},
+          {"\\ln 2", "\\log_2 e", false},
+          {"(x+1)^2", "x^2+1", false},
+          {"\\frac{x}{x+1}", "\\frac{x+1}{x}", false},
+          {"2^x", "x^2", false},
+          {"5!", "100", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, DecimalTolerance) {
+  check_table(
+      {
+          {"0.3333", "\\frac13", true},  // |0.3333 - 1/3| = 3.3e-5 = 1.0e-4 * (1/3) (just in)
+          {"3.1416", "\\pi", true},      // 7.3e-6 absolute, 2.3e-6 relative
+          {"3.14159", "\\pi", true},
+          {"1.4142", "\\sqrt{2}", true},  // sqrt 2 = 1.41421...
+          {"0.142857", "\\frac17", true},
+          {"6.2832", "2\\pi", true},
+          {"0.5", "\\frac12", true},  // exact
+          {"0.1", "\\frac{1}{10}", true},
+          {"0.10", "0.1", true},
+          {"0.333", "\\frac13", false},  // 1e-3 relative: too coarse
+          {"0.33", "\\frac13", false},
+          {"1.414", "\\sqrt{2}", false},  // 1.5e-4 relative
+          {"18.0001", "18", false},       // 18 needs no rounding at 4 decimals
+          {"1000.05", "1000", false},
+          {"3.15", "\\pi", false},
+          {"0.67", "\\frac23", false},  // rounds 2/3 at 2 decimals but 5e-3 relative
+      },
+      Style::Math);
+}
+
+TEST(Equiv, TextAndMultipleChoice) {
+  check_table(
+      {
+          {"\\text{(A)}", "A", true},
+          {"\\text{(A)}", "(A)", true},
+          {"\\textbf{(C)}", "C", true},
+          {"(C)", "\\text{C}", true},
+          {"\\text{Monday}", "Monday", true},
+          {"monday", "\\text{Monday}", true},
+          {"\\text{odd}", "odd.", true},
+          {"\\mbox{four}", "four", true},
+          {"\\text{B,E}", "B, E", true},
+          {"\\text{Dana}", "Dana", true},
+          {"\\text{4:30 p.m.}", "4:30 p.m.", true},
+          {"422_8", "422_{8}", true},
+          {"\\text{(A)}", "\\text{(B)}", false},
+          {"\\text{even}", "\\text{odd}", false},
+          {"A", "B", false},
+          {"\\text{Monday}", "\\text{Tuesday}", false},
+          {"422_8", "423_8", false},
+          {"\\text{9 a.m.}", "\\text{9 p.m.}", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, EmptyAndUnparsable) {
+  EXPECT_TRUE(equivalent("", "", Style::Math).equal());
+  Result r = equivalent("", "5", Style::Math);
+  EXPECT_EQ(r.verdict, Verdict::Unparsable);
+  EXPECT_NE(r.reason.find("empty"), std::string::npos);
+  r = equivalent("\\frac{1}{", "\\frac12", Style::Math);
+  EXPECT_EQ(r.verdict, Verdict::Unparsable) << r.reason;
+  r = equivalent("5", "\\frac{1}{0}", Style::Math);
+  EXPECT_EQ(r.verdict, Verdict::Unparsable) << r.reason;
+  EXPECT_NE(r.reason.find("division by zero"), std::string::npos) << r.reason;
+}
+
+TEST(Equiv, ReasonsNameTheRule) {
+  EXPECT_EQ(equivalent("0.5", "\\frac12", Style::Math).reason, "exact");
+  EXPECT_EQ(equivalent("\\frac{\\sqrt2}{2}", "\\frac{1}{\\sqrt2}", Style::Math).reason, "symbolic");
+  EXPECT_NE(equivalent("3.1416", "\\pi", Style::Math).reason.find("decimal"), std::string::npos);
+  EXPECT_NE(equivalent("e^x", "\\exp(x)", Style::Math, relaxed()).reason.find("random points"),
+            std::string::npos);
+  EXPECT_NE(equivalent("x=5", "5", Style::Math).reason.find("equation"), std::string::npos);
+  EXPECT_NE(equivalent("18 dollars", "18", Style::Gsm8k).reason.find("gsm8k"), std::string::npos);
+}
+
+// Adversarial inputs: each must finish under the default limits and must not claim equality
+// where it does not hold. (No timing assertions: the limits are enforced inside.)
+TEST(Equiv, AdversarialInputsFinish) {
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {"10^{10^{10}}", "10^{10^{10}}+1"},
+      {"9^{9^{9^9}}", "9"},
+      {"2^{2^{2^{2^{2}}}}", "2"},
+      {"10^{-10^{10}}", "0"},
+      {"(x+1)^{10000}", "(x+1)^{10000}+1"},
+      {"(a+b+c+d+e)^{300}", "1"},
+      {"1000000!", "1"},
+      {"((2999!)!)", "1"},
+      {"\\binom{100000}{50000}", "1"},
+      {"(2^{9999})^{9999}", "1"},
+      {"2^{3000!}", "2"},
+      {"e^{e^{e^{e^{10}}}}", "1"},
+      {"x^{x^{x^{x^{x}}}}", "x"},
+      {"1e999999", "1"},
+      {std::string(3000, '{') + "1" + std::string(3000, '}'), "2"},
+      {std::string(500, '(') + "1" + std::string(500, ')'), "2"},
+      {std::string(10000, 'x'), "x"},
+      {std::string(3999, '7'), "7"},
+      {"}}}{{{", "1"},
+      {"\\frac", "\\sqrt"},
+      {"2^^3", "8"},
+      {"\\text{", "1"},
+      {"\\begin{pmatrix} 1 & 2 \\\\ 3 \\end{pmatrix}", "1"},
+  };
+  std::string sum;  // 1+1+...+1 (1900 terms) against 1899: node limit, not a wrong answer
+  for (int i = 0; i < 1900; ++i) sum += "1+";
+  cases.push_back({sum + "1", "1899"});
+  std::string fr;
+  for (int i = 0; i < 300; ++i) fr += "\\frac{";
+  fr += "1";
+  for (int i = 0; i < 300; ++i) fr += "}{2}";
+  cases.push_back({fr, "0"});
+  std::string list, rev;  // 400 answers in reverse order: quadratic matching hits the time limit
+  for (int i = 0; i < 400; ++i) {
+    list += (i ? ", " : "") + std::to_string(i);
+    rev += (i ? ", " : "") + std::to_string(399 - i);
+  }
+  cases.push_back({list, rev + ", 400"});
+  for (const auto& [a, b] : cases) {
+    Result r = equivalent(a, b, Style::Math);
+    EXPECT_FALSE(r.equal()) << a.substr(0, 60) << " vs " << b.substr(0, 60) << ": " << r.reason;
+    EXPECT_FALSE(r.reason.empty());
+    Normalized n = normalize_math(a);
+    (void)n;
+  }
+  // Huge but legitimate exact numbers still compare exactly.
+  EXPECT_TRUE(equivalent("2^{2008}-2", "2(2^{2007}-1)", Style::Math, relaxed()).equal());
+  EXPECT_FALSE(equivalent("3000!", "3000!+1", Style::Math, relaxed()).equal());
+  EXPECT_FALSE(equivalent("2^{300}", "2^{300}+1", Style::Math, relaxed()).equal());
+}
+
+TEST(Equiv, ConcurrentCallsAreSafe) {
+  std::vector<std::thread> threads;
+  std::vector<int> ok(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([t, &ok] {
+      for (int i = 0; i < 50; ++i) {
+        if (equivalent("\\frac{\\sqrt2}{2}", "\\frac{1}{\\sqrt{2}}", Style::Math, relaxed())
+                .equal() &&
+            !equivalent("x+1", "x+2", Style::Math, relaxed()).equal())
+          ++ok[t];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int v : ok) EXPECT_EQ(v, 50);
+}
+
+}  // namespace
+}  // namespace metamath::answer
