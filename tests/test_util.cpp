@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "core/error.h"
+
 #include <sys/wait.h>
 
 #include <array>
@@ -42,5 +44,14 @@ RunResult run_command(const std::string& cmd) {
 }
 
 std::string metamath_bin() { return METAMATH_BIN; }
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const metamath::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 }  // namespace metamath::testing

@@ -1,6 +1,7 @@
 #pragma once
 // Shared test helpers: locating the real data and running the CLI.
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,8 @@ struct RunResult {
   std::string output;
 };
 RunResult run_command(const std::string& cmd);
+// The message of the metamath::Error that f throws, or "(no error)".
+std::string error_of(const std::function<void()>& f);
 // Path of the built metamath program.
 std::string metamath_bin();
 

@@ -29,14 +29,7 @@ json llama2_json() {
     "hidden_act": "silu", "torch_dtype": "float16", "bos_token_id": 1, "eos_token_id": 2})");
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const metamath::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using metamath::testing::error_of;
 
 }  // namespace
 

@@ -68,14 +68,7 @@ std::pair<at::Tensor, at::Tensor> padded(const std::vector<std::vector<int64_t>>
   return {ids, mask};
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const metamath::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using metamath::testing::error_of;
 
 constexpr double kTol = 1e-4;
 

@@ -22,14 +22,7 @@ namespace {
 
 const fs::path kFixtures = fs::path(METAMATH_SOURCE_DIR) / "tests/model/fixtures";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const metamath::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using metamath::testing::error_of;
 
 // A raw safetensors file from a header JSON string and a data blob.
 void write_raw(const fs::path& p, const std::string& header, const std::string& data) {
