@@ -151,6 +151,10 @@ ex safe_pow(const ex& base, const ex& expo) {
     }
     if (base.is_zero() && x.is_negative()) syntax("division by zero");
   }
+  // GiNaC throws for these (and leaks the half-built power when it does): reject them first.
+  if (base.is_zero() && !(GiNaC::is_a<numeric>(expo) && GiNaC::ex_to<numeric>(expo).is_real() &&
+                          GiNaC::ex_to<numeric>(expo).is_positive()))
+    syntax("0 to a zero, negative or non-numeric power");
   ex r = GiNaC::pow(base, expo);
   check_size(r);
   return r;
@@ -1123,7 +1127,12 @@ class Parser {
   ex apply(const std::string& f, const ex& x) {
     if (f == "sin") return GiNaC::sin(x);
     if (f == "cos") return GiNaC::cos(x);
-    if (f == "tan") return GiNaC::tan(x);
+    if (f == "tan") {
+      if (ex(GiNaC::cos(x)).is_zero()) syntax("tan at a pole");
+      return GiNaC::tan(x);
+    }
+    if (f == "arctan" && (x.is_equal(GiNaC::I) || x.is_equal(-GiNaC::I)))
+      syntax("arctan at a pole");
     if (f == "sec") return safe_div(1, GiNaC::cos(x));
     if (f == "csc") return safe_div(1, GiNaC::sin(x));
     if (f == "cot") return safe_div(GiNaC::cos(x), GiNaC::sin(x));
@@ -1566,10 +1575,16 @@ double expanded_terms(const GiNaC::ex& e) {
   }
   if (GiNaC::is_a<GiNaC::power>(e) && GiNaC::is_a<GiNaC::numeric>(e.op(1))) {
     const GiNaC::numeric& n = GiNaC::ex_to<GiNaC::numeric>(e.op(1));
-    double k = expanded_terms(e.op(0));
-    if (n.is_pos_integer() && k > 1) {
-      double m = n.to_double();  // C(m + k - 1, k - 1), in logs
-      return std::exp(std::lgamma(m + k) - std::lgamma(k) - std::lgamma(m + 1));
+    const GiNaC::ex& base = e.op(0);
+    double t = expanded_terms(base);
+    if (n.is_pos_integer() && t > 1) {
+      double m = n.to_double();
+      if (m > 40) return 1e18;  // big binomial coefficients too: never worth expanding
+      // A sum of k monomials has C(m + k - 1, k - 1) terms in its m-th power; when its terms are
+      // themselves sums, expand() multiplies out t^m products before collecting.
+      if (GiNaC::is_a<GiNaC::add>(base) && t == static_cast<double>(base.nops()))
+        return std::exp(std::lgamma(m + t) - std::lgamma(t) - std::lgamma(m + 1));
+      return std::pow(t, m);
     }
   }
   return 1;
@@ -1578,7 +1593,7 @@ double expanded_terms(const GiNaC::ex& e) {
 std::string print_expr(const GiNaC::ex& e) {
   // Expanded when that is cheap: factored and expanded forms then print alike, and GiNaC's
   // run-dependent choice of which factor carries a sign disappears.
-  if (expanded_terms(e) < 2000) return pr(e.expand(), 0);
+  if (expanded_terms(e) < 300) return pr(e.expand(), 0);
   return pr(e, 0);
 }
 
