@@ -40,10 +40,8 @@ std::string clean_tail(std::string_view s, bool stop_at_sentence) {
     if (dot != std::string_view::npos) s = s.substr(0, dot);
   }
   s = text::trim(s);
-  while (!s.empty() && (s.back() == '.' || s.back() == ' ')) {
-    // Keep a period that ends a number like "5." only when it is the decimal point of nothing.
-    s.remove_suffix(1);
-  }
+  // A sentence's final period is not part of the answer ("18." -> "18").
+  while (!s.empty() && (s.back() == '.' || s.back() == ' ')) s.remove_suffix(1);
   if (s.size() >= 2 && s.front() == '$' && s.back() == '$') s = text::trim(s.substr(1, s.size() - 2));
   std::string out(s);
   if (auto boxed = text::last_boxed(out)) return std::string(text::trim(*boxed));
