@@ -10,7 +10,7 @@ PACKAGES=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   libginac-dev libcln-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-  libpcre2-dev libsqlite3-dev
+  libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas-dev
   python3 python3-sympy python3-torch python3-sentencepiece
