@@ -61,4 +61,6 @@ void register_generate(CLI::App& app) {
   });
 }
 
+const Registration kRegisterGenerate{30, register_generate};
+
 }  // namespace metamath::cli

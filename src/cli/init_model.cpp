@@ -49,4 +49,6 @@ void register_init_model(CLI::App& app) {
   });
 }
 
+const Registration kRegisterInitModel{20, register_init_model};
+
 }  // namespace metamath::cli

@@ -1,10 +1,29 @@
 // metamath: the command-line program. Every subcommand is a thin file over a library call.
 #include <cstdio>
+#include <algorithm>
 #include <exception>
+#include <utility>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
+
+namespace metamath::cli {
+namespace {
+std::vector<std::pair<int, RegisterFn>>& registry() {
+  static std::vector<std::pair<int, RegisterFn>> r;  // function-local: safe from init order
+  return r;
+}
+}  // namespace
+Registration::Registration(int order, RegisterFn fn) { registry().emplace_back(order, fn); }
+void register_all(CLI::App& app) {
+  auto r = registry();
+  std::stable_sort(r.begin(), r.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [order, fn] : r) fn(app);
+}
+}  // namespace metamath::cli
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -15,9 +34,7 @@ int main(int argc, char** argv) {
   std::string log_level;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");
   app.set_version_flag("--version", "metamath 0.1.0");
-  metamath::cli::register_score(app);
-  metamath::cli::register_init_model(app);
-  metamath::cli::register_generate(app);
+  metamath::cli::register_all(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

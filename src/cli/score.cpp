@@ -68,4 +68,6 @@ void register_score(CLI::App& app) {
   });
 }
 
+const Registration kRegisterScore{10, register_score};
+
 }  // namespace metamath::cli
