@@ -6,7 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   libginac-dev libcln-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
