@@ -513,13 +513,23 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   at::Tensor slot_index;
   if (cache && !slots_contiguous) slot_index = at::tensor(slots, at::kLong).to(device_);
 
+  // A projection, plus the adapter's delta when one is attached.
+  auto proj = [this](int64_t layer, Proj p, const at::Tensor& in, const at::Tensor& w,
+                     const at::Tensor& b) {
+    at::Tensor y = linear(in, w, b);
+    if (adapter) {
+      at::Tensor extra = adapter->delta(layer, p, in);
+      if (extra.defined()) y = y + extra;
+    }
+    return y;
+  };
   at::Tensor x = at::embedding(embed_tokens, ids);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& W = layers[l];
     at::Tensor h = rms_norm(x, W.input_norm, c.rms_norm_eps);
-    at::Tensor q = linear(h, W.q_w, W.q_b).view({B, T, nh, d}).transpose(1, 2);
-    at::Tensor k = linear(h, W.k_w, W.k_b).view({B, T, nkv, d}).transpose(1, 2);
-    at::Tensor v = linear(h, W.v_w, W.v_b).view({B, T, nkv, d}).transpose(1, 2);
+    at::Tensor q = proj(l, Proj::Q, h, W.q_w, W.q_b).view({B, T, nh, d}).transpose(1, 2);
+    at::Tensor k = proj(l, Proj::K, h, W.k_w, W.k_b).view({B, T, nkv, d}).transpose(1, 2);
+    at::Tensor v = proj(l, Proj::V, h, W.v_w, W.v_b).view({B, T, nkv, d}).transpose(1, 2);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
 
@@ -553,11 +563,12 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
     at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(dtype_).view({B, nkv, g * T, L});
     at::Tensor o = at::matmul(probs, V);  // [B, nkv, g*T, d]
     o = o.view({B, nh, T, d}).transpose(1, 2).reshape({B, T, nh * d});
-    x = x + linear(o, W.o_w, W.o_b);
+    x = x + proj(l, Proj::O, o, W.o_w, W.o_b);
 
     h = rms_norm(x, W.post_norm, c.rms_norm_eps);
-    at::Tensor act = at::silu(linear(h, W.gate_w, W.gate_b)) * linear(h, W.up_w, W.up_b);
-    x = x + linear(act, W.down_w, W.down_b);
+    at::Tensor act = at::silu(proj(l, Proj::Gate, h, W.gate_w, W.gate_b)) *
+                     proj(l, Proj::Up, h, W.up_w, W.up_b);
+    x = x + proj(l, Proj::Down, act, W.down_w, W.down_b);
   }
   if (cache)
     for (int64_t b = 0; b < B; ++b) cache->set_length(slots[b], past[b] + count[b]);

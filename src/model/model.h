@@ -94,6 +94,16 @@ struct ForwardInput {
   std::vector<int64_t> slots;  // with a cache: slot of each row; empty = 0..B-1
 };
 
+// Optional extra outputs on the decoder's linear projections (LoRA adapters, model/lora.h).
+enum class Proj : int { Q = 0, K, V, O, Gate, Up, Down };
+class LinearAdapter {
+ public:
+  virtual ~LinearAdapter() = default;
+  // Added to the output of projection `p` of layer `layer` for its input x ([..., in]); an
+  // undefined tensor adds nothing.
+  virtual at::Tensor delta(int64_t layer, Proj p, const at::Tensor& x) const = 0;
+};
+
 enum class LogitsMode {
   All,   // [B, T, V]
   Last,  // [B, 1, V]: the last real token of each row
@@ -144,6 +154,8 @@ class Model {
 
   at::Tensor embed_tokens, final_norm, lm_head;  // lm_head aliases embed_tokens when tied
   std::vector<LayerWeights> layers;
+  // Not owned; when set, forward adds adapter->delta(...) to every projection's output.
+  const LinearAdapter* adapter = nullptr;
 
  private:
   Model(ModelConfig config, at::ScalarType dtype, c10::Device device);

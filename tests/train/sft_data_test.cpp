@@ -1,0 +1,160 @@
+// SFT data: Alpaca rendering, response-only labels, EOS, truncation counts, the tokenised cache
+// and batching, with the real LLaMA-2 tokenizer (../shared/tokenizers/llama2) and hand-checked
+// expectations.
+#include "train/sft_data.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/prompt.h"
+#include "model/tokenizer.h"
+#include "test_util.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+namespace mt = metamath::train;
+namespace mm = metamath::model;
+using metamath::testing::error_of;
+
+namespace {
+
+fs::path tokenizer_dir() {
+  return fs::path(METAMATH_SOURCE_DIR) / ".." / "shared" / "tokenizers" / "llama2";
+}
+
+#define REQUIRE_TOKENIZER()                                                              \
+  if (!fs::exists(tokenizer_dir() / "tokenizer.model"))                                  \
+  GTEST_SKIP() << "LLaMA-2 tokenizer not found at ../shared/tokenizers/llama2"
+
+std::string write_jsonl(const fs::path& dir, const std::string& body) {
+  fs::path p = dir / "data.jsonl";
+  metamath::write_file_atomic(p, body);
+  return p.string();
+}
+
+TEST(SftData, PromptMaskedResponseLabelledEosAppended) {
+  REQUIRE_TOKENIZER();
+  auto tok = mm::Tokenizer::load(tokenizer_dir());
+  mt::TokenizedExample ex = mt::tokenize_example(*tok, "What is 2+3?", " 2+3=5. The answer is: 5", 512);
+  // BOS, the Alpaca prompt, the response, EOS.
+  ASSERT_GE(ex.ids.size(), 3u);
+  EXPECT_EQ(ex.ids.front(), *tok->bos_id());
+  EXPECT_EQ(ex.ids.back(), *tok->eos_id());
+  EXPECT_FALSE(ex.truncated);
+  std::vector<int32_t> prompt(ex.ids.begin(), ex.ids.begin() + ex.prompt_len);
+  EXPECT_EQ(tok->decode(prompt, true), metamath::data::alpaca_prompt("What is 2+3?"));
+  std::vector<int32_t> resp(ex.ids.begin() + ex.prompt_len, ex.ids.end() - 1);
+  EXPECT_EQ(tok->decode(resp, true), "2+3=5. The answer is: 5");
+}
+
+TEST(SftData, TruncationDropAndCounts) {
+  REQUIRE_TOKENIZER();
+  auto tok = mm::Tokenizer::load(tokenizer_dir());
+  fs::path dir = metamath::testing::temp_dir("sft_trunc");
+  const int64_t plen = mt::tokenize_example(*tok, "q", "", 512).prompt_len;
+  std::string body = R"({"query": "q", "response": "short"})" "\n"
+                     R"({"query": "q", "response": "a much longer response that will not fit"})" "\n"
+                     R"({"query": "a very long question that fills everything", "response": "x"})" "\n";
+  mt::SftDataOptions o;
+  o.input = write_jsonl(dir, body);
+  o.max_len = plen + 4;
+  mt::SftData d = mt::load_sft_data(o, *tok);
+  EXPECT_EQ(d.records, 3);
+  // Record 2 is cut (counted), record 3's prompt alone exceeds max_len: dropped (also cut).
+  EXPECT_EQ(d.truncated, 2);
+  EXPECT_EQ(d.dropped, 1);
+  ASSERT_EQ(d.size(), 2);
+  EXPECT_EQ(d.length(1), o.max_len);
+  EXPECT_NE(d.ids(1)[d.length(1) - 1], *tok->eos_id());  // EOS was cut off with the tail
+  EXPECT_EQ(d.ids(0)[d.length(0) - 1], *tok->eos_id());
+  fs::remove_all(dir);
+}
+
+TEST(SftData, CacheReusedOnlyWhileInputUnchanged) {
+  REQUIRE_TOKENIZER();
+  auto tok = mm::Tokenizer::load(tokenizer_dir());
+  fs::path dir = metamath::testing::temp_dir("sft_cache");
+  mt::SftDataOptions o;
+  o.input = write_jsonl(dir, R"({"question": "1+1?", "answer": "2"})" "\n");
+  o.query_field = "question";
+  o.response_field = "answer";
+  o.cache_dir = dir / "cache";
+  o.tokenizer_dir = tokenizer_dir();
+  mt::SftData a = mt::load_sft_data(o, *tok);
+  EXPECT_FALSE(a.from_cache);
+  mt::SftData b = mt::load_sft_data(o, *tok);
+  EXPECT_TRUE(b.from_cache);
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_EQ(a.prompt_len, b.prompt_len);
+  write_jsonl(dir, R"({"question": "1+2?", "answer": "3"})" "\n");
+  mt::SftData c = mt::load_sft_data(o, *tok);
+  EXPECT_FALSE(c.from_cache);
+  EXPECT_NE(a.tokens, c.tokens);
+  fs::remove_all(dir);
+}
+
+TEST(SftData, MissingFieldNamesFileAndLine) {
+  REQUIRE_TOKENIZER();
+  auto tok = mm::Tokenizer::load(tokenizer_dir());
+  fs::path dir = metamath::testing::temp_dir("sft_bad");
+  mt::SftDataOptions o;
+  o.input = write_jsonl(dir, "{\"query\": \"a\", \"response\": \"b\"}\n{\"query\": \"a\"}\n");
+  std::string err = error_of([&] { mt::load_sft_data(o, *tok); });
+  EXPECT_NE(err.find("data.jsonl:2"), std::string::npos) << err;
+  EXPECT_NE(err.find("response"), std::string::npos) << err;
+  fs::remove_all(dir);
+}
+
+mt::SftData synthetic(int n) {
+  mt::SftData d;
+  for (int i = 0; i < n; ++i) {
+    std::vector<int32_t> ids(3 + (i * 7) % 13, 5);
+    d.add(ids, 1);
+  }
+  return d;
+}
+
+TEST(Batching, EpochCoversEveryExampleOnceAndGroupsLengths) {
+  mt::SftData d = synthetic(103);
+  auto batches = mt::epoch_batches(d, 10, 7, 0, true, 4);
+  ASSERT_EQ(batches.size(), 11u);
+  std::multiset<int64_t> seen;
+  for (auto& b : batches) seen.insert(b.begin(), b.end());
+  EXPECT_EQ(seen.size(), 103u);
+  EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), 103u);
+  // Within a batch lengths are sorted (longest first).
+  for (auto& b : batches)
+    for (std::size_t i = 1; i < b.size(); ++i) EXPECT_GE(d.length(b[i - 1]), d.length(b[i]));
+  // Deterministic in (seed, epoch); another epoch is another order.
+  EXPECT_EQ(batches, mt::epoch_batches(d, 10, 7, 0, true, 4));
+  EXPECT_NE(batches, mt::epoch_batches(d, 10, 7, 1, true, 4));
+}
+
+TEST(Batching, RanksSplitMicroBatchesWithoutOverlap) {
+  std::vector<int64_t> g = {9, 8, 7, 6, 5, 4, 3};
+  auto r0 = mt::rank_micro_batches(g, 2, 0, 2), r1 = mt::rank_micro_batches(g, 2, 1, 2);
+  EXPECT_EQ(r0, (std::vector<std::vector<int64_t>>{{9, 8}, {5, 4}}));
+  EXPECT_EQ(r1, (std::vector<std::vector<int64_t>>{{7, 6}, {3}}));
+}
+
+TEST(Batching, TargetsAreNextTokensOfTheResponse) {
+  mt::SftData d;
+  d.add({1, 10, 11, 12, 13, 2}, 3);  // prompt 1 10 11, response 12 13 EOS(2)
+  d.add({1, 20, 21}, 2);
+  mt::Batch b = mt::make_batch(d, {0, 1}, 0);
+  ASSERT_EQ(b.input_ids.sizes(), (at::IntArrayRef{2, 6}));
+  std::vector<int64_t> t0(b.targets[0].data_ptr<int64_t>(), b.targets[0].data_ptr<int64_t>() + 6);
+  std::vector<int64_t> t1(b.targets[1].data_ptr<int64_t>(), b.targets[1].data_ptr<int64_t>() + 6);
+  EXPECT_EQ(t0, (std::vector<int64_t>{-100, -100, 12, 13, 2, -100}));
+  EXPECT_EQ(t1, (std::vector<int64_t>{-100, 21, -100, -100, -100, -100}));
+  EXPECT_EQ(b.label_tokens, 4);
+  EXPECT_EQ(b.tokens, 9);
+  EXPECT_EQ(b.input_ids[1][3].item<int64_t>(), 0);  // right padding
+}
+
+}  // namespace
