@@ -1,0 +1,783 @@
+#include "bootstrap/bootstrap.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <random>
+#include <unordered_map>
+
+#include "answer/equiv.h"
+#include "bootstrap/mask.h"
+#include "bootstrap/store.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/jsonl.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/text.h"
+
+namespace metamath::bootstrap {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+enum Kind { kSolve = 0, kBackwardSolve = 1, kRephrase = 2, kRewrite = 3 };
+enum State { kPending = 0, kInFlight = 1, kDone = 2, kFailed = 3 };
+
+uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+answer::Style style_of(const std::string& s) { return answer::parse_style(s); }
+
+std::string cut_transcript(std::string_view text) {
+  std::string_view t = text;
+  for (std::string_view stop : {"\nQuestion:", "\n\nQuestion", "\n### Instruction"}) {
+    std::size_t p = t.find(stop);
+    if (p != std::string_view::npos) t = t.substr(0, p);
+  }
+  return std::string(text::trim(t));
+}
+
+// The first paragraph of a rephrasing or statement, on one line.
+std::string first_paragraph(std::string_view text, std::string_view label) {
+  std::string t = cut_transcript(text);
+  std::size_t p = t.find("\n\n");
+  if (p != std::string::npos) t.resize(p);
+  std::string_view v = text::trim(t);
+  if (text::starts_with(v, label)) v = text::trim(v.substr(label.size()));
+  return text::collapse_spaces(v);
+}
+
+std::string norm_key(std::string_view s) {
+  std::string out;
+  for (char c : s)
+    if (std::isalnum(static_cast<unsigned char>(c))) out.push_back(static_cast<char>(std::tolower(c)));
+  return out;
+}
+
+struct JobRow {
+  int64_t jid = 0;
+  std::string key;
+  int64_t pid = 0;
+  Method method = Method::AnsAug;
+  Kind kind = kSolve;
+  std::string query, gold, answer;
+  int64_t aux = 0, attempt = 0, n = 1, max_tokens = 512;
+  uint64_t seed = 0;
+};
+
+struct ProblemRow {
+  std::string id, style, question, answer;
+};
+
+}  // namespace
+
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::AnsAug: return "AnsAug";
+    case Method::Rephrased: return "Rephrased";
+    case Method::SV: return "SV";
+    case Method::FOBAR: return "FOBAR";
+  }
+  return "?";
+}
+
+Method parse_method(std::string_view name) {
+  std::string n = text::to_lower(name);
+  if (n == "ansaug") return Method::AnsAug;
+  if (n == "rephrased" || n == "rephrase" || n == "rephrasing") return Method::Rephrased;
+  if (n == "sv" || n == "self-verification") return Method::SV;
+  if (n == "fobar") return Method::FOBAR;
+  fail("unknown method '{}': expected AnsAug, Rephrased, SV or FOBAR", name);
+}
+
+std::string record_type(answer::Style style, Method m) {
+  return std::string(style == answer::Style::Math ? "MATH_" : "GSM_") + method_name(m);
+}
+
+const std::vector<std::string>& prompt_names() {
+  static const std::vector<std::string> names = {"solve_gsm8k",    "solve_math", "backward_gsm8k",
+                                                 "backward_math", "rephrase",   "sv_rewrite"};
+  return names;
+}
+
+fs::path default_prompts_dir() {
+  if (const char* env = std::getenv("METAMATH_PROMPTS"); env && *env) return env;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (fs::path p : {exe.parent_path() / ".." / "prompts", exe.parent_path() / ".." / ".." / "prompts"})
+      if (fs::exists(p / "solve_gsm8k.txt")) return fs::weakly_canonical(p);
+  }
+  return fs::path(METAMATH_SOURCE_DIR) / "prompts";
+}
+
+Prompts load_prompts(const fs::path& dir, const std::map<std::string, fs::path>& overrides) {
+  for (const auto& [name, file] : overrides)
+    if (std::find(prompt_names().begin(), prompt_names().end(), name) == prompt_names().end())
+      fail("--prompt {}={}: unknown prompt name (expected one of {})", name, file.string(),
+           fmt::join(prompt_names(), ", "));
+  auto load = [&](const std::string& name) {
+    auto it = overrides.find(name);
+    fs::path file = it != overrides.end() ? it->second : dir / (name + ".txt");
+    std::string t = read_file(file);
+    if (t.find("{question}") == std::string::npos)
+      fail("{}: prompt template has no {{question}} placeholder", file.string());
+    if (name == "sv_rewrite" && t.find("{answer}") == std::string::npos)
+      fail("{}: prompt template has no {{answer}} placeholder", file.string());
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    return t;
+  };
+  Prompts p;
+  p.solve_gsm8k = load("solve_gsm8k");
+  p.solve_math = load("solve_math");
+  p.backward_gsm8k = load("backward_gsm8k");
+  p.backward_math = load("backward_math");
+  p.rephrase = load("rephrase");
+  p.sv_rewrite = load("sv_rewrite");
+  return p;
+}
+
+std::string fill_prompt(std::string_view tmpl, std::string_view question, std::string_view answer) {
+  std::string out = text::replace_all(std::string(tmpl), "{question}", question);
+  return text::replace_all(std::move(out), "{answer}", answer);
+}
+
+uint64_t job_seed(uint64_t run_seed, std::string_view key) {
+  return fnv1a(key, fnv1a(std::to_string(run_seed))) & 0x7fffffffffffffffull;
+}
+
+json options_json(const Options& o) {
+  json m = json::array();
+  for (Method x : o.methods) m.push_back(method_name(x));
+  return {{"methods", m},
+          {"ansaug_samples", o.ansaug_samples},
+          {"rephrasings", o.rephrasings},
+          {"rephrase_attempts", o.rephrase_attempts},
+          {"backward_masks", o.backward_masks},
+          {"backward_samples", o.backward_samples},
+          {"temperature", o.temperature},
+          {"max_tokens_gsm8k", o.max_tokens_gsm8k},
+          {"max_tokens_math", o.max_tokens_math},
+          {"max_tokens_rewrite", o.max_tokens_rewrite},
+          {"seed", o.seed}};
+}
+
+Verified verify_solution(std::string_view text, std::string_view gold, answer::Style style) {
+  Verified v;
+  std::string t = cut_transcript(text);
+  answer::Extracted e = answer::extract(t, style, /*allow_last_number=*/false);
+  if (!e.found() || e.method == answer::Method::Bare) {
+    v.reason = "no final answer";
+    return v;
+  }
+  v.predicted = e.answer;
+  answer::Result r = answer::equivalent(e.answer, gold, style);
+  if (!r.equal()) {
+    v.reason = fmt::format("{}: {}", answer::verdict_name(r.verdict), r.reason);
+    return v;
+  }
+  // Body: everything before the final "The answer is" (or a trailing "#### N" line).
+  std::string lower = text::to_lower(t);
+  std::string body = t;
+  if (e.method == answer::Method::AnswerIs) {
+    std::size_t p = lower.rfind("the answer is");
+    if (p != std::string::npos) body = t.substr(0, p);
+  } else if (e.method == answer::Method::Hashes) {
+    std::size_t p = t.rfind("####");
+    if (p != std::string::npos) body = t.substr(0, p);
+  }
+  std::string_view b = text::trim(body);
+  v.ok = true;
+  v.response = b.empty() ? "" : std::string(b) + "\n";
+  v.response += "The answer is: ";
+  v.response += gold;
+  return v;
+}
+
+json Record::to_json() const {
+  return {{"query", query},   {"response", response}, {"type", type},
+          {"original_question", original_question},   {"id", problem_id},
+          {"job", job},       {"choice", choice},     {"gold", gold}};
+}
+
+MethodStats Stats::total() const {
+  MethodStats t;
+  for (const auto& [m, s] : methods) {
+    t.jobs += s.jobs;
+    t.pending += s.pending;
+    t.in_flight += s.in_flight;
+    t.done += s.done;
+    t.failed += s.failed;
+    t.samples += s.samples;
+    t.kept += s.kept;
+    t.prompt_tokens += s.prompt_tokens;
+    t.completion_tokens += s.completion_tokens;
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Bootstrap::Impl {
+  Db db;
+  Options opts;
+  Prompts prompts;
+  std::vector<ProblemRow> problems;  // by pid
+
+  explicit Impl(const fs::path& file) : db(file, true) {
+    db.exec(
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS problems(pid INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+        " style TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,"
+        " solution_chars INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS jobs(jid INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,"
+        " pid INTEGER NOT NULL, method INTEGER NOT NULL, kind INTEGER NOT NULL,"
+        " state INTEGER NOT NULL DEFAULT 0, query TEXT NOT NULL, gold TEXT NOT NULL,"
+        " answer TEXT NOT NULL DEFAULT '', aux INTEGER NOT NULL DEFAULT 0,"
+        " attempt INTEGER NOT NULL DEFAULT 0, n INTEGER NOT NULL, max_tokens INTEGER NOT NULL,"
+        " temperature REAL NOT NULL, seed INTEGER NOT NULL, sends INTEGER NOT NULL DEFAULT 0,"
+        " samples INTEGER NOT NULL DEFAULT 0, kept INTEGER NOT NULL DEFAULT 0,"
+        " prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,"
+        " attempts INTEGER NOT NULL DEFAULT 0, error TEXT, result TEXT);"
+        "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);"
+        "CREATE TABLE IF NOT EXISTS records(key TEXT NOT NULL, choice INTEGER NOT NULL,"
+        " pid INTEGER NOT NULL, method INTEGER NOT NULL, query TEXT NOT NULL,"
+        " response TEXT NOT NULL, gold TEXT NOT NULL, PRIMARY KEY(key, choice));");
+  }
+
+  std::optional<std::string> meta(const std::string& key) const {
+    Stmt s(const_cast<Db&>(db), "SELECT value FROM meta WHERE key=?");
+    s.bind(1, key);
+    if (s.step()) return s.text_at(0);
+    return std::nullopt;
+  }
+  void set_meta(const std::string& key, const std::string& value) {
+    Stmt s(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+    s.bind(1, key).bind(2, value).run();
+  }
+
+  void load() {
+    auto o = meta("options");
+    if (!o) return;
+    json j = json::parse(*o);
+    opts = Options{};
+    opts.methods.clear();
+    for (const auto& m : j["methods"]) opts.methods.push_back(parse_method(m.get<std::string>()));
+    opts.ansaug_samples = j["ansaug_samples"];
+    opts.rephrasings = j["rephrasings"];
+    opts.rephrase_attempts = j["rephrase_attempts"];
+    opts.backward_masks = j["backward_masks"];
+    opts.backward_samples = j["backward_samples"];
+    opts.temperature = j["temperature"];
+    opts.max_tokens_gsm8k = j["max_tokens_gsm8k"];
+    opts.max_tokens_math = j["max_tokens_math"];
+    opts.max_tokens_rewrite = j["max_tokens_rewrite"];
+    opts.seed = j["seed"];
+    json p = json::parse(meta("prompts").value_or("{}"));
+    prompts.solve_gsm8k = p.value("solve_gsm8k", "");
+    prompts.solve_math = p.value("solve_math", "");
+    prompts.backward_gsm8k = p.value("backward_gsm8k", "");
+    prompts.backward_math = p.value("backward_math", "");
+    prompts.rephrase = p.value("rephrase", "");
+    prompts.sv_rewrite = p.value("sv_rewrite", "");
+    problems.clear();
+    Stmt s(db, "SELECT pid, id, style, question, answer FROM problems ORDER BY pid");
+    while (s.step()) {
+      if (s.int_at(0) != static_cast<int64_t>(problems.size()))
+        fail("{}: problems table is not contiguous", db.path().string());
+      problems.push_back({s.text_at(1), s.text_at(2), s.text_at(3), s.text_at(4)});
+    }
+  }
+
+  static json prompts_json(const Prompts& p) {
+    return {{"solve_gsm8k", p.solve_gsm8k}, {"solve_math", p.solve_math},
+            {"backward_gsm8k", p.backward_gsm8k}, {"backward_math", p.backward_math},
+            {"rephrase", p.rephrase}, {"sv_rewrite", p.sv_rewrite}};
+  }
+
+  uint64_t job_seed(const std::string& key) const { return bootstrap::job_seed(opts.seed, key); }
+
+  int solve_tokens(const std::string& style) const {
+    return style == "math" ? opts.max_tokens_math : opts.max_tokens_gsm8k;
+  }
+
+  // Inserts a job unless its key exists; returns true when inserted.
+  bool add_job(Stmt& ins, const std::string& key, int64_t pid, Method m, Kind kind,
+               const std::string& query, const std::string& gold, const std::string& ans,
+               int64_t aux, int64_t attempt, int n, int max_tokens) {
+    ins.bind(1, key).bind(2, pid).bind(3, static_cast<int64_t>(m)).bind(4, static_cast<int64_t>(kind));
+    ins.bind(5, query).bind(6, gold).bind(7, ans).bind(8, aux).bind(9, attempt);
+    ins.bind(10, static_cast<int64_t>(n)).bind(11, static_cast<int64_t>(max_tokens));
+    ins.bind(12, opts.temperature).bind(13, static_cast<int64_t>(job_seed(key)));
+    ins.run();
+    return db.changes() > 0;
+  }
+  static constexpr const char* kInsertJob =
+      "INSERT OR IGNORE INTO jobs(key, pid, method, kind, query, gold, answer, aux, attempt, n,"
+      " max_tokens, temperature, seed) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+  std::string prompt_for(const JobRow& j) const {
+    bool math = problems[static_cast<std::size_t>(j.pid)].style == "math";
+    switch (j.kind) {
+      case kSolve: return fill_prompt(math ? prompts.solve_math : prompts.solve_gsm8k, j.query);
+      case kBackwardSolve:
+        return fill_prompt(math ? prompts.backward_math : prompts.backward_gsm8k, j.query);
+      case kRephrase: return fill_prompt(prompts.rephrase, j.query);
+      case kRewrite: return fill_prompt(prompts.sv_rewrite, j.query, j.answer);
+    }
+    return {};
+  }
+};
+
+Bootstrap::Bootstrap(const fs::path& dir) : dir_(dir) {
+  fs::create_directories(dir);
+  impl_ = std::make_unique<Impl>(dir / "jobs.sqlite");
+  impl_->load();
+}
+
+Bootstrap::~Bootstrap() = default;
+
+bool Bootstrap::initialized() const { return impl_->meta("options").has_value(); }
+
+void Bootstrap::initialize(const std::vector<data::Problem>& problems, const Options& opts,
+                           const Prompts& prompts) {
+  if (initialized()) fail("{}: the job store is already initialized", impl_->db.path().string());
+  if (problems.empty()) fail("no seed problems to bootstrap from");
+  if (opts.ansaug_samples < 1 || opts.rephrasings < 1 || opts.rephrase_attempts < 1 ||
+      opts.backward_masks < 1 || opts.backward_samples < 1)
+    fail("sample counts must be at least 1");
+  Impl& I = *impl_;
+  I.opts = opts;
+  I.prompts = prompts;
+  auto has = [&](Method m) {
+    return std::find(opts.methods.begin(), opts.methods.end(), m) != opts.methods.end();
+  };
+  Transaction tx(I.db);
+  I.set_meta("options", options_json(opts).dump());
+  I.set_meta("prompts", Impl::prompts_json(prompts).dump());
+  Stmt ip(I.db,
+          "INSERT INTO problems(pid, id, style, question, answer, solution_chars)"
+          " VALUES(?,?,?,?,?,?)");
+  Stmt ij(I.db, Impl::kInsertJob);
+  I.problems.clear();
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    const data::Problem& p = problems[i];
+    auto pid = static_cast<int64_t>(i);
+    std::string style = p.style == "math" ? "math" : "gsm8k";
+    ip.bind(1, pid).bind(2, p.id).bind(3, style).bind(4, p.question).bind(5, p.answer);
+    ip.bind(6, static_cast<int64_t>(p.solution.size())).run();
+    I.problems.push_back({p.id, style, p.question, p.answer});
+    if (p.answer.empty()) continue;  // no gold to verify against
+    answer::Style st = style_of(style);
+    int max_tok = I.solve_tokens(style);
+    std::string ps = std::to_string(pid);
+    if (has(Method::AnsAug))
+      I.add_job(ij, "A/" + ps, pid, Method::AnsAug, kSolve, p.question, p.answer, "", 0, 0,
+                opts.ansaug_samples, max_tok);
+    if (has(Method::Rephrased))
+      I.add_job(ij, "R/" + ps, pid, Method::Rephrased, kRephrase, p.question, p.answer, "", 0, 0,
+                opts.rephrasings, opts.max_tokens_rewrite);
+    auto masks = mask_numbers(p.question, st);
+    for (Method m : {Method::SV, Method::FOBAR}) {
+      if (!has(m) || masks.empty()) continue;
+      std::vector<std::size_t> order(masks.size());
+      for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+      std::mt19937_64 rng(fnv1a(fmt::format("{}/{}/{}", opts.seed, method_name(m), p.id)));
+      std::shuffle(order.begin(), order.end(), rng);
+      std::size_t take = std::min<std::size_t>(order.size(), static_cast<std::size_t>(opts.backward_masks));
+      for (std::size_t k = 0; k < take; ++k) {
+        const Masked& mk = masks[order[k]];
+        std::string key = fmt::format("{}/{}/{}", m == Method::SV ? "SW" : "F", pid, order[k]);
+        if (m == Method::SV) {
+          I.add_job(ij, key, pid, m, kRewrite, mk.question, mk.value, p.answer,
+                    static_cast<int64_t>(order[k]), 0, 1, opts.max_tokens_rewrite);
+        } else {
+          std::string q = fmt::format(
+              "{} If we know the answer to the above question is {}, what is the value of unknown "
+              "variable {}?",
+              text::trim(mk.question), p.answer, unknown_name(st));
+          I.add_job(ij, key, pid, m, kBackwardSolve, q, mk.value, p.answer,
+                    static_cast<int64_t>(order[k]), 0, opts.backward_samples, max_tok);
+        }
+      }
+    }
+  }
+  tx.commit();
+}
+
+void Bootstrap::check_same(const Options& opts, const Prompts& prompts) const {
+  json now = options_json(opts), then = options_json(impl_->opts);
+  for (auto& [k, v] : now.items())
+    if (then[k] != v)
+      fail("{}: this folder was started with {}={}, not {}; use the same settings to resume or "
+           "another --out",
+           dir_.string(), k, then[k].dump(), v.dump());
+  json pn = Impl::prompts_json(prompts), pt = Impl::prompts_json(impl_->prompts);
+  for (auto& [k, v] : pn.items())
+    if (pt[k] != v)
+      fail("{}: prompt '{}' differs from the one this folder was started with; use the same "
+           "prompts to resume or another --out",
+           dir_.string(), k);
+}
+
+std::vector<PlanRow> Bootstrap::plan() const {
+  Impl& I = *impl_;
+  std::map<Method, PlanRow> rows;
+  for (Method m : I.opts.methods) rows[m].method = m;
+  Stmt s(I.db,
+         "SELECT j.method, j.kind, j.n, length(j.query), p.solution_chars, length(p.question),"
+         " p.style FROM jobs j JOIN problems p ON p.pid = j.pid WHERE j.attempt = 0");
+  auto tok = [](double chars) { return chars / 4.0; };
+  while (s.step()) {
+    auto m = static_cast<Method>(s.int_at(0));
+    auto kind = static_cast<Kind>(s.int_at(1));
+    double n = static_cast<double>(s.int_at(2));
+    double qlen = static_cast<double>(s.int_at(3));
+    double sol = static_cast<double>(s.int_at(4));
+    bool math = s.text_at(6) == "math";
+    const Prompts& p = I.prompts;
+    double solve_prompt = static_cast<double>((math ? p.solve_math : p.solve_gsm8k).size());
+    double back_prompt = static_cast<double>((math ? p.backward_math : p.backward_gsm8k).size());
+    double sol_tokens = tok(std::max(sol, 200.0)) * 1.2 + 16;
+    PlanRow& r = rows[m];
+    r.method = m;
+    r.first_requests += 1;
+    switch (kind) {
+      case kSolve:
+        r.expected_requests += 1;
+        r.max_requests += 1;
+        r.prompt_tokens += tok(solve_prompt + qlen);
+        r.completion_tokens += n * sol_tokens;
+        break;
+      case kBackwardSolve:
+        r.expected_requests += 1;
+        r.max_requests += 1;
+        r.prompt_tokens += tok(back_prompt + qlen);
+        r.completion_tokens += n * sol_tokens * 1.3;
+        break;
+      case kRephrase: {
+        double R = n, M = I.opts.rephrase_attempts;
+        r.expected_requests += 1 + R;  // assumes most rephrasings are solved at the first try
+        r.max_requests += 1 + R * M;
+        r.prompt_tokens += tok(static_cast<double>(p.rephrase.size()) + qlen);
+        r.completion_tokens += R * tok(qlen) * 1.1;
+        r.prompt_tokens += R * tok(solve_prompt + qlen * 1.1);
+        r.completion_tokens += R * sol_tokens;
+        break;
+      }
+      case kRewrite: {
+        double B = I.opts.backward_samples;
+        r.expected_requests += 2;
+        r.max_requests += 2;
+        r.prompt_tokens += tok(static_cast<double>(p.sv_rewrite.size()) + qlen);
+        r.completion_tokens += tok(qlen) * 1.1;
+        r.prompt_tokens += tok(back_prompt + qlen * 1.1);
+        r.completion_tokens += B * sol_tokens * 1.3;
+        break;
+      }
+    }
+  }
+  std::vector<PlanRow> out;
+  for (auto& [m, r] : rows) out.push_back(r);
+  return out;
+}
+
+Stats Bootstrap::stats() const {
+  Impl& I = *impl_;
+  Stats st;
+  st.problems = I.problems.size();
+  for (Method m : I.opts.methods) st.methods[m];
+  Stmt s(I.db,
+         "SELECT method, state, count(*), sum(samples), sum(kept), sum(prompt_tokens),"
+         " sum(completion_tokens) FROM jobs GROUP BY method, state");
+  while (s.step()) {
+    MethodStats& ms = st.methods[static_cast<Method>(s.int_at(0))];
+    auto count = static_cast<uint64_t>(s.int_at(2));
+    ms.jobs += count;
+    switch (s.int_at(1)) {
+      case kPending: ms.pending += count; break;
+      case kInFlight: ms.in_flight += count; break;
+      case kDone: ms.done += count; break;
+      default: ms.failed += count; break;
+    }
+    ms.samples += static_cast<uint64_t>(s.int_at(3));
+    ms.kept += static_cast<uint64_t>(s.int_at(4));
+    ms.prompt_tokens += static_cast<uint64_t>(s.int_at(5));
+    ms.completion_tokens += static_cast<uint64_t>(s.int_at(6));
+  }
+  return st;
+}
+
+namespace {
+
+std::string progress_postfix(const Stats& st) {
+  std::string s;
+  for (const auto& [m, ms] : st.methods)
+    s += fmt::format("{} {} ({:.0f}%) ", method_name(m), ms.kept, 100.0 * ms.yield());
+  MethodStats t = st.total();
+  double tok = static_cast<double>(t.prompt_tokens + t.completion_tokens);
+  s += fmt::format("| yield {:.0f}% | {:.1f}k tok", 100.0 * t.yield(), tok / 1000.0);
+  if (t.failed) s += fmt::format(" | {} failed", t.failed);
+  return s;
+}
+
+}  // namespace
+
+Stats Bootstrap::run(llm::Backend& backend, const RunOptions& ro) {
+  Impl& I = *impl_;
+  if (!initialized()) fail("{}: the job store is not initialized", dir_.string());
+  if (ro.retry_failed) I.db.exec("UPDATE jobs SET state=0, error=NULL WHERE state=3");
+  Stats st = stats();
+  MethodStats t0 = st.total();
+  Progress bar("bootstrap", t0.jobs, ro.progress ? nullptr : std::fopen("/dev/null", "w"));
+  bar.tick(t0.done + t0.failed);
+  bar.set_postfix(progress_postfix(st));
+  uint64_t recorded = 0;
+  std::string fatal;
+
+  Stmt sel(I.db,
+           "SELECT jid, key, pid, method, kind, query, gold, answer, aux, attempt, n, max_tokens,"
+           " seed FROM jobs WHERE state IN (0, 1) ORDER BY jid");
+  Stmt mark(I.db, "UPDATE jobs SET state=1, sends=sends+1 WHERE jid=?");
+  Stmt done(I.db,
+            "UPDATE jobs SET state=?, samples=?, kept=?, prompt_tokens=?, completion_tokens=?,"
+            " attempts=?, error=?, result=? WHERE jid=? AND state=1");
+  Stmt ins_rec(I.db,
+               "INSERT OR IGNORE INTO records(key, choice, pid, method, query, response, gold)"
+               " VALUES(?,?,?,?,?,?,?)");
+  Stmt ins_job(I.db, Impl::kInsertJob);
+
+  while (true) {
+    std::vector<JobRow> jobs;
+    while (sel.step()) {
+      JobRow j;
+      j.jid = sel.int_at(0);
+      j.key = sel.text_at(1);
+      j.pid = sel.int_at(2);
+      j.method = static_cast<Method>(sel.int_at(3));
+      j.kind = static_cast<Kind>(sel.int_at(4));
+      j.query = sel.text_at(5);
+      j.gold = sel.text_at(6);
+      j.answer = sel.text_at(7);
+      j.aux = sel.int_at(8);
+      j.attempt = sel.int_at(9);
+      j.n = sel.int_at(10);
+      j.max_tokens = sel.int_at(11);
+      j.seed = static_cast<uint64_t>(sel.int_at(12));
+      jobs.push_back(std::move(j));
+      if (ro.max_batch && jobs.size() >= ro.max_batch) break;
+    }
+    sel.reset();
+    if (jobs.empty()) break;
+    {
+      Transaction tx(I.db);
+      for (const JobRow& j : jobs) mark.bind(1, j.jid).run();
+      tx.commit();
+    }
+    std::vector<llm::Request> reqs;
+    reqs.reserve(jobs.size());
+    std::unordered_map<uint64_t, std::size_t> by_id;
+    for (std::size_t k = 0; k < jobs.size(); ++k) {
+      const JobRow& j = jobs[k];
+      llm::Request r;
+      r.id = static_cast<uint64_t>(j.jid);
+      r.prompt = I.prompt_for(j);
+      r.sampling.max_tokens = static_cast<int>(j.max_tokens);
+      r.sampling.temperature = I.opts.temperature;
+      r.sampling.n = static_cast<int>(j.n);
+      r.sampling.seed = j.seed;
+      r.sampling.stop = {"\nQuestion:", "\n\nQuestion", "\n\n\n"};
+      if (j.kind == kRephrase || j.kind == kRewrite) r.sampling.stop.push_back("\n\n");
+      by_id[r.id] = k;
+      reqs.push_back(std::move(r));
+    }
+
+    auto on_result = [&](llm::Result r) {
+      auto it = by_id.find(r.id);
+      if (it == by_id.end()) return;  // not ours
+      const JobRow& j = jobs[it->second];
+      const ProblemRow& prob = I.problems[static_cast<std::size_t>(j.pid)];
+      answer::Style style = style_of(prob.style);
+      MethodStats& ms = st.methods[j.method];
+      Transaction tx(I.db);
+      int64_t samples = 0, kept = 0;
+      json result = json::array();
+      if (r.ok()) {
+        for (const auto& c : r.choices) result.push_back({{"text", c.text}, {"finish", c.finish_reason}});
+        std::string ps = std::to_string(j.pid);
+        if (j.kind == kSolve || j.kind == kBackwardSolve) {
+          for (std::size_t c = 0; c < r.choices.size(); ++c) {
+            ++samples;
+            Verified v = verify_solution(r.choices[c].text, j.gold, style);
+            if (!v.ok) continue;
+            ins_rec.bind(1, j.key).bind(2, static_cast<int64_t>(c)).bind(3, j.pid);
+            ins_rec.bind(4, static_cast<int64_t>(j.method)).bind(5, j.query);
+            ins_rec.bind(6, v.response).bind(7, j.gold).run();
+            if (I.db.changes() > 0) ++kept;
+            // A rephrasing is kept once, with its first correct solve.
+            if (j.method == Method::Rephrased) break;
+          }
+          if (j.method == Method::Rephrased && kept == 0 && j.attempt + 1 < I.opts.rephrase_attempts) {
+            std::string key = fmt::format("RS/{}/{}/{}", ps, j.aux, j.attempt + 1);
+            I.add_job(ins_job, key, j.pid, j.method, kSolve, j.query, j.gold, "", j.aux,
+                      j.attempt + 1, 1, I.solve_tokens(prob.style));
+          }
+        } else if (j.kind == kRephrase) {
+          std::vector<std::string> seen = {norm_key(prob.question)};
+          for (std::size_t c = 0; c < r.choices.size(); ++c) {
+            std::string q = first_paragraph(r.choices[c].text, "Rephrased:");
+            std::string nk = norm_key(q);
+            if (nk.empty() || q.size() > 4 * prob.question.size() + 200) continue;
+            if (std::find(seen.begin(), seen.end(), nk) != seen.end()) continue;
+            seen.push_back(nk);
+            std::string key = fmt::format("RS/{}/{}/0", ps, c);
+            I.add_job(ins_job, key, j.pid, j.method, kSolve, q, j.gold, "",
+                      static_cast<int64_t>(c), 0, 1, I.solve_tokens(prob.style));
+          }
+        } else if (j.kind == kRewrite && !r.choices.empty()) {
+          std::string s = first_paragraph(r.choices[0].text, "Statement:");
+          if (!s.empty() && s.size() < 4 * j.query.size() + 200) {
+            std::string q = fmt::format("{} What is the value of unknown variable {}?", s,
+                                        unknown_name(style));
+            std::string key = fmt::format("SS/{}/{}", ps, j.key.substr(j.key.rfind('/') + 1));
+            I.add_job(ins_job, key, j.pid, j.method, kBackwardSolve, q, j.gold, j.answer, j.aux,
+                      0, I.opts.backward_samples, I.solve_tokens(prob.style));
+          }
+        }
+      } else if (r.error_kind == llm::ErrorKind::Fatal && fatal.empty()) {
+        fatal = r.error;
+      }
+      done.bind(1, static_cast<int64_t>(r.ok() ? kDone : kFailed)).bind(2, samples).bind(3, kept);
+      done.bind(4, static_cast<int64_t>(r.prompt_tokens));
+      done.bind(5, static_cast<int64_t>(r.completion_tokens));
+      done.bind(6, static_cast<int64_t>(r.attempts));
+      if (r.ok()) {
+        done.bind_null(7);
+      } else {
+        done.bind(7, fmt::format("{}: {}", llm::to_string(r.error_kind), r.error));
+      }
+      done.bind(8, result.dump()).bind(9, j.jid).run();
+      int64_t added_jobs = 0;
+      {
+        Stmt c(I.db, "SELECT count(*) FROM jobs");
+        c.step();
+        added_jobs = c.int_at(0);
+      }
+      tx.commit();
+      ms.done += r.ok() ? 1 : 0;
+      ms.failed += r.ok() ? 0 : 1;
+      ms.samples += static_cast<uint64_t>(samples);
+      ms.kept += static_cast<uint64_t>(kept);
+      ms.prompt_tokens += static_cast<uint64_t>(r.prompt_tokens);
+      ms.completion_tokens += static_cast<uint64_t>(r.completion_tokens);
+      ++recorded;
+      bar.set_total(static_cast<uint64_t>(added_jobs));
+      bar.set_postfix(progress_postfix(st));
+      bar.tick();
+      if (ro.after_result) ro.after_result(recorded);
+    };
+    backend.generate(reqs, on_result);
+    if (!fatal.empty()) fail("the backend failed: {} (resume later with the same --out)", fatal);
+  }
+  bar.finish();
+  return stats();
+}
+
+std::vector<Record> Bootstrap::records() const {
+  Impl& I = *impl_;
+  std::vector<Record> out;
+  Stmt s(I.db,
+         "SELECT key, choice, pid, method, query, response, gold FROM records"
+         " ORDER BY pid, method, key, choice");
+  while (s.step()) {
+    Record r;
+    r.job = s.text_at(0);
+    r.choice = static_cast<int>(s.int_at(1));
+    const ProblemRow& p = I.problems.at(static_cast<std::size_t>(s.int_at(2)));
+    r.type = record_type(style_of(p.style), static_cast<Method>(s.int_at(3)));
+    r.query = s.text_at(4);
+    r.response = s.text_at(5);
+    r.gold = s.text_at(6);
+    r.original_question = p.question;
+    r.problem_id = p.id;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::size_t Bootstrap::export_records(const fs::path& file) const {
+  JsonlWriter w(file);
+  std::size_t n = 0;
+  for (const Record& r : records()) {
+    w.write(r.to_json());
+    ++n;
+  }
+  w.commit();
+  return n;
+}
+
+void Bootstrap::export_stats(const fs::path& file) const {
+  write_file_atomic(file, stats_json(stats()).dump(2) + "\n");
+}
+
+json stats_json(const Stats& s) {
+  json j = {{"problems", s.problems}, {"methods", json::object()}};
+  for (const auto& [m, ms] : s.methods)
+    j["methods"][method_name(m)] = {{"jobs", ms.jobs},
+                                    {"pending", ms.pending},
+                                    {"in_flight", ms.in_flight},
+                                    {"done", ms.done},
+                                    {"failed", ms.failed},
+                                    {"samples", ms.samples},
+                                    {"kept", ms.kept},
+                                    {"yield", ms.yield()},
+                                    {"prompt_tokens", ms.prompt_tokens},
+                                    {"completion_tokens", ms.completion_tokens}};
+  return j;
+}
+
+std::string format_stats(const Stats& s) {
+  std::string out = fmt::format("{} seed problems\n\n", s.problems);
+  out += "| method | requests | done | pending | in flight | failed | samples | kept | yield (%) | tokens |\n";
+  out += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  auto row = [&](const std::string& name, const MethodStats& m) {
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {} |\n", name, m.jobs,
+                       m.done, m.pending, m.in_flight, m.failed, m.samples, m.kept,
+                       100.0 * m.yield(), m.prompt_tokens + m.completion_tokens);
+  };
+  for (const auto& [m, ms] : s.methods) row(method_name(m), ms);
+  row("**total**", s.total());
+  return out;
+}
+
+std::string format_plan(const std::vector<PlanRow>& rows) {
+  std::string out =
+      "| method | first requests | expected requests | at most | prompt tokens (est.) | "
+      "completion tokens (est.) |\n|---|---:|---:|---:|---:|---:|\n";
+  PlanRow t{Method::AnsAug};
+  for (const PlanRow& r : rows) {
+    out += fmt::format("| {} | {} | {} | {} | {:.0f} | {:.0f} |\n", method_name(r.method),
+                       r.first_requests, r.expected_requests, r.max_requests, r.prompt_tokens,
+                       r.completion_tokens);
+    t.first_requests += r.first_requests;
+    t.expected_requests += r.expected_requests;
+    t.max_requests += r.max_requests;
+    t.prompt_tokens += r.prompt_tokens;
+    t.completion_tokens += r.completion_tokens;
+  }
+  out += fmt::format("| **total** | {} | {} | {} | {:.0f} | {:.0f} |\n", t.first_requests,
+                     t.expected_requests, t.max_requests, t.prompt_tokens, t.completion_tokens);
+  return out;
+}
+
+}  // namespace metamath::bootstrap
