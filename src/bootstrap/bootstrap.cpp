@@ -64,6 +64,16 @@ std::string norm_key(std::string_view s) {
   return out;
 }
 
+const char* error_kind_name(llm::ErrorKind k) {
+  switch (k) {
+    case llm::ErrorKind::None: return "none";
+    case llm::ErrorKind::BadRequest: return "bad request";
+    case llm::ErrorKind::Transient: return "transient";
+    case llm::ErrorKind::Fatal: return "fatal";
+  }
+  return "?";
+}
+
 struct JobRow {
   int64_t jid = 0;
   std::string key;
@@ -664,7 +674,7 @@ Stats Bootstrap::run(llm::Backend& backend, const RunOptions& ro) {
       if (r.ok()) {
         done.bind_null(7);
       } else {
-        done.bind(7, fmt::format("{}: {}", llm::to_string(r.error_kind), r.error));
+        done.bind(7, fmt::format("{}: {}", error_kind_name(r.error_kind), r.error));
       }
       done.bind(8, result.dump()).bind(9, j.jid).run();
       int64_t added_jobs = 0;

@@ -1,0 +1,83 @@
+// `metamath assemble`: bootstrap shards -> MetaMathQA JSONL with the paper's mixture.
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "bootstrap/assemble.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "data/problem.h"
+
+namespace metamath::cli {
+namespace fs = std::filesystem;
+
+void register_assemble(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "assemble",
+      "Merge bootstrap outputs (one folder per shard) into MetaMathQA JSONL (query, response, "
+      "type, original_question): per-type targets (the paper's mixture times --scale), exact and "
+      "near-duplicate removal, test-set contamination check, stats table.");
+  struct Opts {
+    std::vector<std::string> inputs, targets;
+    std::string out, test_gsm8k, test_math;
+    double scale = 1.0;
+    bool no_near = false, no_contamination = false;
+    uint64_t seed = 1;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("inputs", o->inputs, "bootstrap --out folders (or records.jsonl files)")
+      ->required()
+      ->check(CLI::ExistingPath);
+  cmd->add_option("--out,-o", o->out, "output MetaMathQA JSONL")->required();
+  cmd->add_option("--scale", o->scale,
+                  "multiply the paper's targets (GSM 80K/80K/40K/40K, MATH 75K/50K/15K/15K)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--target", o->targets, "TYPE=N: override one target, e.g. GSM_SV=1000");
+  cmd->add_option("--test-gsm8k", o->test_gsm8k,
+                  "GSM8K test JSONL for the contamination check (default: $METAMATH_DATA/gsm8k/test.jsonl)");
+  cmd->add_option("--test-math", o->test_math,
+                  "MATH test JSONL for the contamination check (default: $METAMATH_DATA/math/test.jsonl)");
+  cmd->add_flag("--no-contamination-check", o->no_contamination, "skip the test-set check");
+  cmd->add_flag("--no-near-dedup", o->no_near, "keep near duplicates (normalised text equal)");
+  cmd->add_option("--seed", o->seed, "seed for which records fill a target")->capture_default_str();
+  cmd->callback([o]() {
+    log::init();
+    bootstrap::AssembleOptions a;
+    for (const auto& i : o->inputs) a.inputs.push_back(i);
+    a.out = o->out;
+    a.targets = bootstrap::default_targets(o->scale);
+    for (const auto& t : o->targets) {
+      std::size_t eq = t.find('=');
+      if (eq == std::string::npos || !a.targets.count(t.substr(0, eq)))
+        fail("--target '{}': expected TYPE=N with TYPE one of GSM_AnsAug ... MATH_FOBAR", t);
+      try {
+        a.targets[t.substr(0, eq)] = std::stoull(t.substr(eq + 1));
+      } catch (const std::exception&) {
+        fail("--target '{}': N is not a number", t);
+      }
+    }
+    a.near_dedup = !o->no_near;
+    a.seed = o->seed;
+    if (!o->no_contamination) {
+      fs::path g = o->test_gsm8k.empty() ? data::default_path("gsm8k", "test") : fs::path(o->test_gsm8k);
+      fs::path m = o->test_math.empty() ? data::default_path("math", "test") : fs::path(o->test_math);
+      for (const auto& [p, list] : {std::pair{g, &a.test_gsm8k}, std::pair{m, &a.test_math}}) {
+        if (!fs::exists(p))
+          fail("{}: test set not found for the contamination check (give --test-gsm8k/--test-math "
+               "or --no-contamination-check)",
+               p.string());
+        list->push_back(p);
+      }
+    }
+    bootstrap::AssembleReport r = bootstrap::assemble(a);
+    std::fputs(bootstrap::format_report(r).c_str(), stdout);
+    log::info("{} records written to {} ({} test questions checked)", r.total().kept, o->out,
+              r.test_questions);
+  });
+}
+
+const Registration kRegisterAssemble{45, register_assemble};
+
+}  // namespace metamath::cli
