@@ -8,7 +8,8 @@
 
 namespace metamath::cli {
 
-inline void add_backend_flags(CLI::App* cmd, llm::BackendOptions& o) {
+// with_api_key=false leaves --api-key to the caller (serve uses it for its own clients).
+inline void add_backend_flags(CLI::App* cmd, llm::BackendOptions& o, bool with_api_key = true) {
   cmd->add_option("--backend", o.kind, "local (in-process model) or openai (any OpenAI-compatible server)")
       ->check(CLI::IsMember({"local", "openai"}))
       ->capture_default_str();
@@ -16,7 +17,8 @@ inline void add_backend_flags(CLI::App* cmd, llm::BackendOptions& o) {
                   "local: a Hugging Face model folder; openai: the model name sent to the server");
   cmd->add_option("--base-url", o.base_url, "openai: server base URL, e.g. https://api.openai.com/v1")
       ->capture_default_str();
-  cmd->add_option("--api-key", o.api_key, "openai: API key (default: $OPENAI_API_KEY); never logged");
+  if (with_api_key)
+    cmd->add_option("--api-key", o.api_key, "openai: API key (default: $OPENAI_API_KEY); never logged");
   cmd->add_option("--concurrency", o.concurrency, "openai: parallel HTTP requests")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();

@@ -33,7 +33,7 @@ struct ChatMessage {
 };
 
 struct Sampling {
-  int max_tokens = 512;
+  int max_tokens = 512;  // <= 0: as many as the context allows
   double temperature = 0.0;  // 0 = greedy
   double top_p = 1.0;
   int n = 1;
@@ -130,6 +130,9 @@ struct BackendOptions {
 };
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& opts);
+
+// "12.3k tok, $0.42, 3 retries, 1 failed": running totals for a progress bar.
+std::string usage_summary(const Backend& b);
 
 // Request/Result <-> OpenAI JSON (shared by the openai backend and the server).
 // Parses a /v1/completions or /v1/chat/completions body into a Request; throws metamath::Error

@@ -4,9 +4,15 @@
 // decode step), greedy or temperature/top-p sampling with a per-sample seed, n samples per prompt,
 // stop strings matched on decoded text, EOS, and max new tokens. Results are delivered by callback
 // as each sample finishes.
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -46,6 +52,17 @@ struct GeneratorOptions {
   int max_prefill = 8;     // new sequences prefilled together in one forward pass
 };
 
+// Callbacks of one request's samples: on_result once per sample when it finishes; on_delta (optional)
+// with each new piece of a sample's text as soon as it is final (never inside a UTF-8 character,
+// never part of a stop string).
+struct SeqCallbacks {
+  std::function<void(GenResult)> on_result;
+  std::function<void(int sample, std::string_view delta)> on_delta;
+};
+
+class BatchCore;
+struct Seq;
+
 class Generator {
  public:
   // tokenizer may be null: then requests must give prompt_ids and no stop strings.
@@ -60,6 +77,42 @@ class Generator {
   const Model& model_;
   const Tokenizer* tok_;
   GeneratorOptions opts_;
+};
+
+// A long-lived continuous-batching engine for requests that arrive over time from many threads
+// (the local LLM backend and the server): submit() queues a request; the engine's thread admits it
+// into the running batch as soon as a KV-cache slot is free. The cache holds max_batch slots of
+// max_len tokens, allocated up front. Callbacks run on the engine's thread, one at a time; a
+// failing forward pass ends every queued and running sequence with finish_reason "error".
+class BatchEngine {
+ public:
+  BatchEngine(const Model& model, const Tokenizer* tokenizer, GeneratorOptions opts = {});
+  ~BatchEngine();  // shutdown()
+  BatchEngine(const BatchEngine&) = delete;
+  BatchEngine& operator=(const BatchEngine&) = delete;
+
+  // Thread-safe. GenResult::request is 0 (the caller knows which request it submitted).
+  void submit(const GenRequest& request, std::function<void(GenResult)> on_result,
+              std::function<void(int sample, std::string_view delta)> on_delta = {});
+  // Stops taking requests, finishes every queued and running one, then joins the thread.
+  void shutdown();
+  // Tokens generated so far.
+  std::size_t tokens() const;
+
+ private:
+  struct Pending {
+    GenRequest request;
+    std::shared_ptr<const SeqCallbacks> cb;
+  };
+  void loop();
+  GeneratorOptions opts_;
+  std::unique_ptr<BatchCore> core_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Pending> inbox_;
+  bool stopping_ = false;
+  std::atomic<std::size_t> tokens_{0};
+  std::thread thread_;
 };
 
 }  // namespace metamath::model
