@@ -40,11 +40,11 @@ void register_merge_lora(CLI::App& app) {
     m.save(o->out, tok);
     // bf16: re-read the merged fp32 folder as bf16 and store that.
     if (o->dtype == "bf16") model::Model::load(o->out, at::kBFloat16).save(o->out, tok);
-    std::fputs(fmt::format("merged {} (r {}, alpha {}, {}) into {}\n", o->adapter,
-                           lora.config().r, lora.config().alpha,
-                           fmt::join(lora.config().target_modules, ","), o->out)
-                   .c_str(),
-               stdout);
+    std::fputs(
+        fmt::format("merged {} (r {}, alpha {}, {}) into {}\n", o->adapter, lora.config().r,
+                    lora.config().alpha, fmt::join(lora.config().target_modules, ","), o->out)
+            .c_str(),
+        stdout);
   });
 }
 

@@ -39,7 +39,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--cache-dir", t.cache_dir,
                   "where the tokenised data is cached (default OUT/.cache); reused while the "
                   "input and tokenizer are unchanged");
-  cmd->add_flag("--skip-bad", t.skip_bad, "skip malformed JSONL lines (counted) instead of failing");
+  cmd->add_flag("--skip-bad", t.skip_bad,
+                "skip malformed JSONL lines (counted) instead of failing");
   cmd->add_option("--model,-m", t.model, "HF model folder to fine-tune");
   cmd->add_option("--init", t.init, "pretrained (from --model) or random (from --config)")
       ->capture_default_str()

@@ -22,19 +22,26 @@ constexpr std::array<Proj, 7> kProjs = {Proj::Q,    Proj::K,  Proj::V,   Proj::O
 
 std::string module_path(int64_t layer, Proj p) {
   const bool attn = p == Proj::Q || p == Proj::K || p == Proj::V || p == Proj::O;
-  return "base_model.model.model.layers." + std::to_string(layer) + (attn ? ".self_attn." : ".mlp.") +
-         proj_module_name(p);
+  return "base_model.model.model.layers." + std::to_string(layer) +
+         (attn ? ".self_attn." : ".mlp.") + proj_module_name(p);
 }
 
 at::Tensor& weight_of(LayerWeights& L, Proj p) {
   switch (p) {
-    case Proj::Q: return L.q_w;
-    case Proj::K: return L.k_w;
-    case Proj::V: return L.v_w;
-    case Proj::O: return L.o_w;
-    case Proj::Gate: return L.gate_w;
-    case Proj::Up: return L.up_w;
-    case Proj::Down: break;
+    case Proj::Q:
+      return L.q_w;
+    case Proj::K:
+      return L.k_w;
+    case Proj::V:
+      return L.v_w;
+    case Proj::O:
+      return L.o_w;
+    case Proj::Gate:
+      return L.gate_w;
+    case Proj::Up:
+      return L.up_w;
+    case Proj::Down:
+      break;
   }
   return L.down_w;
 }
@@ -151,8 +158,10 @@ LoraAdapter LoraAdapter::load(const fs::path& dir, const Model& model) {
   }
   const std::string where = cfg_file.string();
   if (j.value("peft_type", "") != "LORA")
-    fail("{}: peft_type must be \"LORA\" (got {})", where, j.value("peft_type", std::string("none")));
-  if (j.value("fan_in_fan_out", false)) fail("{}: fan_in_fan_out adapters are not supported", where);
+    fail("{}: peft_type must be \"LORA\" (got {})", where,
+         j.value("peft_type", std::string("none")));
+  if (j.value("fan_in_fan_out", false))
+    fail("{}: fan_in_fan_out adapters are not supported", where);
   LoraConfig cfg;
   cfg.r = require_field(j, "r", where).get<int64_t>();
   cfg.alpha = require_field(j, "lora_alpha", where).get<double>();

@@ -1,7 +1,6 @@
 #include "train/distributed.h"
 
 #include <ATen/ATen.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -25,7 +24,8 @@ std::optional<long> env_int(const char* name) {
   if (!v || !*v) return std::nullopt;
   char* end = nullptr;
   long x = std::strtol(v, &end, 10);
-  if (*end != '\0' || x < 0) fail("environment variable {}='{}' is not a non-negative integer", name, v);
+  if (*end != '\0' || x < 0)
+    fail("environment variable {}='{}' is not a non-negative integer", name, v);
   return x;
 }
 
@@ -99,9 +99,10 @@ std::unique_ptr<Comm> connect_gloo(const DistEnv& env, std::chrono::milliseconds
   return std::make_unique<GlooComm>(env, timeout);
 #else
   (void)timeout;
-  fail("distributed training (WORLD_SIZE={}) needs Gloo: this metamath was built without the gloo "
-       "headers (install libgloo-dev and rebuild)",
-       env.world_size);
+  fail(
+      "distributed training (WORLD_SIZE={}) needs Gloo: this metamath was built without the gloo "
+      "headers (install libgloo-dev and rebuild)",
+      env.world_size);
 #endif
 }
 

@@ -64,7 +64,8 @@ void AdamW::load_state(const model::NamedTensors& state, const std::string& wher
     v_[i].copy_(get("exp_avg_sq." + params_[i].first, v_[i]));
   }
   auto it = by.find("step");
-  if (it == by.end() || it->second.numel() != 1) fail("{}: optimizer state 'step' is missing", where);
+  if (it == by.end() || it->second.numel() != 1)
+    fail("{}: optimizer state 'step' is missing", where);
   step_ = it->second.to(at::kLong).item<int64_t>();
 }
 
@@ -75,8 +76,8 @@ int64_t warmup_steps(int64_t total_steps, double warmup_ratio) {
 
 double cosine_lr(double base_lr, int64_t step, int64_t total, int64_t warmup) {
   if (step < warmup) return base_lr * static_cast<double>(step) / static_cast<double>(warmup);
-  const double progress =
-      static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
+  const double progress = static_cast<double>(step - warmup) /
+                          static_cast<double>(std::max<int64_t>(1, total - warmup));
   return base_lr * std::max(0.0, 0.5 * (1.0 + std::cos(std::numbers::pi * progress)));
 }
 

@@ -25,8 +25,8 @@ class Tokenizer;
 namespace metamath::train {
 
 struct SftDataOptions {
-  std::filesystem::path input;             // JSONL file
-  std::string query_field = "query";       // rendered with the Alpaca template
+  std::filesystem::path input;              // JSONL file
+  std::string query_field = "query";        // rendered with the Alpaca template
   std::string response_field = "response";  // the supervised part
   int64_t max_len = 512;
   int64_t limit = 0;                    // use only the first `limit` records (0 = all)

@@ -247,13 +247,15 @@ TrainSummary run_training(const TrainOptions& o) {
   if (!o.resume.empty()) {
     if (o.resume == "latest") {
       resume_dir = latest_checkpoint(o.out);
-      if (!resume_dir) log::warn("--resume: no checkpoint in {}; starting from scratch", o.out.string());
+      if (!resume_dir)
+        log::warn("--resume: no checkpoint in {}; starting from scratch", o.out.string());
     } else {
       resume_dir = fs::path(o.resume);
     }
     if (resume_dir) {
       const fs::path sf = *resume_dir / "trainer_state.json";
-      if (!fs::exists(sf)) fail("{}: not a training checkpoint (no trainer_state.json)", resume_dir->string());
+      if (!fs::exists(sf))
+        fail("{}: not a training checkpoint (no trainer_state.json)", resume_dir->string());
       resume_state = json::parse(read_file(sf));
     }
   }
@@ -440,14 +442,16 @@ TrainSummary run_training(const TrainOptions& o) {
     if (!r.finite) {
       std::string last = sum.last_checkpoint ? sum.last_checkpoint->string() : "none";
       if (logw) {
-        logw->write(json{{"step", step + 1}, {"error", "non-finite loss"},
+        logw->write(json{{"step", step + 1},
+                         {"error", "non-finite loss"},
                          {"loss", std::isnan(r.loss) ? "nan" : "inf"}});
         logw->commit();
       }
       if (bar) bar->finish();
-      fail("train: the loss is {} at step {} (lr {:.3g}); stopped without updating. Last good "
-           "checkpoint: {}",
-           r.loss, step + 1, so.lr, last);
+      fail(
+          "train: the loss is {} at step {} (lr {:.3g}); stopped without updating. Last good "
+          "checkpoint: {}",
+          r.loss, step + 1, so.lr, last);
     }
     ++step;
     tokens_seen += batch_tokens;

@@ -114,10 +114,10 @@ struct TrainOptions {
 };
 
 struct TrainSummary {
-  int64_t steps_done = 0;     // global step reached
+  int64_t steps_done = 0;  // global step reached
   int64_t total_steps = 0;
-  int64_t start_step = 0;     // > 0 after a resume
-  std::vector<double> losses;  // per step run in this call
+  int64_t start_step = 0;           // > 0 after a resume
+  std::vector<double> losses;       // per step run in this call
   std::filesystem::path final_dir;  // empty when stopped early
   std::optional<std::filesystem::path> last_checkpoint;
   int64_t examples = 0, truncated = 0, dropped = 0;

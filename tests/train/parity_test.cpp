@@ -116,8 +116,7 @@ TEST_P(FullParity, TenAdamWStepsWithCosineSchedule) {
     at::Tensor want = g.tensors->get("step10." + name);
     EXPECT_LT(max_diff(p, want), kTol) << name;
     // The weights did move (the comparison is not vacuous).
-    EXPECT_GT(max_diff(want, mm::Checkpoint::open(kFixtures / GetParam()).get(name)), 1e-3)
-        << name;
+    EXPECT_GT(max_diff(want, mm::Checkpoint::open(kFixtures / GetParam()).get(name)), 1e-3) << name;
   }
   EXPECT_EQ(opt.steps(), 10);
 }

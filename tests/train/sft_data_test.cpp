@@ -27,8 +27,8 @@ fs::path tokenizer_dir() {
   return fs::path(METAMATH_SOURCE_DIR) / ".." / "shared" / "tokenizers" / "llama2";
 }
 
-#define REQUIRE_TOKENIZER()                                                              \
-  if (!fs::exists(tokenizer_dir() / "tokenizer.model"))                                  \
+#define REQUIRE_TOKENIZER()                             \
+  if (!fs::exists(tokenizer_dir() / "tokenizer.model")) \
   GTEST_SKIP() << "LLaMA-2 tokenizer not found at ../shared/tokenizers/llama2"
 
 std::string write_jsonl(const fs::path& dir, const std::string& body) {
@@ -40,7 +40,8 @@ std::string write_jsonl(const fs::path& dir, const std::string& body) {
 TEST(SftData, PromptMaskedResponseLabelledEosAppended) {
   REQUIRE_TOKENIZER();
   auto tok = mm::Tokenizer::load(tokenizer_dir());
-  mt::TokenizedExample ex = mt::tokenize_example(*tok, "What is 2+3?", " 2+3=5. The answer is: 5", 512);
+  mt::TokenizedExample ex =
+      mt::tokenize_example(*tok, "What is 2+3?", " 2+3=5. The answer is: 5", 512);
   // BOS, the Alpaca prompt, the response, EOS.
   ASSERT_GE(ex.ids.size(), 3u);
   EXPECT_EQ(ex.ids.front(), *tok->bos_id());
@@ -57,9 +58,12 @@ TEST(SftData, TruncationDropAndCounts) {
   auto tok = mm::Tokenizer::load(tokenizer_dir());
   fs::path dir = metamath::testing::temp_dir("sft_trunc");
   const int64_t plen = mt::tokenize_example(*tok, "q", "", 512).prompt_len;
-  std::string body = R"({"query": "q", "response": "short"})" "\n"
-                     R"({"query": "q", "response": "a much longer response that will not fit"})" "\n"
-                     R"({"query": "a very long question that fills everything", "response": "x"})" "\n";
+  std::string body = R"({"query": "q", "response": "short"})"
+                     "\n"
+                     R"({"query": "q", "response": "a much longer response that will not fit"})"
+                     "\n"
+                     R"({"query": "a very long question that fills everything", "response": "x"})"
+                     "\n";
   mt::SftDataOptions o;
   o.input = write_jsonl(dir, body);
   o.max_len = plen + 4;
@@ -80,7 +84,8 @@ TEST(SftData, CacheReusedOnlyWhileInputUnchanged) {
   auto tok = mm::Tokenizer::load(tokenizer_dir());
   fs::path dir = metamath::testing::temp_dir("sft_cache");
   mt::SftDataOptions o;
-  o.input = write_jsonl(dir, R"({"question": "1+1?", "answer": "2"})" "\n");
+  o.input = write_jsonl(dir, R"({"question": "1+1?", "answer": "2"})"
+                             "\n");
   o.query_field = "question";
   o.response_field = "answer";
   o.cache_dir = dir / "cache";
@@ -91,7 +96,8 @@ TEST(SftData, CacheReusedOnlyWhileInputUnchanged) {
   EXPECT_TRUE(b.from_cache);
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_EQ(a.prompt_len, b.prompt_len);
-  write_jsonl(dir, R"({"question": "1+2?", "answer": "3"})" "\n");
+  write_jsonl(dir, R"({"question": "1+2?", "answer": "3"})"
+                   "\n");
   mt::SftData c = mt::load_sft_data(o, *tok);
   EXPECT_FALSE(c.from_cache);
   EXPECT_NE(a.tokens, c.tokens);
