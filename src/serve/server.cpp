@@ -2,8 +2,8 @@
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -105,6 +105,34 @@ struct Server::Impl {
   std::string model;
   bool bound = false;
   int port = 0;
+  // Graceful stop: new /v1 requests get 503 while in-flight ones (streams included) finish; only
+  // then is httplib stopped (it would cut streams short).
+  std::mutex drain_mu;
+  std::condition_variable drained;
+  int inflight = 0;
+  bool draining = false;
+
+  // Counts a request as in flight; false (after answering 503) once the server is draining.
+  bool enter(httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(drain_mu);
+    if (draining) {
+      send_error(res, 503, "the server is shutting down");
+      return false;
+    }
+    ++inflight;
+    return true;
+  }
+  void leave() {
+    std::lock_guard<std::mutex> lock(drain_mu);
+    if (--inflight == 0) drained.notify_all();
+  }
+  // Leaves on scope exit unless released (a stream leaves when its last chunk is written).
+  struct InFlight {
+    Impl* impl;
+    ~InFlight() {
+      if (impl) impl->leave();
+    }
+  };
 
   Impl(llm::Backend& b, ServeOptions o) : backend(b), opts(std::move(o)) {
     model = opts.served_model_name.empty() ? backend.model_name() : opts.served_model_name;
@@ -181,6 +209,8 @@ struct Server::Impl {
   }
 
   void completions(const httplib::Request& req, httplib::Response& res, bool chat) {
+    if (!enter(res)) return;
+    InFlight guard{this};
     json body;
     if (!parse_body(req, res, body) || !check_model(body, res)) return;
     llm::Request r;
@@ -291,12 +321,16 @@ struct Server::Impl {
           if (done) sink.done();
           return true;
         },
-        [st](bool) {
+        [this, st](bool) {
           if (st->worker.joinable()) st->worker.join();
+          leave();
         });
+    guard.impl = nullptr;  // the releaser above leaves
   }
 
   void embeddings(const httplib::Request& req, httplib::Response& res) {
+    if (!enter(res)) return;
+    InFlight guard{this};
     json body;
     if (!parse_body(req, res, body) || !check_model(body, res)) return;
     std::vector<std::string> texts;
@@ -411,41 +445,56 @@ void Server::run() {
   impl_->http.listen_after_bind();
 }
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  {
+    std::unique_lock<std::mutex> lock(impl_->drain_mu);
+    impl_->draining = true;
+    impl_->drained.wait(lock, [&] { return impl_->inflight == 0; });
+  }
+  impl_->http.stop();
+}
+
+namespace {
+int g_signal_pipe[2] = {-1, -1};
+// Async-signal-safe: only write(2) the signal number into the self-pipe.
+void on_signal(int sig) {
+  const unsigned char b = static_cast<unsigned char>(sig);
+  [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &b, 1);
+}
+}  // namespace
 
 void serve_main(const ServeJob& job) {
-  // SIGTERM/SIGINT are taken by a waiting thread (blocked everywhere else) so shutdown runs as
-  // normal code: stop accepting, finish in-flight requests, then the backend drains and exits.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-
   auto backend = llm::make_backend(job.backend);
   Server server(*backend, job.server);
   const int port = server.bind();
-  std::atomic<bool> finished{false};
-  std::thread waiter([&] {
-    int sig = 0;
-    while (!finished.load()) {
-      timespec ts{0, 200 * 1000 * 1000};
-      sig = sigtimedwait(&set, nullptr, &ts);
-      if (sig == SIGTERM || sig == SIGINT) {
-        std::fprintf(stderr, "metamath serve: %s received, finishing in-flight requests\n",
-                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        server.stop();
-        return;
-      }
-    }
+
+  // SIGTERM/SIGINT only write to a pipe; a watcher thread turns that into a graceful stop (stop
+  // accepting, finish in-flight requests), so no real work runs inside a signal handler.
+  if (pipe(g_signal_pipe) != 0) fail("serve: pipe() failed: {}", std::strerror(errno));
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  std::thread watcher([&] {
+    unsigned char sig = 0;
+    if (read(g_signal_pipe[0], &sig, 1) != 1 || sig == 0) return;  // 0: the server ended itself
+    std::fprintf(stderr, "metamath serve: %s received, finishing in-flight requests\n",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    server.stop();
   });
   std::fprintf(stderr, "metamath serve: listening on http://%s:%d (model %s)\n",
                job.server.host.c_str(), port,
-               (job.server.served_model_name.empty() ? backend->model_name() : job.server.served_model_name).c_str());
+               (job.server.served_model_name.empty() ? backend->model_name()
+                                                     : job.server.served_model_name)
+                   .c_str());
   std::fflush(stderr);
   server.run();
-  finished = true;
-  waiter.join();
+  const unsigned char zero = 0;
+  [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &zero, 1);
+  watcher.join();
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
   std::fprintf(stderr, "metamath serve: stopped\n");
 }
 
