@@ -70,6 +70,9 @@ void register_eval(CLI::App& app) {
                   "then --merge the folder");
   cmd->add_option("--time-limit-ms", o->time_ms, "hard time limit for one answer comparison")
       ->capture_default_str();
+  cmd->add_flag("--retry-errors", o->eval.retry_errors,
+                "when resuming, generate again the problems the backend refused (saved as errors, "
+                "counted wrong)");
   cmd->add_flag("--quiet,-q", o->quiet, "no progress bar");
   auto* merge = cmd->add_option("--merge", o->merge, "merge the finished shards in this folder")
                     ->check(CLI::ExistingDirectory);

@@ -50,8 +50,14 @@ Shard shard_from_env() {
   const char* ws = std::getenv("WORLD_SIZE");
   const char* rank = std::getenv("RANK");
   if (!ws || !*ws) return {};
-  Shard sh = parse_shard(fmt::format("{}/{}", rank && *rank ? rank : "", ws));
-  return sh;
+  try {
+    return parse_shard(fmt::format("{}/{}", rank ? rank : "", ws));
+  } catch (const Error&) {
+    fail(
+        "RANK={} WORLD_SIZE={}: expected 0 <= RANK < WORLD_SIZE (torchrun's environment), or "
+        "pass --shard I/N",
+        rank ? rank : "(unset)", ws);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,8 +462,11 @@ EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
       if (h != have.end()) {
         std::set<int> samples;
         for (const json& r : h->second) samples.insert(r.value("sample", -1));
+        bool errored = false;
+        for (const json& r : h->second) errored |= r.contains("error");
         if (static_cast<int>(samples.size()) == o.n && *samples.begin() == 0 &&
-            *samples.rbegin() == o.n - 1 && h->second.size() == samples.size()) {
+            *samples.rbegin() == o.n - 1 && h->second.size() == samples.size() &&
+            !(errored && o.retry_errors)) {
           for (json& r : h->second) kept.push_back(std::move(r));
           done.insert(p.id);
           ++result.resumed;
@@ -467,8 +476,9 @@ EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
       todo.push_back({bi, &p, i});
     }
     if (kept.size() != rows_on_disk) {
-      log::warn("{}: {} rows of unfinished or unknown problems dropped; they are regenerated",
-                f.string(), rows_on_disk - kept.size());
+      log::warn(
+          "{}: {} rows of unfinished, failed or unknown problems dropped; they are regenerated",
+          f.string(), rows_on_disk - kept.size());
       write_rows_atomic(f, kept);
     }
     if (!done.empty()) log::info("{}: resuming, {} problems already done", b.name, done.size());
@@ -558,10 +568,10 @@ EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
     }
     ++result.generated;
     if (bar) {
-      bar->set_postfix(
-          fmt::format("acc {:.1f}%", samples_done ? 100.0 * static_cast<double>(samples_correct) /
-                                                        static_cast<double>(samples_done)
-                                                  : 0.0));
+      const double acc = samples_done ? 100.0 * static_cast<double>(samples_correct) /
+                                            static_cast<double>(samples_done)
+                                      : 0.0;
+      bar->set_postfix(fmt::format("acc {:.1f}% · {}", acc, llm::usage_summary(backend)));
       bar->tick();
     }
   };

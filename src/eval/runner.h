@@ -51,6 +51,7 @@ struct EvalOptions {
   Shard shard;
   std::filesystem::path out_dir;
   bool progress = true;
+  bool retry_errors = false;  // regenerate problems whose saved samples hold a backend error
   answer::Limits limits;
 };
 

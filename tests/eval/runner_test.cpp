@@ -411,6 +411,17 @@ TEST(Runner, BadRequestsAreRecordedAsWrongWithTheReason) {
   EXPECT_EQ(g["errors"], 1);
   EXPECT_EQ(g["correct"], 2);  // positions 1 and 2 right, 3 wrong by design
   EXPECT_NE(r.markdown.find("1 samples failed in the backend"), std::string::npos) << r.markdown;
+
+  // Resuming keeps the error row; --retry-errors asks again for that problem only.
+  FakeBackend idle(oracle.fn());
+  run_eval(idle, o);
+  EXPECT_TRUE(idle.seen.empty());
+  o.retry_errors = true;
+  FakeBackend good(oracle.fn());
+  EvalResult fixed = run_eval(good, o);
+  EXPECT_EQ(good.seen.size(), 1u);
+  EXPECT_EQ(fixed.summary["results"]["gsm8k"]["errors"], 0);
+  EXPECT_EQ(fixed.summary["results"]["gsm8k"]["correct"], 3);
 }
 
 TEST(Runner, ChatTemplatesSendMessages) {
@@ -452,6 +463,10 @@ TEST(Runner, ShardFlagAndEnvironment) {
   Shard s = shard_from_env();
   EXPECT_EQ(s.index, 3);
   EXPECT_EQ(s.count, 4);
+  ::setenv("RANK", "4", 1);
+  std::string err = testing::error_of([] { shard_from_env(); });
+  EXPECT_NE(err.find("RANK=4 WORLD_SIZE=4: expected 0 <= RANK < WORLD_SIZE"), std::string::npos)
+      << err;
   ::unsetenv("WORLD_SIZE");
   ::unsetenv("RANK");
   EXPECT_TRUE(shard_from_env().whole());
