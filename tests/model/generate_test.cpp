@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/jsonl.h"
+#include "fixtures.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
 
@@ -15,7 +16,8 @@ namespace metamath::model {
 namespace {
 namespace fs = std::filesystem;
 
-const fs::path kFixtures = fs::path(METAMATH_SOURCE_DIR) / "tests/model/fixtures";
+using metamath::testing::kFixtures;
+using metamath::testing::load_golden;
 
 std::vector<std::vector<int32_t>> to32(const std::vector<std::vector<int64_t>>& v) {
   std::vector<std::vector<int32_t>> out;
@@ -27,9 +29,9 @@ class GeneratorGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GeneratorGolden, ContinuousBatchingMatchesReferenceGreedy) {
   const fs::path dir = kFixtures / GetParam();
-  json golden = json::parse(read_file(dir / "golden.json"));
-  auto prompts = to32(golden["prompts"].get<std::vector<std::vector<int64_t>>>());
-  auto expect = to32(golden["generations"].get<std::vector<std::vector<int64_t>>>());
+  const metamath::testing::Golden golden = load_golden(GetParam());
+  auto prompts = to32(golden.prompts);
+  auto expect = to32(golden.generations);
   Model model = Model::load(dir);
   // Two slots, one prefill at a time, and different lengths: sequences join and leave the batch.
   // The same prompts are asked twice (as n = 2 greedy samples) so slots are reused.

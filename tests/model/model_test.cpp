@@ -15,6 +15,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/jsonl.h"
+#include "fixtures.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -24,25 +25,9 @@ using ::testing::HasSubstr;
 
 namespace {
 
-const fs::path kFixtures = fs::path(METAMATH_SOURCE_DIR) / "tests/model/fixtures";
-
-struct Golden {
-  std::vector<std::vector<int64_t>> prompts, generations;
-  std::vector<at::Tensor> logits, bf16_logits;  // [T_i, V] float32
-};
-
-Golden load_golden(const std::string& name) {
-  Golden g;
-  json j = json::parse(metamath::read_file(kFixtures / name / "golden.json"));
-  g.prompts = j["prompts"].get<std::vector<std::vector<int64_t>>>();
-  g.generations = j["generations"].get<std::vector<std::vector<int64_t>>>();
-  auto f = mm::SafetensorsFile::open(kFixtures / name / "golden.safetensors");
-  for (std::size_t i = 0; i < g.prompts.size(); ++i) {
-    g.logits.push_back(f->get("logits_" + std::to_string(i)));
-    g.bf16_logits.push_back(f->get("bf16_logits_" + std::to_string(i)));
-  }
-  return g;
-}
+using metamath::testing::Golden;
+using metamath::testing::kFixtures;
+using metamath::testing::load_golden;
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();

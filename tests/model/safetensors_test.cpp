@@ -11,6 +11,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/jsonl.h"
+#include "fixtures.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -20,7 +21,7 @@ using ::testing::HasSubstr;
 
 namespace {
 
-const fs::path kFixtures = fs::path(METAMATH_SOURCE_DIR) / "tests/model/fixtures";
+using metamath::testing::kFixtures;
 
 using metamath::testing::error_of;
 
