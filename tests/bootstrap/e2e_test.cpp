@@ -33,6 +33,8 @@ namespace fs = std::filesystem;
 class ScriptedServer {
  public:
   ScriptedServer(const testing::ScriptedWorld& w, int delay_us) : world_(w) {
+    // One server thread per client connection: keep-alive connections each hold a thread.
+    svr_.new_task_queue = [] { return new httplib::ThreadPool(24); };
     svr_.Post("/v1/completions", [this, delay_us](const httplib::Request& req,
                                                    httplib::Response& res) {
       json b = json::parse(req.body);
