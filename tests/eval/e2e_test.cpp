@@ -101,5 +101,43 @@ TEST(EndToEnd, TinyModelThroughBothBackendsWritesTheSameFiles) {
       << cmp.output;
 }
 
+// A real kill: SIGKILL `metamath eval` while it runs, run the same command again, get the files
+// of an uninterrupted run (whenever the kill landed, even after the end).
+TEST(EndToEnd, KilledRunResumesToTheSameFiles) {
+  METAMATH_REQUIRE_DATA(data);
+  const fs::path tokenizer = data / ".." / "tokenizers" / "llama2";
+  if (!fs::exists(tokenizer)) GTEST_SKIP() << "no tokenizer at " << tokenizer;
+  const fs::path dir = testing::temp_dir("eval_kill");
+  const fs::path model = dir / "tiny";
+  const std::string bin = testing::metamath_bin();
+  auto made =
+      testing::run_command(fmt::format("{} init-model --config tiny --tokenizer {} --out {}", bin,
+                                       tokenizer.string(), model.string()));
+  ASSERT_EQ(made.code, 0) << made.output;
+  auto cmd = [&](const fs::path& out) {
+    return fmt::format(
+        "{} eval -q --backend local --model {} --max-batch 4 --max-len 1024 -b gsm8k --limit 40 "
+        "--max-tokens 48 --data {} --out {}",
+        bin, model.string(), (data / "gsm8k" / "test.jsonl").string(), out.string());
+  };
+  auto whole = testing::run_command(cmd(dir / "whole"));
+  ASSERT_EQ(whole.code, 0) << whole.output;
+  // Start it, wait until the journal holds a few samples, then SIGKILL it.
+  const fs::path journal = dir / "killed" / "gsm8k.samples.jsonl";
+  auto killed = testing::run_command(fmt::format(
+      "{} & pid=$!; for i in $(seq 600); do n=$(cat {} 2>/dev/null | wc -l); "
+      "[ \"$n\" -ge 2 ] && break; sleep 0.05; done; kill -9 $pid; wait $pid; echo rc=$?",
+      cmd(dir / "killed"), journal.string()));
+  EXPECT_NE(killed.output.find("rc=137"), std::string::npos) << killed.output;
+  std::size_t lines = read_jsonl(journal, {.skip_bad = true}).size();
+  EXPECT_GE(lines, 2u);
+  EXPECT_LT(lines, 40u);  // killed while generating
+  EXPECT_FALSE(fs::exists(dir / "killed" / "summary.json"));
+  auto resumed = testing::run_command(cmd(dir / "killed"));
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  for (const char* f : {"gsm8k.samples.jsonl", "summary.json", "summary.md"})
+    EXPECT_EQ(read_file(dir / "whole" / f), read_file(dir / "killed" / f)) << f;
+}
+
 }  // namespace
 }  // namespace metamath::eval
