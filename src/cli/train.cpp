@@ -68,7 +68,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--seed", t.seed, "seed for init, data order and dropout")->capture_default_str();
   cmd->add_flag("!--no-group-by-length", t.group_by_length,
                 "plain shuffled batches instead of length-grouped ones");
-  cmd->add_option("--precision", o->precision, "f32, or bf16 autocast (fp32 master weights)")
+  cmd->add_option("--precision", o->precision,
+                  "f32, or bf16 compute with fp32 master weights and optimizer")
       ->capture_default_str()
       ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_flag("--lora", t.lora, "train LoRA adapters instead of all weights");

@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,32 +20,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Autocast to bfloat16 for the scope (CPU, and CUDA when the model is there).
-class AutocastScope {
- public:
-  AutocastScope(bool on, bool cuda) : on_(on), cuda_(cuda) {
-    if (!on_) return;
-    if (cuda_) {
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    }
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!on_) return;
-    if (cuda_)
-      at::autocast::set_enabled(false);
-    else
-      at::autocast::set_cpu_enabled(false);
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  }
-
- private:
-  bool on_, cuda_;
-};
+// Every weight slot of a model, in a fixed order.
+template <typename M, typename F>
+void for_each_slot(M& m, F&& f) {
+  f(m.embed_tokens);
+  f(m.final_norm);
+  f(m.lm_head);
+  for (auto& L : m.layers)
+    for (auto* t : {&L.input_norm, &L.post_norm, &L.q_w, &L.k_w, &L.v_w, &L.o_w, &L.q_b, &L.k_b,
+                    &L.v_b, &L.o_b, &L.gate_w, &L.up_w, &L.down_w, &L.gate_b, &L.up_b, &L.down_b})
+      f(*t);
+}
 
 uint64_t mix(uint64_t a, uint64_t b) {
   uint64_t z = a + 0x9E3779B97F4A7C15ull * (b + 1);
@@ -135,9 +119,8 @@ Batch batch_from_tensors(const at::Tensor& input_ids, const at::Tensor& targets)
   return b;
 }
 
-at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch, bool bf16) {
+at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch) {
   const c10::Device dev = model.device();
-  AutocastScope ac(bf16, dev.is_cuda());
   model::ForwardInput in;
   // Right padding needs no attention mask: causal attention never lets a real token see the
   // padding after it, and padding positions carry no label.
@@ -148,6 +131,26 @@ at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch, bool bf
   at::Tensor logits = at::linear(sel, model.lm_head).to(at::kFloat);
   return at::cross_entropy_loss(logits, batch.label_targets.to(dev), {}, at::Reduction::Sum,
                                 kIgnoreIndex);
+}
+
+model::Model make_bf16_shadow(const model::Model& master) {
+  model::ModelConfig c = master.config();
+  c.initializer_range = 0.0;
+  model::Model shadow = model::Model::init_random(c, 0, at::kBFloat16, master.device());
+  bind_bf16_shadow(shadow, master);
+  return shadow;
+}
+
+void bind_bf16_shadow(model::Model& shadow, const model::Model& master) {
+  std::vector<at::Tensor> src;
+  for_each_slot(master, [&](const at::Tensor& t) { src.push_back(t); });
+  std::size_t i = 0;
+  for_each_slot(shadow, [&](at::Tensor& t) {
+    const at::Tensor& m = src[i++];
+    t = m.defined() ? m.to(at::kBFloat16) : at::Tensor();
+  });
+  if (master.config().tie_word_embeddings) shadow.lm_head = shadow.embed_tokens;
+  shadow.adapter = master.adapter;
 }
 
 model::NamedTensors trainable_model_parameters(model::Model& model) {
@@ -167,7 +170,13 @@ StepResult train_step(const model::Model& model, AdamW& opt, const std::vector<B
     if (p.grad().defined()) p.mutable_grad().zero_();
   double local = 0;
   for (const Batch& b : micro) {
-    at::Tensor l = batch_loss_sum(model, b, so.bf16);
+    at::Tensor l;
+    if (so.bf16_shadow) {
+      bind_bf16_shadow(*so.bf16_shadow, model);
+      l = batch_loss_sum(*so.bf16_shadow, b);
+    } else {
+      l = batch_loss_sum(model, b);
+    }
     (l / static_cast<double>(global_label_tokens)).backward();
     local += l.item<double>();
   }
@@ -415,7 +424,11 @@ TrainSummary run_training(const TrainOptions& o) {
   int64_t tokens_seen = 0;
   StepOptions so;
   so.max_grad_norm = o.max_grad_norm;
-  so.bf16 = o.bf16;
+  std::optional<model::Model> shadow;
+  if (o.bf16) {
+    shadow.emplace(make_bf16_shadow(*s.model));
+    so.bf16_shadow = &*shadow;
+  }
 
   std::vector<std::vector<int64_t>> batches;
   int64_t batches_epoch = -1;

@@ -51,13 +51,20 @@ Batch make_batch(const SftData& data, const std::vector<int64_t>& examples, int6
 Batch batch_from_tensors(const at::Tensor& input_ids, const at::Tensor& targets);
 
 // Sum over the batch's label positions of -log softmax(logits)[target], float32 scalar that
-// autograd can differentiate. bf16: CPU/CUDA autocast to bfloat16 during the forward.
-at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch, bool bf16 = false);
+// autograd can differentiate.
+at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch);
+
+// bf16 training with fp32 master weights: a bfloat16 model whose weight slots are casts of the
+// master's fp32 tensors recorded by autograd, so its forward runs in bf16 (HF's bf16 semantics:
+// norms and softmax in fp32) while gradients and AdamW stay in fp32. bind_bf16_shadow re-casts
+// (once per micro-batch; the adapter pointer is shared).
+model::Model make_bf16_shadow(const model::Model& master);
+void bind_bf16_shadow(model::Model& shadow, const model::Model& master);
 
 struct StepOptions {
   double lr = 2e-5;
   double max_grad_norm = 1.0;
-  bool bf16 = false;
+  model::Model* bf16_shadow = nullptr;  // set: forward through it (make_bf16_shadow)
 };
 struct StepResult {
   double loss = 0;       // mean token loss of the global batch
@@ -99,7 +106,7 @@ struct TrainOptions {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   uint64_t seed = 42;
   bool group_by_length = true;
-  bool bf16 = false;
+  bool bf16 = false;  // bf16 forward/backward with fp32 master weights and optimizer
   // LoRA
   bool lora = false;
   model::LoraConfig lora_config;

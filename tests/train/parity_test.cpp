@@ -158,6 +158,30 @@ TEST_P(FullParity, LoraGradientsAndTenSteps) {
     EXPECT_LT(max_diff(p, g.tensors->get("lora_step10." + name)), kTol) << name;
 }
 
+TEST_P(FullParity, Bf16ComputeTracksFp32Golden) {
+  // bf16 forward/backward on casts of fp32 master weights: the loss is the golden fp32 loss to
+  // bf16 accuracy and the fp32 master gradients point the same way.
+  Golden g = load_golden(GetParam());
+  mm::Model model = mm::Model::load(kFixtures / GetParam());
+  mm::NamedTensors params = mt::trainable_model_parameters(model);
+  mm::Model shadow = mt::make_bf16_shadow(model);
+  EXPECT_EQ(shadow.layers[0].q_w.scalar_type(), at::kBFloat16);
+  mt::AdamW opt(params, {});
+  mt::StepOptions so;
+  so.lr = 0;
+  so.max_grad_norm = 0;
+  so.bf16_shadow = &shadow;
+  mt::StepResult r = mt::train_step(model, opt, g.micro, g.label_tokens, so);
+  EXPECT_NEAR(r.loss, g.meta["loss"].get<double>(), 2e-2);
+  for (auto& [name, p] : params) {
+    ASSERT_EQ(p.grad().scalar_type(), at::kFloat) << name;
+    at::Tensor a = p.grad().flatten().to(at::kDouble);
+    at::Tensor b = g.tensors->get("grad." + name).flatten().to(at::kDouble);
+    const double cos = (a.dot(b) / (a.norm() * b.norm() + 1e-30)).item<double>();
+    EXPECT_GT(cos, 0.99) << name;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, FullParity, ::testing::Values("llama", "qwen2"));
 
 TEST(Schedule, CosineWithWarmupHandChecked) {

@@ -1,0 +1,256 @@
+// train_bench: training-step throughput of `metamath train`'s step against a PyTorch reference.
+//
+// A random LLaMA model (default: the "small" preset with a 32000 vocabulary: hidden 768, 12
+// layers, 12 heads / 4 KV heads, intermediate 1536, ~110M parameters, untied lm_head) is written
+// once as an HF folder, with one random micro-batch (default 8 x 512 tokens, every next token a
+// label). Each side runs WARMUP + STEPS full optimizer steps on that micro-batch (forward, loss,
+// backward, clip 1.0, AdamW), fp32 and bf16 (bf16 compute on casts of fp32 master weights), with
+// the same thread count:
+//
+//   ours       train::train_step on model::Model (this program re-run as a worker process);
+//   reference  bench/reference/train_bench_reference.py under /usr/bin/python3: the pure-PyTorch
+//              model of tests/reference/llama_reference.py, torch.optim.AdamW, clip_grad_norm_.
+//
+// Each measurement runs in its own process, so its peak RSS (ru_maxrss) is its own. Reported:
+// tokens/s (median step), peak RSS, and model FLOPs utilisation: (6 * matmul parameters + 12 *
+// layers * T * hidden) FLOPs per token, against the best measured GEMM rate (2048^3 at::mm) of the
+// same dtype and thread count.
+//
+//   train_bench [--config small|FILE] [--micro-batch 8] [--seq 512] [--warmup 1] [--steps 2]
+//               [--dtypes f32,bf16] [--threads N] [--dir DIR] [--no-reference] [--python EXE]
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/jsonl.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+#include "train/optim.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+namespace mm = metamath::model;
+namespace mt = metamath::train;
+using metamath::json;
+
+namespace {
+
+struct Args {
+  std::string config = "small";
+  int64_t micro = 8, seq = 512, warmup = 1, steps = 2;
+  std::vector<std::string> dtypes = {"f32", "bf16"};
+  int threads = 0;
+  fs::path dir = fs::temp_directory_path() / "metamath_train_bench";
+  bool reference = true;
+  std::string python = "/usr/bin/python3";
+  std::string worker;  // internal: run our side for this dtype
+};
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+long peak_rss_kb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+int run_worker(const Args& a) {
+  at::set_num_threads(a.threads);
+  mm::Model model = mm::Model::load(a.dir / "model");
+  mm::NamedTensors params = mt::trainable_model_parameters(model);
+  mt::AdamW opt(params, {});
+  auto f = mm::SafetensorsFile::open(a.dir / "batch.safetensors");
+  mt::Batch b = mt::batch_from_tensors(f->get("input_ids").clone(), f->get("targets").clone());
+  mt::StepOptions so;
+  so.lr = 2e-5;
+  std::optional<mm::Model> shadow;
+  if (a.worker == "bf16") {
+    shadow.emplace(mt::make_bf16_shadow(model));
+    so.bf16_shadow = &*shadow;
+  }
+  std::vector<double> times;
+  double loss = 0;
+  for (int64_t i = 0; i < a.warmup + a.steps; ++i) {
+    const double t0 = now();
+    loss = mt::train_step(model, opt, {b}, b.label_tokens, so).loss;
+    if (i >= a.warmup) times.push_back(now() - t0);
+  }
+  std::printf("%s\n", json{{"step_s", times},
+                           {"tokens", b.input_ids.numel()},
+                           {"loss", loss},
+                           {"peak_rss_kb", peak_rss_kb()}}
+                          .dump()
+                          .c_str());
+  return 0;
+}
+
+json run_json(const std::string& cmd) {
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return {};
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int rc = ::pclose(p);
+  auto pos = out.rfind("\n{");
+  std::string line = out.substr(pos == std::string::npos ? 0 : pos + 1);
+  if (rc != 0 || line.empty() || line[0] != '{') {
+    std::fprintf(stderr, "failed (%d): %s\n%s\n", rc, cmd.c_str(), out.c_str());
+    return {};
+  }
+  return json::parse(line);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Best of several 2048^3 matrix products, FLOP/s.
+double gemm_peak(at::ScalarType dt) {
+  const int64_t n = 2048;
+  at::Tensor a = at::randn({n, n}).to(dt), b = at::randn({n, n}).to(dt);
+  double best = 1e30;
+  at::mm(a, b);
+  for (int i = 0; i < 4; ++i) {
+    const double t0 = now();
+    at::Tensor c = at::mm(a, b);
+    best = std::min(best, now() - t0);
+  }
+  return 2.0 * n * n * n / best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", k.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (k == "--config")
+      a.config = next();
+    else if (k == "--micro-batch")
+      a.micro = std::stoll(next());
+    else if (k == "--seq")
+      a.seq = std::stoll(next());
+    else if (k == "--warmup")
+      a.warmup = std::stoll(next());
+    else if (k == "--steps")
+      a.steps = std::stoll(next());
+    else if (k == "--threads")
+      a.threads = std::stoi(next());
+    else if (k == "--dir")
+      a.dir = next();
+    else if (k == "--python")
+      a.python = next();
+    else if (k == "--no-reference")
+      a.reference = false;
+    else if (k == "--worker")
+      a.worker = next();
+    else if (k == "--dtypes") {
+      a.dtypes.clear();
+      std::string s = next();
+      for (std::size_t p = 0; p <= s.size();) {
+        std::size_t c = s.find(',', p);
+        if (c == std::string::npos) c = s.size();
+        if (c > p) a.dtypes.push_back(s.substr(p, c - p));
+        p = c + 1;
+      }
+    } else {
+      std::fprintf(stderr, "unknown option %s (see the header of bench/train_bench.cpp)\n",
+                   k.c_str());
+      return 2;
+    }
+  }
+  if (a.threads <= 0) a.threads = at::get_num_threads();
+  if (!a.worker.empty()) return run_worker(a);
+  at::set_num_threads(a.threads);
+
+  // Model and batch, written once per configuration.
+  mm::ModelConfig c = a.config == "small" || a.config == "tiny"
+                          ? mm::preset_config(a.config, mm::Arch::Llama, 32000)
+                          : mm::load_config(fs::path(a.config));
+  c.bos_token_id = 1;
+  c.eos_token_ids = {2};
+  const fs::path model_dir = a.dir / "model";
+  if (!fs::exists(model_dir / "config.json") ||
+      mm::load_config(model_dir).num_parameters() != c.num_parameters()) {
+    fs::remove_all(a.dir);
+    mm::Model::init_random(c, 0).save(model_dir);
+  }
+  {
+    at::Generator g = at::detail::createCPUGenerator(1);
+    at::Tensor ids = at::randint(3, c.vocab_size, {a.micro, a.seq}, g, at::kLong);
+    at::Tensor tg = at::full({a.micro, a.seq}, mt::kIgnoreIndex, at::kLong);
+    tg.narrow(1, 0, a.seq - 1).copy_(ids.narrow(1, 1, a.seq - 1));
+    mm::save_safetensors(a.dir / "batch.safetensors", {{"input_ids", ids}, {"targets", tg}});
+  }
+  int64_t matmul_params = c.num_parameters() - c.vocab_size * c.hidden_size -
+                          (2 * c.num_hidden_layers + 1) * c.hidden_size;
+  if (c.tie_word_embeddings) matmul_params += c.vocab_size * c.hidden_size;
+  const double flops_per_token =
+      6.0 * static_cast<double>(matmul_params) +
+      12.0 * static_cast<double>(c.num_hidden_layers * a.seq * c.num_attention_heads * c.head_dim);
+  std::printf(
+      "train_bench: %s, %.1fM parameters, micro-batch %lld x %lld, %d threads, %lld+%lld "
+      "steps\n",
+      a.config.c_str(), static_cast<double>(c.num_parameters()) / 1e6,
+      static_cast<long long>(a.micro), static_cast<long long>(a.seq), a.threads,
+      static_cast<long long>(a.warmup), static_cast<long long>(a.steps));
+  std::printf(
+      "| dtype | side | tokens/s | step (s) | peak RSS (MB) | MFU | loss | vs reference |\n"
+      "|---|---|---:|---:|---:|---:|---:|---:|\n");
+  const std::string self = fs::canonical("/proc/self/exe").string();
+  const fs::path ref_script =
+      fs::path(METAMATH_SOURCE_DIR) / "bench" / "reference" / "train_bench_reference.py";
+  for (const std::string& dt : a.dtypes) {
+    const double peak = gemm_peak(dt == "bf16" ? at::kBFloat16 : at::kFloat);
+    auto common = fmt::format(
+        " --dir {} --threads {} --warmup {} --steps {} --micro-batch {} "
+        "--seq {} --config {}",
+        a.dir.string(), a.threads, a.warmup, a.steps, a.micro, a.seq, a.config);
+    json ours = run_json(self + " --worker " + dt + common);
+    json ref;
+    if (a.reference)
+      ref = run_json(fmt::format("{} {} {} {} {} {} {} {}", a.python, ref_script.string(),
+                                 model_dir.string(), (a.dir / "batch.safetensors").string(), dt,
+                                 a.warmup, a.steps, a.threads));
+    double ours_rate = 0;
+    for (auto* side : {&ours, &ref}) {
+      if (side->is_null()) continue;
+      const double step = median((*side)["step_s"].get<std::vector<double>>());
+      const double rate = (*side)["tokens"].get<double>() / step;
+      const double mfu = rate * flops_per_token / peak;
+      std::string ratio = "";
+      if (side == &ours) ours_rate = rate;
+      if (side == &ref && ours_rate > 0) ratio = fmt::format("{:.2f}x", ours_rate / rate);
+      std::printf("| %s | %s | %.0f | %.2f | %.0f | %.1f%% | %.4f | %s |\n", dt.c_str(),
+                  side == &ours ? "metamath" : "PyTorch reference", rate, step,
+                  (*side)["peak_rss_kb"].get<double>() / 1024.0, 100.0 * mfu,
+                  (*side)["loss"].get<double>(), ratio.c_str());
+      std::fflush(stdout);
+    }
+    std::printf("| %s | GEMM peak (2048^3) | %.1f GFLOP/s | | | | | |\n", dt.c_str(), peak / 1e9);
+  }
+  return 0;
+}
