@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -96,12 +97,20 @@ struct Stream {
   std::thread worker;
 };
 
+// Debian's cpp-httplib is compiled with a listen backlog of 5, so a burst of new connections (a
+// client opening 32 at once) overflows it and some fail after a SYN retransmit. Linux lets listen()
+// be called again on a listening socket to raise the backlog; the socket is a protected member.
+class HttpServer : public httplib::Server {
+ public:
+  void widen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
+};
+
 }  // namespace
 
 struct Server::Impl {
   llm::Backend& backend;
   ServeOptions opts;
-  httplib::Server http;
+  HttpServer http;
   std::string model;
   bool bound = false;
   int port = 0;
@@ -436,6 +445,7 @@ int Server::bind() {
            std::strerror(errno));
     impl_->port = o.port;
   }
+  impl_->http.widen_backlog(SOMAXCONN);
   impl_->bound = true;
   return impl_->port;
 }
