@@ -182,3 +182,34 @@ TEST(OpenAIBackend, PriceTableGivesCost) {
 
 }  // namespace
 }  // namespace metamath::llm
+
+namespace metamath::llm {
+namespace {
+
+// Requests-per-minute: a bucket of one second's worth (10 at 600/min), refilled at 10/s, so 30
+// requests cannot all arrive within 2 s; the arrivals are what the server saw.
+TEST(OpenAIBackend, RequestsPerMinuteLimitSpacesArrivals) {
+  FaultServer server(0, 0, 0);
+  BackendOptions o = options_for(server);
+  o.requests_per_minute = 600;
+  auto backend = make_backend(o);
+  std::vector<Request> reqs(30);
+  for (int i = 0; i < 30; ++i) reqs[i].prompt = "req " + std::to_string(i);
+  int ok = 0;
+  backend->generate(reqs, [&](Result r) { ok += r.ok(); });
+  EXPECT_EQ(ok, 30);
+  auto a = server.attempts();
+  ASSERT_EQ(a.size(), 30u);
+  std::sort(a.begin(), a.end(), [](const auto& x, const auto& y) { return x.at < y.at; });
+  const double span = std::chrono::duration<double>(a.back().at - a.front().at).count();
+  EXPECT_GE(span, (30 - 10) / 10.0 - 0.05);
+  // In any 1 s window at most 10 + 10 (bucket + refill) arrivals.
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    std::size_t j = i;
+    while (j < a.size() && std::chrono::duration<double>(a[j].at - a[i].at).count() < 1.0) ++j;
+    EXPECT_LE(j - i, 20u);
+  }
+}
+
+}  // namespace
+}  // namespace metamath::llm
