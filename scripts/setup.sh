@@ -12,7 +12,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libtorch-dev libopenblas-dev
+  libtorch-dev libopenblas-dev libgloo-dev
   python3 python3-sympy python3-torch python3-sentencepiece
 )
 # Node.js runs the independent JavaScript tokenizer used by the tokenizer parity tests; a machine
