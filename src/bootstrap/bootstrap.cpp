@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <unordered_map>
@@ -446,7 +447,8 @@ std::vector<PlanRow> Bootstrap::plan() const {
   for (Method m : I.opts.methods) rows[m].method = m;
   Stmt s(I.db,
          "SELECT j.method, j.kind, j.n, length(j.query), p.solution_chars, length(p.question),"
-         " p.style FROM jobs j JOIN problems p ON p.pid = j.pid WHERE j.attempt = 0");
+         " p.style FROM jobs j JOIN problems p ON p.pid = j.pid"
+         " WHERE j.attempt = 0");
   auto tok = [](double chars) { return chars / 4.0; };
   while (s.step()) {
     auto m = static_cast<Method>(s.int_at(0));
@@ -458,7 +460,12 @@ std::vector<PlanRow> Bootstrap::plan() const {
     const Prompts& p = I.prompts;
     double solve_prompt = static_cast<double>((math ? p.solve_math : p.solve_gsm8k).size());
     double back_prompt = static_cast<double>((math ? p.backward_math : p.backward_gsm8k).size());
-    double sol_tokens = tok(std::max(sol, 200.0)) * 1.2 + 16;
+    // A completion is never longer than its request's limit (--max-tokens-*).
+    double solve_limit = I.solve_tokens(math ? "math" : "gsm8k");
+    double rewrite_limit = I.opts.max_tokens_rewrite;
+    double sol_tokens = std::min(tok(std::max(sol, 200.0)) * 1.2 + 16, solve_limit);
+    double back_tokens = std::min(sol_tokens * 1.3, solve_limit);
+    double rewrite_tokens = std::min(tok(qlen) * 1.1, rewrite_limit);
     PlanRow& r = rows[m];
     r.method = m;
     r.first_requests += 1;
@@ -473,14 +480,14 @@ std::vector<PlanRow> Bootstrap::plan() const {
         r.expected_requests += 1;
         r.max_requests += 1;
         r.prompt_tokens += tok(back_prompt + qlen);
-        r.completion_tokens += n * sol_tokens * 1.3;
+        r.completion_tokens += n * back_tokens;
         break;
       case kRephrase: {
         double R = n, M = I.opts.rephrase_attempts;
         r.expected_requests += 1 + R;  // assumes most rephrasings are solved at the first try
         r.max_requests += 1 + R * M;
         r.prompt_tokens += tok(static_cast<double>(p.rephrase.size()) + qlen);
-        r.completion_tokens += R * tok(qlen) * 1.1;
+        r.completion_tokens += R * rewrite_tokens;
         r.prompt_tokens += R * tok(solve_prompt + qlen * 1.1);
         r.completion_tokens += R * sol_tokens;
         break;
@@ -490,9 +497,9 @@ std::vector<PlanRow> Bootstrap::plan() const {
         r.expected_requests += 2;
         r.max_requests += 2;
         r.prompt_tokens += tok(static_cast<double>(p.sv_rewrite.size()) + qlen);
-        r.completion_tokens += tok(qlen) * 1.1;
+        r.completion_tokens += rewrite_tokens;
         r.prompt_tokens += tok(back_prompt + qlen * 1.1);
-        r.completion_tokens += B * sol_tokens * 1.3;
+        r.completion_tokens += B * back_tokens;
         break;
       }
     }
@@ -549,8 +556,12 @@ Stats Bootstrap::run(llm::Backend& backend, const RunOptions& ro) {
   if (ro.retry_failed) I.db.exec("UPDATE jobs SET state=0, error=NULL WHERE state=3");
   Stats st = stats();
   MethodStats t0 = st.total();
-  Progress bar("bootstrap", t0.jobs, ro.progress ? nullptr : std::fopen("/dev/null", "w"));
-  bar.tick(t0.done + t0.failed);
+  // The bar counts this run's requests only, so that a resumed run's rate and ETA are its own
+  // (the postfix shows the folder's cumulative counts).
+  const uint64_t finished_before = t0.done + t0.failed;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> devnull(
+      ro.progress ? nullptr : std::fopen("/dev/null", "w"), &std::fclose);
+  Progress bar("bootstrap", t0.jobs - finished_before, devnull.get());
   bar.set_postfix(progress_postfix(st));
   uint64_t recorded = 0;
   std::string fatal;
@@ -691,7 +702,7 @@ Stats Bootstrap::run(llm::Backend& backend, const RunOptions& ro) {
       ms.prompt_tokens += static_cast<uint64_t>(r.prompt_tokens);
       ms.completion_tokens += static_cast<uint64_t>(r.completion_tokens);
       ++recorded;
-      bar.set_total(static_cast<uint64_t>(added_jobs));
+      bar.set_total(static_cast<uint64_t>(added_jobs) - finished_before);
       bar.set_postfix(progress_postfix(st));
       bar.tick();
       if (ro.after_result) ro.after_result(recorded);

@@ -88,6 +88,10 @@ void register_bootstrap(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-tokens-math", o->b.max_tokens_math, "completion limit, MATH solves")
       ->capture_default_str();
+  cmd->add_option("--max-tokens-rewrite", o->b.max_tokens_rewrite,
+                  "completion limit, rephrasings and SV statement rewrites")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   cmd->add_option("--seed", o->b.seed, "seed for mask choice and per-request sampling seeds")
       ->capture_default_str();
   cmd->add_option("--shard", o->shard,
