@@ -537,13 +537,18 @@ Stats Bootstrap::stats() const {
 
 namespace {
 
-std::string progress_postfix(const Stats& st) {
+std::string progress_postfix(const Stats& st, const llm::Backend& backend) {
   std::string s;
   for (const auto& [m, ms] : st.methods)
     s += fmt::format("{} {} ({:.0f}%) ", method_name(m), ms.kept, 100.0 * ms.yield());
   MethodStats t = st.total();
   double tok = static_cast<double>(t.prompt_tokens + t.completion_tokens);
   s += fmt::format("| yield {:.0f}% | {:.1f}k tok", 100.0 * t.yield(), tok / 1000.0);
+  if (backend.price_prompt_per_m > 0 || backend.price_completion_per_m > 0)  // --price: the cost
+    s += fmt::format(" ${:.2f}", (static_cast<double>(t.prompt_tokens) * backend.price_prompt_per_m +
+                                  static_cast<double>(t.completion_tokens) * backend.price_completion_per_m) /
+                                     1e6);
+  if (backend.usage().retries.load() > 0) s += fmt::format(" | {} retries", backend.usage().retries.load());
   if (t.failed) s += fmt::format(" | {} failed", t.failed);
   return s;
 }
@@ -562,7 +567,7 @@ Stats Bootstrap::run(llm::Backend& backend, const RunOptions& ro) {
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> devnull(
       ro.progress ? nullptr : std::fopen("/dev/null", "w"), &std::fclose);
   Progress bar("bootstrap", t0.jobs - finished_before, devnull.get());
-  bar.set_postfix(progress_postfix(st));
+  bar.set_postfix(progress_postfix(st, backend));
   uint64_t recorded = 0;
   std::string fatal;
 
@@ -703,7 +708,7 @@ Stats Bootstrap::run(llm::Backend& backend, const RunOptions& ro) {
       ms.completion_tokens += static_cast<uint64_t>(r.completion_tokens);
       ++recorded;
       bar.set_total(static_cast<uint64_t>(added_jobs) - finished_before);
-      bar.set_postfix(progress_postfix(st));
+      bar.set_postfix(progress_postfix(st, backend));
       bar.tick();
       if (ro.after_result) ro.after_result(recorded);
     };
