@@ -558,9 +558,14 @@ EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
       }
       score_row(row, b.style, o.limits);
       if (!res.ok()) row["reason"] = "backend error: " + row["error"].get<std::string>();
+      // Prompt tokens count once per problem (on sample 0); completion tokens per sample when
+      // the backend reports them per choice, else the request's total on sample 0.
+      const int choice_tokens =
+          res.ok() ? res.choices[static_cast<std::size_t>(s)].completion_tokens : -1;
+      if (choice_tokens >= 0) row["completion_tokens"] = choice_tokens;
       if (s == 0) {
         row["prompt_tokens"] = res.prompt_tokens;
-        row["completion_tokens"] = res.completion_tokens;
+        if (choice_tokens < 0) row["completion_tokens"] = res.completion_tokens;
       }
       ++samples_done;
       samples_correct += row["correct"].get<bool>();

@@ -57,6 +57,9 @@ struct Request {
 struct Choice {
   std::string text;
   std::string finish_reason;  // "stop" or "length"
+  // This choice's completion tokens when the backend knows them (local: always; openai: when
+  // n = 1, from the usage block); -1 otherwise (Result::completion_tokens has the request's total).
+  int completion_tokens = -1;
 };
 
 enum class ErrorKind {

@@ -175,6 +175,7 @@ void LocalBackend::generate(const std::vector<Request>& requests, const ResultCa
         auto& c = res.choices[static_cast<std::size_t>(gr.sample)];
         c.text = std::move(gr.text);
         c.finish_reason = gr.finish_reason;
+        c.completion_tokens = gr.completion_tokens;
       }
       if (--gather->remaining > 0) return;
       if (!res.ok()) {

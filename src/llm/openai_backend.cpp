@@ -431,6 +431,8 @@ std::string parse_choices(const json& j, bool chat, int n, Result& out) {
     const json& u = j["usage"];
     out.prompt_tokens = u.value("prompt_tokens", 0);
     out.completion_tokens = u.value("completion_tokens", 0);
+    if (out.choices.size() == 1 && u.contains("completion_tokens"))
+      out.choices[0].completion_tokens = out.completion_tokens;
   }
   return "";
 }

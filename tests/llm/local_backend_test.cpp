@@ -89,7 +89,14 @@ TEST(LocalBackend, SeededSamplesAreReproducible) {
   const auto c = run(*b, {r});
   ASSERT_TRUE(a[0].ok());
   ASSERT_EQ(a[0].choices.size(), 3u);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(a[0].choices[i].text, c[0].choices[i].text);
+  int per_choice = 0;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(a[0].choices[i].text, c[0].choices[i].text);
+    EXPECT_GE(a[0].choices[i].completion_tokens, 1);
+    EXPECT_LE(a[0].choices[i].completion_tokens, 16);
+    per_choice += a[0].choices[i].completion_tokens;
+  }
+  EXPECT_EQ(per_choice, a[0].completion_tokens);  // the request's total is the sum of its choices
   // Different seeds per sample: a random model at temperature 1 does not repeat itself 3 times.
   EXPECT_FALSE(a[0].choices[0].text == a[0].choices[1].text && a[0].choices[1].text == a[0].choices[2].text);
 }
