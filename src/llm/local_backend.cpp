@@ -4,15 +4,13 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <exception>
 #include <mutex>
 #include <random>
 #include <unistd.h>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "llm/mailbox.h"
 #include "model/generate.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
@@ -20,27 +18,6 @@
 namespace metamath::llm {
 
 namespace {
-
-// Finished results, handed from the engine thread to the caller of generate().
-struct Mailbox {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<Result> items;
-  void put(Result r) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      items.push_back(std::move(r));
-    }
-    cv.notify_one();
-  }
-  Result take() {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return !items.empty(); });
-    Result r = std::move(items.front());
-    items.pop_front();
-    return r;
-  }
-};
 
 // The n samples of one request, gathered into one Result (touched only by the engine thread).
 struct Gather {
@@ -119,7 +96,7 @@ int LocalBackend::context_length() const { return impl_->max_len; }
 
 void LocalBackend::generate(const std::vector<Request>& requests, const ResultCallback& on_result) {
   if (requests.empty()) return;
-  auto box = std::make_shared<Mailbox>();
+  auto box = std::make_shared<Mailbox<Result>>();
   Usage& usage = usage_;
   for (const Request& r : requests) {
     const int n = std::max(1, r.sampling.n);
@@ -194,17 +171,7 @@ void LocalBackend::generate(const std::vector<Request>& requests, const ResultCa
     }
     impl_->engine->submit(g, std::move(on_gen), std::move(on_delta));
   }
-  std::exception_ptr thrown;
-  for (std::size_t done = 0; done < requests.size(); ++done) {
-    Result r = box->take();
-    if (thrown) continue;
-    try {
-      on_result(std::move(r));
-    } catch (...) {
-      thrown = std::current_exception();
-    }
-  }
-  if (thrown) std::rethrow_exception(thrown);
+  box->deliver(requests.size(), on_result);
 }
 
 std::vector<std::vector<float>> LocalBackend::embed(const std::vector<std::string>& texts) {

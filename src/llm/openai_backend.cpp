@@ -7,9 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdlib>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <queue>
@@ -18,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "llm/mailbox.h"
 
 namespace metamath::llm {
 
@@ -117,29 +116,6 @@ class Bucket {
   }
   double rate_, capacity_, level_;
   Clock::time_point last_ = Clock::now();
-};
-
-// What a caller of generate()/embed() waits on: finished results are queued here by the worker and
-// drained (and reported) on the caller's thread.
-template <typename T>
-struct Mailbox {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<T> items;
-  void put(T x) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      items.push_back(std::move(x));
-    }
-    cv.notify_one();
-  }
-  T take() {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return !items.empty(); });
-    T x = std::move(items.front());
-    items.pop_front();
-    return x;
-  }
 };
 
 std::string strip_slash(std::string s) {
@@ -492,18 +468,7 @@ void OpenAIBackend::generate(const std::vector<Request>& requests, const ResultC
     calls.push_back(std::move(c));
   }
   impl_->submit(std::move(calls));
-  // The calls point into `requests`: even when a callback throws, wait for every one of them.
-  std::exception_ptr thrown;
-  for (std::size_t done = 0; done < requests.size(); ++done) {
-    Result r = box->take();
-    if (thrown) continue;
-    try {
-      on_result(std::move(r));
-    } catch (...) {
-      thrown = std::current_exception();
-    }
-  }
-  if (thrown) std::rethrow_exception(thrown);
+  box->deliver(requests.size(), on_result);
 }
 
 std::vector<std::vector<float>> OpenAIBackend::embed(const std::vector<std::string>& texts) {
