@@ -22,6 +22,12 @@ std::optional<fs::path> data_dir() {
   return std::nullopt;
 }
 
+std::optional<fs::path> llama2_tokenizer_dir() {
+  const fs::path p = fs::path(METAMATH_SOURCE_DIR) / ".." / "shared" / "tokenizers" / "llama2";
+  if (fs::exists(p / "tokenizer.model")) return p;
+  return std::nullopt;
+}
+
 fs::path temp_dir(const std::string& name) {
   std::random_device rd;
   fs::path p = fs::temp_directory_path() / ("metamath_test_" + name + "_" + std::to_string(rd()));

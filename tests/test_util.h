@@ -10,6 +10,9 @@ namespace metamath::testing {
 // ../shared/data (or METAMATH_DATA) when present; nullopt otherwise (tests then GTEST_SKIP with
 // a clear message).
 std::optional<std::filesystem::path> data_dir();
+// ../shared/tokenizers/llama2 (the real LLaMA-2 tokenizer.model) beside the checkout, or nullopt
+// (tests then skip with METAMATH_REQUIRE_TOKENIZER()).
+std::optional<std::filesystem::path> llama2_tokenizer_dir();
 // A fresh empty temporary folder for one test.
 std::filesystem::path temp_dir(const std::string& name);
 // Runs a shell command, returns exit code and captured stdout+stderr.
@@ -30,3 +33,7 @@ std::string metamath_bin();
   if (!var##_opt) GTEST_SKIP() << "real data not found: set METAMATH_DATA or put ../shared/data " \
                                   "beside the checkout";                                    \
   const std::filesystem::path var = *var##_opt
+
+#define METAMATH_REQUIRE_TOKENIZER()                \
+  if (!::metamath::testing::llama2_tokenizer_dir()) \
+  GTEST_SKIP() << "../shared/tokenizers/llama2/tokenizer.model not found beside the checkout"

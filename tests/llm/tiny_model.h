@@ -13,12 +13,6 @@
 
 namespace metamath::testing {
 
-inline std::optional<std::filesystem::path> llama2_tokenizer_dir() {
-  const auto p = std::filesystem::path(METAMATH_SOURCE_DIR) / "../shared/tokenizers/llama2";
-  if (std::filesystem::exists(p / "tokenizer.model")) return p;
-  return std::nullopt;
-}
-
 inline std::filesystem::path tiny_chat_model() {
   static const std::filesystem::path dir = [] {
     const auto d = temp_dir("tiny_chat_model");
@@ -40,7 +34,3 @@ inline std::filesystem::path tiny_chat_model() {
 }
 
 }  // namespace metamath::testing
-
-#define METAMATH_REQUIRE_TOKENIZER()                                                   \
-  if (!::metamath::testing::llama2_tokenizer_dir())                                    \
-  GTEST_SKIP() << "../shared/tokenizers/llama2/tokenizer.model not found beside the checkout"

@@ -11,6 +11,7 @@
 #include "fixtures.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
+#include "test_util.h"
 
 namespace metamath::model {
 namespace {
@@ -65,15 +66,9 @@ TEST_P(GeneratorGolden, ContinuousBatchingMatchesReferenceGreedy) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GeneratorGolden, ::testing::Values("llama2", "qwen2"));
 
-std::optional<fs::path> llama2_tokenizer() {
-  for (fs::path p : {fs::path(METAMATH_SOURCE_DIR) / "../shared/tokenizers/llama2"})
-    if (fs::exists(p / "tokenizer.model")) return p;
-  return std::nullopt;
-}
-
 TEST(Generator, StopStringsLimitsAndErrors) {
-  auto tokdir = llama2_tokenizer();
-  if (!tokdir) GTEST_SKIP() << "../shared/tokenizers/llama2 not found";
+  METAMATH_REQUIRE_TOKENIZER();
+  auto tokdir = metamath::testing::llama2_tokenizer_dir();
   auto tok = Tokenizer::load(*tokdir);
   ModelConfig cfg = preset_config("tiny", Arch::Llama, static_cast<int64_t>(tok->vocab_size()));
   Model model = Model::init_random(cfg, 11);

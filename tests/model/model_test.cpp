@@ -296,8 +296,8 @@ TEST(Model, InitModelFolderWithTokenizer) {
 }
 
 TEST(Model, InitModelWithLlama2SentencePieceTokenizer) {
-  fs::path tok = fs::path(METAMATH_SOURCE_DIR) / "../shared/tokenizers/llama2";
-  if (!fs::exists(tok / "tokenizer.model")) GTEST_SKIP() << "no ../shared/tokenizers/llama2";
+  METAMATH_REQUIRE_TOKENIZER();
+  const fs::path tok = *metamath::testing::llama2_tokenizer_dir();
   mm::TokenizerInfo info = mm::tokenizer_info(tok);
   EXPECT_EQ(info.vocab_size, 32000);
   EXPECT_EQ(info.bos_id.value(), 1);

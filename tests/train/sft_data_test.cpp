@@ -23,13 +23,6 @@ using metamath::testing::error_of;
 
 namespace {
 
-fs::path tokenizer_dir() {
-  return fs::path(METAMATH_SOURCE_DIR) / ".." / "shared" / "tokenizers" / "llama2";
-}
-
-#define REQUIRE_TOKENIZER()                             \
-  if (!fs::exists(tokenizer_dir() / "tokenizer.model")) \
-  GTEST_SKIP() << "LLaMA-2 tokenizer not found at ../shared/tokenizers/llama2"
 
 std::string write_jsonl(const fs::path& dir, const std::string& body) {
   fs::path p = dir / "data.jsonl";
@@ -38,8 +31,8 @@ std::string write_jsonl(const fs::path& dir, const std::string& body) {
 }
 
 TEST(SftData, PromptMaskedResponseLabelledEosAppended) {
-  REQUIRE_TOKENIZER();
-  auto tok = mm::Tokenizer::load(tokenizer_dir());
+  METAMATH_REQUIRE_TOKENIZER();
+  auto tok = mm::Tokenizer::load(*metamath::testing::llama2_tokenizer_dir());
   mt::TokenizedExample ex =
       mt::tokenize_example(*tok, "What is 2+3?", " 2+3=5. The answer is: 5", 512);
   // BOS, the Alpaca prompt, the response, EOS.
@@ -54,8 +47,8 @@ TEST(SftData, PromptMaskedResponseLabelledEosAppended) {
 }
 
 TEST(SftData, TruncationDropAndCounts) {
-  REQUIRE_TOKENIZER();
-  auto tok = mm::Tokenizer::load(tokenizer_dir());
+  METAMATH_REQUIRE_TOKENIZER();
+  auto tok = mm::Tokenizer::load(*metamath::testing::llama2_tokenizer_dir());
   fs::path dir = metamath::testing::temp_dir("sft_trunc");
   const int64_t plen = mt::tokenize_example(*tok, "q", "", 512).prompt_len;
   std::string body = R"({"query": "q", "response": "short"})"
@@ -80,8 +73,8 @@ TEST(SftData, TruncationDropAndCounts) {
 }
 
 TEST(SftData, CacheReusedOnlyWhileInputUnchanged) {
-  REQUIRE_TOKENIZER();
-  auto tok = mm::Tokenizer::load(tokenizer_dir());
+  METAMATH_REQUIRE_TOKENIZER();
+  auto tok = mm::Tokenizer::load(*metamath::testing::llama2_tokenizer_dir());
   fs::path dir = metamath::testing::temp_dir("sft_cache");
   mt::SftDataOptions o;
   o.input = write_jsonl(dir, R"({"question": "1+1?", "answer": "2"})"
@@ -89,7 +82,7 @@ TEST(SftData, CacheReusedOnlyWhileInputUnchanged) {
   o.query_field = "question";
   o.response_field = "answer";
   o.cache_dir = dir / "cache";
-  o.tokenizer_dir = tokenizer_dir();
+  o.tokenizer_dir = *metamath::testing::llama2_tokenizer_dir();
   mt::SftData a = mt::load_sft_data(o, *tok);
   EXPECT_FALSE(a.from_cache);
   mt::SftData b = mt::load_sft_data(o, *tok);
@@ -105,8 +98,8 @@ TEST(SftData, CacheReusedOnlyWhileInputUnchanged) {
 }
 
 TEST(SftData, MissingFieldNamesFileAndLine) {
-  REQUIRE_TOKENIZER();
-  auto tok = mm::Tokenizer::load(tokenizer_dir());
+  METAMATH_REQUIRE_TOKENIZER();
+  auto tok = mm::Tokenizer::load(*metamath::testing::llama2_tokenizer_dir());
   fs::path dir = metamath::testing::temp_dir("sft_bad");
   mt::SftDataOptions o;
   o.input = write_jsonl(dir, "{\"query\": \"a\", \"response\": \"b\"}\n{\"query\": \"a\"}\n");

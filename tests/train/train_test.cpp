@@ -24,13 +24,6 @@ using metamath::json;
 
 namespace {
 
-fs::path tokenizer_dir() {
-  return fs::path(METAMATH_SOURCE_DIR) / ".." / "shared" / "tokenizers" / "llama2";
-}
-
-#define REQUIRE_TOKENIZER()                             \
-  if (!fs::exists(tokenizer_dir() / "tokenizer.model")) \
-  GTEST_SKIP() << "LLaMA-2 tokenizer not found at ../shared/tokenizers/llama2"
 
 // Small arithmetic word problems in MetaMathQA's shape.
 fs::path write_toy_data(const fs::path& dir, int n) {
@@ -53,7 +46,7 @@ mt::TrainOptions tiny_options(const fs::path& data, const fs::path& out) {
   o.data = data;
   o.init = "random";
   o.config = "tiny";
-  o.tokenizer = tokenizer_dir();
+  o.tokenizer = *metamath::testing::llama2_tokenizer_dir();
   o.out = out;
   o.lr = 1e-3;
   o.global_batch = 4;
@@ -76,7 +69,7 @@ double max_diff(const at::Tensor& a, const at::Tensor& b) {
 }
 
 TEST(Train, ResumeAfterKillGivesBitIdenticalLosses) {
-  REQUIRE_TOKENIZER();
+  METAMATH_REQUIRE_TOKENIZER();
   fs::path dir = metamath::testing::temp_dir("train_resume");
   fs::path data = write_toy_data(dir, 20);
   mt::TrainOptions a = tiny_options(data, dir / "a");
@@ -112,7 +105,7 @@ TEST(Train, ResumeAfterKillGivesBitIdenticalLosses) {
 }
 
 TEST(Train, NonFiniteLossStopsAndKeepsLastGoodCheckpoint) {
-  REQUIRE_TOKENIZER();
+  METAMATH_REQUIRE_TOKENIZER();
   fs::path dir = metamath::testing::temp_dir("train_nan");
   fs::path data = write_toy_data(dir, 8);
   mt::TrainOptions o = tiny_options(data, dir / "out");
@@ -133,10 +126,10 @@ TEST(Train, NonFiniteLossStopsAndKeepsLastGoodCheckpoint) {
 }
 
 TEST(Train, LoraTrainsOnlyAdaptersAndMergeMatchesAdapterForward) {
-  REQUIRE_TOKENIZER();
+  METAMATH_REQUIRE_TOKENIZER();
   fs::path dir = metamath::testing::temp_dir("train_lora");
   fs::path data = write_toy_data(dir, 8);
-  auto init = mm::init_model({"tiny", tokenizer_dir(), dir / "base", 3, "", "f32"});
+  auto init = mm::init_model({"tiny", *metamath::testing::llama2_tokenizer_dir(), dir / "base", 3, "", "f32"});
   mt::TrainOptions o = tiny_options(data, dir / "lora");
   o.init = "pretrained";
   o.model = dir / "base";
@@ -178,12 +171,12 @@ TEST(Train, LoraTrainsOnlyAdaptersAndMergeMatchesAdapterForward) {
 }
 
 TEST(Train, TwoGlooProcessesMatchOneProcess) {
-  REQUIRE_TOKENIZER();
+  METAMATH_REQUIRE_TOKENIZER();
   fs::path dir = metamath::testing::temp_dir("train_ddp");
   fs::path data = write_toy_data(dir, 24);
   const std::string common = metamath::testing::metamath_bin() + " train -q --data " +
                              data.string() + " --init random --config tiny --tokenizer " +
-                             tokenizer_dir().string() +
+                             metamath::testing::llama2_tokenizer_dir()->string() +
                              " --lr 1e-3 --max-steps 5 --global-batch 8 --micro-batch 2 "
                              "--max-len 64 --warmup-ratio 0.2 --seed 5";
   auto one = metamath::testing::run_command(common + " --out " + (dir / "one").string());
@@ -219,7 +212,7 @@ TEST(Train, TwoGlooProcessesMatchOneProcess) {
 // steps of 16 examples: the mean loss of the last 5 steps is at least 3 nats below the first
 // step's (ln 32000 = 10.4 at the start). Then save -> load gives identical logits.
 TEST(Train, LearnsGsm8kFromScratchAndSaveLoadKeepsLogits) {
-  REQUIRE_TOKENIZER();
+  METAMATH_REQUIRE_TOKENIZER();
   METAMATH_REQUIRE_DATA(data_root);
   fs::path dir = metamath::testing::temp_dir("train_learns");
   mt::TrainOptions o;
@@ -229,7 +222,7 @@ TEST(Train, LearnsGsm8kFromScratchAndSaveLoadKeepsLogits) {
   o.limit = 2000;
   o.init = "random";
   o.config = "tiny";
-  o.tokenizer = tokenizer_dir();
+  o.tokenizer = *metamath::testing::llama2_tokenizer_dir();
   o.out = dir / "out";
   o.lr = 3e-3;
   o.global_batch = 16;
