@@ -17,6 +17,14 @@ namespace metamath::eval {
 namespace {
 namespace fs = std::filesystem;
 
+// A tiny random LLaMA with the real LLaMA-2 tokenizer, made by `metamath init-model`.
+void init_tiny(const fs::path& tokenizer, const fs::path& model) {
+  auto made = testing::run_command(fmt::format("{} init-model --config tiny --tokenizer {} --out {}",
+                                               testing::metamath_bin(), tokenizer.string(),
+                                               model.string()));
+  ASSERT_EQ(made.code, 0) << made.output;
+}
+
 TEST(EndToEnd, TinyModelThroughBothBackendsWritesTheSameFiles) {
   METAMATH_REQUIRE_DATA(data);
   const fs::path tokenizer = data / ".." / "tokenizers" / "llama2";
@@ -24,10 +32,7 @@ TEST(EndToEnd, TinyModelThroughBothBackendsWritesTheSameFiles) {
   const fs::path dir = testing::temp_dir("eval_e2e");
   const fs::path model = dir / "tiny";
   const std::string bin = testing::metamath_bin();
-  auto made =
-      testing::run_command(fmt::format("{} init-model --config tiny --tokenizer {} --out {}", bin,
-                                       tokenizer.string(), model.string()));
-  ASSERT_EQ(made.code, 0) << made.output;
+  ASSERT_NO_FATAL_FAILURE(init_tiny(tokenizer, model));
 
   // One sequence at a time on both sides, so batching cannot change a greedy completion.
   const std::string common = fmt::format(
@@ -110,10 +115,7 @@ TEST(EndToEnd, KilledRunResumesToTheSameFiles) {
   const fs::path dir = testing::temp_dir("eval_kill");
   const fs::path model = dir / "tiny";
   const std::string bin = testing::metamath_bin();
-  auto made =
-      testing::run_command(fmt::format("{} init-model --config tiny --tokenizer {} --out {}", bin,
-                                       tokenizer.string(), model.string()));
-  ASSERT_EQ(made.code, 0) << made.output;
+  ASSERT_NO_FATAL_FAILURE(init_tiny(tokenizer, model));
   auto cmd = [&](const fs::path& out) {
     return fmt::format(
         "{} eval -q --backend local --model {} --max-batch 4 --max-len 1024 -b gsm8k --limit 40 "

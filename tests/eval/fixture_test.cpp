@@ -8,30 +8,12 @@
 #include "core/atomic_file.h"
 #include "eval/runner.h"
 #include "eval/score.h"
+#include "fixture_run.h"
 #include "test_util.h"
 
 namespace metamath::eval {
 namespace {
 namespace fs = std::filesystem;
-
-const fs::path kFixture = fs::path(METAMATH_SOURCE_DIR) / "tests" / "eval" / "fixtures" / "run";
-
-fs::path copy_fixture(const std::string& name) {
-  fs::path dir = testing::temp_dir(name);
-  for (const char* f : {"run.json", "gsm8k.samples.jsonl", "math.samples.jsonl"})
-    fs::copy_file(kFixture / f, dir / f);
-  return dir;
-}
-
-// Every row's verdict against its hand-checked one.
-void expect_hand_verdicts(const fs::path& samples) {
-  auto rows = read_jsonl(samples);
-  ASSERT_EQ(rows.size(), 20u);
-  for (const json& r : rows)
-    EXPECT_EQ(r["correct"], r["hand_correct"])
-        << r["id"] << " (" << r["hand_note"] << "): pred " << r["pred_answer"] << " gold "
-        << r["gold"] << ": " << r["reason"];
-}
 
 TEST(Fixture, RescoreGivesTheHandCheckedAccuracy) {
   fs::path dir = copy_fixture("fixture_rescore");
