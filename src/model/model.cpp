@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "model/linear.h"
 
 namespace metamath::model {
 
@@ -132,21 +133,6 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
   xf = xf * at::rsqrt(var + eps);
   return w * xf.to(x.scalar_type());
-}
-
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  // A single row (batch-1 decoding) goes through a matrix-vector product: BLAS gemm with one row
-  // packs the whole weight into a scratch buffer before using it once, which costs ~3x the time of
-  // streaming it (measured with OpenBLAS on CPU). Float CPU only: other dtypes keep at::linear.
-  if (x.numel() == x.size(-1) && x.is_cpu() && x.scalar_type() == at::kFloat &&
-      w.scalar_type() == at::kFloat) {
-    std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
-    shape.back() = w.size(0);
-    at::Tensor y = at::mv(w, x.reshape({-1}));
-    if (b.defined()) y = y + b;
-    return y.view(shape);
-  }
-  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
 }
 
 at::Tensor rotate_half(const at::Tensor& x) {
