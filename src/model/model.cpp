@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "model/checkpoint.h"
 #include "model/linear.h"
 
 namespace metamath::model {
@@ -395,6 +396,35 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   } else {
     mask_cpu = at::ones({B, T}, at::kBool);
   }
+  // Packed rows: the mask follows from the segment ids; positions restart per sequence.
+  at::Tensor seg_cpu, seg_pos;
+  if (in.segment_ids.defined()) {
+    if (cache) fail("forward: segment_ids (packed rows) cannot be used with a KV cache");
+    if (in.attention_mask.defined())
+      fail("forward: give segment_ids or attention_mask, not both (segment 0 is padding)");
+    if (in.segment_ids.sizes() != in.input_ids.sizes())
+      fail("forward: segment_ids has shape {}, expected {} like input_ids",
+           shape_str(in.segment_ids.sizes()), shape_str(in.input_ids.sizes()));
+    seg_cpu = in.segment_ids.to(at::kCPU).to(at::kLong).contiguous();
+    mask_cpu = seg_cpu.ne(0);
+    seg_pos = at::zeros({B, T}, at::kLong);
+    auto sg = seg_cpu.accessor<int64_t, 2>();
+    auto sp = seg_pos.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+      std::vector<int64_t> done;
+      int64_t start = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        if (sg[b][t] < 0) fail("forward: segment_ids row {} holds {} (must be >= 0)", b, sg[b][t]);
+        if (t > 0 && sg[b][t] != sg[b][t - 1]) {
+          done.push_back(sg[b][t - 1]);
+          start = t;
+          if (sg[b][t] != 0 && std::find(done.begin(), done.end(), sg[b][t]) != done.end())
+            fail("forward: segment_ids row {}: sequence {} is not contiguous", b, sg[b][t]);
+        }
+        sp[b][t] = t - start;
+      }
+    }
+  }
   if (in.position_ids.defined() && in.position_ids.sizes() != in.input_ids.sizes())
     fail("forward: position_ids has shape {}, expected {} like input_ids",
          shape_str(in.position_ids.sizes()), shape_str(in.input_ids.sizes()));
@@ -470,7 +500,9 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   at::Tensor qi = qidx.unsqueeze(2), ki = kidx.unsqueeze(1);
   at::Tensor real_q = mask_cpu.unsqueeze(2);
   at::Tensor valid_k = kvalid.unsqueeze(1);
-  at::Tensor causal = at::logical_and(valid_k, at::logical_or(ki <= qi, real_q.logical_not()));
+  at::Tensor see = ki <= qi;
+  if (seg_cpu.defined()) see = at::logical_and(see, seg_cpu.unsqueeze(2).eq(seg_cpu.unsqueeze(1)));
+  at::Tensor causal = at::logical_and(valid_k, at::logical_or(see, real_q.logical_not()));
   at::Tensor allowed_full = causal.unsqueeze(1).unsqueeze(1).to(device_);  // [B,1,1,T,L]
   at::Tensor allowed_window;
   bool any_window = false;
@@ -483,7 +515,8 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   }
 
   at::Tensor pos = in.position_ids.defined() ? in.position_ids.to(at::kLong).to(device_)
-                                             : qidx.clamp_min(0).to(device_);
+                   : seg_pos.defined()        ? seg_pos.to(device_)
+                                              : qidx.clamp_min(0).to(device_);
   at::Tensor ids_cpu =
       in.input_ids.to(at::kCPU).to(at::kLong).masked_fill(mask_cpu.logical_not(), 0);
   {
@@ -520,8 +553,9 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
     }
     return y;
   };
-  at::Tensor x = at::embedding(embed_tokens, ids);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+  // One decoder layer. Captures by value: with activation checkpointing it runs again during the
+  // backward pass, after this function has returned.
+  auto layer = [=, this](int64_t l, at::Tensor x) -> at::Tensor {
     const LayerWeights& W = layers[l];
     at::Tensor h = rms_norm(x, W.input_norm, c.rms_norm_eps);
     at::Tensor q = proj(l, Proj::Q, h, W.q_w, W.q_b).view({B, T, nh, d}).transpose(1, 2);
@@ -565,7 +599,15 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
     h = rms_norm(x, W.post_norm, c.rms_norm_eps);
     at::Tensor act = at::silu(proj(l, Proj::Gate, h, W.gate_w, W.gate_b)) *
                      proj(l, Proj::Up, h, W.up_w, W.up_b);
-    x = x + proj(l, Proj::Down, act, W.down_w, W.down_b);
+    return x + proj(l, Proj::Down, act, W.down_w, W.down_b);
+  };
+  at::Tensor x = at::embedding(embed_tokens, ids);
+  const bool ckpt = checkpoint_layers && !cache && at::GradMode::is_enabled();
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    if (ckpt)
+      x = checkpointed([layer, l](const at::Tensor& in) { return layer(l, in); }, x, device_);
+    else
+      x = layer(l, x);
   }
   if (cache)
     for (int64_t b = 0; b < B; ++b) cache->set_length(slots[b], past[b] + count[b]);

@@ -15,6 +15,11 @@
 // length), i.e. they start at 0 at the row's first real token; explicit position_ids [B, T] may be
 // given instead. Outputs at padding positions are unspecified.
 //
+// Packing (training, no cache). segment_ids [B, T] puts several sequences in one row: 0 marks
+// padding, k >= 1 the row's k-th sequence, each sequence contiguous. A token attends only to the
+// earlier tokens of its own sequence, and positions restart at 0 with each sequence, so a packed
+// row computes exactly what its sequences would compute in rows of their own.
+//
 // KV cache (continuous batching). KVCache holds, per layer, K and V tensors of shape
 // [num_slots, num_kv_heads, max_len, head_dim] preallocated at construction, plus a current length
 // per slot. A forward pass with a cache maps row b of the batch to slot slots[b] (default: slot b):
@@ -92,6 +97,7 @@ struct ForwardInput {
   at::Tensor attention_mask;   // [B, T] 0/1; undefined = every token real
   at::Tensor position_ids;     // [B, T]; undefined = derived (see above)
   std::vector<int64_t> slots;  // with a cache: slot of each row; empty = 0..B-1
+  at::Tensor segment_ids;      // [B, T] packed sequences (see above); undefined = one per row
 };
 
 // Optional extra outputs on the decoder's linear projections (LoRA adapters, model/lora.h).
@@ -156,6 +162,10 @@ class Model {
   std::vector<LayerWeights> layers;
   // Not owned; when set, forward adds adapter->delta(...) to every projection's output.
   const LinearAdapter* adapter = nullptr;
+  // Activation checkpointing per decoder layer while autograd records (no cache): each layer
+  // keeps only its input and is recomputed in the backward pass (model/checkpoint.h). Same
+  // results, less memory, about one more forward pass of compute.
+  bool checkpoint_layers = false;
 
  private:
   Model(ModelConfig config, at::ScalarType dtype, c10::Device device);

@@ -293,4 +293,47 @@ std::vector<std::vector<int64_t>> rank_micro_batches(const std::vector<int64_t>&
   return out;
 }
 
+std::vector<std::vector<int64_t>> pack_rows(const SftData& data, const std::vector<int64_t>& examples,
+                                            int64_t max_len) {
+  if (max_len <= 0) fail("packing: max length must be positive (got {})", max_len);
+  std::vector<int64_t> order(examples.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return data.length(examples[a]) > data.length(examples[b]);
+  });
+  std::vector<std::vector<int64_t>> rows;
+  std::vector<int64_t> room;
+  for (int64_t i : order) {
+    const int64_t e = examples[i], n = data.length(e);
+    if (n > max_len)
+      fail("packing: example {} has {} tokens, more than the row length {}", e, n, max_len);
+    std::size_t r = 0;
+    while (r < rows.size() && room[r] < n) ++r;
+    if (r == rows.size()) {
+      rows.emplace_back();
+      room.push_back(max_len);
+    }
+    rows[r].push_back(e);
+    room[r] -= n;
+  }
+  return rows;
+}
+
+std::vector<std::vector<std::vector<int64_t>>> rank_packed_micro_batches(
+    const SftData& data, const std::vector<int64_t>& global, int64_t micro_batch, int64_t max_len,
+    int rank, int world) {
+  if (micro_batch <= 0) fail("micro batch must be positive (got {})", micro_batch);
+  std::vector<int64_t> mine;
+  for (std::size_t i = static_cast<std::size_t>(rank); i < global.size();
+       i += static_cast<std::size_t>(world))
+    mine.push_back(global[i]);
+  std::vector<std::vector<int64_t>> rows = pack_rows(data, mine, max_len);
+  std::vector<std::vector<std::vector<int64_t>>> out;
+  for (std::size_t s = 0; s < rows.size(); s += static_cast<std::size_t>(micro_batch))
+    out.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(s),
+                     rows.begin() + static_cast<std::ptrdiff_t>(
+                                        std::min(rows.size(), s + static_cast<std::size_t>(micro_batch))));
+  return out;
+}
+
 }  // namespace metamath::train

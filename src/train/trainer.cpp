@@ -105,6 +105,48 @@ Batch make_batch(const SftData& data, const std::vector<int64_t>& examples, int6
   return b;
 }
 
+Batch make_packed_batch(const SftData& data, const std::vector<std::vector<int64_t>>& rows,
+                        int64_t pad_id) {
+  if (rows.empty()) fail("make_packed_batch: empty micro-batch");
+  const auto B = static_cast<int64_t>(rows.size());
+  int64_t T = 0;
+  for (const auto& r : rows) {
+    int64_t n = 0;
+    for (int64_t e : r) n += data.length(e);
+    T = std::max(T, n);
+  }
+  at::Tensor ids = at::full({B, T}, pad_id, at::kLong);
+  at::Tensor seg = at::zeros({B, T}, at::kLong);
+  at::Tensor tg = at::full({B, T}, kIgnoreIndex, at::kLong);
+  auto ia = ids.accessor<int64_t, 2>();
+  auto sa = seg.accessor<int64_t, 2>();
+  auto ta = tg.accessor<int64_t, 2>();
+  Batch b;
+  for (int64_t r = 0; r < B; ++r) {
+    int64_t at_ = 0, k = 0;
+    for (int64_t e : rows[r]) {
+      const int64_t n = data.length(e), p = data.prompt_len[e];
+      const int32_t* x = data.ids(e);
+      ++k;
+      for (int64_t t = 0; t < n; ++t) {
+        ia[r][at_ + t] = x[t];
+        sa[r][at_ + t] = k;
+      }
+      for (int64_t t = std::max<int64_t>(p, 1); t < n; ++t) ta[r][at_ + t - 1] = x[t];
+      at_ += n;
+      b.tokens += n;
+    }
+  }
+  b.input_ids = ids;
+  b.segment_ids = seg;
+  b.targets = tg;
+  at::Tensor flat = tg.view({-1});
+  b.label_index = flat.ne(kIgnoreIndex).nonzero().view({-1});
+  b.label_targets = flat.index_select(0, b.label_index);
+  b.label_tokens = b.label_index.size(0);
+  return b;
+}
+
 Batch batch_from_tensors(const at::Tensor& input_ids, const at::Tensor& targets) {
   if (input_ids.dim() != 2 || targets.sizes() != input_ids.sizes())
     fail("batch_from_tensors: input_ids and targets must both be [B, T]");
@@ -125,6 +167,7 @@ at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch) {
   // Right padding needs no attention mask: causal attention never lets a real token see the
   // padding after it, and padding positions carry no label.
   in.input_ids = batch.input_ids.to(dev);
+  if (batch.segment_ids.defined()) in.segment_ids = batch.segment_ids;
   at::Tensor h = model.forward_hidden(in);  // [B, T, H]
   const int64_t H = h.size(-1);
   at::Tensor sel = h.reshape({-1, H}).index_select(0, batch.label_index.to(dev));
@@ -151,6 +194,7 @@ void bind_bf16_shadow(model::Model& shadow, const model::Model& master) {
   });
   if (master.config().tie_word_embeddings) shadow.lm_head = shadow.embed_tokens;
   shadow.adapter = master.adapter;
+  shadow.checkpoint_layers = master.checkpoint_layers;
 }
 
 model::NamedTensors trainable_model_parameters(model::Model& model) {
@@ -319,6 +363,7 @@ TrainSummary run_training(const TrainOptions& o) {
   } else {
     s.params = trainable_model_parameters(*s.model);
   }
+  s.model->checkpoint_layers = o.gradient_checkpointing;
   int64_t n_params = 0;
   for (auto& [n, t] : s.params) n_params += t.numel();
 
@@ -383,10 +428,12 @@ TrainSummary run_training(const TrainOptions& o) {
   if (main)
     log::info(
         "train: {} examples ({} truncated to {}, {} dropped), {} steps ({} per epoch, warmup {}), "
-        "global batch {} = {} process(es) x micro-batch {} x accumulation, {} trainable "
-        "parameters{}",
+        "global batch {} = {} process(es) x micro-batch {}{} x accumulation, {} trainable "
+        "parameters{}{}",
         data.size(), data.truncated, o.max_len, data.dropped, total, spe, warmup, o.global_batch,
-        world, o.micro_batch, n_params, o.lora ? " (LoRA)" : "");
+        world, o.micro_batch, o.packing ? fmt::format(" packed rows of {} tokens", o.max_len) : "",
+        n_params, o.lora ? " (LoRA)" : "",
+        o.gradient_checkpointing ? ", activation checkpointing per layer" : "");
 
   TrainSummary sum;
   sum.total_steps = total;
@@ -412,6 +459,7 @@ TrainSummary run_training(const TrainOptions& o) {
                 {"max_grad_norm", o.max_grad_norm},
                 {"seed", o.seed},
                 {"group_by_length", o.group_by_length},
+                {"packing", o.packing},
                 {"lora", o.lora},
                 {"data_order", "epoch_batches(seed, epoch): seeded shuffle + length grouping"},
                 {"rng", "dropout generator reseeded each step from (seed, step, rank)"}};
@@ -445,8 +493,18 @@ TrainSummary run_training(const TrainOptions& o) {
       batch_tokens += data.length(e);
     }
     std::vector<Batch> micro;
-    for (auto& mb : rank_micro_batches(gb, o.micro_batch, rank, world))
-      micro.push_back(make_batch(data, mb, pad_id));
+    if (o.packing) {
+      for (auto& rows : rank_packed_micro_batches(data, gb, o.micro_batch, o.max_len, rank, world))
+        micro.push_back(make_packed_batch(data, rows, pad_id));
+    } else {
+      for (auto& mb : rank_micro_batches(gb, o.micro_batch, rank, world))
+        micro.push_back(make_batch(data, mb, pad_id));
+    }
+    int64_t rows = 0, positions = 0;  // this rank's forward rows and positions incl. padding
+    for (const Batch& b : micro) {
+      rows += b.input_ids.size(0);
+      positions += b.input_ids.numel();
+    }
     at::manual_seed(mix(mix(o.seed, static_cast<uint64_t>(step)), static_cast<uint64_t>(rank)));
     so.lr = cosine_lr(o.lr, step, total, warmup);
     const auto ts = std::chrono::steady_clock::now();
@@ -479,6 +537,8 @@ TrainSummary run_training(const TrainOptions& o) {
                        {"grad_norm", r.grad_norm},
                        {"tokens", batch_tokens},
                        {"label_tokens", label_tokens},
+                       {"rank0_rows", rows},
+                       {"rank0_positions", positions},
                        {"tokens_per_s", static_cast<double>(batch_tokens) / std::max(dt, 1e-9)},
                        {"elapsed_s", elapsed}});
       logw->commit();

@@ -15,7 +15,9 @@
 // step) and trainer_state.json (step, epoch, schedule, data order). Data order and dropout RNG are
 // functions of (seed, epoch, step, rank), so a resumed run repeats exactly what an uninterrupted
 // one does. A checkpoint folder is written under a temporary name and renamed when complete.
-// OUT/train_log.jsonl gets one row per step (rank 0). At the end the final model goes to OUT/.
+// OUT/train_log.jsonl gets one row per step (rank 0): loss, lr, grad_norm, tokens and label_tokens
+// of the global batch, rank0_rows / rank0_positions (rank 0's forward rows and positions, padding
+// included: what packing saves), tokens_per_s, elapsed_s. At the end the final model goes to OUT/.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -38,6 +40,7 @@ inline constexpr int64_t kIgnoreIndex = -100;
 // kIgnoreIndex.
 struct Batch {
   at::Tensor input_ids;      // [B, T] int64, right-padded
+  at::Tensor segment_ids;    // [B, T] packed rows (model.h), or undefined: one example per row
   at::Tensor targets;        // [B, T] int64
   at::Tensor label_index;    // [N] flat positions (b * T + t) of the targets that count
   at::Tensor label_targets;  // [N]
@@ -47,6 +50,10 @@ struct Batch {
 
 // Batch of dataset examples, padded on the right with pad_id.
 Batch make_batch(const SftData& data, const std::vector<int64_t>& examples, int64_t pad_id);
+// Packed batch: each row holds the listed examples back to back (segments 1, 2, ...), padded on
+// the right with pad_id (segment 0). Targets stay within each example.
+Batch make_packed_batch(const SftData& data, const std::vector<std::vector<int64_t>>& rows,
+                        int64_t pad_id);
 // Batch from explicit tensors (targets as above; tokens = every position).
 Batch batch_from_tensors(const at::Tensor& input_ids, const at::Tensor& targets);
 
@@ -107,6 +114,10 @@ struct TrainOptions {
   uint64_t seed = 42;
   bool group_by_length = true;
   bool bf16 = false;  // bf16 forward/backward with fp32 master weights and optimizer
+  // Pack each rank's examples into rows of max_len tokens (micro_batch = rows per forward pass)
+  // instead of padding micro_batch examples per row. Same loss, fewer padding tokens.
+  bool packing = false;
+  bool gradient_checkpointing = false;  // recompute each decoder layer in the backward pass
   // LoRA
   bool lora = false;
   model::LoraConfig lora_config;

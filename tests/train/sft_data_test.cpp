@@ -156,4 +156,52 @@ TEST(Batching, TargetsAreNextTokensOfTheResponse) {
   EXPECT_EQ(b.input_ids[1][3].item<int64_t>(), 0);  // right padding
 }
 
+TEST(Batching, PackedRowsHoldWholeExamplesWithOwnTargets) {
+  // Hand-checked: lengths 6, 3, 4, 2 into rows of 8, first-fit by decreasing length:
+  // 6 -> row 0 (room 2), 4 -> row 1 (room 4), 3 -> row 1 (room 1), 2 -> row 0 (room 0).
+  mt::SftData d;
+  d.add({1, 10, 11, 12, 13, 2}, 3);  // 0: prompt 1 10 11, response 12 13 EOS(2)
+  d.add({1, 20, 21}, 2);             // 1
+  d.add({1, 30, 31, 32}, 2);         // 2
+  d.add({1, 40}, 1);                 // 3
+  auto rows = mt::pack_rows(d, {0, 1, 2, 3}, 8);
+  EXPECT_EQ(rows, (std::vector<std::vector<int64_t>>{{0, 3}, {2, 1}}));
+  mt::Batch b = mt::make_packed_batch(d, rows, 0);
+  ASSERT_EQ(b.input_ids.sizes(), (at::IntArrayRef{2, 8}));
+  auto row = [](const at::Tensor& t, int64_t r) {
+    return std::vector<int64_t>(t[r].data_ptr<int64_t>(), t[r].data_ptr<int64_t>() + t.size(1));
+  };
+  EXPECT_EQ(row(b.input_ids, 0), (std::vector<int64_t>{1, 10, 11, 12, 13, 2, 1, 40}));
+  EXPECT_EQ(row(b.segment_ids, 0), (std::vector<int64_t>{1, 1, 1, 1, 1, 1, 2, 2}));
+  // No target crosses from one example into the next (position 5 would predict the next BOS).
+  EXPECT_EQ(row(b.targets, 0), (std::vector<int64_t>{-100, -100, 12, 13, 2, -100, 40, -100}));
+  EXPECT_EQ(row(b.input_ids, 1), (std::vector<int64_t>{1, 30, 31, 32, 1, 20, 21, 0}));
+  EXPECT_EQ(row(b.segment_ids, 1), (std::vector<int64_t>{1, 1, 1, 1, 2, 2, 2, 0}));
+  EXPECT_EQ(row(b.targets, 1), (std::vector<int64_t>{-100, 31, 32, -100, -100, 21, -100, -100}));
+  EXPECT_EQ(b.label_tokens, 3 + 1 + 2 + 1);
+  EXPECT_EQ(b.tokens, 15);
+  // An example longer than a row is an error, not a silent cut.
+  EXPECT_THROW(mt::pack_rows(d, {0}, 5), metamath::Error);
+}
+
+TEST(Batching, PackedRanksShareEveryExampleOnce) {
+  mt::SftData d = synthetic(37);
+  std::vector<int64_t> g(37);
+  for (int64_t i = 0; i < 37; ++i) g[i] = 36 - i;
+  std::multiset<int64_t> seen;
+  for (int rank = 0; rank < 3; ++rank)
+    for (auto& mb : mt::rank_packed_micro_batches(d, g, 2, 20, rank, 3)) {
+      EXPECT_LE(mb.size(), 2u);
+      for (auto& r : mb) {
+        int64_t n = 0;
+        for (int64_t e : r) {
+          n += d.length(e);
+          seen.insert(e);
+        }
+        EXPECT_LE(n, 20);
+      }
+    }
+  EXPECT_EQ(seen, std::multiset<int64_t>(g.begin(), g.end()));
+}
+
 }  // namespace
