@@ -11,6 +11,12 @@
 //   reference  bench/reference/train_bench_reference.py under /usr/bin/python3: the pure-PyTorch
 //              model of tests/reference/llama_reference.py, torch.optim.AdamW, clip_grad_norm_.
 //
+// Ours runs as `metamath` does, with keep_freed_memory() (core/memory.h: glibc keeps freed tensor
+// memory for reuse instead of unmapping it). --reference-tuned adds a reference run with the same
+// glibc setting (MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_ in its environment),
+// so the share of the ratio that comes from the allocator is visible. --checkpointing adds a run
+// of ours with activation checkpointing per decoder layer (its peak RSS is the point).
+//
 // Each measurement runs in its own process, so its peak RSS (ru_maxrss) is its own. Reported:
 // tokens/s (median step), peak RSS, and model FLOPs utilisation: (6 * matmul parameters + 12 *
 // layers * T * hidden) FLOPs per token, against the best measured GEMM rate (2048^3 at::mm) of the
@@ -18,6 +24,7 @@
 //
 //   train_bench [--config small|FILE] [--micro-batch 8] [--seq 512] [--warmup 1] [--steps 2]
 //               [--dtypes f32,bf16] [--threads N] [--dir DIR] [--no-reference] [--python EXE]
+//               [--reference-tuned] [--checkpointing]
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -35,6 +42,7 @@
 #include <vector>
 
 #include "core/jsonl.h"
+#include "core/memory.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "train/optim.h"
@@ -55,7 +63,9 @@ struct Args {
   fs::path dir = fs::temp_directory_path() / "metamath_train_bench";
   bool reference = true;
   std::string python = "/usr/bin/python3";
+  bool reference_tuned = false, checkpointing = false;
   std::string worker;  // internal: run our side for this dtype
+  bool worker_ckpt = false;
 };
 
 double now() {
@@ -69,8 +79,10 @@ long peak_rss_kb() {
 }
 
 int run_worker(const Args& a) {
+  metamath::keep_freed_memory();
   at::set_num_threads(a.threads);
   mm::Model model = mm::Model::load(a.dir / "model");
+  model.checkpoint_layers = a.worker_ckpt;
   mm::NamedTensors params = mt::trainable_model_parameters(model);
   mt::AdamW opt(params, {});
   auto f = mm::SafetensorsFile::open(a.dir / "batch.safetensors");
@@ -167,6 +179,12 @@ int main(int argc, char** argv) {
       a.reference = false;
     else if (k == "--worker")
       a.worker = next();
+    else if (k == "--worker-ckpt")
+      a.worker_ckpt = true;
+    else if (k == "--reference-tuned")
+      a.reference_tuned = true;
+    else if (k == "--checkpointing")
+      a.checkpointing = true;
     else if (k == "--dtypes") {
       a.dtypes.clear();
       std::string s = next();
@@ -229,25 +247,39 @@ int main(int argc, char** argv) {
         " --dir {} --threads {} --warmup {} --steps {} --micro-batch {} "
         "--seq {} --config {}",
         a.dir.string(), a.threads, a.warmup, a.steps, a.micro, a.seq, a.config);
-    json ours = run_json(self + " --worker " + dt + common);
-    json ref;
-    if (a.reference)
-      ref = run_json(fmt::format("{} {} {} {} {} {} {} {}", a.python, ref_script.string(),
-                                 model_dir.string(), (a.dir / "batch.safetensors").string(), dt,
-                                 a.warmup, a.steps, a.threads));
-    double ours_rate = 0;
-    for (auto* side : {&ours, &ref}) {
-      if (side->is_null()) continue;
-      const double step = median((*side)["step_s"].get<std::vector<double>>());
-      const double rate = (*side)["tokens"].get<double>() / step;
+    struct Run {
+      std::string side;
+      json r;
+    };
+    std::vector<Run> runs;
+    runs.push_back({"metamath", run_json(self + " --worker " + dt + common)});
+    if (a.checkpointing)
+      runs.push_back({"metamath, activation checkpointing",
+                      run_json(self + " --worker " + dt + " --worker-ckpt" + common)});
+    const std::string ref_args =
+        fmt::format("{} {} {} {} {} {} {} {}", a.python, ref_script.string(), model_dir.string(),
+                    (a.dir / "batch.safetensors").string(), dt, a.warmup, a.steps, a.threads);
+    if (a.reference) runs.push_back({"PyTorch reference", run_json(ref_args)});
+    if (a.reference && a.reference_tuned)
+      runs.push_back({"PyTorch reference, glibc malloc tuned like ours",
+                      run_json("MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 "
+                               "MALLOC_TOP_PAD_=268435456 " +
+                               ref_args)});
+    const double ours_rate =
+        runs[0].r.is_null() ? 0.0
+                            : runs[0].r["tokens"].get<double>() /
+                                  median(runs[0].r["step_s"].get<std::vector<double>>());
+    for (const Run& run : runs) {
+      if (run.r.is_null()) continue;
+      const double step = median(run.r["step_s"].get<std::vector<double>>());
+      const double rate = run.r["tokens"].get<double>() / step;
       const double mfu = rate * flops_per_token / peak;
       std::string ratio = "";
-      if (side == &ours) ours_rate = rate;
-      if (side == &ref && ours_rate > 0) ratio = fmt::format("{:.2f}x", ours_rate / rate);
+      if (run.side.rfind("PyTorch", 0) == 0 && ours_rate > 0)
+        ratio = fmt::format("{:.2f}x", ours_rate / rate);
       std::printf("| %s | %s | %.0f | %.2f | %.0f | %.1f%% | %.4f | %s |\n", dt.c_str(),
-                  side == &ours ? "metamath" : "PyTorch reference", rate, step,
-                  (*side)["peak_rss_kb"].get<double>() / 1024.0, 100.0 * mfu,
-                  (*side)["loss"].get<double>(), ratio.c_str());
+                  run.side.c_str(), rate, step, run.r["peak_rss_kb"].get<double>() / 1024.0,
+                  100.0 * mfu, run.r["loss"].get<double>(), ratio.c_str());
       std::fflush(stdout);
     }
     std::printf("| %s | GEMM peak (2048^3) | %.1f GFLOP/s | | | | | |\n", dt.c_str(), peak / 1e9);

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory.h"
 
 namespace metamath::cli {
 namespace {
@@ -26,6 +27,7 @@ void register_all(CLI::App& app) {
 }  // namespace metamath::cli
 
 int main(int argc, char** argv) {
+  metamath::keep_freed_memory();  // tensors reuse freed pages instead of faulting in new ones
   CLI::App app{
       "metamath: bootstrap math training data (MetaMath: AnsAug, Rephrasing, Self-Verification, "
       "FOBAR), fine-tune, evaluate and serve LLaMA-family models.\n"
