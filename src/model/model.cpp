@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "model/checkpoint.h"
 #include "model/linear.h"
+#include "model/matmul.h"
 
 namespace metamath::model {
 
@@ -134,6 +135,12 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
   xf = xf * at::rsqrt(var + eps);
   return w * xf.to(x.scalar_type());
+}
+
+// Whether autograd records a product of x and w (training): such products keep libtorch's
+// differentiable ops (model/matmul.h) instead of the inference kernels of model/linear.h.
+bool recorded(const at::Tensor& x, const at::Tensor& w) {
+  return at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
 }
 
 at::Tensor rotate_half(const at::Tensor& x) {
@@ -546,7 +553,7 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   // A projection, plus the adapter's delta when one is attached.
   auto proj = [this](int64_t layer, Proj p, const at::Tensor& in, const at::Tensor& w,
                      const at::Tensor& b) {
-    at::Tensor y = linear(in, w, b);
+    at::Tensor y = recorded(in, w) ? linear_recorded(in, w, b) : linear(in, w, b);
     if (adapter) {
       at::Tensor extra = adapter->delta(layer, p, in);
       if (extra.defined()) y = y + extra;
@@ -588,11 +595,11 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
     // Grouped-query attention without repeating K/V: the g query heads sharing a KV head are
     // folded into the query-length dimension.
     at::Tensor qg = q.reshape({B, nkv, g * T, d});
-    at::Tensor scores = at::matmul(qg, K.transpose(-1, -2)) * scale;  // [B, nkv, g*T, L]
+    at::Tensor scores = batched_matmul(qg, K.transpose(-1, -2)) * scale;  // [B, nkv, g*T, L]
     const at::Tensor& allowed = c.layer_uses_sliding_window(l) ? allowed_window : allowed_full;
     scores = scores.view({B, nkv, g, T, L}).masked_fill(allowed.logical_not(), lowest);
     at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(dtype_).view({B, nkv, g * T, L});
-    at::Tensor o = at::matmul(probs, V);  // [B, nkv, g*T, d]
+    at::Tensor o = batched_matmul(probs, V);  // [B, nkv, g*T, d]
     o = o.view({B, nh, T, d}).transpose(1, 2).reshape({B, T, nh * d});
     x = x + proj(l, Proj::O, o, W.o_w, W.o_b);
 
@@ -621,7 +628,9 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   }
   x = rms_norm(x, final_norm, c.rms_norm_eps);
   if (mode == LogitsMode::None) return x;
-  return linear(x, lm_head, at::Tensor()).to(at::kFloat);
+  at::Tensor logits =
+      recorded(x, lm_head) ? linear_recorded(x, lm_head, {}) : linear(x, lm_head, at::Tensor());
+  return logits.to(at::kFloat);
 }
 
 // ---------------------------------------------------------------------------------------------

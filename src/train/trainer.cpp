@@ -12,6 +12,7 @@
 #include "core/jsonl.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "model/matmul.h"
 #include "model/tokenizer.h"
 
 namespace metamath::train {
@@ -171,7 +172,7 @@ at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch) {
   at::Tensor h = model.forward_hidden(in);  // [B, T, H]
   const int64_t H = h.size(-1);
   at::Tensor sel = h.reshape({-1, H}).index_select(0, batch.label_index.to(dev));
-  at::Tensor logits = at::linear(sel, model.lm_head).to(at::kFloat);
+  at::Tensor logits = model::linear_recorded(sel, model.lm_head, {}).to(at::kFloat);
   return at::cross_entropy_loss(logits, batch.label_targets.to(dev), {}, at::Reduction::Sum,
                                 kIgnoreIndex);
 }
@@ -210,8 +211,9 @@ StepResult train_step(const model::Model& model, AdamW& opt, const std::vector<B
                       int64_t global_label_tokens, const StepOptions& so, Comm* comm) {
   if (global_label_tokens <= 0) fail("train_step: the global batch has no label tokens");
   const model::NamedTensors& params = opt.params();
-  for (auto& [n, p] : params)
-    if (p.grad().defined()) p.mutable_grad().zero_();
+  // Grads start undefined: the first backward hands its gradient over instead of adding it to
+  // zeros (one memory pass less per parameter).
+  for (auto& [n, p] : params) p.mutable_grad() = at::Tensor();
   double local = 0;
   for (const Batch& b : micro) {
     at::Tensor l;
@@ -239,8 +241,9 @@ StepResult train_step(const model::Model& model, AdamW& opt, const std::vector<B
     r.finite = false;
     return r;
   }
-  r.grad_norm = clip_grad_norm(params, so.max_grad_norm);
-  opt.step(so.lr);
+  // Clipping is folded into the fused AdamW pass (the grads themselves stay unclipped).
+  r.grad_norm = grad_norm(params);
+  opt.step(so.lr, clip_coefficient(r.grad_norm, so.max_grad_norm));
   return r;
 }
 
