@@ -24,11 +24,16 @@
 //
 //   train_bench [--config small|FILE] [--micro-batch 8] [--seq 512] [--warmup 1] [--steps 2]
 //               [--dtypes f32,bf16] [--threads N] [--dir DIR] [--no-reference] [--python EXE]
-//               [--reference-tuned] [--checkpointing]
+//               [--reference-tuned] [--checkpointing] [--repeats N]
+//
+// --repeats N runs every side N times, interleaved with the order rotating each round (the machine
+// may be shared); tokens/s and the ratio use each side's best step over all rounds (median in
+// brackets). The ratio is metamath's tokens/s over that side's.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -64,6 +69,7 @@ struct Args {
   bool reference = true;
   std::string python = "/usr/bin/python3";
   bool reference_tuned = false, checkpointing = false;
+  int64_t repeats = 1;
   std::string worker;  // internal: run our side for this dtype
   bool worker_ckpt = false;
 };
@@ -127,6 +133,11 @@ json run_json(const std::string& cmd) {
   return json::parse(line);
 }
 
+double load_average() {
+  double l[1] = {0};
+  return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -181,6 +192,8 @@ int main(int argc, char** argv) {
       a.worker = next();
     else if (k == "--worker-ckpt")
       a.worker_ckpt = true;
+    else if (k == "--repeats")
+      a.repeats = std::max<int64_t>(1, std::stoll(next()));
     else if (k == "--reference-tuned")
       a.reference_tuned = true;
     else if (k == "--checkpointing")
@@ -236,7 +249,8 @@ int main(int argc, char** argv) {
       static_cast<long long>(a.micro), static_cast<long long>(a.seq), a.threads,
       static_cast<long long>(a.warmup), static_cast<long long>(a.steps));
   std::printf(
-      "| dtype | side | tokens/s | step (s) | peak RSS (MB) | MFU | loss | vs reference |\n"
+      "| dtype | side | tokens/s best (median) | step s best (median) | peak RSS (MB) | MFU (best) "
+      "| loss | metamath vs it, best (median) |\n"
       "|---|---|---:|---:|---:|---:|---:|---:|\n");
   const std::string self = fs::canonical("/proc/self/exe").string();
   const fs::path ref_script =
@@ -247,39 +261,53 @@ int main(int argc, char** argv) {
         " --dir {} --threads {} --warmup {} --steps {} --micro-batch {} "
         "--seq {} --config {}",
         a.dir.string(), a.threads, a.warmup, a.steps, a.micro, a.seq, a.config);
-    struct Run {
-      std::string side;
-      json r;
+    struct Side {
+      Side(std::string n, std::string c) : name(std::move(n)), cmd(std::move(c)) {}
+      std::string name, cmd;
+      std::vector<double> steps;  // every timed step of every round
+      double rss_kb = 0, loss = 0, tokens = 0;
     };
-    std::vector<Run> runs;
-    runs.push_back({"metamath", run_json(self + " --worker " + dt + common)});
+    std::vector<Side> sides;
+    sides.emplace_back("metamath", self + " --worker " + dt + common);
     if (a.checkpointing)
-      runs.push_back({"metamath, activation checkpointing",
-                      run_json(self + " --worker " + dt + " --worker-ckpt" + common)});
+      sides.emplace_back("metamath, activation checkpointing",
+                         self + " --worker " + dt + " --worker-ckpt" + common);
     const std::string ref_args =
         fmt::format("{} {} {} {} {} {} {} {}", a.python, ref_script.string(), model_dir.string(),
                     (a.dir / "batch.safetensors").string(), dt, a.warmup, a.steps, a.threads);
-    if (a.reference) runs.push_back({"PyTorch reference", run_json(ref_args)});
+    if (a.reference) sides.emplace_back("PyTorch reference", ref_args);
     if (a.reference && a.reference_tuned)
-      runs.push_back({"PyTorch reference, glibc malloc tuned like ours",
-                      run_json("MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 "
-                               "MALLOC_TOP_PAD_=268435456 " +
-                               ref_args)});
-    const double ours_rate =
-        runs[0].r.is_null() ? 0.0
-                            : runs[0].r["tokens"].get<double>() /
-                                  median(runs[0].r["step_s"].get<std::vector<double>>());
-    for (const Run& run : runs) {
-      if (run.r.is_null()) continue;
-      const double step = median(run.r["step_s"].get<std::vector<double>>());
-      const double rate = run.r["tokens"].get<double>() / step;
+      sides.emplace_back("PyTorch reference, glibc malloc tuned like ours",
+                       "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 "
+                       "MALLOC_TOP_PAD_=268435456 " + ref_args);
+    // Interleaved rounds; the order rotates each round so no side always runs first.
+    for (int64_t round = 0; round < a.repeats; ++round)
+      for (std::size_t k = 0; k < sides.size(); ++k) {
+        Side& sd = sides[(k + static_cast<std::size_t>(round)) % sides.size()];
+        json r = run_json(sd.cmd);
+        if (r.is_null()) continue;
+        for (double t : r["step_s"].get<std::vector<double>>()) sd.steps.push_back(t);
+        sd.rss_kb = std::max(sd.rss_kb, r["peak_rss_kb"].get<double>());
+        sd.loss = r["loss"].get<double>();
+        sd.tokens = r["tokens"].get<double>();
+        std::fprintf(stderr, "  round %lld %s: %s s (load %.2f)\n", static_cast<long long>(round + 1),
+                     sd.name.c_str(), fmt::format("{:.2f}", fmt::join(r["step_s"].get<std::vector<double>>(), ", ")).c_str(),
+                     load_average());
+      }
+    auto best = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+    const double ours_best = sides[0].steps.empty() ? 0 : best(sides[0].steps);
+    const double ours_median = sides[0].steps.empty() ? 0 : median(sides[0].steps);
+    for (const Side& sd : sides) {
+      if (sd.steps.empty()) continue;
+      const double step = best(sd.steps), med = median(sd.steps);
+      const double rate = sd.tokens / step;
       const double mfu = rate * flops_per_token / peak;
       std::string ratio = "";
-      if (run.side.rfind("PyTorch", 0) == 0 && ours_rate > 0)
-        ratio = fmt::format("{:.2f}x", ours_rate / rate);
-      std::printf("| %s | %s | %.0f | %.2f | %.0f | %.1f%% | %.4f | %s |\n", dt.c_str(),
-                  run.side.c_str(), rate, step, run.r["peak_rss_kb"].get<double>() / 1024.0,
-                  100.0 * mfu, run.r["loss"].get<double>(), ratio.c_str());
+      if (sd.name.rfind("PyTorch", 0) == 0 && ours_best > 0)
+        ratio = fmt::format("{:.2f}x ({:.2f}x)", step / ours_best, med / ours_median);
+      std::printf("| %s | %s | %.0f (%.0f) | %.2f (%.2f) | %.0f | %.1f%% | %.4f | %s |\n",
+                  dt.c_str(), sd.name.c_str(), rate, sd.tokens / med, step, med,
+                  sd.rss_kb / 1024.0, 100.0 * mfu, sd.loss, ratio.c_str());
       std::fflush(stdout);
     }
     std::printf("| %s | GEMM peak (2048^3) | %.1f GFLOP/s | | | | | |\n", dt.c_str(), peak / 1e9);
