@@ -5,6 +5,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "model/linear_avx2.h"
@@ -50,10 +51,24 @@ at::Tensor kernel_linear(const at::Tensor& x, const at::Tensor& w, const at::Ten
   a.y = y.data_ptr();
   a.ldy = N;
   a.y_bf16 = y.scalar_type() == at::kBFloat16;
-  // At least ~64K multiply-adds per thread's share, so tiny products stay on one thread.
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, M * K));
-  at::parallel_for(0, N, grain,
-                   [&](int64_t n0, int64_t n1) { kernels::gemm_nt_columns(a, n0, n1); });
+  // Output columns in chunks claimed dynamically by the at::parallel_for threads, so a thread
+  // that starts late (a busy machine) takes fewer chunks instead of leaving a fixed half for the
+  // others to wait on. At least ~64K multiply-adds per chunk; a multiple of 24 columns (the
+  // kernel's tile widths 3 and 8); ~8 chunks per thread for balance.
+  const int64_t threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
+  const int64_t min_cols = (int64_t{1} << 16) / std::max<int64_t>(1, M * K) + 1;
+  int64_t chunk = std::max(min_cols, (N + threads * 8 - 1) / (threads * 8));
+  chunk = (chunk + 23) / 24 * 24;
+  const int64_t nchunks = (N + chunk - 1) / chunk;
+  if (threads == 1 || nchunks == 1) {
+    kernels::gemm_nt_columns(a, 0, N);
+  } else {
+    std::atomic<int64_t> next{0};
+    at::parallel_for(0, std::min(threads, nchunks), 1, [&](int64_t, int64_t) {
+      for (int64_t c = next++; c < nchunks; c = next++)
+        kernels::gemm_nt_columns(a, c * chunk, std::min(N, (c + 1) * chunk));
+    });
+  }
   return y.view(out_shape(x, N));
 }
 

@@ -86,14 +86,27 @@ MM_TARGET void tile(const float* x, int64_t ldx, const void* w, int64_t K, float
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
-    __m256 wv[NR];
+    if constexpr (MR <= NR) {
+      // Activation vectors held, weight vectors streamed (each used MR times).
+      __m256 xv[MR];
 #pragma GCC unroll 8
-    for (int j = 0; j < NR; ++j) wv[j] = load_w<kBF16>(w, j * K + k);
+      for (int i = 0; i < MR; ++i) xv[i] = _mm256_loadu_ps(x + i * ldx + k);
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m256 xv = _mm256_loadu_ps(x + i * ldx + k);
+      for (int j = 0; j < NR; ++j) {
+        const __m256 wv = load_w<kBF16>(w, j * K + k);
 #pragma GCC unroll 8
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+        for (int i = 0; i < MR; ++i) acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);
+      }
+    } else {
+      __m256 wv[NR];
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) wv[j] = load_w<kBF16>(w, j * K + k);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m256 xv = _mm256_loadu_ps(x + i * ldx + k);
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+      }
     }
   }
   const __m256 z = _mm256_setzero_ps();
