@@ -520,6 +520,14 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
         causal, at::logical_or((qi - ki) < *c.sliding_window, real_q.logical_not()));
     allowed_window = win.unsqueeze(1).unsqueeze(1).to(device_);
   }
+  // ATen's fused masked softmax (one pass forward, one backward, instead of masked_fill + softmax)
+  // returns NaN for a row with no allowed key; such rows exist only when a batch row has no token
+  // at all, and then the masked_fill path (finite, uniform) is kept.
+  bool fused_softmax = true;
+  for (int64_t b = 0; b < B; ++b) fused_softmax = fused_softmax && past[b] + count[b] > 0;
+  const at::Tensor masked_full = allowed_full.logical_not();
+  const at::Tensor masked_window =
+      allowed_window.defined() ? allowed_window.logical_not() : at::Tensor();
 
   at::Tensor pos = in.position_ids.defined() ? in.position_ids.to(at::kLong).to(device_)
                    : seg_pos.defined()        ? seg_pos.to(device_)
@@ -543,6 +551,7 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, d = c.head_dim;
   const int64_t g = nh / nkv;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const bool scale_is_pow2 = std::exp2(std::round(std::log2(scale))) == scale;
   const double lowest = dtype_lowest(dtype_);
 
   bool slots_contiguous = true;
@@ -594,11 +603,20 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
     }
     // Grouped-query attention without repeating K/V: the g query heads sharing a KV head are
     // folded into the query-length dimension.
+    // A power-of-two scale (head_dim 4, 16, 64, 256) goes onto q, a T x d tensor instead of the
+    // T x L scores: exact, so the same numbers as HF's scaling of the scores.
+    const bool scale_q = scale_is_pow2;
+    if (scale_q) q = q * scale;
     at::Tensor qg = q.reshape({B, nkv, g * T, d});
-    at::Tensor scores = batched_matmul(qg, K.transpose(-1, -2)) * scale;  // [B, nkv, g*T, L]
-    const at::Tensor& allowed = c.layer_uses_sliding_window(l) ? allowed_window : allowed_full;
-    scores = scores.view({B, nkv, g, T, L}).masked_fill(allowed.logical_not(), lowest);
-    at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(dtype_).view({B, nkv, g * T, L});
+    at::Tensor scores = batched_matmul(qg, K.transpose(-1, -2));  // [B, nkv, g*T, L]
+    if (!scale_q) scores = scores * scale;
+    scores = scores.view({B, nkv, g, T, L});
+    const at::Tensor& masked = c.layer_uses_sliding_window(l) ? masked_window : masked_full;
+    at::Tensor probs =
+        fused_softmax
+            ? at::_masked_softmax(scores.to(at::kFloat), masked.expand(scores.sizes()), 4, 2)
+            : at::softmax(scores.masked_fill(masked, lowest), -1, at::kFloat);
+    probs = probs.to(dtype_).view({B, nkv, g * T, L});
     at::Tensor o = batched_matmul(probs, V);  // [B, nkv, g*T, d]
     o = o.view({B, nh, T, d}).transpose(1, 2).reshape({B, T, nh * d});
     x = x + proj(l, Proj::O, o, W.o_w, W.o_b);

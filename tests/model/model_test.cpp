@@ -105,7 +105,7 @@ TEST_P(Reference, LogitsThroughKvCacheInChunks) {
     rest.emplace_back(p.begin() + h, p.end());
   }
   auto [ids, mask] = padded(first, true);
-  mm::ForwardInput in{ids, mask, {}, slots};
+  mm::ForwardInput in{ids, mask, {}, slots, {}};
   at::Tensor logits = model_->forward(in, &cache);
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = first[b].size(), T = ids.size(1);
