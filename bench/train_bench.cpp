@@ -24,14 +24,16 @@
 //
 //   train_bench [--config small|FILE] [--micro-batch 8] [--seq 512] [--warmup 1] [--steps 2]
 //               [--dtypes f32,bf16] [--threads N] [--dir DIR] [--no-reference] [--python EXE]
-//               [--reference-tuned] [--checkpointing] [--repeats N]
+//               [--reference-tuned] [--checkpointing] [--repeats N] [--profile FILE]
 //
 // --repeats N runs every side N times, interleaved with the order rotating each round (the machine
 // may be shared); tokens/s and the ratio use each side's best step over all rounds (median in
-// brackets). The ratio is metamath's tokens/s over that side's.
+// brackets). The ratio is metamath's tokens/s over that side's. --profile FILE writes a chrome
+// trace (libtorch's profiler) of our last timed step; with it, run `--no-reference`.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/resource.h>
@@ -72,6 +74,7 @@ struct Args {
   int64_t repeats = 1;
   std::string worker;  // internal: run our side for this dtype
   bool worker_ckpt = false;
+  std::string profile;  // --profile FILE: chrome trace of our last step (libtorch's profiler)
 };
 
 double now() {
@@ -103,6 +106,8 @@ int run_worker(const Args& a) {
   std::vector<double> times;
   double loss = 0;
   for (int64_t i = 0; i < a.warmup + a.steps; ++i) {
+    std::optional<torch::autograd::profiler::RecordProfile> prof;
+    if (!a.profile.empty() && i + 1 == a.warmup + a.steps) prof.emplace(a.profile);
     const double t0 = now();
     loss = mt::train_step(model, opt, {b}, b.label_tokens, so).loss;
     if (i >= a.warmup) times.push_back(now() - t0);
@@ -190,6 +195,8 @@ int main(int argc, char** argv) {
       a.reference = false;
     else if (k == "--worker")
       a.worker = next();
+    else if (k == "--profile")
+      a.profile = next();
     else if (k == "--worker-ckpt")
       a.worker_ckpt = true;
     else if (k == "--repeats")
@@ -264,6 +271,7 @@ int main(int argc, char** argv) {
         " --dir {} --threads {} --warmup {} --steps {} --micro-batch {} "
         "--seq {} --config {}",
         a.dir.string(), a.threads, a.warmup, a.steps, a.micro, a.seq, a.config);
+    if (!a.profile.empty()) common += " --profile " + a.profile;
     struct Side {
       Side(std::string n, std::string c) : name(std::move(n)), cmd(std::move(c)) {}
       std::string name, cmd;

@@ -558,6 +558,12 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   for (int64_t b = 1; b < B; ++b) slots_contiguous = slots_contiguous && slots[b] == slots[0] + b;
   at::Tensor slot_index;
   if (cache && !slots_contiguous) slot_index = at::tensor(slots, at::kLong).to(device_);
+  // Every row appends its whole input (no padding) at the same position of consecutive slots
+  // (a uniform prefill, every decode step of a fixed batch): one copy per layer and tensor
+  // instead of one per row (each copy_ is its own parallel region).
+  bool uniform_append = cache != nullptr && slots_contiguous;
+  for (int64_t b = 0; b < B && uniform_append; ++b)
+    uniform_append = first[b] == 0 && count[b] == T && past[b] == past[0];
 
   // A projection, plus the adapter's delta when one is attached.
   auto proj = [this](int64_t layer, Proj p, const at::Tensor& in, const at::Tensor& w,
@@ -584,14 +590,19 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
     if (cache) {
       at::Tensor& ck = cache->k(l);
       at::Tensor& cv = cache->v(l);
-      for (int64_t b = 0; b < B; ++b) {
-        if (count[b] == 0) continue;
-        ck.select(0, slots[b])
-            .narrow(1, past[b], count[b])
-            .copy_(k.select(0, b).narrow(1, first[b], count[b]));
-        cv.select(0, slots[b])
-            .narrow(1, past[b], count[b])
-            .copy_(v.select(0, b).narrow(1, first[b], count[b]));
+      if (uniform_append) {
+        ck.narrow(0, slots[0], B).narrow(2, past[0], T).copy_(k);
+        cv.narrow(0, slots[0], B).narrow(2, past[0], T).copy_(v);
+      } else {
+        for (int64_t b = 0; b < B; ++b) {
+          if (count[b] == 0) continue;
+          ck.select(0, slots[b])
+              .narrow(1, past[b], count[b])
+              .copy_(k.select(0, b).narrow(1, first[b], count[b]));
+          cv.select(0, slots[b])
+              .narrow(1, past[b], count[b])
+              .copy_(v.select(0, b).narrow(1, first[b], count[b]));
+        }
       }
       if (slots_contiguous) {
         K = ck.narrow(0, slots[0], B).narrow(2, 0, L);
