@@ -53,6 +53,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/jsonl.h"
+#include "core/memory.h"
 #include "model/config.h"
 #include "model/generate.h"
 #include "model/model.h"
@@ -369,6 +370,7 @@ Timing generator_generate(const mm::Model& m, const std::vector<std::vector<int6
 }
 
 int run_worker(const Options& o) {
+  metamath::keep_freed_memory();  // as the metamath binary does at startup (core/memory.h)
   at::set_num_threads(o.threads);
   c10::InferenceMode guard;
   json pj = json::parse(metamath::read_file(o.prompts));
