@@ -510,24 +510,22 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
   at::Tensor see = ki <= qi;
   if (seg_cpu.defined()) see = at::logical_and(see, seg_cpu.unsqueeze(2).eq(seg_cpu.unsqueeze(1)));
   at::Tensor causal = at::logical_and(valid_k, at::logical_or(see, real_q.logical_not()));
-  at::Tensor allowed_full = causal.unsqueeze(1).unsqueeze(1).to(device_);  // [B,1,1,T,L]
-  at::Tensor allowed_window;
+  // The attention masks proper: true where a key is hidden from a query, [B,1,1,T,L].
+  const at::Tensor masked_full = causal.logical_not().unsqueeze(1).unsqueeze(1).to(device_);
+  at::Tensor masked_window;
   bool any_window = false;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     any_window = any_window || c.layer_uses_sliding_window(l);
   if (any_window) {
     at::Tensor win = at::logical_and(
         causal, at::logical_or((qi - ki) < *c.sliding_window, real_q.logical_not()));
-    allowed_window = win.unsqueeze(1).unsqueeze(1).to(device_);
+    masked_window = win.logical_not().unsqueeze(1).unsqueeze(1).to(device_);
   }
   // ATen's fused masked softmax (one pass forward, one backward, instead of masked_fill + softmax)
   // returns NaN for a row with no allowed key; such rows exist only when a batch row has no token
   // at all, and then the masked_fill path (finite, uniform) is kept.
   bool fused_softmax = true;
   for (int64_t b = 0; b < B; ++b) fused_softmax = fused_softmax && past[b] + count[b] > 0;
-  const at::Tensor masked_full = allowed_full.logical_not();
-  const at::Tensor masked_window =
-      allowed_window.defined() ? allowed_window.logical_not() : at::Tensor();
 
   at::Tensor pos = in.position_ids.defined() ? in.position_ids.to(at::kLong).to(device_)
                    : seg_pos.defined()        ? seg_pos.to(device_)

@@ -79,36 +79,20 @@ std::optional<fs::path> latest_checkpoint(const fs::path& out) {
   return v.back().second;
 }
 
-Batch make_batch(const SftData& data, const std::vector<int64_t>& examples, int64_t pad_id) {
-  if (examples.empty()) fail("make_batch: empty micro-batch");
-  const auto B = static_cast<int64_t>(examples.size());
-  int64_t T = 0;
-  for (int64_t e : examples) T = std::max(T, data.length(e));
-  at::Tensor ids = at::full({B, T}, pad_id, at::kLong);
-  at::Tensor tg = at::full({B, T}, kIgnoreIndex, at::kLong);
-  auto ia = ids.accessor<int64_t, 2>();
-  auto ta = tg.accessor<int64_t, 2>();
-  Batch b;
-  for (int64_t r = 0; r < B; ++r) {
-    const int64_t e = examples[r], n = data.length(e), p = data.prompt_len[e];
-    const int32_t* x = data.ids(e);
-    for (int64_t t = 0; t < n; ++t) ia[r][t] = x[t];
-    // Position t predicts token t + 1; response tokens are those at index >= prompt_len.
-    for (int64_t t = std::max<int64_t>(p, 1); t < n; ++t) ta[r][t - 1] = x[t];
-    b.tokens += n;
-  }
-  b.input_ids = ids;
-  b.targets = tg;
-  at::Tensor flat = tg.view({-1});
+namespace {
+
+// The flat positions and tokens of the targets that count.
+void index_labels(Batch& b) {
+  at::Tensor flat = b.targets.view({-1});
   b.label_index = flat.ne(kIgnoreIndex).nonzero().view({-1});
   b.label_targets = flat.index_select(0, b.label_index);
   b.label_tokens = b.label_index.size(0);
-  return b;
 }
 
-Batch make_packed_batch(const SftData& data, const std::vector<std::vector<int64_t>>& rows,
-                        int64_t pad_id) {
-  if (rows.empty()) fail("make_packed_batch: empty micro-batch");
+// Rows of examples laid back to back, right-padded with pad_id; with `segments`, the batch carries
+// each example's segment id (1, 2, ... within its row; padding 0).
+Batch fill_rows(const SftData& data, const std::vector<std::vector<int64_t>>& rows, int64_t pad_id,
+                bool segments) {
   const auto B = static_cast<int64_t>(rows.size());
   int64_t T = 0;
   for (const auto& r : rows) {
@@ -133,19 +117,32 @@ Batch make_packed_batch(const SftData& data, const std::vector<std::vector<int64
         ia[r][at_ + t] = x[t];
         sa[r][at_ + t] = k;
       }
+      // Position t predicts token t + 1; response tokens are those at index >= prompt_len.
       for (int64_t t = std::max<int64_t>(p, 1); t < n; ++t) ta[r][at_ + t - 1] = x[t];
       at_ += n;
       b.tokens += n;
     }
   }
   b.input_ids = ids;
-  b.segment_ids = seg;
+  if (segments) b.segment_ids = seg;
   b.targets = tg;
-  at::Tensor flat = tg.view({-1});
-  b.label_index = flat.ne(kIgnoreIndex).nonzero().view({-1});
-  b.label_targets = flat.index_select(0, b.label_index);
-  b.label_tokens = b.label_index.size(0);
+  index_labels(b);
   return b;
+}
+
+}  // namespace
+
+Batch make_batch(const SftData& data, const std::vector<int64_t>& examples, int64_t pad_id) {
+  if (examples.empty()) fail("make_batch: empty micro-batch");
+  std::vector<std::vector<int64_t>> rows;
+  for (int64_t e : examples) rows.push_back({e});
+  return fill_rows(data, rows, pad_id, /*segments=*/false);
+}
+
+Batch make_packed_batch(const SftData& data, const std::vector<std::vector<int64_t>>& rows,
+                        int64_t pad_id) {
+  if (rows.empty()) fail("make_packed_batch: empty micro-batch");
+  return fill_rows(data, rows, pad_id, /*segments=*/true);
 }
 
 Batch batch_from_tensors(const at::Tensor& input_ids, const at::Tensor& targets) {
@@ -154,10 +151,7 @@ Batch batch_from_tensors(const at::Tensor& input_ids, const at::Tensor& targets)
   Batch b;
   b.input_ids = input_ids.to(at::kLong).contiguous();
   b.targets = targets.to(at::kLong).contiguous();
-  at::Tensor flat = b.targets.view({-1});
-  b.label_index = flat.ne(kIgnoreIndex).nonzero().view({-1});
-  b.label_targets = flat.index_select(0, b.label_index);
-  b.label_tokens = b.label_index.size(0);
+  index_labels(b);
   b.tokens = input_ids.numel();
   return b;
 }

@@ -119,7 +119,7 @@ TEST(Train, PackingAndCheckpointingKeepTheLosses) {
   mt::TrainOptions p = a;
   p.out = dir / "packed";
   p.packing = true;
-  p.micro_batch = 1;  // one packed row of 64 tokens per forward pass
+  p.micro_batch = 1;  // one packed row of 160 tokens per forward pass
   mt::TrainSummary sp = mt::run_training(p);
   mt::TrainOptions c = a;
   c.out = dir / "ckpt";
