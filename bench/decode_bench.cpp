@@ -25,10 +25,15 @@
 //   decode_bench [--model DIR] [--fresh] [--threads N] [--batches 1,32] [--dtypes f32,bf16]
 //                [--prompt-len N] [--new-tokens N] [--bf16-new-tokens N] [--bf16-prompt-len N]
 //                [--repeats N] [--generator] [--no-reference] [--python EXE]
-//                [--reference SCRIPT] [--seed N] [--short]
+//                [--reference SCRIPT] [--seed N] [--short] [--profile FILE]
+//
+// --profile FILE writes a chrome trace (libtorch's profiler) of our last 4 decode steps of each
+// batch size (FILE gets the batch size inserted before its extension); run it with
+// --no-reference --repeats 1.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -44,6 +49,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -91,6 +97,7 @@ struct Options {
   std::string engine = "loop";  // loop | generator
   std::string dtype = "f32";
   fs::path prompts;
+  std::string profile;  // --profile FILE (worker: the exact trace path)
 };
 
 [[noreturn]] void usage(const std::string& msg, int code = 2) {
@@ -113,7 +120,9 @@ struct Options {
          "  --python EXE         interpreter for the reference (default /usr/bin/python3)\n"
          "  --reference SCRIPT   default bench/reference/decode_reference.py\n"
          "  --seed N             prompt seed (default 20230919)\n"
-         "  --short              smoke run: tiny model, batches 1,4, 16+8 tokens, 1 round\n";
+         "  --short              smoke run: tiny model, batches 1,4, 16+8 tokens, 1 round\n"
+         "  --profile FILE       chrome trace of our last 4 decode steps, one file per dtype and\n"
+         "                       batch (FILE_<dtype>_b<batch>.json); use with --no-reference\n";
   std::exit(code);
 }
 
@@ -185,6 +194,8 @@ Options parse_args(int argc, char** argv) {
         o.dtype = value();
       } else if (name == "--prompts") {
         o.prompts = value();
+      } else if (name == "--profile") {
+        o.profile = value();
       } else if (name == "--help" || name == "-h") {
         usage("", 0);
       } else {
@@ -299,7 +310,7 @@ struct Timing {
 // Greedy generation through Model + KVCache: prefill all prompts (equal length, no padding
 // needed, but the mask is passed as a generation engine would), then one token per step.
 Timing loop_generate(const mm::Model& m, const std::vector<std::vector<int64_t>>& prompts,
-                     int64_t new_tokens) {
+                     int64_t new_tokens, const std::string& profile = {}) {
   const int64_t B = static_cast<int64_t>(prompts.size());
   int64_t T = 0;
   for (const auto& p : prompts) T = std::max<int64_t>(T, static_cast<int64_t>(p.size()));
@@ -332,12 +343,15 @@ Timing loop_generate(const mm::Model& m, const std::vector<std::vector<int64_t>>
   r.prefill_s = seconds_since(t0);
   const auto t1 = Clock::now();
   mm::ForwardInput step;
+  std::optional<torch::autograd::profiler::RecordProfile> prof;
   for (int64_t s = 1; s < new_tokens; ++s) {
+    if (!profile.empty() && s == std::max<int64_t>(1, new_tokens - 4)) prof.emplace(profile);
     step.input_ids = next;
     next = m.forward(step, &cache, mm::LogitsMode::Last).argmax(-1).view({B, 1});
     take(next);
   }
   r.decode_s = seconds_since(t1);
+  prof.reset();
   return r;
 }
 
@@ -385,7 +399,8 @@ int run_worker(const Options& o) {
     return gen ? generator_generate(m, prompts, n) : loop_generate(m, prompts, n);
   };
   run(2);  // warm-up: allocator, thread pool, first-touch of the weights
-  Timing t = run(o.new_tokens);
+  Timing t = gen || o.profile.empty() ? run(o.new_tokens)
+                                      : loop_generate(m, prompts, o.new_tokens, o.profile);
   json out;
   out["side"] = gen ? "generator" : "ours";
   out["threads"] = at::get_num_threads();
@@ -575,7 +590,15 @@ int run_parent(const Options& o, const std::string& self) {
                                  " --prompts " + shell_quote(k.prompts.string()) +
                                  " --new-tokens " + std::to_string(k.new_tokens);
       std::vector<std::pair<std::string, std::string>> cmds;
-      cmds.push_back({"ours", shell_quote(self) + " --worker --engine loop" + common});
+      std::string prof;
+      if (!o.profile.empty()) {
+        const fs::path pf(o.profile);
+        prof = " --profile " +
+               shell_quote((pf.parent_path() / (pf.stem().string() + "_" + k.dtype + "_b" +
+                                                std::to_string(k.batch) + pf.extension().string()))
+                               .string());
+      }
+      cmds.push_back({"ours", shell_quote(self) + " --worker --engine loop" + common + prof});
       if (o.generator)
         cmds.push_back({"generator", shell_quote(self) + " --worker --engine generator" + common});
       if (o.reference)

@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "model/attention.h"
 #include "model/checkpoint.h"
 #include "model/linear.h"
 #include "model/matmul.h"
@@ -142,6 +143,11 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
 bool recorded(const at::Tensor& x, const at::Tensor& w) {
   return at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
 }
+
+// Up to this many query rows per KV head (g * T) attention runs in model/attention.h's in-place
+// kernel when not recording autograd (decode steps); longer inputs (prefill, scoring) keep the
+// batched BLAS products, which are faster there.
+constexpr int64_t kInPlaceMaxRows = 16;
 
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
@@ -612,21 +618,27 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
     }
     // Grouped-query attention without repeating K/V: the g query heads sharing a KV head are
     // folded into the query-length dimension.
-    // A power-of-two scale (head_dim 4, 16, 64, 256) goes onto q, a T x d tensor instead of the
-    // T x L scores: exact, so the same numbers as HF's scaling of the scores.
-    const bool scale_q = scale_is_pow2;
-    if (scale_q) q = q * scale;
-    at::Tensor qg = q.reshape({B, nkv, g * T, d});
-    at::Tensor scores = batched_matmul(qg, K.transpose(-1, -2));  // [B, nkv, g*T, L]
-    if (!scale_q) scores = scores * scale;
-    scores = scores.view({B, nkv, g, T, L});
     const at::Tensor& masked = c.layer_uses_sliding_window(l) ? masked_window : masked_full;
-    at::Tensor probs =
-        fused_softmax
-            ? at::_masked_softmax(scores.to(at::kFloat), masked.expand(scores.sizes()), 4, 2)
-            : at::softmax(scores.masked_fill(masked, lowest), -1, at::kFloat);
-    probs = probs.to(dtype_).view({B, nkv, g * T, L});
-    at::Tensor o = batched_matmul(probs, V);  // [B, nkv, g*T, d]
+    at::Tensor o;  // [B, nkv, g*T, d]
+    if (g * T <= kInPlaceMaxRows && attend_in_place_applies(q, K, V)) {
+      // Decode steps: scores, softmax and the sum over V in one pass over the cache views.
+      o = attend_in_place(q.reshape({B, nkv, g * T, d}), K, V, masked.view({B, T, L}), T, scale);
+    } else {
+      // A power-of-two scale (head_dim 4, 16, 64, 256) goes onto q, a T x d tensor instead of
+      // the T x L scores: exact, so the same numbers as HF's scaling of the scores.
+      const bool scale_q = scale_is_pow2;
+      if (scale_q) q = q * scale;
+      at::Tensor qg = q.reshape({B, nkv, g * T, d});
+      at::Tensor scores = batched_matmul(qg, K.transpose(-1, -2));  // [B, nkv, g*T, L]
+      if (!scale_q) scores = scores * scale;
+      scores = scores.view({B, nkv, g, T, L});
+      at::Tensor probs =
+          fused_softmax
+              ? at::_masked_softmax(scores.to(at::kFloat), masked.expand(scores.sizes()), 4, 2)
+              : at::softmax(scores.masked_fill(masked, lowest), -1, at::kFloat);
+      probs = probs.to(dtype_).view({B, nkv, g * T, L});
+      o = batched_matmul(probs, V);
+    }
     o = o.view({B, nh, T, d}).transpose(1, 2).reshape({B, T, nh * d});
     x = x + proj(l, Proj::O, o, W.o_w, W.o_b);
 

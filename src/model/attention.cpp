@@ -1,0 +1,233 @@
+#include "model/attention.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/util/BFloat16.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "model/linear_avx2.h"
+
+namespace metamath::model {
+
+namespace {
+
+#define MM_TARGET __attribute__((target("avx2,fma")))
+
+using bf16 = c10::BFloat16;
+
+inline float to_f(float x) { return x; }
+inline float to_f(bf16 x) { return static_cast<float>(x); }
+inline float round_to(float x, bool to_bf16) {
+  return to_bf16 ? static_cast<float>(bf16(x)) : x;
+}
+
+// Eight elements widened to f32 (bf16: a 16-bit shift of the raw bits).
+MM_TARGET inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+MM_TARGET inline __m256 load8(const bf16* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+MM_TARGET inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+// out[i] = q . k_i for the four key rows k_i = k + i * ldk (d elements each).
+template <typename T>
+MM_TARGET void dot4_avx2(const float* q, const T* k, int64_t ldk, int64_t d, float* out) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 8 <= d; i += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + i);
+    a0 = _mm256_fmadd_ps(qv, load8(k + i), a0);
+    a1 = _mm256_fmadd_ps(qv, load8(k + ldk + i), a1);
+    a2 = _mm256_fmadd_ps(qv, load8(k + 2 * ldk + i), a2);
+    a3 = _mm256_fmadd_ps(qv, load8(k + 3 * ldk + i), a3);
+  }
+  out[0] = hsum(a0);
+  out[1] = hsum(a1);
+  out[2] = hsum(a2);
+  out[3] = hsum(a3);
+  for (; i < d; ++i)
+    for (int r = 0; r < 4; ++r) out[r] += q[i] * to_f(k[r * ldk + i]);
+}
+
+template <typename T>
+MM_TARGET float dot1_avx2(const float* q, const T* k, int64_t d) {
+  __m256 a = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= d; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load8(k + i), a);
+  float s = hsum(a);
+  for (; i < d; ++i) s += q[i] * to_f(k[i]);
+  return s;
+}
+
+// acc += p * v over d elements.
+template <typename T>
+MM_TARGET void axpy_avx2(float p, const T* v, float* acc, int64_t d) {
+  const __m256 pv = _mm256_set1_ps(p);
+  int64_t i = 0;
+  for (; i + 8 <= d; i += 8)
+    _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(pv, load8(v + i), _mm256_loadu_ps(acc + i)));
+  for (; i < d; ++i) acc[i] += p * to_f(v[i]);
+}
+
+template <typename T>
+float dot1_plain(const float* q, const T* k, int64_t d) {
+  float s = 0;
+  for (int64_t i = 0; i < d; ++i) s += q[i] * to_f(k[i]);
+  return s;
+}
+
+template <typename T>
+void axpy_plain(float p, const T* v, float* acc, int64_t d) {
+  for (int64_t i = 0; i < d; ++i) acc[i] += p * to_f(v[i]);
+}
+
+struct Shape {
+  int64_t B, H, R, L, d, T;  // H: KV heads; R = g * T query rows per head
+};
+
+// One (batch b, KV head h) pair: rows of q against L keys. s: R * L scratch, acc: R * d scratch.
+template <typename T, bool kAvx2>
+void attend_one(const Shape& sh, int64_t b, int64_t h, const T* q, const at::Tensor& qs,
+                const T* k, const at::Tensor& ks, const T* v, const at::Tensor& vs,
+                const bool* hidden, float scale, T* out, float* qf, float* s, float* acc) {
+  constexpr bool kBF16 = std::is_same_v<T, bf16>;
+  const int64_t R = sh.R, L = sh.L, d = sh.d, Tq = sh.T;
+  const T* qb = q + b * qs.stride(0) + h * qs.stride(1);
+  const T* kb = k + b * ks.stride(0) + h * ks.stride(1);
+  const T* vb = v + b * vs.stride(0) + h * vs.stride(1);
+  const int64_t ldq = qs.stride(2), ldk = ks.stride(2), ldv = vs.stride(2);
+  const bool* hid = hidden + b * Tq * L;
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t i = 0; i < d; ++i) qf[r * d + i] = to_f(qb[r * ldq + i]);
+  // Scores, key-major so each key row is read once for all query rows.
+  int64_t j = 0;
+  if constexpr (kAvx2) {
+    float four[4];
+    for (; j + 4 <= L; j += 4)
+      for (int64_t r = 0; r < R; ++r) {
+        dot4_avx2(qf + r * d, kb + j * ldk, ldk, d, four);
+        for (int c = 0; c < 4; ++c) s[r * L + j + c] = four[c];
+      }
+  }
+  for (; j < L; ++j)
+    for (int64_t r = 0; r < R; ++r)
+      s[r * L + j] = kAvx2 ? dot1_avx2(qf + r * d, kb + j * ldk, d)
+                           : dot1_plain(qf + r * d, kb + j * ldk, d);
+  // Masked softmax per row (f32), probabilities rounded to the model dtype.
+  for (int64_t r = 0; r < R; ++r) {
+    float* sr = s + r * L;
+    const bool* hr = hid + (r % Tq) * L;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t c = 0; c < L; ++c) {
+      if (hr[c]) continue;
+      sr[c] = round_to(round_to(sr[c], kBF16) * scale, kBF16);
+      mx = std::max(mx, sr[c]);
+    }
+    if (mx == -std::numeric_limits<float>::infinity()) {  // every key hidden: uniform
+      const float u = round_to(1.0f / static_cast<float>(L), kBF16);
+      std::fill(sr, sr + L, u);
+      continue;
+    }
+    float sum = 0;
+    for (int64_t c = 0; c < L; ++c) {
+      sr[c] = hr[c] ? 0.0f : std::exp(sr[c] - mx);
+      sum += sr[c];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t c = 0; c < L; ++c) sr[c] = round_to(sr[c] * inv, kBF16);
+  }
+  // Weighted sum of V rows, again key-major.
+  std::fill(acc, acc + R * d, 0.0f);
+  for (int64_t c = 0; c < L; ++c) {
+    const T* vr = vb + c * ldv;
+    for (int64_t r = 0; r < R; ++r) {
+      const float p = s[r * L + c];
+      if (p == 0.0f) continue;
+      if constexpr (kAvx2)
+        axpy_avx2(p, vr, acc + r * d, d);
+      else
+        axpy_plain(p, vr, acc + r * d, d);
+    }
+  }
+  T* ob = out + (b * sh.H + h) * R * d;
+  for (int64_t i = 0; i < R * d; ++i) ob[i] = static_cast<T>(acc[i]);
+}
+
+template <typename T>
+void attend_all(const Shape& sh, const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
+                const at::Tensor& hidden, float scale, at::Tensor& out) {
+  const bool avx2 = kernels::avx2_fma_available();
+  const T* qp = q.data_ptr<T>();
+  const T* kp = K.data_ptr<T>();
+  const T* vp = V.data_ptr<T>();
+  const bool* hp = hidden.data_ptr<bool>();
+  T* op = out.data_ptr<T>();
+  const int64_t pairs = sh.B * sh.H;
+  // About 32K multiply-adds per task at least, so tiny problems stay on one thread.
+  const int64_t work = std::max<int64_t>(1, 2 * sh.R * sh.L * sh.d);
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / work);
+  at::parallel_for(0, pairs, grain, [&](int64_t p0, int64_t p1) {
+    std::vector<float> qf(sh.R * sh.d), s(sh.R * sh.L), acc(sh.R * sh.d);
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b = p / sh.H, h = p % sh.H;
+      if (avx2)
+        attend_one<T, true>(sh, b, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(), s.data(),
+                            acc.data());
+      else
+        attend_one<T, false>(sh, b, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(), s.data(),
+                             acc.data());
+    }
+  });
+}
+
+}  // namespace
+
+bool attend_in_place_applies(const at::Tensor& q, const at::Tensor& K, const at::Tensor& V) {
+  const auto t = q.scalar_type();
+  if (t != at::kFloat && t != at::kBFloat16) return false;
+  for (const at::Tensor* x : {&q, &K, &V}) {
+    if (!x->is_cpu() || x->layout() != at::kStrided || x->scalar_type() != t || x->dim() != 4)
+      return false;
+    if (x->size(3) > 1 && x->stride(3) != 1) return false;
+    if (at::GradMode::is_enabled() && x->requires_grad()) return false;
+  }
+  return true;
+}
+
+at::Tensor attend_in_place(const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
+                           const at::Tensor& hidden, int64_t T, double scale) {
+  if (!attend_in_place_applies(q, K, V))
+    fail("attend_in_place: q, K, V must be CPU f32 or bf16 [B, H, rows, d] with unit stride "
+         "along d");
+  const Shape sh{q.size(0), q.size(1), q.size(2), K.size(2), q.size(3), T};
+  if (K.size(0) != sh.B || K.size(1) != sh.H || K.size(3) != sh.d || V.sizes() != K.sizes())
+    fail("attend_in_place: K/V shapes do not match q");
+  if (T < 1 || sh.R % T != 0) fail("attend_in_place: {} query rows are not a multiple of T={}",
+                                   sh.R, T);
+  if (hidden.scalar_type() != at::kBool || hidden.dim() != 3 || hidden.size(0) != sh.B ||
+      hidden.size(1) != T || hidden.size(2) != sh.L)
+    fail("attend_in_place: hidden must be a [B, T, L] bool tensor");
+  const at::Tensor hid = hidden.is_contiguous() ? hidden : hidden.contiguous();
+  at::Tensor out = at::empty({sh.B, sh.H, sh.R, sh.d}, q.options());
+  if (out.numel() == 0) return out;
+  if (sh.L == 0) return out.zero_();
+  if (q.scalar_type() == at::kFloat)
+    attend_all<float>(sh, q, K, V, hid, static_cast<float>(scale), out);
+  else
+    attend_all<bf16>(sh, q, K, V, hid, static_cast<float>(scale), out);
+  return out;
+}
+
+}  // namespace metamath::model

@@ -1,0 +1,160 @@
+// model::attend_in_place (src/model/attention.cpp) against attention computed in float64 from the
+// same inputs: f32 within accumulation error; bf16 against a float64 emulation of Hugging Face's
+// bf16 roundings (scores rounded, scaled and rounded again, probabilities rounded, output rounded)
+// within two bf16 ulps. Covers grouped heads (g > 1), several query positions (T > 1), ragged
+// head_dim and key counts, K/V read through narrowed cache views, masks with holes, rows with
+// every key hidden, one thread, and the conditions under which it declines.
+#include "model/attention.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace mm = metamath::model;
+
+namespace {
+
+at::Tensor round_bf16(const at::Tensor& x) { return x.to(at::kBFloat16).to(at::kDouble); }
+
+// Float64 attention: q [B,H,R,d], K/V [B,H,L,d], hidden [B,T,L]; bf16 emulates the roundings.
+at::Tensor reference(const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
+                     const at::Tensor& hidden, int64_t T, double scale, bool bf16) {
+  const int64_t B = q.size(0), H = q.size(1), R = q.size(2), L = K.size(2);
+  at::Tensor s = at::matmul(q.to(at::kDouble), K.to(at::kDouble).transpose(-1, -2));
+  if (bf16) s = round_bf16(round_bf16(s) * scale);
+  else s = s * scale;
+  // Row r of a head is query position r % T.
+  at::Tensor hid = hidden.unsqueeze(1).unsqueeze(1).expand({B, H, R / T, T, L}).reshape({B, H, R, L});
+  at::Tensor p = at::softmax(s.masked_fill(hid, -1e300), -1);
+  at::Tensor all_hidden = hid.all(-1, true);
+  p = at::where(all_hidden, at::full_like(p, 1.0 / static_cast<double>(L)), p);
+  if (bf16) p = round_bf16(p);
+  at::Tensor o = at::matmul(p, V.to(at::kDouble));
+  return bf16 ? round_bf16(o) : o;
+}
+
+struct Case {
+  int64_t B, H, g, T, L, d;
+};
+
+std::string describe(const Case& c, at::ScalarType t, bool views) {
+  return std::string(t == at::kFloat ? "f32" : "bf16") + " B=" + std::to_string(c.B) +
+         " H=" + std::to_string(c.H) + " g=" + std::to_string(c.g) + " T=" + std::to_string(c.T) +
+         " L=" + std::to_string(c.L) + " d=" + std::to_string(c.d) + (views ? " cache-views" : "");
+}
+
+void check(const Case& c, at::ScalarType dtype, bool views, double scale, uint64_t seed) {
+  at::manual_seed(seed);
+  const int64_t R = c.g * c.T;
+  // Peaky scores (q scaled up) so that a wrong mask or a wrong scale moves the output by O(|V|).
+  at::Tensor q = (at::randn({c.B, c.H, R, c.d}, at::kDouble) * 2.0).to(dtype);
+  at::Tensor K, V;
+  if (views) {
+    // The KV cache's layout: [slots, H, max_len, d], rows narrowed to the live slots and length.
+    at::Tensor ck = at::randn({c.B + 2, c.H, c.L + 5, c.d}, at::kDouble).to(dtype);
+    at::Tensor cv = at::randn({c.B + 2, c.H, c.L + 5, c.d}, at::kDouble).to(dtype);
+    K = ck.narrow(0, 1, c.B).narrow(2, 0, c.L);
+    V = cv.narrow(0, 1, c.B).narrow(2, 0, c.L);
+    if (c.L > 1) {
+      ASSERT_FALSE(K.is_contiguous());
+    }
+  } else {
+    K = at::randn({c.B, c.H, c.L, c.d}, at::kDouble).to(dtype);
+    V = at::randn({c.B, c.H, c.L, c.d}, at::kDouble).to(dtype);
+  }
+  at::Tensor hidden = at::rand({c.B, c.T, c.L}, at::kDouble) < 0.3;
+  // Causal-like structure on batch row 0 and a fully hidden query position on the last row.
+  if (c.L > 1) hidden[0][0].narrow(0, c.L - 1, 1).fill_(true);
+  if (c.B > 1) hidden[c.B - 1][c.T - 1].fill_(true);
+  const std::string what = describe(c, dtype, views);
+  at::Tensor o = mm::attend_in_place(q, K, V, hidden, c.T, scale);
+  ASSERT_EQ(o.scalar_type(), dtype) << what;
+  ASSERT_EQ(o.sizes(), q.sizes()) << what;
+  const bool bf16 = dtype == at::kBFloat16;
+  at::Tensor ref = reference(q, K, V, hidden, c.T, scale, bf16);
+  const double vmax = V.abs().max().to(at::kDouble).item<double>();
+  // f32: accumulation over d and L terms; bf16: two ulps at the largest output magnitude (a
+  // rounding of a score may flip against float64's where f32 accumulation differs).
+  const double tol = bf16 ? std::ldexp(vmax, -6) : 2e-5 * vmax;
+  const double err = (o.to(at::kDouble) - ref).abs().max().item<double>();
+  EXPECT_LE(err, tol) << what;
+  EXPECT_FALSE(o.isnan().any().item<bool>()) << what;
+}
+
+TEST(AttendInPlace, MatchesFloat64AcrossShapes) {
+  c10::InferenceMode guard;
+  const std::vector<Case> cases = {
+      {1, 1, 1, 1, 1, 4},   {1, 12, 1, 1, 37, 64}, {3, 2, 4, 1, 70, 64}, {2, 2, 1, 3, 9, 7},
+      {4, 3, 2, 2, 33, 67}, {2, 1, 8, 1, 5, 128},  {5, 4, 1, 1, 130, 16}, {2, 2, 3, 4, 12, 8},
+  };
+  uint64_t seed = 1;
+  for (const auto& c : cases)
+    for (auto dtype : {at::kFloat, at::kBFloat16})
+      for (bool views : {false, true}) {
+        check(c, dtype, views, 1.0 / std::sqrt(static_cast<double>(c.d)), seed++);
+        check(c, dtype, views, 0.125, seed++);  // a power of two
+      }
+}
+
+TEST(AttendInPlace, OneThreadGivesTheSameResult) {
+  c10::InferenceMode guard;
+  const int threads = at::get_num_threads();
+  at::manual_seed(7);
+  at::Tensor q = at::randn({4, 6, 2, 64}), K = at::randn({4, 6, 90, 64}),
+             V = at::randn({4, 6, 90, 64});
+  at::Tensor hidden = at::rand({4, 1, 90}) < 0.2;
+  at::Tensor many = mm::attend_in_place(q, K, V, hidden, 1, 0.125);
+  at::set_num_threads(1);
+  at::Tensor one = mm::attend_in_place(q, K, V, hidden, 1, 0.125);
+  at::set_num_threads(threads);
+  // Each (batch, head) pair is computed by one thread in a fixed order: bit-identical.
+  EXPECT_TRUE(at::equal(many, one));
+}
+
+TEST(AttendInPlace, HandCheckedTwoKeys) {
+  c10::InferenceMode guard;
+  // One query (1, 0), keys (ln 3, 0) and (0, 0) at scale 1: weights 3/4 and 1/4.
+  at::Tensor q = at::tensor({1.0f, 0.0f}).view({1, 1, 1, 2});
+  at::Tensor K = at::tensor({std::log(3.0f), 0.0f, 0.0f, 0.0f}).view({1, 1, 2, 2});
+  at::Tensor V = at::tensor({4.0f, 8.0f, 0.0f, -8.0f}).view({1, 1, 2, 2});
+  at::Tensor none = at::zeros({1, 1, 2}, at::kBool);
+  at::Tensor o = mm::attend_in_place(q, K, V, none, 1, 1.0);
+  EXPECT_NEAR(o[0][0][0][0].item<float>(), 3.0f, 1e-6);  // 3/4 * 4 + 1/4 * 0
+  EXPECT_NEAR(o[0][0][0][1].item<float>(), 4.0f, 1e-6);  // 3/4 * 8 - 1/4 * 8
+  // Hiding the first key leaves the second alone.
+  at::Tensor first = at::tensor({1, 0}).to(at::kBool).view({1, 1, 2});
+  o = mm::attend_in_place(q, K, V, first, 1, 1.0);
+  EXPECT_EQ(o[0][0][0][0].item<float>(), 0.0f);
+  EXPECT_EQ(o[0][0][0][1].item<float>(), -8.0f);
+  // Hiding both: uniform over the two keys.
+  at::Tensor both = at::ones({1, 1, 2}, at::kBool);
+  o = mm::attend_in_place(q, K, V, both, 1, 1.0);
+  EXPECT_EQ(o[0][0][0][0].item<float>(), 2.0f);
+  EXPECT_EQ(o[0][0][0][1].item<float>(), 0.0f);
+}
+
+TEST(AttendInPlace, DeclinesWhatItCannotTake) {
+  at::Tensor q = at::randn({1, 1, 1, 8}), K = at::randn({1, 1, 3, 8}), V = at::randn({1, 1, 3, 8});
+  EXPECT_TRUE(mm::attend_in_place_applies(q, K, V));
+  EXPECT_FALSE(mm::attend_in_place_applies(q.to(at::kDouble), K.to(at::kDouble), V.to(at::kDouble)));
+  EXPECT_FALSE(mm::attend_in_place_applies(q, K.to(at::kBFloat16), V));
+  // head_dim not of unit stride
+  at::Tensor Kt = at::randn({1, 1, 8, 3}).transpose(-1, -2);
+  EXPECT_FALSE(mm::attend_in_place_applies(q, Kt, V));
+  // autograd recording keeps libtorch's differentiable ops
+  at::Tensor qg = q.clone().requires_grad_(true);
+  EXPECT_FALSE(mm::attend_in_place_applies(qg, K, V));
+  {
+    at::NoGradGuard no_grad;
+    EXPECT_TRUE(mm::attend_in_place_applies(qg, K, V));
+  }
+  EXPECT_THROW(mm::attend_in_place(q, K, V, at::zeros({1, 2, 3}, at::kBool), 1, 1.0),
+               std::exception);
+}
+
+}  // namespace
