@@ -20,7 +20,8 @@
 //   total tok/s   batch * new_tokens / (prefill + decode), cache allocation included.
 // The batch-1 bandwidth roofline: weight bytes read per token (every weight but the embedding
 // table, plus one embedding row) times the decode rate, against a measured multi-threaded memcpy
-// rate (bytes copied per second), and the tok/s that rate would allow.
+// rate (bytes copied per second) and a measured read rate (bytes summed per second), and the tok/s
+// each would allow.
 //
 //   decode_bench [--model DIR] [--fresh] [--threads N] [--batches 1,32] [--dtypes f32,bf16]
 //                [--prompt-len N] [--new-tokens N] [--bf16-new-tokens N] [--bf16-prompt-len N]
@@ -470,6 +471,37 @@ double memcpy_rate(int threads) {
   return best;
 }
 
+// Bytes read per second by `threads` threads each summing its share of a 256 MiB buffer of
+// 64-bit words (best of 5 passes after a warm-up): the rate a weight stream can reach at best,
+// since a decode step reads its weights and writes almost nothing.
+double read_rate(int threads) {
+  const size_t words = (size_t{256} << 20) / sizeof(uint64_t);
+  std::vector<uint64_t> buf(words, 1);
+  std::vector<uint64_t> sums(threads);
+  auto pass = [&]() {
+    std::vector<std::thread> ts;
+    const size_t chunk = words / threads;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < threads; ++i) {
+      ts.emplace_back([&, i] {
+        const size_t off = chunk * i, len = i == threads - 1 ? words - off : chunk;
+        uint64_t acc = 0;
+        for (size_t j = 0; j < len; ++j) acc += buf[off + j];
+        sums[i] = acc;
+      });
+    }
+    for (auto& t : ts) t.join();
+    return static_cast<double>(words * sizeof(uint64_t)) / seconds_since(t0);
+  };
+  pass();
+  double best = 0;
+  for (int i = 0; i < 5; ++i) best = std::max(best, pass());
+  uint64_t total = 0;
+  for (auto v : sums) total += v;
+  if (total != words) fail("read_rate: bad sum {}", total);  // keeps the loop from being elided
+  return best;
+}
+
 std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
   std::string line;
@@ -622,7 +654,10 @@ int run_parent(const Options& o, const std::string& self) {
 
   const double copy_rate = memcpy_rate(o.threads);
   std::cout << "\nmemcpy rate (" << o.threads << " threads, 256 MiB): " << fmt1(copy_rate / 1e9, 2)
-            << " GB/s copied (each byte read and written once)\n\n";
+            << " GB/s copied (each byte read and written once)\n";
+  const double rd_rate = read_rate(o.threads);
+  std::cout << "read rate (" << o.threads << " threads, 256 MiB): " << fmt1(rd_rate / 1e9, 2)
+            << " GB/s read\n\n";
 
   std::cout << "| dtype | batch | prompt+new | side | prefill s | decode tok/s best (median) |"
                " total tok/s best (median) | peak RSS MiB |\n"
@@ -676,8 +711,9 @@ int run_parent(const Options& o, const std::string& self) {
       const double tps = best(it->second.decode);
       std::cout << "  " << k.dtype << " " << side << ": " << fmt1(wb / 1e6) << " MB/token x "
                 << fmt1(tps) << " tok/s = " << fmt1(wb * tps / 1e9, 2)
-                << " GB/s = " << fmt1(100.0 * wb * tps / copy_rate)
-                << "% of the memcpy rate (which allows " << fmt1(copy_rate / wb) << " tok/s)\n";
+                << " GB/s = " << fmt1(100.0 * wb * tps / rd_rate) << "% of the read rate (which allows "
+                << fmt1(rd_rate / wb) << " tok/s), " << fmt1(100.0 * wb * tps / copy_rate)
+                << "% of the memcpy rate (" << fmt1(copy_rate / wb) << " tok/s)\n";
     }
   }
   std::error_code ec;

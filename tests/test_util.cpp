@@ -2,12 +2,15 @@
 
 #include "core/error.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <random>
+#include <vector>
 
 namespace metamath::testing {
 namespace fs = std::filesystem;
@@ -28,11 +31,40 @@ std::optional<fs::path> llama2_tokenizer_dir() {
   return std::nullopt;
 }
 
+namespace {
+
+std::mutex temp_mu;
+std::vector<fs::path>& temp_dirs() {
+  static auto* dirs = new std::vector<fs::path>();  // never destroyed: used from atexit
+  return *dirs;
+}
+
+// At exit: the test's folders go, unless a test failed (kept for a look, and named on stderr) or
+// METAMATH_KEEP_TEST_DIRS is set.
+void remove_temp_dirs() {
+  std::lock_guard lock(temp_mu);
+  const char* keep = std::getenv("METAMATH_KEEP_TEST_DIRS");
+  const bool failed = ::testing::UnitTest::GetInstance()->Failed();
+  for (const auto& p : temp_dirs()) {
+    if ((keep && *keep) || failed) {
+      if (failed) std::fprintf(stderr, "kept test folder %s\n", p.c_str());
+      continue;
+    }
+    std::error_code ec;
+    fs::remove_all(p, ec);
+  }
+}
+
+}  // namespace
+
 fs::path temp_dir(const std::string& name) {
   std::random_device rd;
   fs::path p = fs::temp_directory_path() / ("metamath_test_" + name + "_" + std::to_string(rd()));
   fs::remove_all(p);
   fs::create_directories(p);
+  std::lock_guard lock(temp_mu);
+  if (temp_dirs().empty()) std::atexit(remove_temp_dirs);
+  temp_dirs().push_back(p);
   return p;
 }
 

@@ -13,7 +13,8 @@ std::optional<std::filesystem::path> data_dir();
 // ../shared/tokenizers/llama2 (the real LLaMA-2 tokenizer.model) beside the checkout, or nullopt
 // (tests then skip with METAMATH_REQUIRE_TOKENIZER()).
 std::optional<std::filesystem::path> llama2_tokenizer_dir();
-// A fresh empty temporary folder for one test.
+// A fresh empty temporary folder for one test, removed when the test process exits (kept when a
+// test failed or METAMATH_KEEP_TEST_DIRS is set).
 std::filesystem::path temp_dir(const std::string& name);
 // Runs a shell command, returns exit code and captured stdout+stderr.
 struct RunResult {

@@ -99,14 +99,15 @@ struct Shape {
 
 // One (batch b, KV head h) pair: rows of q against L keys. s: R * L scratch, acc: R * d scratch.
 template <typename T, bool kAvx2>
-void attend_one(const Shape& sh, int64_t b, int64_t h, const T* q, const at::Tensor& qs,
-                const T* k, const at::Tensor& ks, const T* v, const at::Tensor& vs,
-                const bool* hidden, float scale, T* out, float* qf, float* s, float* acc) {
+void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* q,
+                const at::Tensor& qs, const T* k, const at::Tensor& ks, const T* v,
+                const at::Tensor& vs, const bool* hidden, float scale, T* out, float* qf, float* s,
+                float* acc) {
   constexpr bool kBF16 = std::is_same_v<T, bf16>;
   const int64_t R = sh.R, L = sh.L, d = sh.d, Tq = sh.T;
   const T* qb = q + b * qs.stride(0) + h * qs.stride(1);
-  const T* kb = k + b * ks.stride(0) + h * ks.stride(1);
-  const T* vb = v + b * vs.stride(0) + h * vs.stride(1);
+  const T* kb = k + kv_row * ks.stride(0) + h * ks.stride(1);
+  const T* vb = v + kv_row * vs.stride(0) + h * vs.stride(1);
   const int64_t ldq = qs.stride(2), ldk = ks.stride(2), ldv = vs.stride(2);
   const bool* hid = hidden + b * Tq * L;
   for (int64_t r = 0; r < R; ++r)
@@ -167,7 +168,8 @@ void attend_one(const Shape& sh, int64_t b, int64_t h, const T* q, const at::Ten
 
 template <typename T>
 void attend_all(const Shape& sh, const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
-                const at::Tensor& hidden, float scale, at::Tensor& out) {
+                const at::Tensor& hidden, float scale, const std::vector<int64_t>& rows,
+                at::Tensor& out) {
   const bool avx2 = kernels::avx2_fma_available();
   const T* qp = q.data_ptr<T>();
   const T* kp = K.data_ptr<T>();
@@ -181,13 +183,13 @@ void attend_all(const Shape& sh, const at::Tensor& q, const at::Tensor& K, const
   at::parallel_for(0, pairs, grain, [&](int64_t p0, int64_t p1) {
     std::vector<float> qf(sh.R * sh.d), s(sh.R * sh.L), acc(sh.R * sh.d);
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t b = p / sh.H, h = p % sh.H;
+      const int64_t b = p / sh.H, h = p % sh.H, kv_row = rows.empty() ? b : rows[b];
       if (avx2)
-        attend_one<T, true>(sh, b, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(), s.data(),
-                            acc.data());
+        attend_one<T, true>(sh, b, kv_row, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(),
+                            s.data(), acc.data());
       else
-        attend_one<T, false>(sh, b, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(), s.data(),
-                             acc.data());
+        attend_one<T, false>(sh, b, kv_row, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(),
+                             s.data(), acc.data());
     }
   });
 }
@@ -207,13 +209,17 @@ bool attend_in_place_applies(const at::Tensor& q, const at::Tensor& K, const at:
 }
 
 at::Tensor attend_in_place(const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
-                           const at::Tensor& hidden, int64_t T, double scale) {
+                           const at::Tensor& hidden, int64_t T, double scale,
+                           const std::vector<int64_t>& rows) {
   if (!attend_in_place_applies(q, K, V))
     fail("attend_in_place: q, K, V must be CPU f32 or bf16 [B, H, rows, d] with unit stride "
          "along d");
   const Shape sh{q.size(0), q.size(1), q.size(2), K.size(2), q.size(3), T};
-  if (K.size(0) != sh.B || K.size(1) != sh.H || K.size(3) != sh.d || V.sizes() != K.sizes())
+  if ((rows.empty() ? K.size(0) != sh.B : static_cast<int64_t>(rows.size()) != sh.B) ||
+      K.size(1) != sh.H || K.size(3) != sh.d || V.sizes() != K.sizes())
     fail("attend_in_place: K/V shapes do not match q");
+  for (int64_t r : rows)
+    if (r < 0 || r >= K.size(0)) fail("attend_in_place: row {} outside K's {} rows", r, K.size(0));
   if (T < 1 || sh.R % T != 0) fail("attend_in_place: {} query rows are not a multiple of T={}",
                                    sh.R, T);
   if (hidden.scalar_type() != at::kBool || hidden.dim() != 3 || hidden.size(0) != sh.B ||
@@ -224,9 +230,9 @@ at::Tensor attend_in_place(const at::Tensor& q, const at::Tensor& K, const at::T
   if (out.numel() == 0) return out;
   if (sh.L == 0) return out.zero_();
   if (q.scalar_type() == at::kFloat)
-    attend_all<float>(sh, q, K, V, hid, static_cast<float>(scale), out);
+    attend_all<float>(sh, q, K, V, hid, static_cast<float>(scale), rows, out);
   else
-    attend_all<bf16>(sh, q, K, V, hid, static_cast<float>(scale), out);
+    attend_all<bf16>(sh, q, K, V, hid, static_cast<float>(scale), rows, out);
   return out;
 }
 

@@ -9,6 +9,8 @@
 // weighted sum of V for every (batch, KV head) pair.
 #include <ATen/ATen.h>
 
+#include <vector>
+
 namespace metamath::model {
 
 // True when attend_in_place() takes these tensors: CPU, strided, q/K/V all f32 or all bf16, unit
@@ -22,12 +24,14 @@ bool attend_in_place_applies(const at::Tensor& q, const at::Tensor& K, const at:
 // BLAS product, so f32 results agree with one within rounding, not bit for bit.
 //   q       [B, nkv, g*T, d]: the g query heads sharing a KV head folded into the rows (row r
 //           is query position r % T);
-//   K, V    [B, nkv, L, d], any strides with unit stride along d;
+//   K, V    [B, nkv, L, d], any strides with unit stride along d; or, with `rows`, the whole
+//           cache [S, nkv, L, d] of which batch row b reads slot rows[b] (no gathered copy);
 //   hidden  [B, T, L] bool: true where key j is hidden from query position t. A row with every
 //           key hidden attends uniformly to all L keys (what a softmax over scores filled with
 //           the dtype's lowest value gives).
 // Returns [B, nkv, g*T, d], contiguous, in q's dtype.
 at::Tensor attend_in_place(const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
-                           const at::Tensor& hidden, int64_t T, double scale);
+                           const at::Tensor& hidden, int64_t T, double scale,
+                           const std::vector<int64_t>& rows = {});
 
 }  // namespace metamath::model

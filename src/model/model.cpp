@@ -590,6 +590,7 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
 
+    const bool in_place = g * T <= kInPlaceMaxRows && attend_in_place_applies(q, k, v);
     at::Tensor K = k, V = v;
     if (cache) {
       at::Tensor& ck = cache->k(l);
@@ -611,6 +612,9 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
       if (slots_contiguous) {
         K = ck.narrow(0, slots[0], B).narrow(2, 0, L);
         V = cv.narrow(0, slots[0], B).narrow(2, 0, L);
+      } else if (in_place) {
+        K = ck.narrow(2, 0, L);  // row b reads slot slots[b] in place
+        V = cv.narrow(2, 0, L);
       } else {
         K = ck.narrow(2, 0, L).index_select(0, slot_index);
         V = cv.narrow(2, 0, L).index_select(0, slot_index);
@@ -620,9 +624,10 @@ at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) c
     // folded into the query-length dimension.
     const at::Tensor& masked = c.layer_uses_sliding_window(l) ? masked_window : masked_full;
     at::Tensor o;  // [B, nkv, g*T, d]
-    if (g * T <= kInPlaceMaxRows && attend_in_place_applies(q, K, V)) {
+    if (in_place) {
       // Decode steps: scores, softmax and the sum over V in one pass over the cache views.
-      o = attend_in_place(q.reshape({B, nkv, g * T, d}), K, V, masked.view({B, T, L}), T, scale);
+      o = attend_in_place(q.reshape({B, nkv, g * T, d}), K, V, masked.view({B, T, L}), T, scale,
+                          cache && !slots_contiguous ? slots : std::vector<int64_t>{});
     } else {
       // A power-of-two scale (head_dim 4, 16, 64, 256) goes onto q, a T x d tensor instead of
       // the T x L scores: exact, so the same numbers as HF's scaling of the scores.

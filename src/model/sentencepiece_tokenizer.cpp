@@ -4,8 +4,11 @@
 // Why not libsentencepiece: Debian 12's libsentencepiece0 (0.1.97) carries its own copy of the
 // protobuf 3.14 runtime and exports its symbols; in a process that also loads libprotobuf 3.21
 // (libtorch does, through libonnx_proto) the two copies interpose on each other and the program
-// crashes during static initialisation, before main(). Parity with SentencePiece itself is checked
-// by the tests against Debian's python3-sentencepiece.
+// crashes during static initialisation, before main(). A small shim library linking
+// libsentencepiece and opened with dlopen(RTLD_LOCAL | RTLD_DEEPBIND) does isolate the two copies
+// (checked on Debian 12); it is not used because it would add a second shared object to find at run
+// time for what this file does in ~450 lines. Parity with SentencePiece itself is checked by the
+// tests against Debian's python3-sentencepiece.
 //
 // Supported: model_type BPE with the identity normalizer (add_dummy_prefix,
 // remove_extra_whitespaces, escape_whitespaces), byte fallback, user-defined, control, unknown and

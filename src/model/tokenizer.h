@@ -1,13 +1,14 @@
 #pragma once
 // Tokenizers for LLaMA-family checkpoints.
 //
-//   * SentencePiece `tokenizer.model` (LLaMA-2, Mistral, TinyLlama, MetaMath-7B) through
-//   libsentencepiece.
+//   * SentencePiece `tokenizer.model` (LLaMA-2, Mistral, TinyLlama, MetaMath-7B): the model
+//     reader and BPE encoder are written here (sentencepiece_tokenizer.cpp says why Debian's
+//     libsentencepiece cannot be loaded beside libtorch) and checked id for id against
+//     python3-sentencepiece.
 //   * Hugging Face `tokenizer.json` with a BPE model, implemented here (Debian packages no Hugging
-//   Face
-//     tokenizers library for C++): byte-level BPE (Qwen2/Qwen2.5/Qwen3, LLaMA-3, GPT-2 style) and
-//     the SentencePiece-BPE form with byte fallback and a `▁` metaspace (LLaMA-2/Mistral converted
-//     to JSON).
+//     Face tokenizers library for C++): byte-level BPE (Qwen2/Qwen2.5/Qwen3, LLaMA-3, GPT-2 style)
+//     and the SentencePiece-BPE form with byte fallback and a `▁` metaspace (LLaMA-2/Mistral
+//     converted to JSON).
 //
 // Tokenizer::load(dir) picks tokenizer.json when present, else tokenizer.model, and reads
 // tokenizer_config.json (when present) for the BOS/EOS/PAD tokens, add_bos_token and the chat

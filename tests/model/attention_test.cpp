@@ -116,6 +116,25 @@ TEST(AttendInPlace, OneThreadGivesTheSameResult) {
   EXPECT_TRUE(at::equal(many, one));
 }
 
+TEST(AttendInPlace, ReadsTheSlotOfEachRowInPlace) {
+  c10::InferenceMode guard;
+  at::manual_seed(11);
+  // A cache of 6 slots; batch rows 0..2 live in slots 4, 0 and 3 (a continuous batch).
+  at::Tensor ck = at::randn({6, 2, 40, 16}), cv = at::randn({6, 2, 40, 16});
+  const std::vector<int64_t> rows = {4, 0, 3};
+  at::Tensor K = ck.narrow(2, 0, 25), V = cv.narrow(2, 0, 25);
+  at::Tensor q = at::randn({3, 2, 2, 16}) * 2.0;
+  at::Tensor hidden = at::rand({3, 1, 25}) < 0.3;
+  at::Tensor o = mm::attend_in_place(q, K, V, hidden, 1, 0.25, rows);
+  at::Tensor idx = at::tensor(rows, at::kLong);
+  at::Tensor Kg = K.index_select(0, idx), Vg = V.index_select(0, idx);
+  EXPECT_TRUE(at::equal(o, mm::attend_in_place(q, Kg, Vg, hidden, 1, 0.25)));
+  at::Tensor ref = reference(q, Kg, Vg, hidden, 1, 0.25, false);
+  EXPECT_LE((o.to(at::kDouble) - ref).abs().max().item<double>(), 2e-5 * Vg.abs().max().item<double>());
+  EXPECT_THROW(mm::attend_in_place(q, K, V, hidden, 1, 0.25, {4, 0, 6}), std::exception);
+  EXPECT_THROW(mm::attend_in_place(q, K, V, hidden, 1, 0.25, {4, 0}), std::exception);
+}
+
 TEST(AttendInPlace, HandCheckedTwoKeys) {
   c10::InferenceMode guard;
   // One query (1, 0), keys (ln 3, 0) and (0, 0) at scale 1: weights 3/4 and 1/4.

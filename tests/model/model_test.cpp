@@ -217,6 +217,22 @@ TEST_P(Reference, Bf16CloseToReference) {
         ours.argmax(-1).eq(golden_.logits[i].argmax(-1)).to(at::kFloat).mean().item<double>();
     EXPECT_GE(agree, 0.75) << "prompt " << i;
   }
+  // The decode path (one token per step through the KV cache: the in-place attention kernel of
+  // model/attention.h) against the same references.
+  mm::KVCache cache = bf.make_cache(1, 64);
+  for (std::size_t i = 0; i < golden_.prompts.size(); ++i) {
+    cache.reset();
+    const double scale = golden_.logits[i].abs().max().item<double>();
+    for (std::size_t t = 0; t < golden_.prompts[i].size(); ++t) {
+      mm::ForwardInput s;
+      s.input_ids = at::tensor({golden_.prompts[i][t]}, at::kLong).view({1, 1});
+      at::Tensor lg = bf.forward(s, &cache)[0][0];
+      EXPECT_LT(max_abs_diff(lg, golden_.bf16_logits[i][t]), 0.08 * scale)
+          << "prompt " << i << " position " << t;
+      EXPECT_LT(max_abs_diff(lg, golden_.logits[i][t]), 0.1 * scale)
+          << "prompt " << i << " position " << t;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Reference,
