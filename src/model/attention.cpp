@@ -97,7 +97,12 @@ struct Shape {
   int64_t B, H, R, L, d, T;  // H: KV heads; R = g * T query rows per head
 };
 
-// One (batch b, KV head h) pair: rows of q against L keys. s: R * L scratch, acc: R * d scratch.
+// Query rows are processed in blocks of this many: a block's scores (kRowBlock x L floats) and
+// q rows stay in L1/L2 while K and V stream past once per block.
+constexpr int64_t kRowBlock = 16;
+
+// One (batch b, KV head h) pair: rows of q against L keys. Scratch: qf R * d, s kRowBlock * L,
+// acc kRowBlock * d floats.
 template <typename T, bool kAvx2>
 void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* q,
                 const at::Tensor& qs, const T* k, const at::Tensor& ks, const T* v,
@@ -110,60 +115,68 @@ void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* 
   const T* vb = v + kv_row * vs.stride(0) + h * vs.stride(1);
   const int64_t ldq = qs.stride(2), ldk = ks.stride(2), ldv = vs.stride(2);
   const bool* hid = hidden + b * Tq * L;
+  T* ob = out + (b * sh.H + h) * R * d;
   for (int64_t r = 0; r < R; ++r)
     for (int64_t i = 0; i < d; ++i) qf[r * d + i] = to_f(qb[r * ldq + i]);
-  // Scores, key-major so each key row is read once for all query rows.
-  int64_t j = 0;
-  if constexpr (kAvx2) {
-    float four[4];
-    for (; j + 4 <= L; j += 4)
-      for (int64_t r = 0; r < R; ++r) {
-        dot4_avx2(qf + r * d, kb + j * ldk, ldk, d, four);
-        for (int c = 0; c < 4; ++c) s[r * L + j + c] = four[c];
+  for (int64_t r0 = 0; r0 < R; r0 += kRowBlock) {
+    const int64_t nr = std::min(kRowBlock, R - r0);
+    auto hidden_row = [&](int64_t i) { return hid + ((r0 + i) % Tq) * L; };
+    // Scores, key-major so each key row is read once for the block's rows; hidden keys are
+    // skipped (their entries are never read).
+    int64_t j = 0;
+    if constexpr (kAvx2) {
+      float four[4];
+      for (; j + 4 <= L; j += 4)
+        for (int64_t i = 0; i < nr; ++i) {
+          const bool* hr = hidden_row(i) + j;
+          if (hr[0] && hr[1] && hr[2] && hr[3]) continue;
+          dot4_avx2(qf + (r0 + i) * d, kb + j * ldk, ldk, d, four);
+          for (int c = 0; c < 4; ++c) s[i * L + j + c] = four[c];
+        }
+    }
+    for (; j < L; ++j)
+      for (int64_t i = 0; i < nr; ++i)
+        if (!hidden_row(i)[j])
+          s[i * L + j] = kAvx2 ? dot1_avx2(qf + (r0 + i) * d, kb + j * ldk, d)
+                               : dot1_plain(qf + (r0 + i) * d, kb + j * ldk, d);
+    // Masked softmax per row (f32), probabilities rounded to the model dtype.
+    for (int64_t i = 0; i < nr; ++i) {
+      float* sr = s + i * L;
+      const bool* hr = hidden_row(i);
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t c = 0; c < L; ++c) {
+        if (hr[c]) continue;
+        sr[c] = round_to(round_to(sr[c], kBF16) * scale, kBF16);
+        mx = std::max(mx, sr[c]);
       }
-  }
-  for (; j < L; ++j)
-    for (int64_t r = 0; r < R; ++r)
-      s[r * L + j] = kAvx2 ? dot1_avx2(qf + r * d, kb + j * ldk, d)
-                           : dot1_plain(qf + r * d, kb + j * ldk, d);
-  // Masked softmax per row (f32), probabilities rounded to the model dtype.
-  for (int64_t r = 0; r < R; ++r) {
-    float* sr = s + r * L;
-    const bool* hr = hid + (r % Tq) * L;
-    float mx = -std::numeric_limits<float>::infinity();
+      if (mx == -std::numeric_limits<float>::infinity()) {  // every key hidden: uniform
+        const float u = round_to(1.0f / static_cast<float>(L), kBF16);
+        std::fill(sr, sr + L, u);
+        continue;
+      }
+      float sum = 0;
+      for (int64_t c = 0; c < L; ++c) {
+        sr[c] = hr[c] ? 0.0f : std::exp(sr[c] - mx);
+        sum += sr[c];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t c = 0; c < L; ++c) sr[c] = round_to(sr[c] * inv, kBF16);
+    }
+    // Weighted sum of V rows, again key-major.
+    std::fill(acc, acc + nr * d, 0.0f);
     for (int64_t c = 0; c < L; ++c) {
-      if (hr[c]) continue;
-      sr[c] = round_to(round_to(sr[c], kBF16) * scale, kBF16);
-      mx = std::max(mx, sr[c]);
+      const T* vr = vb + c * ldv;
+      for (int64_t i = 0; i < nr; ++i) {
+        const float p = s[i * L + c];
+        if (p == 0.0f) continue;
+        if constexpr (kAvx2)
+          axpy_avx2(p, vr, acc + i * d, d);
+        else
+          axpy_plain(p, vr, acc + i * d, d);
+      }
     }
-    if (mx == -std::numeric_limits<float>::infinity()) {  // every key hidden: uniform
-      const float u = round_to(1.0f / static_cast<float>(L), kBF16);
-      std::fill(sr, sr + L, u);
-      continue;
-    }
-    float sum = 0;
-    for (int64_t c = 0; c < L; ++c) {
-      sr[c] = hr[c] ? 0.0f : std::exp(sr[c] - mx);
-      sum += sr[c];
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t c = 0; c < L; ++c) sr[c] = round_to(sr[c] * inv, kBF16);
+    for (int64_t i = 0; i < nr * d; ++i) ob[r0 * d + i] = static_cast<T>(acc[i]);
   }
-  // Weighted sum of V rows, again key-major.
-  std::fill(acc, acc + R * d, 0.0f);
-  for (int64_t c = 0; c < L; ++c) {
-    const T* vr = vb + c * ldv;
-    for (int64_t r = 0; r < R; ++r) {
-      const float p = s[r * L + c];
-      if (p == 0.0f) continue;
-      if constexpr (kAvx2)
-        axpy_avx2(p, vr, acc + r * d, d);
-      else
-        axpy_plain(p, vr, acc + r * d, d);
-    }
-  }
-  T* ob = out + (b * sh.H + h) * R * d;
-  for (int64_t i = 0; i < R * d; ++i) ob[i] = static_cast<T>(acc[i]);
 }
 
 template <typename T>
@@ -181,7 +194,8 @@ void attend_all(const Shape& sh, const at::Tensor& q, const at::Tensor& K, const
   const int64_t work = std::max<int64_t>(1, 2 * sh.R * sh.L * sh.d);
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / work);
   at::parallel_for(0, pairs, grain, [&](int64_t p0, int64_t p1) {
-    std::vector<float> qf(sh.R * sh.d), s(sh.R * sh.L), acc(sh.R * sh.d);
+    const int64_t block = std::min(kRowBlock, sh.R);
+    std::vector<float> qf(sh.R * sh.d), s(block * sh.L), acc(block * sh.d);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t b = p / sh.H, h = p % sh.H, kv_row = rows.empty() ? b : rows[b];
       if (avx2)

@@ -145,9 +145,9 @@ bool recorded(const at::Tensor& x, const at::Tensor& w) {
 }
 
 // Up to this many query rows per KV head (g * T) attention runs in model/attention.h's in-place
-// kernel when not recording autograd (decode steps); longer inputs (prefill, scoring) keep the
-// batched BLAS products, which are faster there.
-constexpr int64_t kInPlaceMaxRows = 16;
+// kernel when not recording autograd: it beat the batched-matmul path at every size measured, up
+// to 512 rows (bench/attention_bench; bench/README.md). Longer inputs keep the matmul path.
+constexpr int64_t kInPlaceMaxRows = 512;
 
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;

@@ -91,6 +91,8 @@ TEST(AttendInPlace, MatchesFloat64AcrossShapes) {
   const std::vector<Case> cases = {
       {1, 1, 1, 1, 1, 4},   {1, 12, 1, 1, 37, 64}, {3, 2, 4, 1, 70, 64}, {2, 2, 1, 3, 9, 7},
       {4, 3, 2, 2, 33, 67}, {2, 1, 8, 1, 5, 128},  {5, 4, 1, 1, 130, 16}, {2, 2, 3, 4, 12, 8},
+      // More query rows than one block of the kernel (16): prefill-like shapes.
+      {2, 2, 1, 40, 40, 64}, {1, 3, 2, 20, 57, 32}, {2, 1, 1, 17, 17, 9},
   };
   uint64_t seed = 1;
   for (const auto& c : cases)
