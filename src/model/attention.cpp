@@ -236,9 +236,10 @@ at::Tensor attend_in_place(const at::Tensor& q, const at::Tensor& K, const at::T
     if (r < 0 || r >= K.size(0)) fail("attend_in_place: row {} outside K's {} rows", r, K.size(0));
   if (T < 1 || sh.R % T != 0) fail("attend_in_place: {} query rows are not a multiple of T={}",
                                    sh.R, T);
-  if (hidden.scalar_type() != at::kBool || hidden.dim() != 3 || hidden.size(0) != sh.B ||
+  if (!hidden.is_cpu() || hidden.scalar_type() != at::kBool || hidden.dim() != 3 ||
+      hidden.size(0) != sh.B ||
       hidden.size(1) != T || hidden.size(2) != sh.L)
-    fail("attend_in_place: hidden must be a [B, T, L] bool tensor");
+    fail("attend_in_place: hidden must be a CPU [B, T, L] bool tensor");
   const at::Tensor hid = hidden.is_contiguous() ? hidden : hidden.contiguous();
   at::Tensor out = at::empty({sh.B, sh.H, sh.R, sh.d}, q.options());
   if (out.numel() == 0) return out;
