@@ -447,23 +447,23 @@ json run_json(const std::string& cmd) {
   }
 }
 
-// Bytes copied per second by `threads` threads each memcpy-ing its share of a 256 MiB buffer
-// (best of 5 passes after one warm-up pass). Every byte is read once and written once.
-double memcpy_rate(int threads) {
-  const size_t bytes = size_t{256} << 20;
-  std::vector<char> src(bytes, 1), dst(bytes, 0);
+// Bytes per second over `bytes` bytes split into one contiguous share per thread, each share
+// handled by work(thread, offset, length) (best of 5 timed passes after one warm-up pass).
+template <typename Work>
+double best_rate(int threads, size_t bytes, size_t unit, Work work) {
+  const size_t units = bytes / unit;
   auto pass = [&]() {
     std::vector<std::thread> ts;
-    const size_t chunk = bytes / threads;
+    const size_t chunk = units / threads;
     const auto t0 = Clock::now();
     for (int i = 0; i < threads; ++i) {
       ts.emplace_back([&, i] {
-        const size_t off = chunk * i, len = i == threads - 1 ? bytes - off : chunk;
-        std::memcpy(dst.data() + off, src.data() + off, len);
+        const size_t off = chunk * i, len = i == threads - 1 ? units - off : chunk;
+        work(i, off, len);
       });
     }
     for (auto& t : ts) t.join();
-    return static_cast<double>(bytes) / seconds_since(t0);
+    return static_cast<double>(units * unit) / seconds_since(t0);
   };
   pass();
   double best = 0;
@@ -471,35 +471,33 @@ double memcpy_rate(int threads) {
   return best;
 }
 
+// Bytes copied per second by `threads` threads each memcpy-ing its share of a 256 MiB buffer.
+// Every byte is read once and written once.
+double memcpy_rate(int threads) {
+  const size_t bytes = size_t{256} << 20;
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  return best_rate(threads, bytes, 1, [&](int, size_t off, size_t len) {
+    std::memcpy(dst.data() + off, src.data() + off, len);
+  });
+}
+
 // Bytes read per second by `threads` threads each summing its share of a 256 MiB buffer of
-// 64-bit words (best of 5 passes after a warm-up): the rate a weight stream can reach at best,
-// since a decode step reads its weights and writes almost nothing.
+// 64-bit words: the rate a weight stream can reach at best, since a decode step reads its
+// weights and writes almost nothing.
 double read_rate(int threads) {
-  const size_t words = (size_t{256} << 20) / sizeof(uint64_t);
-  std::vector<uint64_t> buf(words, 1);
+  const size_t bytes = size_t{256} << 20;
+  std::vector<uint64_t> buf(bytes / sizeof(uint64_t), 1);
   std::vector<uint64_t> sums(threads);
-  auto pass = [&]() {
-    std::vector<std::thread> ts;
-    const size_t chunk = words / threads;
-    const auto t0 = Clock::now();
-    for (int i = 0; i < threads; ++i) {
-      ts.emplace_back([&, i] {
-        const size_t off = chunk * i, len = i == threads - 1 ? words - off : chunk;
+  const double rate =
+      best_rate(threads, bytes, sizeof(uint64_t), [&](int i, size_t off, size_t len) {
         uint64_t acc = 0;
         for (size_t j = 0; j < len; ++j) acc += buf[off + j];
         sums[i] = acc;
       });
-    }
-    for (auto& t : ts) t.join();
-    return static_cast<double>(words * sizeof(uint64_t)) / seconds_since(t0);
-  };
-  pass();
-  double best = 0;
-  for (int i = 0; i < 5; ++i) best = std::max(best, pass());
   uint64_t total = 0;
   for (auto v : sums) total += v;
-  if (total != words) fail("read_rate: bad sum {}", total);  // keeps the loop from being elided
-  return best;
+  if (total != buf.size()) fail("read_rate: bad sum {}", total);  // keeps the loop from being elided
+  return rate;
 }
 
 std::string cpu_model() {
