@@ -7,6 +7,12 @@ cd "$here"
 fuzz_seconds=0
 if [ "${1:-}" = "--fuzz" ]; then fuzz_seconds="${2:-60}"; fi
 
+# The CPU flags that decide which kernel paths run (ours: scalar / AVX2+FMA / AVX-512, see
+# src/core/cpu.h; libtorch's bf16 GEMMs need AVX-512 BW/VL/DQ): failures can depend on them.
+flags="$(grep -o -w -E 'avx2|fma|avx512f|avx512bw|avx512vl|avx512dq|avx512_bf16' /proc/cpuinfo \
+  | sort -u | tr '\n' ' ')"
+echo "test: CPU flags: ${flags:-(no AVX2)}; METAMATH_ISA=${METAMATH_ISA:-(unset: best available)}"
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMETAMATH_WERROR=ON
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)"
@@ -14,3 +20,4 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 if [ "$fuzz_seconds" -gt 0 ]; then
   bash fuzz/run.sh "$fuzz_seconds"
 fi
+echo "test: done in ${SECONDS} s (CPU flags: ${flags:-(no AVX2)})"

@@ -1,7 +1,5 @@
 #include "test_util.h"
 
-#include "core/error.h"
-
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -12,14 +10,24 @@
 #include <random>
 #include <vector>
 
+#include "core/error.h"
+
 namespace metamath::testing {
 namespace fs = std::filesystem;
+
+bool ci_mode() {
+  const char* env = std::getenv("CI");
+  if (!env) return false;
+  const std::string v = env;
+  return !v.empty() && v != "0" && v != "false";
+}
 
 std::optional<fs::path> data_dir() {
   if (const char* env = std::getenv("METAMATH_DATA"); env && *env) {
     if (fs::exists(fs::path(env) / "gsm8k")) return fs::path(env);
   }
-  for (fs::path p : {fs::path(METAMATH_SOURCE_DIR) / ".." / "shared" / "data", fs::path("../shared/data")}) {
+  for (fs::path p :
+       {fs::path(METAMATH_SOURCE_DIR) / ".." / "shared" / "data", fs::path("../shared/data")}) {
     if (fs::exists(p / "gsm8k")) return fs::canonical(p);
   }
   return std::nullopt;

@@ -10,22 +10,25 @@
 #include <limits>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/error.h"
-#include "model/linear_avx2.h"
 
 namespace metamath::model {
 
 namespace {
 
+// Why hand-written: libtorch 1.13's CPU bmm runs each (batch, head) GEMV on its own (see
+// bench/README.md, "What changed: attention in place"). Dot products and axpy in three versions,
+// chosen per call by kernel_isa() (core/cpu.h): AVX2/FMA, AVX-512 and plain loops. Only functions
+// marked MM_TARGET / MM512_TARGET use those instructions, so the file builds with default flags.
 #define MM_TARGET __attribute__((target("avx2,fma")))
+#define MM512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 
 using bf16 = c10::BFloat16;
 
 inline float to_f(float x) { return x; }
 inline float to_f(bf16 x) { return static_cast<float>(x); }
-inline float round_to(float x, bool to_bf16) {
-  return to_bf16 ? static_cast<float>(bf16(x)) : x;
-}
+inline float round_to(float x, bool to_bf16) { return to_bf16 ? static_cast<float>(bf16(x)) : x; }
 
 // Eight elements widened to f32 (bf16: a 16-bit shift of the raw bits).
 MM_TARGET inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
@@ -80,6 +83,86 @@ MM_TARGET void axpy_avx2(float p, const T* v, float* acc, int64_t d) {
   for (; i < d; ++i) acc[i] += p * to_f(v[i]);
 }
 
+// The same, 16 lanes wide; the tail of d (d % 16) is one masked step (masked lanes load as 0).
+// Masked forms with every lane set stand for some plain intrinsics: GCC 12's unmasked AVX-512
+// intrinsics start from an "undefined" vector that -Werror=uninitialized rejects.
+MM512_TARGET inline __m512 load16(const float* p, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+MM512_TARGET inline __m512 load16(const bf16* p, __mmask16 m) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(
+      _mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, h), 16));
+}
+MM512_TARGET inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+MM512_TARGET inline __m512 load16(const bf16* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(
+      _mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, h), 16));
+}
+// The two halves of v added.
+MM512_TARGET inline __m256 fold16(__m512 v) {
+  return _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xFF, v, 0),
+                       _mm512_maskz_extractf32x8_ps(0xFF, v, 1));
+}
+// The sum of v's lanes (_mm512_reduce_add_ps has the "undefined" problem above).
+MM512_TARGET inline float hsum16(__m512 v) { return hsum(fold16(v)); }
+
+// out[0..3] = the lane sums of a, b, c, d (one shared reduction instead of four).
+MM512_TARGET inline void hsum4x16(__m512 a, __m512 b, __m512 c, __m512 d, float* out) {
+  const __m256 ab = _mm256_hadd_ps(fold16(a), fold16(b)), cd = _mm256_hadd_ps(fold16(c), fold16(d));
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);
+  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+}
+MM512_TARGET inline __mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+
+template <typename T>
+MM512_TARGET void dot4_avx512(const float* q, const T* k, int64_t ldk, int64_t d, float* out) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const __m512 qv = _mm512_loadu_ps(q + i);
+    a0 = _mm512_fmadd_ps(qv, load16(k + i), a0);
+    a1 = _mm512_fmadd_ps(qv, load16(k + ldk + i), a1);
+    a2 = _mm512_fmadd_ps(qv, load16(k + 2 * ldk + i), a2);
+    a3 = _mm512_fmadd_ps(qv, load16(k + 3 * ldk + i), a3);
+  }
+  if (i < d) {
+    const __mmask16 m = tail_mask(d - i);
+    const __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+    a0 = _mm512_fmadd_ps(qv, load16(k + i, m), a0);
+    a1 = _mm512_fmadd_ps(qv, load16(k + ldk + i, m), a1);
+    a2 = _mm512_fmadd_ps(qv, load16(k + 2 * ldk + i, m), a2);
+    a3 = _mm512_fmadd_ps(qv, load16(k + 3 * ldk + i, m), a3);
+  }
+  hsum4x16(a0, a1, a2, a3, out);
+}
+
+template <typename T>
+MM512_TARGET float dot1_avx512(const float* q, const T* k, int64_t d) {
+  __m512 a = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= d; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load16(k + i), a);
+  if (i < d) {
+    const __mmask16 m = tail_mask(d - i);
+    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), load16(k + i, m), a);
+  }
+  return hsum16(a);
+}
+
+template <typename T>
+MM512_TARGET void axpy_avx512(float p, const T* v, float* acc, int64_t d) {
+  const __m512 pv = _mm512_set1_ps(p);
+  int64_t i = 0;
+  for (; i + 16 <= d; i += 16)
+    _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(pv, load16(v + i), _mm512_loadu_ps(acc + i)));
+  if (i < d) {
+    const __mmask16 m = tail_mask(d - i);
+    _mm512_mask_storeu_ps(acc + i, m,
+                          _mm512_fmadd_ps(pv, load16(v + i, m), _mm512_maskz_loadu_ps(m, acc + i)));
+  }
+}
+
 template <typename T>
 float dot1_plain(const float* q, const T* k, int64_t d) {
   float s = 0;
@@ -92,6 +175,35 @@ void axpy_plain(float p, const T* v, float* acc, int64_t d) {
   for (int64_t i = 0; i < d; ++i) acc[i] += p * to_f(v[i]);
 }
 
+// The three versions behind one name each, chosen at compile time inside attend_one.
+template <Isa kIsa, typename T>
+inline float dot1(const float* q, const T* k, int64_t d) {
+  if constexpr (kIsa == Isa::avx512)
+    return dot1_avx512(q, k, d);
+  else if constexpr (kIsa == Isa::avx2)
+    return dot1_avx2(q, k, d);
+  else
+    return dot1_plain(q, k, d);
+}
+
+template <Isa kIsa, typename T>
+inline void dot4(const float* q, const T* k, int64_t ldk, int64_t d, float* out) {
+  if constexpr (kIsa == Isa::avx512)
+    dot4_avx512(q, k, ldk, d, out);
+  else
+    dot4_avx2(q, k, ldk, d, out);
+}
+
+template <Isa kIsa, typename T>
+inline void axpy(float p, const T* v, float* acc, int64_t d) {
+  if constexpr (kIsa == Isa::avx512)
+    axpy_avx512(p, v, acc, d);
+  else if constexpr (kIsa == Isa::avx2)
+    axpy_avx2(p, v, acc, d);
+  else
+    axpy_plain(p, v, acc, d);
+}
+
 struct Shape {
   int64_t B, H, R, L, d, T;  // H: KV heads; R = g * T query rows per head
 };
@@ -102,7 +214,7 @@ constexpr int64_t kRowBlock = 16;
 
 // One (batch b, KV head h) pair: rows of q against L keys. Scratch: qf R * d, s kRowBlock * L,
 // acc kRowBlock * d floats.
-template <typename T, bool kAvx2>
+template <typename T, Isa kIsa>
 void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* q,
                 const at::Tensor& qs, const T* k, const at::Tensor& ks, const T* v,
                 const at::Tensor& vs, const bool* hidden, float scale, T* out, float* qf, float* s,
@@ -123,21 +235,19 @@ void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* 
     // Scores, key-major so each key row is read once for the block's rows; hidden keys are
     // skipped (their entries are never read).
     int64_t j = 0;
-    if constexpr (kAvx2) {
+    if constexpr (kIsa != Isa::scalar) {
       float four[4];
       for (; j + 4 <= L; j += 4)
         for (int64_t i = 0; i < nr; ++i) {
           const bool* hr = hidden_row(i) + j;
           if (hr[0] && hr[1] && hr[2] && hr[3]) continue;
-          dot4_avx2(qf + (r0 + i) * d, kb + j * ldk, ldk, d, four);
+          dot4<kIsa>(qf + (r0 + i) * d, kb + j * ldk, ldk, d, four);
           for (int c = 0; c < 4; ++c) s[i * L + j + c] = four[c];
         }
     }
     for (; j < L; ++j)
       for (int64_t i = 0; i < nr; ++i)
-        if (!hidden_row(i)[j])
-          s[i * L + j] = kAvx2 ? dot1_avx2(qf + (r0 + i) * d, kb + j * ldk, d)
-                               : dot1_plain(qf + (r0 + i) * d, kb + j * ldk, d);
+        if (!hidden_row(i)[j]) s[i * L + j] = dot1<kIsa>(qf + (r0 + i) * d, kb + j * ldk, d);
     // Masked softmax per row (f32), probabilities rounded to the model dtype.
     for (int64_t i = 0; i < nr; ++i) {
       float* sr = s + i * L;
@@ -168,10 +278,7 @@ void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* 
       for (int64_t i = 0; i < nr; ++i) {
         const float p = s[i * L + c];
         if (p == 0.0f) continue;
-        if constexpr (kAvx2)
-          axpy_avx2(p, vr, acc + i * d, d);
-        else
-          axpy_plain(p, vr, acc + i * d, d);
+        axpy<kIsa>(p, vr, acc + i * d, d);
       }
     }
     for (int64_t i = 0; i < nr * d; ++i) ob[r0 * d + i] = static_cast<T>(acc[i]);
@@ -182,7 +289,10 @@ template <typename T>
 void attend_all(const Shape& sh, const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
                 const at::Tensor& hidden, float scale, const std::vector<int64_t>& rows,
                 at::Tensor& out) {
-  const bool avx2 = kernels::avx2_fma_available();
+  // Once per call, so every thread takes the same path. One query row per head (decode without
+  // GQA) streams K and V once: memory-bound, and the AVX-512 functions measured 3-10% slower than
+  // AVX2 there, 7-22% faster with more rows (bench/README.md, "AVX-512 kernel paths").
+  const Isa isa = kernel_isa() == Isa::avx512 && sh.R == 1 ? Isa::avx2 : kernel_isa();
   const T* qp = q.data_ptr<T>();
   const T* kp = K.data_ptr<T>();
   const T* vp = V.data_ptr<T>();
@@ -197,12 +307,10 @@ void attend_all(const Shape& sh, const at::Tensor& q, const at::Tensor& K, const
     std::vector<float> qf(sh.R * sh.d), s(block * sh.L), acc(block * sh.d);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t b = p / sh.H, h = p % sh.H, kv_row = rows.empty() ? b : rows[b];
-      if (avx2)
-        attend_one<T, true>(sh, b, kv_row, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(),
-                            s.data(), acc.data());
-      else
-        attend_one<T, false>(sh, b, kv_row, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(),
-                             s.data(), acc.data());
+      auto one = isa == Isa::avx512 ? &attend_one<T, Isa::avx512>
+                 : isa == Isa::avx2 ? &attend_one<T, Isa::avx2>
+                                    : &attend_one<T, Isa::scalar>;
+      one(sh, b, kv_row, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(), s.data(), acc.data());
     }
   });
 }
@@ -225,19 +333,19 @@ at::Tensor attend_in_place(const at::Tensor& q, const at::Tensor& K, const at::T
                            const at::Tensor& hidden, int64_t T, double scale,
                            const std::vector<int64_t>& rows) {
   if (!attend_in_place_applies(q, K, V))
-    fail("attend_in_place: q, K, V must be CPU f32 or bf16 [B, H, rows, d] with unit stride "
-         "along d");
+    fail(
+        "attend_in_place: q, K, V must be CPU f32 or bf16 [B, H, rows, d] with unit stride "
+        "along d");
   const Shape sh{q.size(0), q.size(1), q.size(2), K.size(2), q.size(3), T};
   if ((rows.empty() ? K.size(0) != sh.B : static_cast<int64_t>(rows.size()) != sh.B) ||
       K.size(1) != sh.H || K.size(3) != sh.d || V.sizes() != K.sizes())
     fail("attend_in_place: K/V shapes do not match q");
   for (int64_t r : rows)
     if (r < 0 || r >= K.size(0)) fail("attend_in_place: row {} outside K's {} rows", r, K.size(0));
-  if (T < 1 || sh.R % T != 0) fail("attend_in_place: {} query rows are not a multiple of T={}",
-                                   sh.R, T);
+  if (T < 1 || sh.R % T != 0)
+    fail("attend_in_place: {} query rows are not a multiple of T={}", sh.R, T);
   if (!hidden.is_cpu() || hidden.scalar_type() != at::kBool || hidden.dim() != 3 ||
-      hidden.size(0) != sh.B ||
-      hidden.size(1) != T || hidden.size(2) != sh.L)
+      hidden.size(0) != sh.B || hidden.size(1) != T || hidden.size(2) != sh.L)
     fail("attend_in_place: hidden must be a CPU [B, T, L] bool tensor");
   const at::Tensor hid = hidden.is_contiguous() ? hidden : hidden.contiguous();
   at::Tensor out = at::empty({sh.B, sh.H, sh.R, sh.d}, q.options());

@@ -8,13 +8,14 @@
 #include <atomic>
 #include <vector>
 
-#include "model/linear_avx2.h"
+#include "core/cpu.h"
+#include "model/linear_kernel.h"
 
 namespace metamath::model {
 
 namespace {
 
-// Up to this many rows the AVX2 kernel (model/linear_avx2.cpp) beats libtorch on this CPU
+// Up to this many rows the AVX2 kernel (model/linear_kernel.cpp) beats libtorch on this CPU
 // (measured on 2 Zen 3 cores: see bench/README.md, "Model decoding").
 constexpr int64_t kKernelMaxRows = 64;
 // Widened f32 copies of a bf16 weight are made in column chunks of at most this many elements.
@@ -34,9 +35,10 @@ at::Tensor float_rows(const at::Tensor& x, int64_t M, int64_t K) {
   return x2;
 }
 
-// The AVX2 kernel over all rows, output columns split across at::get_num_threads() threads.
+// The `isa` kernel (avx2 or avx512) over all rows, output columns split across
+// at::get_num_threads() threads.
 at::Tensor kernel_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t M,
-                         int64_t K, int64_t N) {
+                         int64_t K, int64_t N, Isa isa) {
   at::Tensor xf = float_rows(x, M, K);
   at::Tensor y = at::empty({M, N}, x.options());
   kernels::GemmNT a;
@@ -54,26 +56,26 @@ at::Tensor kernel_linear(const at::Tensor& x, const at::Tensor& w, const at::Ten
   // Output columns in chunks claimed dynamically by the at::parallel_for threads, so a thread
   // that starts late (a busy machine) takes fewer chunks instead of leaving a fixed half for the
   // others to wait on. At least ~64K multiply-adds per chunk; a multiple of 24 columns (the
-  // kernel's tile widths 3 and 8); ~8 chunks per thread for balance.
+  // kernel's tile widths 3, 6 and 8); ~8 chunks per thread for balance.
   const int64_t threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
   const int64_t min_cols = (int64_t{1} << 16) / std::max<int64_t>(1, M * K) + 1;
   int64_t chunk = std::max(min_cols, (N + threads * 8 - 1) / (threads * 8));
   chunk = (chunk + 23) / 24 * 24;
   const int64_t nchunks = (N + chunk - 1) / chunk;
   if (threads == 1 || nchunks == 1) {
-    kernels::gemm_nt_columns(a, 0, N);
+    kernels::gemm_nt_columns(a, isa, 0, N);
   } else {
     std::atomic<int64_t> next{0};
     at::parallel_for(0, std::min(threads, nchunks), 1, [&](int64_t, int64_t) {
       for (int64_t c = next++; c < nchunks; c = next++)
-        kernels::gemm_nt_columns(a, c * chunk, std::min(N, (c + 1) * chunk));
+        kernels::gemm_nt_columns(a, isa, c * chunk, std::min(N, (c + 1) * chunk));
     });
   }
   return y.view(out_shape(x, N));
 }
 
-// bf16 weights, many rows: libtorch 1.13's bf16 GEMM has no AVX2 kernel, so widen the weight to
-// f32 (in column chunks), multiply in f32 (BLAS), and round the result to bf16.
+// bf16 weights, many rows (or no vector kernel): libtorch 1.13's bf16 GEMM has no AVX2 kernel, so
+// widen the weight to f32 (in column chunks), multiply in f32 (BLAS), and round the result to bf16.
 at::Tensor widened_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t M,
                           int64_t K, int64_t N) {
   at::Tensor xf = float_rows(x, M, K);
@@ -108,12 +110,14 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
     const int64_t K = w.size(1), N = w.size(0);
     const int64_t M = K > 0 ? x.numel() / K : 0;
     if (M > 0 && K > 0 && N > 0) {
-      if (kernels::avx2_fma_available()) {
-        if (M <= kKernelMaxRows) return kernel_linear(x, w, b, M, K, N);
-        if (w.scalar_type() == at::kBFloat16) return widened_linear(x, w, b, M, K, N);
-      } else if (M == 1 && w.scalar_type() == at::kFloat) {
-        // No AVX2: a single row still goes through a matrix-vector product (BLAS gemm with one
-        // row packs the whole weight before using it once, ~3x slower than streaming it).
+      const Isa isa = kernel_isa();  // once per product: every thread takes the same path
+      if (isa != Isa::scalar && M <= kKernelMaxRows) return kernel_linear(x, w, b, M, K, N, isa);
+      // bf16 otherwise (many rows, or no vector kernel): libtorch's own bf16 linear is slow
+      // without AVX-512 and, for strided or 3-d inputs, several bf16 ulps off.
+      if (w.scalar_type() == at::kBFloat16) return widened_linear(x, w, b, M, K, N);
+      if (isa == Isa::scalar && M == 1) {
+        // No vector kernel: a single f32 row still goes through a matrix-vector product (BLAS
+        // gemm with one row packs the whole weight before using it once, ~3x slower).
         at::Tensor y = at::mv(w, x.reshape({-1}));
         if (b.defined()) y = y + b;
         return y.view(out_shape(x, N));

@@ -2,17 +2,14 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define METAMATH_OPTIM_AVX2 1
-#endif
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <numbers>
 
+#include "core/cpu.h"
 #include "core/error.h"
 
 namespace metamath::train {
@@ -27,7 +24,8 @@ namespace {
 // v * b2 + ((1 - b2) * g) * g (addcmul_); sqrt(v) / bc2_sqrt + eps; p + (-step_size * m) / denom
 // (addcdiv_). The only difference is that ATen's vectorised add_/addcmul_ may fuse a multiply-add
 // (one rounding instead of two). The AVX2 kernel uses no FMA, so it matches the scalar loop bit
-// for bit (and so results do not depend on where chunks or vector tails fall).
+// for bit (and so results depend neither on kernel_isa() nor on where chunks or vector tails fall).
+// Which kernel runs is kernel_isa()'s choice (core/cpu.h), read once per step.
 //
 // Why AVX2 intrinsics rather than a plain loop left to the vectoriser: with the project's default
 // flags (-fmath-errno) GCC keeps sqrtf as a libm call with an errno branch, which stops the loop
@@ -85,16 +83,9 @@ double sumsq_scalar(const float* g, int64_t begin, int64_t n) {
   return (a0 + a1) + (a2 + a3);
 }
 
-#ifdef METAMATH_OPTIM_AVX2
+// "avx2" without "fma": GCC's _mm256_mul_ps/_mm256_add_ps are plain vector operators, which
+// -ffp-contract=fast (GCC's default for C++) would fuse if the target had FMA.
 #define OPTIM_AVX2 __attribute__((target("avx2")))
-
-bool have_avx2() {
-  static const bool ok = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return ok;
-}
 
 OPTIM_AVX2 void adamw_avx2(const Chunk& c, const AdamWCoef& k) {
   const __m256 decay = _mm256_set1_ps(k.decay), b1 = _mm256_set1_ps(k.b1),
@@ -136,11 +127,20 @@ OPTIM_AVX2 double sumsq_avx2(const float* g, int64_t n) {
   _mm256_store_pd(lanes, _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
   return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + sumsq_scalar(g, i, n);
 }
-#else
-bool have_avx2() { return false; }
-void adamw_avx2(const Chunk& c, const AdamWCoef& k) { adamw_scalar(c, 0, k); }
-double sumsq_avx2(const float* g, int64_t n) { return sumsq_scalar(g, 0, n); }
-#endif
+
+// No AVX-512 versions: both kernels are bound by memory bandwidth, and 16-lane versions measured
+// no faster (AdamW 0.96x, sum of squares 1.00x at 8M parameters; bench/README.md, "AVX-512
+// kernel paths"), so Isa::avx512 takes the AVX2 code.
+void adamw_chunk(const Chunk& c, const AdamWCoef& k, Isa isa) {
+  if (isa == Isa::scalar)
+    adamw_scalar(c, 0, k);
+  else
+    adamw_avx2(c, k);
+}
+
+double sumsq_chunk(const float* g, int64_t n, Isa isa) {
+  return isa == Isa::scalar ? sumsq_scalar(g, 0, n) : sumsq_avx2(g, n);
+}
 
 bool fusable(const at::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.layout() == at::kStrided &&
@@ -201,14 +201,9 @@ void AdamW::step(double lr, double grad_scale) {
                     static_cast<float>(opts_.eps),
                     static_cast<float>(-step_size),
                     static_cast<float>(grad_scale)};
-  const bool avx2 = have_avx2();
+  const Isa isa = kernel_isa();
   at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      if (avx2)
-        adamw_avx2(chunks[c], k);
-      else
-        adamw_scalar(chunks[c], 0, k);
-    }
+    for (int64_t c = begin; c < end; ++c) adamw_chunk(chunks[c], k, isa);
   });
 }
 
@@ -268,11 +263,9 @@ double grad_norm(const model::NamedTensors& params) {
       other += g.to(at::kDouble).square().sum().item<double>();
   }
   std::vector<double> partial(chunks.size(), 0.0);
-  const bool avx2 = have_avx2();
+  const Isa isa = kernel_isa();
   at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c)
-      partial[c] =
-          avx2 ? sumsq_avx2(chunks[c].g, chunks[c].n) : sumsq_scalar(chunks[c].g, 0, chunks[c].n);
+    for (int64_t c = begin; c < end; ++c) partial[c] = sumsq_chunk(chunks[c].g, chunks[c].n, isa);
   });
   double total = other;
   for (double x : partial) total += x;

@@ -19,16 +19,16 @@ namespace fs = std::filesystem;
 
 // A tiny random LLaMA with the real LLaMA-2 tokenizer, made by `metamath init-model`.
 void init_tiny(const fs::path& tokenizer, const fs::path& model) {
-  auto made = testing::run_command(fmt::format("{} init-model --config tiny --tokenizer {} --out {}",
-                                               testing::metamath_bin(), tokenizer.string(),
-                                               model.string()));
+  auto made = testing::run_command(
+      fmt::format("{} init-model --config tiny --tokenizer {} --out {}", testing::metamath_bin(),
+                  tokenizer.string(), model.string()));
   ASSERT_EQ(made.code, 0) << made.output;
 }
 
 TEST(EndToEnd, TinyModelThroughBothBackendsWritesTheSameFiles) {
   METAMATH_REQUIRE_DATA(data);
   const fs::path tokenizer = data / ".." / "tokenizers" / "llama2";
-  if (!fs::exists(tokenizer)) GTEST_SKIP() << "no tokenizer at " << tokenizer;
+  METAMATH_REQUIRE(fs::exists(tokenizer), "no tokenizer at " << tokenizer);
   const fs::path dir = testing::temp_dir("eval_e2e");
   const fs::path model = dir / "tiny";
   const std::string bin = testing::metamath_bin();
@@ -111,7 +111,7 @@ TEST(EndToEnd, TinyModelThroughBothBackendsWritesTheSameFiles) {
 TEST(EndToEnd, KilledRunResumesToTheSameFiles) {
   METAMATH_REQUIRE_DATA(data);
   const fs::path tokenizer = data / ".." / "tokenizers" / "llama2";
-  if (!fs::exists(tokenizer)) GTEST_SKIP() << "no tokenizer at " << tokenizer;
+  METAMATH_REQUIRE(fs::exists(tokenizer), "no tokenizer at " << tokenizer);
   const fs::path dir = testing::temp_dir("eval_kill");
   const fs::path model = dir / "tiny";
   const std::string bin = testing::metamath_bin();

@@ -3,7 +3,9 @@
 // bf16 roundings (scores rounded, scaled and rounded again, probabilities rounded, output rounded)
 // within two bf16 ulps. Covers grouped heads (g > 1), several query positions (T > 1), ragged
 // head_dim and key counts, K/V read through narrowed cache views, masks with holes, rows with
-// every key hidden, one thread, and the conditions under which it declines.
+// every key hidden, one thread, and the conditions under which it declines. The AttendInPlaceIsa
+// tests run once per kernel level (core/cpu.h: scalar, avx2, avx512), each level this CPU lacks
+// skipped with a message.
 #include "model/attention.h"
 
 #include <ATen/ATen.h>
@@ -12,12 +14,49 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
+
 namespace mm = metamath::model;
+using metamath::Isa;
+
+namespace metamath {
+// gtest prints a level by name in failure messages (instead of its bytes).
+inline void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
+}  // namespace metamath
 
 namespace {
+
+// Runs each test with kernels limited to one level; levels this CPU lacks are skipped.
+class AttendInPlaceIsa : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (GetParam() > metamath::cpu_isa())
+      GTEST_SKIP() << "this CPU lacks " << metamath::isa_name(GetParam())
+                   << " (flags: " << metamath::cpu_flags_line() << ")";
+    limit_.emplace(GetParam());
+    ASSERT_EQ(metamath::kernel_isa(), GetParam());
+  }
+  void TearDown() override { limit_.reset(); }
+
+ private:
+  std::optional<metamath::ScopedIsaLimit> limit_;
+};
+
+std::string isa_test_name(const ::testing::TestParamInfo<Isa>& info) {
+  return metamath::isa_name(info.param);
+}
+
+// f32 tolerance, relative to max|V|: the output is a convex combination of V rows summed over
+// L <= 130 keys in f32 (random-sign roundings of 2^-24 of a partial sum <= max|V|: ~sqrt(130) *
+// 6e-8 = 7e-7, worst case 7.7e-6), and each weight moves relatively by the error of its score
+// (f32 q.k over d <= 128 terms, |q.k| * scale <= ~15 here: ~sqrt(d) * 2^-24 * 15 = 1e-5, which
+// cancels across keys to a fraction of that in the output). 2e-5 bounds the sum with margin.
+constexpr double kF32RelTol = 2e-5;
 
 at::Tensor round_bf16(const at::Tensor& x) { return x.to(at::kBFloat16).to(at::kDouble); }
 
@@ -26,10 +65,13 @@ at::Tensor reference(const at::Tensor& q, const at::Tensor& K, const at::Tensor&
                      const at::Tensor& hidden, int64_t T, double scale, bool bf16) {
   const int64_t B = q.size(0), H = q.size(1), R = q.size(2), L = K.size(2);
   at::Tensor s = at::matmul(q.to(at::kDouble), K.to(at::kDouble).transpose(-1, -2));
-  if (bf16) s = round_bf16(round_bf16(s) * scale);
-  else s = s * scale;
+  if (bf16)
+    s = round_bf16(round_bf16(s) * scale);
+  else
+    s = s * scale;
   // Row r of a head is query position r % T.
-  at::Tensor hid = hidden.unsqueeze(1).unsqueeze(1).expand({B, H, R / T, T, L}).reshape({B, H, R, L});
+  at::Tensor hid =
+      hidden.unsqueeze(1).unsqueeze(1).expand({B, H, R / T, T, L}).reshape({B, H, R, L});
   at::Tensor p = at::softmax(s.masked_fill(hid, -1e300), -1);
   at::Tensor all_hidden = hid.all(-1, true);
   p = at::where(all_hidden, at::full_like(p, 1.0 / static_cast<double>(L)), p);
@@ -78,21 +120,29 @@ void check(const Case& c, at::ScalarType dtype, bool views, double scale, uint64
   const bool bf16 = dtype == at::kBFloat16;
   at::Tensor ref = reference(q, K, V, hidden, c.T, scale, bf16);
   const double vmax = V.abs().max().to(at::kDouble).item<double>();
-  // f32: accumulation over d and L terms; bf16: two ulps at the largest output magnitude (a
-  // rounding of a score may flip against float64's where f32 accumulation differs).
-  const double tol = bf16 ? std::ldexp(vmax, -6) : 2e-5 * vmax;
+  // f32: kF32RelTol of max|V| (above); bf16: two ulps (2 * 2^-7 relative) at the largest output
+  // magnitude, as a bf16 rounding of a score or weight may flip against the float64 emulation's.
+  const double tol = bf16 ? std::ldexp(vmax, -6) : kF32RelTol * vmax;
   const double err = (o.to(at::kDouble) - ref).abs().max().item<double>();
   EXPECT_LE(err, tol) << what;
   EXPECT_FALSE(o.isnan().any().item<bool>()) << what;
 }
 
-TEST(AttendInPlace, MatchesFloat64AcrossShapes) {
+TEST_P(AttendInPlaceIsa, MatchesFloat64AcrossShapes) {
   c10::InferenceMode guard;
   const std::vector<Case> cases = {
-      {1, 1, 1, 1, 1, 4},   {1, 12, 1, 1, 37, 64}, {3, 2, 4, 1, 70, 64}, {2, 2, 1, 3, 9, 7},
-      {4, 3, 2, 2, 33, 67}, {2, 1, 8, 1, 5, 128},  {5, 4, 1, 1, 130, 16}, {2, 2, 3, 4, 12, 8},
+      {1, 1, 1, 1, 1, 4},
+      {1, 12, 1, 1, 37, 64},
+      {3, 2, 4, 1, 70, 64},
+      {2, 2, 1, 3, 9, 7},
+      {4, 3, 2, 2, 33, 67},
+      {2, 1, 8, 1, 5, 128},
+      {5, 4, 1, 1, 130, 16},
+      {2, 2, 3, 4, 12, 8},
       // More query rows than one block of the kernel (16): prefill-like shapes.
-      {2, 2, 1, 40, 40, 64}, {1, 3, 2, 20, 57, 32}, {2, 1, 1, 17, 17, 9},
+      {2, 2, 1, 40, 40, 64},
+      {1, 3, 2, 20, 57, 32},
+      {2, 1, 1, 17, 17, 9},
   };
   uint64_t seed = 1;
   for (const auto& c : cases)
@@ -103,7 +153,7 @@ TEST(AttendInPlace, MatchesFloat64AcrossShapes) {
       }
 }
 
-TEST(AttendInPlace, OneThreadGivesTheSameResult) {
+TEST_P(AttendInPlaceIsa, OneThreadGivesTheSameResult) {
   c10::InferenceMode guard;
   const int threads = at::get_num_threads();
   at::manual_seed(7);
@@ -118,7 +168,7 @@ TEST(AttendInPlace, OneThreadGivesTheSameResult) {
   EXPECT_TRUE(at::equal(many, one));
 }
 
-TEST(AttendInPlace, ReadsTheSlotOfEachRowInPlace) {
+TEST_P(AttendInPlaceIsa, ReadsTheSlotOfEachRowInPlace) {
   c10::InferenceMode guard;
   at::manual_seed(11);
   // A cache of 6 slots; batch rows 0..2 live in slots 4, 0 and 3 (a continuous batch).
@@ -132,12 +182,13 @@ TEST(AttendInPlace, ReadsTheSlotOfEachRowInPlace) {
   at::Tensor Kg = K.index_select(0, idx), Vg = V.index_select(0, idx);
   EXPECT_TRUE(at::equal(o, mm::attend_in_place(q, Kg, Vg, hidden, 1, 0.25)));
   at::Tensor ref = reference(q, Kg, Vg, hidden, 1, 0.25, false);
-  EXPECT_LE((o.to(at::kDouble) - ref).abs().max().item<double>(), 2e-5 * Vg.abs().max().item<double>());
+  EXPECT_LE((o.to(at::kDouble) - ref).abs().max().item<double>(),
+            kF32RelTol * Vg.abs().max().item<double>());
   EXPECT_THROW(mm::attend_in_place(q, K, V, hidden, 1, 0.25, {4, 0, 6}), std::exception);
   EXPECT_THROW(mm::attend_in_place(q, K, V, hidden, 1, 0.25, {4, 0}), std::exception);
 }
 
-TEST(AttendInPlace, HandCheckedTwoKeys) {
+TEST_P(AttendInPlaceIsa, HandCheckedTwoKeys) {
   c10::InferenceMode guard;
   // One query (1, 0), keys (ln 3, 0) and (0, 0) at scale 1: weights 3/4 and 1/4.
   at::Tensor q = at::tensor({1.0f, 0.0f}).view({1, 1, 1, 2});
@@ -145,8 +196,11 @@ TEST(AttendInPlace, HandCheckedTwoKeys) {
   at::Tensor V = at::tensor({4.0f, 8.0f, 0.0f, -8.0f}).view({1, 1, 2, 2});
   at::Tensor none = at::zeros({1, 1, 2}, at::kBool);
   at::Tensor o = mm::attend_in_place(q, K, V, none, 1, 1.0);
-  EXPECT_NEAR(o[0][0][0][0].item<float>(), 3.0f, 1e-6);  // 3/4 * 4 + 1/4 * 0
-  EXPECT_NEAR(o[0][0][0][1].item<float>(), 4.0f, 1e-6);  // 3/4 * 8 - 1/4 * 8
+  // Relative to max|V| = 8: ln 3 and exp, the sum, the division and two axpy steps each round by
+  // at most 2^-24 of a value <= 8 (weights and scores near 1): 8 roundings, 8 * 2^-24 * 8.
+  const float tol = 8 * std::ldexp(8.0f, -24);
+  EXPECT_NEAR(o[0][0][0][0].item<float>(), 3.0f, tol);  // 3/4 * 4 + 1/4 * 0
+  EXPECT_NEAR(o[0][0][0][1].item<float>(), 4.0f, tol);  // 3/4 * 8 - 1/4 * 8
   // Hiding the first key leaves the second alone.
   at::Tensor first = at::tensor({1, 0}).to(at::kBool).view({1, 1, 2});
   o = mm::attend_in_place(q, K, V, first, 1, 1.0);
@@ -159,10 +213,14 @@ TEST(AttendInPlace, HandCheckedTwoKeys) {
   EXPECT_EQ(o[0][0][0][1].item<float>(), 0.0f);
 }
 
+INSTANTIATE_TEST_SUITE_P(, AttendInPlaceIsa, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
+                         isa_test_name);
+
 TEST(AttendInPlace, DeclinesWhatItCannotTake) {
   at::Tensor q = at::randn({1, 1, 1, 8}), K = at::randn({1, 1, 3, 8}), V = at::randn({1, 1, 3, 8});
   EXPECT_TRUE(mm::attend_in_place_applies(q, K, V));
-  EXPECT_FALSE(mm::attend_in_place_applies(q.to(at::kDouble), K.to(at::kDouble), V.to(at::kDouble)));
+  EXPECT_FALSE(
+      mm::attend_in_place_applies(q.to(at::kDouble), K.to(at::kDouble), V.to(at::kDouble)));
   EXPECT_FALSE(mm::attend_in_place_applies(q, K.to(at::kBFloat16), V));
   // head_dim not of unit stride
   at::Tensor Kt = at::randn({1, 1, 8, 3}).transpose(-1, -2);

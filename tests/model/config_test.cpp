@@ -189,6 +189,9 @@ TEST(ModelConfig, Llama3RopeFrequencies) {
       want = (1 - s) * f / 8.0 + s * f;
       ++mid;
     }
+    // inv_freq is float32 (as in HF): the exponent 2i/d is rounded, then multiplied by
+    // ln(theta) <= 13 in the power, so the result carries up to ~15 roundings (1e-6 relative).
+    // 1e-5 relative; a value from the wrong band is off by 12% or more.
     EXPECT_NEAR(inv[i].item<double>(), want, want * 1e-5) << "i=" << i;
   }
   EXPECT_GT(low, 0);

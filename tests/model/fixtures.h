@@ -19,10 +19,11 @@ inline const std::filesystem::path kFixtures =
     std::filesystem::path(METAMATH_SOURCE_DIR) / "tests/model/fixtures";
 
 // golden.json (prompts and the reference's 64-token greedy generations) and golden.safetensors
-// (the reference's logits per prompt, f32 and bf16 models).
+// (the reference's logits per prompt: f32, bf16 and f64 forwards of the same weights).
 struct Golden {
   std::vector<std::vector<int64_t>> prompts, generations;
   std::vector<at::Tensor> logits, bf16_logits;  // [T_i, V] float32
+  std::vector<at::Tensor> f64_logits;           // [T_i, V] float64
 };
 
 inline Golden load_golden(const std::string& name) {
@@ -34,6 +35,7 @@ inline Golden load_golden(const std::string& name) {
   for (std::size_t i = 0; i < g.prompts.size(); ++i) {
     g.logits.push_back(f->get("logits_" + std::to_string(i)));
     g.bf16_logits.push_back(f->get("bf16_logits_" + std::to_string(i)));
+    g.f64_logits.push_back(f->get("f64_logits_" + std::to_string(i)));
   }
   return g;
 }

@@ -60,18 +60,18 @@ bool have_js_reference() {
          testing::run_command("node --version").code == 0;
 }
 
-#define REQUIRE_SP_MODEL(var)                                                            \
-  auto var##_opt = llama2_sp_model();                                                    \
-  if (!var##_opt)                                                                        \
-    GTEST_SKIP() << "LLaMA-2 tokenizer.model not found: set METAMATH_TOKENIZERS or put " \
-                    "../shared/tokenizers beside the checkout";                          \
+#define REQUIRE_SP_MODEL(var)                                                           \
+  auto var##_opt = llama2_sp_model();                                                   \
+  METAMATH_REQUIRE(var##_opt.has_value(),                                               \
+                   "LLaMA-2 tokenizer.model not found: set METAMATH_TOKENIZERS or put " \
+                   "../shared/tokenizers beside the checkout");                         \
   const fs::path var = *var##_opt
 
-#define REQUIRE_NPM_MODEL(var, name)                                                               \
-  auto var##_opt = npm_model_dir(name);                                                            \
-  if (!var##_opt)                                                                                  \
-    GTEST_SKIP() << "tokenizer.json of " << name << " not found: run scripts/install-node-deps.sh" \
-                 << " (installs tests/model/node/node_modules)";                                   \
+#define REQUIRE_NPM_MODEL(var, name)                                                              \
+  auto var##_opt = npm_model_dir(name);                                                           \
+  METAMATH_REQUIRE(var##_opt.has_value(),                                                         \
+                   "tokenizer.json of " << name << " not found: run scripts/install-node-deps.sh" \
+                                        << " (installs tests/model/node/node_modules)");          \
   const fs::path var = *var##_opt
 
 // ---- reading data and running references --------------------------------------------------------
@@ -312,9 +312,9 @@ TEST(SentencePieceTokenizer, Llama2ChatFormatFromConfig) {
 TEST(SentencePieceTokenizer, MatchesPythonSentencePieceOnAllData) {
   REQUIRE_SP_MODEL(model);
   METAMATH_REQUIRE_DATA(data);
-  if (testing::run_command("/usr/bin/python3 -c 'import sentencepiece'").code != 0)
-    GTEST_SKIP() << "python3-sentencepiece not installed (/usr/bin/python3 -c 'import "
-                    "sentencepiece' failed)";
+  METAMATH_REQUIRE(testing::run_command("/usr/bin/python3 -c 'import sentencepiece'").code == 0,
+                   "python3-sentencepiece not installed (/usr/bin/python3 -c 'import "
+                   "sentencepiece' failed)");
   auto texts = real_texts(data);
   ASSERT_EQ(texts.size(), 1319u + 5000u);
   auto tmp = testing::temp_dir("tok_sp");
@@ -484,8 +484,11 @@ class HfTokenizerParity : public ::testing::TestWithParam<std::string> {
 TEST_P(HfTokenizerParity, MatchesJavaScriptOnHardCasesAndAllData) {
   const std::string name = GetParam();
   REQUIRE_NPM_MODEL(dir, name);
-  if (!have_js_reference())
-    GTEST_SKIP() << "@huggingface/tokenizers or node not found: run scripts/install-node-deps.sh";
+  METAMATH_REQUIRE(have_js_reference(),
+                   "@huggingface/tokenizers or node not found: run scripts/install-node-deps.sh");
+  // Without the real data only the hard cases run: fine on a developer's machine, an error in CI.
+  METAMATH_REQUIRE(have_data_ || !testing::ci_mode(),
+                   "real data not found (METAMATH_DATA or ../shared/data)");
   if (!have_data_)
     std::printf("[ %s ] real data not found (METAMATH_DATA or ../shared/data): hard cases only\n",
                 name.c_str());
@@ -535,8 +538,8 @@ TEST(UnicodeNfc, HandCheckedCases) {
 }
 
 TEST(UnicodeNfc, MatchesPythonOnManyCodePoints) {
-  if (testing::run_command("/usr/bin/python3 -c 'import unicodedata'").code != 0)
-    GTEST_SKIP() << "/usr/bin/python3 not available";
+  METAMATH_REQUIRE(testing::run_command("/usr/bin/python3 -c 'import unicodedata'").code == 0,
+                   "/usr/bin/python3 not available");
   auto tmp = testing::temp_dir("tok_nfc");
   // Lines of decomposed (NFD) text for every assigned code point below U+30000 mixed with marks,
   // and Python's NFC of each line.

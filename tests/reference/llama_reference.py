@@ -3,6 +3,8 @@
 Mistral, Qwen2), written to follow Hugging Face transformers' modeling semantics:
 
 - RMSNorm computed in float32, cast back, then multiplied by the weight;
+- float64 weights (dtype=torch.float64) keep everything after the rotary angles in float64
+  (RMSNorm, softmax, logits): the tests measure the float32 run's rounding against it;
 - rotate-half rotary embeddings, inv_freq = 1 / theta^(2i/d) (float32), optional "linear" or
   "llama3" scaling; cos/sin computed in float32 and cast to the activation dtype;
 - grouped-query attention by repeating K/V heads; eager attention: (q k^T) * d^-0.5, additive
@@ -176,7 +178,7 @@ def rope_inv_freq(cfg):
 
 def rms_norm(x, w, eps):
     dt = x.dtype
-    h = x.to(torch.float32)
+    h = x.to(torch.promote_types(dt, torch.float32))
     h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
     return w * h.to(dt)
 
@@ -198,6 +200,7 @@ class Model:
     def __init__(self, cfg, weights, dtype=torch.float32):
         self.cfg = cfg
         self.dtype = dtype
+        self.acc_dtype = torch.promote_types(dtype, torch.float32)  # float32, or float64
         self.w = {k: v.to(dtype) for k, v in weights.items()}
         if cfg.tie_word_embeddings or "lm_head.weight" not in self.w:
             self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
@@ -212,7 +215,7 @@ class Model:
 
     def forward(self, ids, attention_mask=None, position_ids=None, cache=None):
         """ids [B,T]; attention_mask [B, past+T] (HF style: covers cached and new tokens, 1=real);
-        cache: list per layer of (k, v) [B, kv, past, d] or None. Returns (logits fp32, cache)."""
+        cache: list per layer of (k, v) [B, kv, past, d] or None. Returns (logits fp32 (fp64 for a float64 model), cache)."""
         cfg = self.cfg
         B, T = ids.shape
         past = 0 if cache is None or cache[0] is None else cache[0][0].shape[2]
@@ -261,14 +264,14 @@ class Model:
                 masks[w] = make_mask(w)
             scores = torch.matmul(q, kr.transpose(2, 3)) * (d ** -0.5)
             scores = scores + masks[w]
-            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(self.dtype)
+            probs = torch.softmax(scores, dim=-1, dtype=self.acc_dtype).to(self.dtype)
             o = torch.matmul(probs, vr).transpose(1, 2).reshape(B, T, nh * d)
             x = x + self._lin(o, p + "self_attn.o_proj")
             h = rms_norm(x, self.w[p + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
             a = torch.nn.functional.silu(self._lin(h, p + "mlp.gate_proj")) * self._lin(h, p + "mlp.up_proj")
             x = x + self._lin(a, p + "mlp.down_proj")
         x = rms_norm(x, self.w["model.norm.weight"], cfg.rms_norm_eps)
-        logits = torch.nn.functional.linear(x, self.w["lm_head.weight"]).float()
+        logits = torch.nn.functional.linear(x, self.w["lm_head.weight"]).to(self.acc_dtype)
         return logits, new_cache
 
     @torch.no_grad()

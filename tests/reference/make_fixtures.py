@@ -8,13 +8,17 @@ reference (llama_reference.py):
   golden.json                            prompts (token ids), 64-token greedy generations, the
                                          smallest top-1/top-2 margin seen while generating
   golden.safetensors                     logits_<i> [T_i, V] float32 per prompt (fp32 forward),
-                                         bf16_logits_<i> the same from a bfloat16 forward
+                                         bf16_logits_<i> the same from a bfloat16 forward,
+                                         f64_logits_<i> from a float64 forward of the same
+                                         weights (float64: the tests measure the fp32 golden's
+                                         rounding error against it and scale tolerances by it)
 
 Weights are drawn wider than HF's 0.02 init so that logits are well separated (greedy decoding is
 then insensitive to float rounding; the margin is checked). Run:
   /usr/bin/python3 tests/reference/make_fixtures.py [OUT_DIR]
 """
 import json
+import math
 import os
 import sys
 
@@ -40,11 +44,12 @@ FIXTURES = {
                    attention_bias=False, mlp_bias=False, tie_word_embeddings=False,
                    torch_dtype="float32"),
     # LLaMA-3 style: GQA, theta 500000, llama3 rope scaling with a small original context so
-    # all three frequency bands occur; bf16 weights; eos given as a list.
+    # all three frequency bands occur (head_dim 16: wavelengths 6.3 | 32.4 | 167 ... against the
+    # band edges 64/4 = 16 and 64/1 = 64); bf16 weights; eos given as a list.
     "llama3": dict(BASE, architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=320,
                    num_key_value_heads=2, rms_norm_eps=1e-5, rope_theta=500000.0,
                    rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
+                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
                    attention_bias=False, mlp_bias=False, tie_word_embeddings=False,
                    torch_dtype="bfloat16", eos_token_id=[2, 3]),
     # Mistral: one KV head, explicit head_dim (!= hidden/heads), sliding window 16 (exercised by
@@ -58,6 +63,39 @@ FIXTURES = {
                   use_sliding_window=False, sliding_window=None, max_window_layers=2,
                   tie_word_embeddings=True, torch_dtype="float32", bos_token_id=None),
 }
+
+
+def check_claims(name, cfg, weights):
+    """Asserts that each fixture exercises what its comment in FIXTURES says it does."""
+    ratio = cfg.num_attention_heads // cfg.num_key_value_heads
+    if name == "llama2":
+        assert ratio == 1, "llama2 is the multi-head (no GQA) fixture"
+    else:
+        assert ratio > 1, f"{name}: GQA ratio {ratio}, expected > 1"
+    if name == "llama3":
+        rs = cfg.rope_scaling
+        ctx = rs["original_max_position_embeddings"]
+        wavelen = 2 * math.pi * (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2).double()
+                                                      / cfg.head_dim))
+        high = int((wavelen < ctx / rs["high_freq_factor"]).sum())
+        low = int((wavelen > ctx / rs["low_freq_factor"]).sum())
+        middle = len(wavelen) - high - low
+        assert min(high, middle, low) >= 1, f"llama3 rope bands high/middle/low {high}/{middle}/{low}"
+        # The middle band's pair really is blended (neither kept nor divided by the factor).
+        scaled = ref.rope_inv_freq(cfg).double()
+        plain = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2).double() / cfg.head_dim))
+        r = plain / scaled
+        assert ((r > 1.01) & (r < rs["factor"] * 0.99)).any(), f"no blended pair: {r.tolist()}"
+    if name == "mistral":
+        assert cfg.head_dim != cfg.hidden_size // cfg.num_attention_heads
+        # Both the golden logits (longest prompt) and the generations go past the window.
+        assert max(PROMPT_LENGTHS) > cfg.sliding_window, "the prompts never reach the window"
+    if name == "qwen2":
+        biases = [n for n in weights if n.endswith(".bias")]
+        assert len(biases) == 3 * cfg.num_hidden_layers, biases
+        for n in biases:
+            assert float(weights[n].float().abs().min()) > 0 and float(weights[n].float().std()) > 0.1, n
+        assert cfg.tie_word_embeddings and "lm_head.weight" not in weights
 
 
 def make_weights(cfg, seed):
@@ -118,6 +156,7 @@ def build(name, cfg_dict, out_root):
         print(f"{name}: seed {seed} rejected (margin {margin:.2e}, solo==batch {solo == gens})")
     else:
         raise SystemExit(f"{name}: no seed with a safe greedy margin")
+    check_claims(name, cfg, weights)
 
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg_dict, f, indent=2)
@@ -146,11 +185,13 @@ def build(name, cfg_dict, out_root):
 
     golden = {}
     bf16 = ref.Model(cfg, weights, torch.bfloat16)
+    f64 = ref.Model(cfg, weights, torch.float64)
     with torch.no_grad():
         for i, p in enumerate(prompts):
             ids = torch.tensor([p])
             golden[f"logits_{i}"] = model.forward(ids)[0][0].contiguous()
             golden[f"bf16_logits_{i}"] = bf16.forward(ids)[0][0].float().contiguous()
+            golden[f"f64_logits_{i}"] = f64.forward(ids)[0][0].contiguous()
     ref.write_safetensors(os.path.join(out, "golden.safetensors"), golden, {"format": "pt"})
     with open(os.path.join(out, "golden.json"), "w") as f:
         json.dump({"prompts": prompts, "max_new_tokens": NEW_TOKENS, "generations": gens,

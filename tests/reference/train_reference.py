@@ -11,6 +11,11 @@ For each tiny fixture under tests/train/fixtures/<name>/ (random HF-format model
                       lora_init.<peft>     LoRA A/B initial values (B non-zero so every grad is
                                            non-trivial)
                       lora_grad.<peft>     their gradients; lora_step10.<peft> after 10 steps
+                      f64.<any of the above>  the same computed in float64 from the same float32
+                                           start: the float32 run's own rounding error is
+                                           measured against it, and the tests' tolerances are
+                                           multiples of it (see tests/train/parity_test.cpp)
+  golden.json also carries f64_loss, f64_losses, f64_lora_loss, f64_lora_losses.
 
 The loss of a global batch is sum over micro-batches of sum(-log p(target)) divided by the number of
 target tokens of the whole global batch (targets = next token, -100 where ignored); gradients are
@@ -109,8 +114,8 @@ def make_micro_batches(cfg, gen):
 
 
 class LoraModel(ref.Model):
-    def __init__(self, cfg, weights, lora, scale):
-        super().__init__(cfg, weights)
+    def __init__(self, cfg, weights, lora, scale, dtype=torch.float32):
+        super().__init__(cfg, weights, dtype)
         self.lora = lora
         self.scale = scale
 
@@ -172,6 +177,22 @@ def train(make_model, params, micro):
     return first_loss, grads, after, losses, lrs, norms, n_tokens
 
 
+def check_claims(name, cfg, init, golden):
+    """Asserts what FIXTURES' comments say each fixture exercises, and that no gradient the tests
+    compare is trivially zero."""
+    assert cfg["num_attention_heads"] // cfg["num_key_value_heads"] > 1, f"{name}: no GQA"
+    if name == "qwen2":
+        assert cfg["tie_word_embeddings"] and "lm_head.weight" not in init
+        biases = [n for n in init if n.endswith(".bias")]
+        assert len(biases) == 3 * cfg["num_hidden_layers"], biases
+        assert all(float(init[n].abs().min()) > 0 for n in biases), "a zero bias entry"
+    else:
+        assert "lm_head.weight" in init
+    for n, t in golden.items():
+        if "grad." in n:
+            assert float(t.abs().max()) > 0, f"{name}: {n} is all zero"
+
+
 def make_fixture(out_root, name, cfg):
     out = os.path.join(out_root, name)
     os.makedirs(out, exist_ok=True)
@@ -186,15 +207,22 @@ def make_fixture(out_root, name, cfg):
     rcfg = ref.Config(cfg)
     golden = {}
 
-    # Full fine-tune.
+    # Full fine-tune, in float32 and (for the tolerances) in float64.
     params = {n: t.clone().requires_grad_(True) for n, t in init.items()}
     loss, grads, after, losses, lrs, norms, n_tok = train(lambda: ref.Model(rcfg, params), params,
                                                           micro)
     for n in params:
         golden["grad." + n] = grads[n]
         golden["step10." + n] = after[n]
+    p64 = {n: t.double().requires_grad_(True) for n, t in init.items()}
+    loss64, grads64, after64, losses64, _, _, _ = train(
+        lambda: ref.Model(rcfg, p64, torch.float64), p64, micro)
+    for n in p64:
+        golden["f64.grad." + n] = grads64[n]
+        golden["f64.step10." + n] = after64[n]
     meta = {"hyperparameters": HP, "lora": LORA, "label_tokens": n_tok, "loss": loss,
-            "losses": losses, "lrs": lrs, "grad_norms": norms,
+            "losses": losses, "lrs": lrs, "grad_norms": norms, "f64_loss": loss64,
+            "f64_losses": losses64,
             "micro_batches": [{"input_ids": ids.tolist(), "targets": tg.tolist()}
                               for ids, tg in micro]}
 
@@ -217,7 +245,16 @@ def make_fixture(out_root, name, cfg):
     for n in lparams:
         golden["lora_grad." + n] = lgrads[n]
         golden["lora_step10." + n] = lafter[n]
-    meta.update({"lora_loss": lloss, "lora_losses": llosses, "lora_grad_norms": lnorms})
+    base64 = {n: t.double() for n, t in base.items()}
+    lp64 = {n: t.double().requires_grad_(True) for n, t in lora.items()}
+    lloss64, lgrads64, lafter64, llosses64, _, _, _ = train(
+        lambda: LoraModel(rcfg, base64, lp64, scale, torch.float64), lp64, micro)
+    for n in lp64:
+        golden["f64.lora_grad." + n] = lgrads64[n]
+        golden["f64.lora_step10." + n] = lafter64[n]
+    meta.update({"lora_loss": lloss, "lora_losses": llosses, "lora_grad_norms": lnorms,
+                 "f64_lora_loss": lloss64, "f64_lora_losses": llosses64})
+    check_claims(name, cfg, init, golden)
     ref.write_safetensors(os.path.join(out, "golden.safetensors"), golden)
     with open(os.path.join(out, "golden.json"), "w") as f:
         json.dump(meta, f, indent=1)

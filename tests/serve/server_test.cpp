@@ -1,19 +1,20 @@
 // `metamath serve` in process over the local backend on a tiny model: the openai backend through
 // the server gives exactly what the local backend gives (greedy), streaming matches, bad input
 // gets OpenAI-style 4xx errors, and the official `openai` npm client works against it.
-#include <gtest/gtest.h>
+#include "serve/server.h"
+
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "llm/backend.h"
 #include "llm/tiny_model.h"
-#include "serve/server.h"
 #include "test_util.h"
 
 namespace metamath::serve {
@@ -156,12 +157,15 @@ TEST_F(ServerTest, ConcurrentClientsGetTheirOwnAnswers) {
   for (int t = 0; t < 24; ++t) {
     threads.emplace_back([&, t] {
       const auto& r = reqs[static_cast<std::size_t>(t) % reqs.size()];
-      json body{{"model", backend_->model_name()}, {"max_tokens", r.sampling.max_tokens}, {"temperature", 0}};
+      json body{{"model", backend_->model_name()},
+                {"max_tokens", r.sampling.max_tokens},
+                {"temperature", 0}};
       std::string path = "/v1/completions";
       if (r.is_chat()) {
         path = "/v1/chat/completions";
         body["messages"] = json::array();
-        for (const auto& m : r.messages) body["messages"].push_back({{"role", m.role}, {"content", m.content}});
+        for (const auto& m : r.messages)
+          body["messages"].push_back({{"role", m.role}, {"content", m.content}});
       } else {
         body["prompt"] = r.prompt;
       }
@@ -199,8 +203,10 @@ TEST_F(ServerTest, StreamingMatchesNonStreaming) {
   for (bool chat : {false, true}) {
     SCOPED_TRACE(chat ? "chat" : "completions");
     json body{{"model", model}, {"max_tokens", 20}, {"temperature", 0}};
-    if (chat) body["messages"] = {{{"role", "user"}, {"content", "Count to five."}}};
-    else body["prompt"] = "Count to five.";
+    if (chat)
+      body["messages"] = {{{"role", "user"}, {"content", "Count to five."}}};
+    else
+      body["prompt"] = "Count to five.";
     const std::string path = chat ? "/v1/chat/completions" : "/v1/completions";
     json plain = post(path, body.dump());
     const std::string want = chat ? plain["choices"][0]["message"]["content"].get<std::string>()
@@ -219,7 +225,8 @@ TEST_F(ServerTest, StreamingMatchesNonStreaming) {
       if (ev.contains("usage") && ev["usage"].is_object()) usage = ev["usage"];
       if (ev["choices"].empty()) continue;
       const json& ch = ev["choices"][0];
-      const std::string piece = chat ? ch["delta"].value("content", "") : ch["text"].get<std::string>();
+      const std::string piece =
+          chat ? ch["delta"].value("content", "") : ch["text"].get<std::string>();
       with_text += !piece.empty();
       text += piece;
       if (ch["finish_reason"].is_string()) finish = ch["finish_reason"];
@@ -245,15 +252,20 @@ TEST_F(ServerTest, BadInputGets4xxErrorObjects) {
       {"/v1/completions", "[1, 2]", 400, "must be a JSON object"},
       {"/v1/completions", R"({"max_tokens": 5})", 400, "'prompt' is required"},
       {"/v1/completions", R"({"prompt": 5})", 400, "'prompt' must be a string"},
-      {"/v1/completions", R"({"prompt": "x", "max_tokens": "many"})", 400, "'max_tokens' must be an integer"},
-      {"/v1/completions", R"({"prompt": "x", "temperature": 9})", 400, "'temperature' must be between 0 and 2"},
+      {"/v1/completions", R"({"prompt": "x", "max_tokens": "many"})", 400,
+       "'max_tokens' must be an integer"},
+      {"/v1/completions", R"({"prompt": "x", "temperature": 9})", 400,
+       "'temperature' must be between 0 and 2"},
       {"/v1/completions", R"({"prompt": "x", "stop": [1]})", 400, "'stop' must be a string"},
       {"/v1/completions", R"({"prompt": "x", "n": 0})", 400, "'n' must be between 1 and 128"},
       {"/v1/completions", R"({"prompt": "x", "model": "gpt-9"})", 404, "'gpt-9' does not exist"},
-      {"/v1/completions", json{{"prompt", long_prompt}, {"max_tokens", 5}}.dump(), 400, "the limit is 128"},
-      {"/v1/completions", json{{"prompt", long_prompt}, {"stream", true}}.dump(), 400, "the limit is 128"},
+      {"/v1/completions", json{{"prompt", long_prompt}, {"max_tokens", 5}}.dump(), 400,
+       "the limit is 128"},
+      {"/v1/completions", json{{"prompt", long_prompt}, {"stream", true}}.dump(), 400,
+       "the limit is 128"},
       {"/v1/chat/completions", R"({"messages": []})", 400, "'messages' must be a non-empty array"},
-      {"/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "x"}]})", 400, "role"},
+      {"/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "x"}]})", 400,
+       "role"},
       {"/v1/embeddings", R"({"input": [1, 2]})", 400, "token arrays are not supported"},
       {"/v1/embeddings", R"({"input": "x", "encoding_format": "hex"})", 400, "encoding_format"},
       {"/v1/nothing", "{}", 404, "no route"},
@@ -296,7 +308,8 @@ TEST(ServerAuth, ApiKeyRequiredOnV1) {
   r = c.Post("/v1/completions", {{"Authorization", "Bearer wrong"}}, body, "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 401);
-  r = c.Post("/v1/completions", {{"Authorization", "Bearer sk-local-test"}}, body, "application/json");
+  r = c.Post("/v1/completions", {{"Authorization", "Bearer sk-local-test"}}, body,
+             "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   auto h = c.Get("/health");  // health checks need no key
@@ -309,9 +322,10 @@ TEST(ServerAuth, ApiKeyRequiredOnV1) {
 // The official openai npm package (tests/serve/node, installed by scripts/setup.sh).
 TEST_F(ServerTest, OfficialOpenAINodeClient) {
   const fs::path node_dir = fs::path(METAMATH_SOURCE_DIR) / "tests/serve/node";
-  if (!fs::exists(node_dir / "node_modules/openai/package.json"))
-    GTEST_SKIP() << "tests/serve/node/node_modules/openai missing: run scripts/install-node-deps.sh";
-  if (testing::run_command("node --version").code != 0) GTEST_SKIP() << "node not installed";
+  METAMATH_REQUIRE(
+      fs::exists(node_dir / "node_modules/openai/package.json"),
+      "tests/serve/node/node_modules/openai missing: run scripts/install-node-deps.sh");
+  METAMATH_REQUIRE(testing::run_command("node --version").code == 0, "node not installed");
   // The npm client talks to a key-protected server, as against OpenAI.
   ServeOptions so;
   so.port = 0;
@@ -320,8 +334,9 @@ TEST_F(ServerTest, OfficialOpenAINodeClient) {
   const int port = keyed.bind();
   std::thread th([&] { keyed.run(); });
   const std::string model = backend_->model_name();
-  auto run = testing::run_command(fmt::format("node {}/client.mjs http://127.0.0.1:{}/v1 {} sk-node-test 2>&1",
-                                              node_dir.string(), port, model));
+  auto run = testing::run_command(
+      fmt::format("node {}/client.mjs http://127.0.0.1:{}/v1 {} sk-node-test 2>&1",
+                  node_dir.string(), port, model));
   keyed.stop();
   th.join();
   ASSERT_EQ(run.code, 0) << run.output;
@@ -345,7 +360,8 @@ TEST_F(ServerTest, OfficialOpenAINodeClient) {
   EXPECT_EQ(out["stream"]["finish_reason"], local[1].choices[0].finish_reason);
   const auto emb = backend_->embed({"one", "two three"});
   ASSERT_EQ(out["embeddings"].size(), 2u);
-  for (std::size_t i = 0; i < 2; ++i) EXPECT_EQ(out["embeddings"][i].get<std::vector<float>>(), emb[i]);
+  for (std::size_t i = 0; i < 2; ++i)
+    EXPECT_EQ(out["embeddings"][i].get<std::vector<float>>(), emb[i]);
   EXPECT_EQ(out["models"], json::array({model}));
   EXPECT_EQ(out["error"]["status"], 400);
 }

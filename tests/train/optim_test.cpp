@@ -1,6 +1,9 @@
 // The fused AdamW step and the one-pass grad norm (train/optim.h): against an independent float64
 // computation of the AdamW formulas, against the per-op ATen path they replace, and the
-// grad_scale / clip-coefficient folding of gradient clipping.
+// grad_scale / clip-coefficient folding of gradient clipping. The *Isa tests run once per kernel
+// level (core/cpu.h: scalar, avx2, avx512), each level this CPU lacks skipped with a message; the
+// vector AdamW kernel must match the scalar loop bit for bit. (There is no AVX-512 AdamW or grad
+// norm kernel: the avx512 level runs the AVX2 code, and the tests check that it still works.)
 #include "train/optim.h"
 
 #include <ATen/ATen.h>
@@ -10,13 +13,48 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
+
 namespace mm = metamath::model;
 namespace mt = metamath::train;
+using metamath::Isa;
+
+namespace metamath {
+// gtest prints a level by name in failure messages (instead of its bytes).
+inline void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
+}  // namespace metamath
 
 namespace {
+
+// Runs each test with kernels limited to one level; levels this CPU lacks are skipped.
+class IsaLevel : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (GetParam() > metamath::cpu_isa())
+      GTEST_SKIP() << "this CPU lacks " << metamath::isa_name(GetParam())
+                   << " (flags: " << metamath::cpu_flags_line() << ")";
+    limit_.emplace(GetParam());
+    ASSERT_EQ(metamath::kernel_isa(), GetParam());
+  }
+  void TearDown() override { limit_.reset(); }
+
+ private:
+  std::optional<metamath::ScopedIsaLimit> limit_;
+};
+class FusedAdamWIsa : public IsaLevel {};
+class GradNormIsa : public IsaLevel {};
+
+std::string isa_test_name(const ::testing::TestParamInfo<Isa>& info) {
+  return metamath::isa_name(info.param);
+}
+
+// One float32 rounding: at most this much of the value rounded.
+const double kU = std::ldexp(1.0, -24);
 
 // Sizes around the kernel's edges: a single element, a vector tail, a chunk (65536) boundary, a
 // large odd size spanning many chunks, and a 2-D tensor.
@@ -60,6 +98,10 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
 }
 // Floors for rel_err: weights are ~N(0, 1), first moments ~0.05, second moments ~1e-3.
 constexpr double kPFloor = 1.0, kMFloor = 1e-2, kVFloor = 1e-4;
+// rel_err bound for p, m, v after <= 5 float32 steps: each step rounds a new term 3-5 times and the
+// running value once or twice (each <= 2^-24 of it); with beta2 ~ 1 the errors add, worst case
+// ~25 * 2^-24 = 1.5e-6 of max|v|, ~5 * 2^-24 = 3e-7 for random-sign roundings: 1e-6.
+constexpr double kRelTol = 1e-6;
 
 bool bit_equal(const at::Tensor& a, const at::Tensor& b) {
   return a.sizes() == b.sizes() && at::equal(a.detach(), b.detach());
@@ -123,7 +165,7 @@ std::vector<Config> configs() {
 
 const double kLrs[] = {1e-2, 3e-2, 5e-3, 2e-2, 1e-2};
 
-TEST(FusedAdamW, MatchesFloat64Formulas) {
+TEST_P(FusedAdamWIsa, MatchesFloat64Formulas) {
   for (const Config& c : configs()) {
     SCOPED_TRACE("wd " + std::to_string(c.opts.weight_decay) + " scale " + std::to_string(c.scale));
     mm::NamedTensors ps = make_params(1);
@@ -138,13 +180,15 @@ TEST(FusedAdamW, MatchesFloat64Formulas) {
     }
     for (std::size_t i = 0; i < ps.size(); ++i) {
       const std::string& name = ps[i].first;
-      EXPECT_LT(rel_err(ps[i].second, ref.p[i], kPFloor), 1e-6) << name;
-      EXPECT_LT(rel_err(state_of(opt, "exp_avg." + name), ref.m[i], kMFloor), 1e-6) << name;
-      EXPECT_LT(rel_err(state_of(opt, "exp_avg_sq." + name), ref.v[i], kVFloor), 1e-6) << name;
-      // The updates themselves (p - p0, up to ~0.1) to 1e-5 absolute: float32 rounding of p
-      // (|p| up to ~5) over 5 steps stays below ~3e-6.
+      EXPECT_LT(rel_err(ps[i].second, ref.p[i], kPFloor), kRelTol) << name;
+      EXPECT_LT(rel_err(state_of(opt, "exp_avg." + name), ref.m[i], kMFloor), kRelTol) << name;
+      EXPECT_LT(rel_err(state_of(opt, "exp_avg_sq." + name), ref.v[i], kVFloor), kRelTol) << name;
+      // The updates themselves (p - p0, up to ~0.1): p is rounded twice per step (decay, update),
+      // each <= 2^-24 |p|, over 5 steps <= 10 * 2^-24 * max|p|; 16 leaves room for the update's
+      // own (relatively tiny) error.
       at::Tensor p0 = initial[i].second.detach().to(at::kDouble);
-      EXPECT_LT(max_abs_diff(ps[i].second.detach().to(at::kDouble) - p0, ref.p[i] - p0), 1e-5)
+      const double update_tol = 16 * kU * std::max(1.0, p0.abs().max().item<double>());
+      EXPECT_LT(max_abs_diff(ps[i].second.detach().to(at::kDouble) - p0, ref.p[i] - p0), update_tol)
           << name;
       // Not vacuous: the weights moved far beyond the tolerances.
       EXPECT_GT(max_abs_diff(ps[i].second, initial[i].second), 1e-3) << name;
@@ -152,7 +196,7 @@ TEST(FusedAdamW, MatchesFloat64Formulas) {
   }
 }
 
-TEST(FusedAdamW, MatchesAtenPath) {
+TEST_P(FusedAdamWIsa, MatchesAtenPath) {
   for (const Config& c : configs()) {
     SCOPED_TRACE("wd " + std::to_string(c.opts.weight_decay) + " scale " + std::to_string(c.scale));
     mm::NamedTensors fused_ps = make_params(2), aten_ps = clone_params(fused_ps);
@@ -169,21 +213,21 @@ TEST(FusedAdamW, MatchesAtenPath) {
     }
     for (std::size_t i = 0; i < fused_ps.size(); ++i) {
       const std::string& name = fused_ps[i].first;
-      EXPECT_LT(rel_err(fused_ps[i].second, aten_ps[i].second, kPFloor), 1e-6) << name;
+      EXPECT_LT(rel_err(fused_ps[i].second, aten_ps[i].second, kPFloor), kRelTol) << name;
       EXPECT_LT(
           rel_err(state_of(fused, "exp_avg." + name), state_of(aten, "exp_avg." + name), kMFloor),
-          1e-6)
+          kRelTol)
           << name;
       EXPECT_LT(rel_err(state_of(fused, "exp_avg_sq." + name), state_of(aten, "exp_avg_sq." + name),
                         kVFloor),
-                1e-6)
+                kRelTol)
           << name;
     }
     EXPECT_EQ(fused.steps(), 5);
   }
 }
 
-TEST(FusedAdamW, GradScaleEqualsPrescaledGrads) {
+TEST_P(FusedAdamWIsa, GradScaleEqualsPrescaledGrads) {
   for (bool use_fused : {true, false}) {
     SCOPED_TRACE(use_fused ? "fused" : "aten");
     mt::AdamWOptions o;
@@ -213,7 +257,7 @@ TEST(FusedAdamW, GradScaleEqualsPrescaledGrads) {
   }
 }
 
-TEST(FusedAdamW, FoldedClippingEqualsClipThenStep) {
+TEST_P(FusedAdamWIsa, FoldedClippingEqualsClipThenStep) {
   mt::AdamWOptions o;
   o.weight_decay = 0.01;
   mm::NamedTensors a_ps = make_params(4), b_ps = clone_params(a_ps);
@@ -232,14 +276,16 @@ TEST(FusedAdamW, FoldedClippingEqualsClipThenStep) {
       EXPECT_TRUE(bit_equal(a_ps[i].second.grad(), grads_before[i])) << "grads untouched";
     const double clip_norm = mt::clip_grad_norm(b_ps, max_norm);
     EXPECT_EQ(clip_norm, norm);
-    EXPECT_NEAR(mt::grad_norm(b_ps), max_norm, 1e-5);  // clip_grad_norm still scales the grads
+    // clip_grad_norm still scales the grads, to max_norm * norm / (norm + 1e-6): each grad is off
+    // by <= 2 roundings (the coefficient to float32, the product), so the norm by <= 2 * 2^-24.
+    EXPECT_NEAR(mt::grad_norm(b_ps), max_norm * norm / (norm + 1e-6), 3 * kU * max_norm);
     b.step(kLrs[s]);
   }
   for (std::size_t i = 0; i < a_ps.size(); ++i)
     EXPECT_TRUE(bit_equal(a_ps[i].second, b_ps[i].second)) << a_ps[i].first;
 }
 
-TEST(GradNorm, MatchesAtenNormInDouble) {
+TEST_P(GradNormIsa, MatchesAtenNormInDouble) {
   mm::NamedTensors ps = make_params(5);
   set_grads(ps, 500);
   // The fallbacks: a float64 parameter, a bfloat16 one, a transposed (non-contiguous) grad, and a
@@ -260,6 +306,10 @@ TEST(GradNorm, MatchesAtenNormInDouble) {
     want_sq += std::pow(at::norm(p.grad().to(at::kDouble), 2).item<double>(), 2);
   }
   const double got = mt::grad_norm(ps);
+  // Squares of floats are exact in float64 and all positive: the sum errs by at most 2^-53 per
+  // addition on its path (<= 65536/4 terms per scalar accumulator, fewer in the vector kernels, and
+  // ~20 chunk partials): <= 1.8e-12 of the sum, halved by the square root; ATen's cascade sum far
+  // less. 1e-12 of the norm.
   EXPECT_NEAR(got, std::sqrt(want_sq), 1e-12 * std::sqrt(want_sq));
   // Read only.
   std::size_t k = 0;
@@ -274,7 +324,7 @@ TEST(GradNorm, MatchesAtenNormInDouble) {
   EXPECT_EQ(mt::grad_norm(none), 0.0);
 }
 
-TEST(GradNorm, ClipGradNormStillClips) {
+TEST_P(GradNormIsa, ClipGradNormStillClips) {
   mm::NamedTensors ps = make_params(6);
   set_grads(ps, 600);
   const double norm = mt::grad_norm(ps);
@@ -285,9 +335,10 @@ TEST(GradNorm, ClipGradNormStillClips) {
   // A max above the norm leaves the grads alone.
   EXPECT_EQ(mt::clip_grad_norm(ps, 2 * norm), norm);
   EXPECT_EQ(mt::grad_norm(ps), norm);
-  // Clipping scales the grads to max_norm (up to PyTorch's 1e-6 in the denominator).
+  // Clipping scales the grads to max_norm (up to PyTorch's 1e-6 in the denominator); each grad is
+  // off by <= 2 roundings (coefficient to float32, product), so the norm by <= 2 * 2^-24 of it.
   EXPECT_EQ(mt::clip_grad_norm(ps, 2.0), norm);
-  EXPECT_NEAR(mt::grad_norm(ps), 2.0 * norm / (norm + 1e-6), 1e-5);
+  EXPECT_NEAR(mt::grad_norm(ps), 2.0 * norm / (norm + 1e-6), 3 * kU * 2.0);
 }
 
 TEST(GradNorm, ClipCoefficient) {
@@ -300,7 +351,7 @@ TEST(GradNorm, ClipCoefficient) {
   EXPECT_EQ(mt::clip_coefficient(std::numeric_limits<double>::infinity(), 1.0), 0.0);
 }
 
-TEST(FusedAdamW, FallbackParamsTakeTheAtenPath) {
+TEST_P(FusedAdamWIsa, FallbackParamsTakeTheAtenPath) {
   // A mix: fusable float32 params and ones the kernel does not take (float64, non-contiguous).
   auto build = [] {
     mm::NamedTensors ps = make_params(7);
@@ -327,12 +378,12 @@ TEST(FusedAdamW, FallbackParamsTakeTheAtenPath) {
     if (i + 2 >= a_ps.size()) {  // the fallback params took the very same ops
       EXPECT_TRUE(bit_equal(a_ps[i].second, b_ps[i].second)) << a_ps[i].first;
     } else {
-      EXPECT_LT(rel_err(a_ps[i].second, b_ps[i].second, kPFloor), 1e-6) << a_ps[i].first;
+      EXPECT_LT(rel_err(a_ps[i].second, b_ps[i].second, kPFloor), kRelTol) << a_ps[i].first;
     }
   }
 }
 
-TEST(FusedAdamW, ThreadCountDoesNotChangeResults) {
+TEST_P(FusedAdamWIsa, ThreadCountDoesNotChangeResults) {
   const int saved = at::get_num_threads();
   std::vector<mm::NamedTensors> results;
   std::vector<double> norms;
@@ -358,7 +409,7 @@ TEST(FusedAdamW, ThreadCountDoesNotChangeResults) {
   }
 }
 
-TEST(FusedAdamW, StateRoundTripsAndResumes) {
+TEST_P(FusedAdamWIsa, StateRoundTripsAndResumes) {
   mt::AdamWOptions o;
   o.weight_decay = 0.1;
   mm::NamedTensors a_ps = make_params(9), b_ps = clone_params(a_ps);
@@ -382,5 +433,34 @@ TEST(FusedAdamW, StateRoundTripsAndResumes) {
   for (std::size_t i = 0; i < a_ps.size(); ++i)
     EXPECT_TRUE(bit_equal(a_ps[i].second, b_ps[i].second)) << a_ps[i].first;
 }
+
+// The vector kernels use no FMA and the scalar loop's operations in its order: bit-identical
+// p, m and v (at the scalar level this compares the loop with itself).
+TEST_P(FusedAdamWIsa, BitIdenticalToScalarLoop) {
+  for (const Config& c : configs()) {
+    SCOPED_TRACE("wd " + std::to_string(c.opts.weight_decay) + " scale " + std::to_string(c.scale));
+    mm::NamedTensors ps = make_params(10), scalar_ps = clone_params(ps);
+    mt::AdamW opt(ps, c.opts), scalar(scalar_ps, c.opts);
+    for (int s = 0; s < 3; ++s) {
+      set_grads(ps, 1000 + s);
+      set_grads(scalar_ps, 1000 + s);
+      opt.step(kLrs[s], c.scale);
+      metamath::ScopedIsaLimit limit(Isa::scalar);
+      scalar.step(kLrs[s], c.scale);
+    }
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      const std::string& name = ps[i].first;
+      EXPECT_TRUE(bit_equal(ps[i].second, scalar_ps[i].second)) << name;
+      for (const char* key : {"exp_avg.", "exp_avg_sq."})
+        EXPECT_TRUE(bit_equal(state_of(opt, key + name), state_of(scalar, key + name)))
+            << key << name;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(, FusedAdamWIsa, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
+                         isa_test_name);
+INSTANTIATE_TEST_SUITE_P(, GradNormIsa, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
+                         isa_test_name);
 
 }  // namespace

@@ -23,11 +23,11 @@ using metamath::json;
 namespace {
 
 const fs::path kFixtures = fs::path(METAMATH_SOURCE_DIR) / "tests/train/fixtures";
-constexpr double kTol = 1e-5;
 
 double max_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
+double max_abs(const at::Tensor& a) { return a.abs().max().item<double>(); }
 
 struct Golden {
   json meta;
@@ -54,6 +54,37 @@ Golden load_golden(const std::string& name) {
     g.label_tokens += g.micro.back().label_tokens;
   }
   return g;
+}
+
+// Tolerances are the reference's own rounding, measured: train_reference.py computes every golden
+// value twice from the same float32 start, in float32 (the golden) and in float64, so
+// |f64 - f32| is what float32 rounding did to that result on the machine that made the files.
+// Another correct float32 implementation (ours, or the reference on a CPU whose BLAS sums in
+// another order) is about as far from exact, so at most ~2x that from the golden; the largest ratio
+// seen between Zen 3 and Zen 4 references was 4.2x. We allow kEnvelope times the envelope of the
+// whole tensor plus 4 float32 roundings of its largest value (for results the f64 run matches
+// nearly exactly). AdamW is why a fixed bound cannot work: where a gradient is near zero, the step
+// m / (sqrt(v) + eps) is set by rounding noise, so weights after ten steps (Qwen2's k_proj.bias)
+// differ by 40x more than their gradients do, and that shows in the envelope too.
+constexpr double kEnvelope = 8.0;
+constexpr double kRound = 1.0 / (1 << 24);  // float32 unit roundoff
+
+double golden_tolerance(const Golden& g, const std::string& key) {
+  const at::Tensor want = g.tensors->get(key);
+  return kEnvelope * max_diff(want, g.tensors->get("f64." + key)) + 4 * kRound * max_abs(want);
+}
+
+void expect_golden(const at::Tensor& got, const Golden& g, const std::string& key) {
+  EXPECT_LE(max_diff(got, g.tensors->get(key)), golden_tolerance(g, key)) << key;
+}
+
+// A loss: meta[key] (or meta[key][step]) against its float64 twin meta["f64_" + key].
+void expect_golden_loss(double got, const Golden& g, const std::string& key, int step = -1) {
+  json want = g.meta[key], want64 = g.meta["f64_" + key];
+  if (step >= 0) want = want[step], want64 = want64[step];
+  const double w = want.get<double>();
+  const double tol = kEnvelope * std::abs(w - want64.get<double>()) + 4 * kRound * std::abs(w);
+  EXPECT_NEAR(got, w, tol) << key << (step >= 0 ? " step " + std::to_string(step) : "");
 }
 
 mt::AdamW make_opt(const json& hp, const mm::NamedTensors& params) {
@@ -93,11 +124,11 @@ TEST_P(FullParity, LossAndEveryGradient) {
   for (const auto& b : g.micro) loss = loss + mt::batch_loss_sum(model, b);
   loss = loss / static_cast<double>(g.label_tokens);
   loss.backward();
-  EXPECT_NEAR(loss.item<double>(), g.meta["loss"].get<double>(), kTol);
+  expect_golden_loss(loss.item<double>(), g, "loss");
   ASSERT_FALSE(params.empty());
   for (auto& [name, p] : params) {
     ASSERT_TRUE(p.grad().defined()) << name;
-    EXPECT_LT(max_diff(p.grad(), g.tensors->get("grad." + name)), kTol) << name;
+    expect_golden(p.grad(), g, "grad." + name);
   }
   // Every golden gradient has a counterpart (no parameter forgotten).
   int golden_grads = 0;
@@ -112,10 +143,10 @@ TEST_P(FullParity, TenAdamWStepsWithCosineSchedule) {
   mt::AdamW opt = make_opt(g.meta["hyperparameters"], params);
   std::vector<double> losses = run_steps(g, model, opt);
   for (std::size_t s = 0; s < losses.size(); ++s)
-    EXPECT_NEAR(losses[s], g.meta["losses"][s].get<double>(), kTol) << "step " << s;
+    expect_golden_loss(losses[s], g, "losses", static_cast<int>(s));
   for (auto& [name, p] : params) {
     at::Tensor want = g.tensors->get("step10." + name);
-    EXPECT_LT(max_diff(p, want), kTol) << name;
+    expect_golden(p, g, "step10." + name);
     // The weights did move (the comparison is not vacuous).
     EXPECT_GT(max_diff(want, mm::Checkpoint::open(kFixtures / GetParam()).get(name)), 1e-3) << name;
   }
@@ -145,18 +176,16 @@ TEST_P(FullParity, LoraGradientsAndTenSteps) {
   for (const auto& b : g.micro) loss = loss + mt::batch_loss_sum(model, b);
   loss = loss / static_cast<double>(g.label_tokens);
   loss.backward();
-  EXPECT_NEAR(loss.item<double>(), g.meta["lora_loss"].get<double>(), kTol);
-  for (auto& [name, p] : params)
-    EXPECT_LT(max_diff(p.grad(), g.tensors->get("lora_grad." + name)), kTol) << name;
+  expect_golden_loss(loss.item<double>(), g, "lora_loss");
+  for (auto& [name, p] : params) expect_golden(p.grad(), g, "lora_grad." + name);
   // The base model received no gradient.
   for (auto& [name, p] : model.named_parameters()) EXPECT_FALSE(p.grad().defined()) << name;
 
   mt::AdamW opt = make_opt(g.meta["hyperparameters"], params);
   std::vector<double> losses = run_steps(g, model, opt);
   for (std::size_t s = 0; s < losses.size(); ++s)
-    EXPECT_NEAR(losses[s], g.meta["lora_losses"][s].get<double>(), kTol) << "step " << s;
-  for (auto& [name, p] : params)
-    EXPECT_LT(max_diff(p, g.tensors->get("lora_step10." + name)), kTol) << name;
+    expect_golden_loss(losses[s], g, "lora_losses", static_cast<int>(s));
+  for (auto& [name, p] : params) expect_golden(p, g, "lora_step10." + name);
 }
 
 TEST_P(FullParity, Bf16ComputeTracksFp32Golden) {
@@ -173,7 +202,9 @@ TEST_P(FullParity, Bf16ComputeTracksFp32Golden) {
   so.max_grad_norm = 0;
   so.bf16_shadow = &shadow;
   mt::StepResult r = mt::train_step(model, opt, g.micro, g.label_tokens, so);
-  EXPECT_NEAR(r.loss, g.meta["loss"].get<double>(), 2e-2);
+  // bf16 keeps 8 significant bits (unit roundoff 2^-9 = 0.2%): the loss within 0.5% (about two
+  // bf16 roundings of it; a wrong cast or a dropped layer moves it by 5% or more).
+  EXPECT_NEAR(r.loss, g.meta["loss"].get<double>(), 5e-3 * g.meta["loss"].get<double>());
   for (auto& [name, p] : params) {
     ASSERT_EQ(p.grad().scalar_type(), at::kFloat) << name;
     at::Tensor a = p.grad().flatten().to(at::kDouble);
@@ -197,10 +228,10 @@ void expect_golden_gradients(const Golden& g, mm::Model& model,
   ASSERT_EQ(labels, g.label_tokens);
   loss = loss / static_cast<double>(labels);
   loss.backward();
-  EXPECT_NEAR(loss.item<double>(), g.meta["loss"].get<double>(), kTol);
+  expect_golden_loss(loss.item<double>(), g, "loss");
   for (auto& [name, p] : params) {
     ASSERT_TRUE(p.grad().defined()) << name;
-    EXPECT_LT(max_diff(p.grad(), g.tensors->get("grad." + name)), kTol) << name;
+    expect_golden(p.grad(), g, "grad." + name);
   }
 }
 
@@ -307,9 +338,8 @@ TEST_P(FullParity, CheckpointedLoraGivesTheGoldenGradients) {
   Golden g = load_golden(GetParam());
   double loss = 0;
   mm::NamedTensors grads = lora_gradients(g, GetParam(), 0.0, true, &loss);
-  EXPECT_NEAR(loss, g.meta["lora_loss"].get<double>(), kTol);
-  for (auto& [name, gr] : grads)
-    EXPECT_LT(max_diff(gr, g.tensors->get("lora_grad." + name)), kTol) << name;
+  expect_golden_loss(loss, g, "lora_loss");
+  for (auto& [name, gr] : grads) expect_golden(gr, g, "lora_grad." + name);
 }
 
 TEST_P(FullParity, CheckpointingReplaysLoraDropout) {
@@ -322,7 +352,11 @@ TEST_P(FullParity, CheckpointingReplaysLoraDropout) {
   ASSERT_EQ(plain.size(), ckpt.size());
   double moved = 0;
   for (std::size_t i = 0; i < plain.size(); ++i) {
-    EXPECT_LT(max_diff(plain[i].second, ckpt[i].second), 1e-6) << plain[i].first;
+    // Recomputed layers accumulate their gradients in another order: equal up to float32
+    // rounding, of the size the golden (dropout-free) gradients carry.
+    EXPECT_LE(max_diff(plain[i].second, ckpt[i].second),
+              golden_tolerance(g, "lora_grad." + plain[i].first))
+        << plain[i].first;
     moved = std::max(moved, max_diff(plain[i].second, no_dropout[i].second));
   }
   EXPECT_GT(moved, 1e-4);  // dropout did change the gradients

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <random>
@@ -23,7 +24,6 @@ namespace mm = metamath::model;
 using metamath::json;
 
 namespace {
-
 
 // Small arithmetic word problems in MetaMathQA's shape.
 fs::path write_toy_data(const fs::path& dir, int n) {
@@ -129,9 +129,12 @@ TEST(Train, PackingAndCheckpointingKeepTheLosses) {
   ASSERT_EQ(sa.losses.size(), 6u);
   ASSERT_EQ(sp.losses.size(), 6u);
   ASSERT_EQ(sc.losses.size(), 6u);
+  // Relative 1e-6 (16 float32 roundings of the loss): the mean of a few hundred f32 log-probs
+  // summed in another order (measured: at most 1e-7 of the loss, on Zen 4); a sequence seeing its
+  // packed neighbour moves it by far more (FullParity.PackingIsNotJustConcatenation).
   for (int i = 0; i < 6; ++i) {
-    EXPECT_NEAR(sp.losses[i], sa.losses[i], 1e-5) << "step " << i + 1;
-    EXPECT_NEAR(sc.losses[i], sa.losses[i], 1e-5) << "step " << i + 1;
+    EXPECT_NEAR(sp.losses[i], sa.losses[i], 1e-6 * std::abs(sa.losses[i])) << "step " << i + 1;
+    EXPECT_NEAR(sc.losses[i], sa.losses[i], 1e-6 * std::abs(sa.losses[i])) << "step " << i + 1;
   }
   EXPECT_LT(sa.losses.back(), sa.losses.front() - 0.1);  // it trained
   // Packing did pack: fewer rows and fewer computed positions (less padding) per step.
@@ -173,7 +176,8 @@ TEST(Train, LoraTrainsOnlyAdaptersAndMergeMatchesAdapterForward) {
   METAMATH_REQUIRE_TOKENIZER();
   fs::path dir = metamath::testing::temp_dir("train_lora");
   fs::path data = write_toy_data(dir, 8);
-  auto init = mm::init_model({"tiny", *metamath::testing::llama2_tokenizer_dir(), dir / "base", 3, "", "f32"});
+  auto init = mm::init_model(
+      {"tiny", *metamath::testing::llama2_tokenizer_dir(), dir / "base", 3, "", "f32"});
   mt::TrainOptions o = tiny_options(data, dir / "lora");
   o.init = "pretrained";
   o.model = dir / "base";
@@ -208,9 +212,12 @@ TEST(Train, LoraTrainsOnlyAdaptersAndMergeMatchesAdapterForward) {
   at::Tensor ids = at::tensor({1, 450, 1234, 29889, 3148, 7, 99}, at::kLong).view({1, -1});
   at::NoGradGuard ng;
   at::Tensor with_adapter = base.forward(ids), with_merged = merged.forward(ids);
-  EXPECT_LT(max_diff(with_adapter, with_merged), 1e-5);
+  // Merging rounds each W + s*B*A once to float32, so logits differ by a few roundings of the
+  // largest one (measured: 4); allow 1e-5 of it (~170), well below what the adapter changes.
+  const double scale = with_merged.abs().max().item<double>();
+  EXPECT_LE(max_diff(with_adapter, with_merged), 1e-5 * scale);
   base.adapter = nullptr;
-  EXPECT_GT(max_diff(base.forward(ids), with_merged), 1e-4);  // the adapter changed something
+  EXPECT_GT(max_diff(base.forward(ids), with_merged), 1e-4 * scale);  // the adapter did something
   fs::remove_all(dir);
 }
 
@@ -244,7 +251,12 @@ TEST(Train, TwoGlooProcessesMatchOneProcess) {
   auto init = mm::Model::init_random(mm::load_config(dir / "one"), 5);
   double moved = 0;
   for (auto& n : w1.names()) {
-    EXPECT_LT(max_diff(w1.get(n), w2.get(n)), 1e-5) << n;
+    // The all-reduce adds the ranks' gradients in another order than one process's accumulation:
+    // weights after 5 steps differ by about one float32 rounding of the largest (measured 1.2 on
+    // Zen 4). 1e-5 of it (~170 roundings) leaves room for AdamW's amplification of rounding in
+    // near-zero gradients (tests/train/parity_test.cpp); a rank's batch lost or counted twice
+    // moves weights by 1e-3 of their size or more.
+    EXPECT_LE(max_diff(w1.get(n), w2.get(n)), 1e-5 * w1.get(n).abs().max().item<double>()) << n;
     if (n == "model.layers.0.self_attn.q_proj.weight")
       moved = max_diff(w1.get(n), init.layers[0].q_w);
   }

@@ -1,0 +1,90 @@
+#include "core/cpu.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace metamath {
+
+namespace {
+
+std::atomic<int> limit{-1};  // -1: not read from the environment yet
+
+int env_limit() {
+  const char* env = std::getenv("METAMATH_ISA");
+  if (!env || !*env) return static_cast<int>(Isa::avx512);
+  try {
+    return static_cast<int>(parse_isa(env));
+  } catch (const Error&) {
+    fail("METAMATH_ISA={}: expected scalar, avx2 or avx512", env);
+  }
+}
+
+}  // namespace
+
+Isa cpu_isa() {
+  static const Isa isa = [] {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::scalar;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+      return Isa::avx512;
+    return Isa::avx2;
+  }();
+  return isa;
+}
+
+Isa kernel_isa() {
+  int l = limit.load(std::memory_order_relaxed);
+  if (l < 0) {
+    int expected = -1;
+    limit.compare_exchange_strong(expected, env_limit());
+    l = limit.load(std::memory_order_relaxed);
+  }
+  return static_cast<Isa>(std::min(l, static_cast<int>(cpu_isa())));
+}
+
+Isa set_kernel_isa_limit(Isa new_limit) {
+  kernel_isa();  // reads the environment first, so the previous value is well defined
+  return static_cast<Isa>(limit.exchange(static_cast<int>(new_limit)));
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::scalar:
+      return "scalar";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+Isa parse_isa(const std::string& name) {
+  for (Isa i : {Isa::scalar, Isa::avx2, Isa::avx512})
+    if (name == isa_name(i)) return i;
+  fail("unknown instruction-set level '{}': expected scalar, avx2 or avx512", name);
+}
+
+std::string cpu_flags_line() {
+  __builtin_cpu_init();
+  std::string line;
+  auto add = [&](const char* name, bool have) {
+    if (!have) return;
+    if (!line.empty()) line += ' ';
+    line += name;
+  };
+  add("avx2", __builtin_cpu_supports("avx2"));
+  add("fma", __builtin_cpu_supports("fma"));
+  add("avx512f", __builtin_cpu_supports("avx512f"));
+  add("avx512bw", __builtin_cpu_supports("avx512bw"));
+  add("avx512vl", __builtin_cpu_supports("avx512vl"));
+  add("avx512dq", __builtin_cpu_supports("avx512dq"));
+  add("avx512_bf16", __builtin_cpu_supports("avx512bf16"));
+  return line.empty() ? "(no AVX2)" : line;
+}
+
+}  // namespace metamath

@@ -1,0 +1,42 @@
+#pragma once
+// Which instruction sets our hand-written kernels may use, decided at run time.
+//
+// The machines this project runs on differ (AVX2-only Zen 3, AVX-512 Zen 4, anything x86-64), so
+// every kernel with a vector path (model::linear's small-M GEMM, in-place attention, the fused
+// AdamW) asks kernel_isa() which path to take on each call, never a compile-time flag. The answer
+// is the best level the CPU has, lowered by a limit:
+//   - METAMATH_ISA=scalar|avx2|avx512 in the environment (read once, at first use), or
+//   - set_kernel_isa_limit() (tests use it to run the same checks through each path).
+// A limit above what the CPU has is ignored (the CPU level wins).
+#include <string>
+
+namespace metamath {
+
+enum class Isa { scalar = 0, avx2 = 1, avx512 = 2 };
+
+// The best level this CPU supports: avx2 = AVX2 + FMA; avx512 = that plus AVX-512 F/BW/VL/DQ.
+Isa cpu_isa();
+// What kernels should use now: min(cpu_isa(), limit).
+Isa kernel_isa();
+// Sets the limit (process-wide; takes effect on the next kernel call). Returns the previous one.
+Isa set_kernel_isa_limit(Isa limit);
+// RAII form for tests: limits kernels to `limit` for this scope.
+class ScopedIsaLimit {
+ public:
+  explicit ScopedIsaLimit(Isa limit) : previous_(set_kernel_isa_limit(limit)) {}
+  ~ScopedIsaLimit() { set_kernel_isa_limit(previous_); }
+  ScopedIsaLimit(const ScopedIsaLimit&) = delete;
+  ScopedIsaLimit& operator=(const ScopedIsaLimit&) = delete;
+
+ private:
+  Isa previous_;
+};
+
+// "scalar", "avx2", "avx512"; parse_isa throws metamath::Error on anything else.
+const char* isa_name(Isa isa);
+Isa parse_isa(const std::string& name);
+// The CPU flags that decide our kernels and libtorch's (oneDNN bf16 needs AVX-512 BW/VL/DQ), as
+// one line: "avx2 fma avx512f avx512bw avx512vl avx512dq avx512_bf16" (absent flags left out).
+std::string cpu_flags_line();
+
+}  // namespace metamath
