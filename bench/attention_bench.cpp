@@ -48,12 +48,18 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     try {
-      if (a == "--threads") threads = std::stoi(next());
-      else if (a == "--batch") B = std::stoll(next());
-      else if (a == "--heads") H = std::stoll(next());
-      else if (a == "--head-dim") d = std::stoll(next());
-      else if (a == "--past") past = std::stoll(next());
-      else if (a == "--repeats") repeats = std::max(1, std::stoi(next()));
+      if (a == "--threads")
+        threads = std::stoi(next());
+      else if (a == "--batch")
+        B = std::stoll(next());
+      else if (a == "--heads")
+        H = std::stoll(next());
+      else if (a == "--head-dim")
+        d = std::stoll(next());
+      else if (a == "--past")
+        past = std::stoll(next());
+      else if (a == "--repeats")
+        repeats = std::max(1, std::stoi(next()));
       else if (a == "--rows") {
         rows.clear();
         std::string s = next();
@@ -62,8 +68,10 @@ int main(int argc, char** argv) {
           rows.push_back(std::stoll(s.substr(p, q - p)));
           p = q + 1;
         }
-      } else if (a == "--help" || a == "-h") usage("", 0);
-      else usage("unknown flag " + a);
+      } else if (a == "--help" || a == "-h")
+        usage("", 0);
+      else
+        usage("unknown flag " + a);
     } catch (const std::logic_error&) {
       usage("bad number in " + a);
     }
@@ -78,12 +86,14 @@ int main(int argc, char** argv) {
   const int64_t cap = past + max_t + 64;  // the cache's max length: K/V are narrowed views
   at::Tensor ck = at::randn({B, H, cap, d}), cv = at::randn({B, H, cap, d});
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  std::printf("attention_bench: batch %ld, %ld heads, head_dim %ld, %ld cached positions, %d "
-              "threads, f32, best of %d\n\n",
-              static_cast<long>(B), static_cast<long>(H), static_cast<long>(d),
-              static_cast<long>(past), at::get_num_threads(), repeats);
-  std::printf("| rows T | keys L | in place ms | matmul path ms | matmul / in place |\n"
-              "|---:|---:|---:|---:|---:|\n");
+  std::printf(
+      "attention_bench: batch %ld, %ld heads, head_dim %ld, %ld cached positions, %d "
+      "threads, f32, best of %d\n\n",
+      static_cast<long>(B), static_cast<long>(H), static_cast<long>(d), static_cast<long>(past),
+      at::get_num_threads(), repeats);
+  std::printf(
+      "| rows T | keys L | in place ms | matmul path ms | matmul / in place |\n"
+      "|---:|---:|---:|---:|---:|\n");
   for (int64_t T : rows) {
     const int64_t L = past + T;
     at::Tensor K = ck.narrow(2, 0, L), V = cv.narrow(2, 0, L);
@@ -95,8 +105,7 @@ int main(int argc, char** argv) {
     auto in_place = [&] { return metamath::model::attend_in_place(q, K, V, hidden, T, scale); };
     auto matmul_path = [&] {
       at::Tensor s = at::matmul(q, K.transpose(-1, -2)) * scale;
-      at::Tensor p =
-          at::_masked_softmax(s, hidden.view({B, 1, T, L}).expand(s.sizes()), 3, 2);
+      at::Tensor p = at::_masked_softmax(s, hidden.view({B, 1, T, L}).expand(s.sizes()), 3, 2);
       return at::matmul(p, V);
     };
     const double err = (in_place() - matmul_path()).abs().max().item<double>();
@@ -114,8 +123,8 @@ int main(int argc, char** argv) {
       matmul_path();
       best_b = std::min(best_b, std::chrono::duration<double>(Clock::now() - t0).count());
     }
-    std::printf("| %ld | %ld | %.2f | %.2f | %.2f |\n", static_cast<long>(T),
-                static_cast<long>(L), best_a * 1e3, best_b * 1e3, best_b / best_a);
+    std::printf("| %ld | %ld | %.2f | %.2f | %.2f |\n", static_cast<long>(T), static_cast<long>(L),
+                best_a * 1e3, best_b * 1e3, best_b / best_a);
   }
   return 0;
 }

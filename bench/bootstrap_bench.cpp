@@ -42,7 +42,8 @@ class InstantBackend : public llm::Backend {
     for (const auto& r : reqs) {
       llm::Result res;
       res.id = r.id;
-      for (int c = 0; c < r.sampling.n; ++c) res.choices.push_back({answer_for(r.prompt, r.id, c), "stop"});
+      for (int c = 0; c < r.sampling.n; ++c)
+        res.choices.push_back({answer_for(r.prompt, r.id, c), "stop"});
       res.prompt_tokens = 100;
       res.completion_tokens = 20 * r.sampling.n;
       cb(std::move(res));
@@ -58,8 +59,10 @@ std::vector<data::Problem> problems(std::size_t n) {
     auto& p = ps[i];
     p.id = fmt::format("bench/{}", i);
     p.style = "gsm8k";
-    p.question = fmt::format("Sam has {} apples and buys {} more, then gives away {}. How many apples "
-                             "does he have now?", 12 + i, 30, i);
+    p.question = fmt::format(
+        "Sam has {} apples and buys {} more, then gives away {}. How many apples "
+        "does he have now?",
+        12 + i, 30, i);
     p.answer = "42";
   }
   return ps;
@@ -68,7 +71,8 @@ std::vector<data::Problem> problems(std::size_t n) {
 double run(llm::Backend& be, const fs::path& dir, std::size_t n, uint64_t* requests) {
   fs::remove_all(dir);
   bootstrap::Bootstrap b(dir);
-  b.initialize(problems(n), bootstrap::Options{}, bootstrap::load_prompts(bootstrap::default_prompts_dir()));
+  b.initialize(problems(n), bootstrap::Options{},
+               bootstrap::load_prompts(bootstrap::default_prompts_dir()));
   bootstrap::Bootstrap::RunOptions ro;
   ro.progress = false;
   auto t0 = std::chrono::steady_clock::now();
@@ -107,7 +111,8 @@ int main(int argc, char** argv) {
                 {"usage", {{"prompt_tokens", 100}, {"completion_tokens", 20 * nn}}}};
     std::string prompt = b["prompt"];
     for (int c = 0; c < nn; ++c)
-      out["choices"].push_back({{"index", c}, {"text", answer_for(prompt, std::hash<std::string>{}(prompt), c)},
+      out["choices"].push_back({{"index", c},
+                                {"text", answer_for(prompt, std::hash<std::string>{}(prompt), c)},
                                 {"finish_reason", "stop"}});
     res.set_content(out.dump(), "application/json");
   });
@@ -122,9 +127,10 @@ int main(int argc, char** argv) {
   bo.concurrency = 64;
   auto http = llm::make_backend(bo);
   s = run(*http, tmp / "http", n, &reqs);
-  fmt::print("pipeline, openai HTTP backend, instant local endpoint: {} requests in {:.2f} s = "
-             "{:.0f} requests/s\n",
-             reqs, s, static_cast<double>(reqs) / s);
+  fmt::print(
+      "pipeline, openai HTTP backend, instant local endpoint: {} requests in {:.2f} s = "
+      "{:.0f} requests/s\n",
+      reqs, s, static_cast<double>(reqs) / s);
   svr.stop();
   th.join();
 
@@ -134,10 +140,12 @@ int main(int argc, char** argv) {
     JsonlWriter w(recs);
     std::string pad(300, 'a');
     for (std::size_t i = 0; i < 400000; ++i)
-      w.write({{"query", fmt::format("Question {} about {} apples? {}", i / 8, i, pad.substr(0, 120))},
-               {"response", fmt::format("Step one {}. Step two {}.\n{}\nThe answer is: {}", i, i * 7, pad, i)},
-               {"type", i % 2 ? "GSM_AnsAug" : "MATH_SV"},
-               {"original_question", fmt::format("Question {} about apples?", i / 8)}});
+      w.write(
+          {{"query", fmt::format("Question {} about {} apples? {}", i / 8, i, pad.substr(0, 120))},
+           {"response",
+            fmt::format("Step one {}. Step two {}.\n{}\nThe answer is: {}", i, i * 7, pad, i)},
+           {"type", i % 2 ? "GSM_AnsAug" : "MATH_SV"},
+           {"original_question", fmt::format("Question {} about apples?", i / 8)}});
     w.commit();
   }
   long before = max_rss_kb();
@@ -148,10 +156,11 @@ int main(int argc, char** argv) {
   auto rep = bootstrap::assemble(ao);
   double as = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   long after = max_rss_kb();
-  fmt::print("assemble 400K records ({:.0f} MB): {:.1f} s, {} kept, peak RSS {:.0f} MB "
-             "(+{:.0f} MB over the process before)\n",
-             static_cast<double>(fs::file_size(recs)) / 1e6, as, rep.total().kept,
-             static_cast<double>(after) / 1024.0, static_cast<double>(after - before) / 1024.0);
+  fmt::print(
+      "assemble 400K records ({:.0f} MB): {:.1f} s, {} kept, peak RSS {:.0f} MB "
+      "(+{:.0f} MB over the process before)\n",
+      static_cast<double>(fs::file_size(recs)) / 1e6, as, rep.total().kept,
+      static_cast<double>(after) / 1024.0, static_cast<double>(after - before) / 1024.0);
   fs::remove_all(tmp);
   return 0;
 }

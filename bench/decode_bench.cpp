@@ -34,8 +34,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
-#include <torch/csrc/autograd/profiler_legacy.h>
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -496,7 +496,8 @@ double read_rate(int threads) {
       });
   uint64_t total = 0;
   for (auto v : sums) total += v;
-  if (total != buf.size()) fail("read_rate: bad sum {}", total);  // keeps the loop from being elided
+  if (total != buf.size())
+    fail("read_rate: bad sum {}", total);  // keeps the loop from being elided
   return rate;
 }
 
@@ -709,9 +710,10 @@ int run_parent(const Options& o, const std::string& self) {
       const double tps = best(it->second.decode);
       std::cout << "  " << k.dtype << " " << side << ": " << fmt1(wb / 1e6) << " MB/token x "
                 << fmt1(tps) << " tok/s = " << fmt1(wb * tps / 1e9, 2)
-                << " GB/s = " << fmt1(100.0 * wb * tps / rd_rate) << "% of the read rate (which allows "
-                << fmt1(rd_rate / wb) << " tok/s), " << fmt1(100.0 * wb * tps / copy_rate)
-                << "% of the memcpy rate (" << fmt1(copy_rate / wb) << " tok/s)\n";
+                << " GB/s = " << fmt1(100.0 * wb * tps / rd_rate)
+                << "% of the read rate (which allows " << fmt1(rd_rate / wb) << " tok/s), "
+                << fmt1(100.0 * wb * tps / copy_rate) << "% of the memcpy rate ("
+                << fmt1(copy_rate / wb) << " tok/s)\n";
     }
   }
   std::error_code ec;

@@ -103,8 +103,10 @@ double backend_rate(const std::string& base, int n, int c) {
 int main(int argc, char** argv) {
   int n = 20000, c = 64;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--requests") && i + 1 < argc) n = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--connections") && i + 1 < argc) c = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--requests") && i + 1 < argc)
+      n = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--connections") && i + 1 < argc)
+      c = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr, "usage: openai_bench [--requests N] [--connections C]\n");
       return 2;
@@ -132,10 +134,13 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &ru);
   std::printf("openai backend vs instant endpoint: %d requests, %d connections, %u cores\n", n, c,
               std::thread::hardware_concurrency());
-  std::printf("  bare libcurl multi loop : %8.0f req/s (best of 2: %.0f, %.0f)\n", std::max(bare, bare2), bare, bare2);
-  std::printf("  metamath openai backend : %8.0f req/s (best of 2: %.0f, %.0f)\n", std::max(ours, ours2), ours, ours2);
+  std::printf("  bare libcurl multi loop : %8.0f req/s (best of 2: %.0f, %.0f)\n",
+              std::max(bare, bare2), bare, bare2);
+  std::printf("  metamath openai backend : %8.0f req/s (best of 2: %.0f, %.0f)\n",
+              std::max(ours, ours2), ours, ours2);
   std::printf("  backend / bare          : %8.2f\n", std::max(ours, ours2) / std::max(bare, bare2));
-  std::printf("  goal >= 2000 req/s      : %s\n", std::max(ours, ours2) >= 2000 ? "met" : "NOT met");
+  std::printf("  goal >= 2000 req/s      : %s\n",
+              std::max(ours, ours2) >= 2000 ? "met" : "NOT met");
   std::printf("  peak RSS (bench process, endpoint included): %.1f MiB\n", ru.ru_maxrss / 1024.0);
   svr.stop();
   th.join();

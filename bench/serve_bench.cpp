@@ -6,7 +6,6 @@
 //   serve_bench [--connections 256] [--seconds 20] [--max-tokens 16] [--tokenizer DIR]
 #include <fmt/format.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -18,11 +17,12 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
 #include "llm/backend.h"
-#include "model/model.h"
+#include "model/init.h"
 #include "serve/server.h"
 
 namespace fs = std::filesystem;
@@ -33,12 +33,18 @@ int main(int argc, char** argv) {
   double seconds = 20;
   fs::path tok = fs::path(METAMATH_SOURCE_DIR) / "../shared/tokenizers/llama2";
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--connections") && i + 1 < argc) conns = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--max-tokens") && i + 1 < argc) max_tokens = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
+    if (!std::strcmp(argv[i], "--connections") && i + 1 < argc)
+      conns = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc)
+      seconds = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--max-tokens") && i + 1 < argc)
+      max_tokens = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--tokenizer") && i + 1 < argc)
+      tok = argv[++i];
     else {
-      std::fprintf(stderr, "usage: serve_bench [--connections C] [--seconds S] [--max-tokens N] [--tokenizer DIR]\n");
+      std::fprintf(stderr,
+                   "usage: serve_bench [--connections C] [--seconds S] [--max-tokens N] "
+                   "[--tokenizer DIR]\n");
       return 2;
     }
   }
@@ -68,7 +74,10 @@ int main(int argc, char** argv) {
   std::mutex mu;
   std::vector<double> lat;
   std::map<std::string, long> error_kinds;
-  const std::string good = nlohmann::json{{"prompt", "Janet has 16 eggs and"}, {"max_tokens", max_tokens}, {"temperature", 0}}.dump();
+  const std::string good = nlohmann::json{
+      {"prompt", "Janet has 16 eggs and"},
+      {"max_tokens", max_tokens},
+      {"temperature", 0}}.dump();
   const std::string bad = R"({"prompt": "x", "max_tokens": "lots"})";
   std::vector<std::thread> clients;
   const auto t0 = Clock::now();
@@ -86,7 +95,8 @@ int main(int argc, char** argv) {
         if (!r) {
           ++errors;
           std::lock_guard<std::mutex> lock(mu);
-          error_kinds[fmt::format("{} (request {} on its connection, after {:.0f} ms)", httplib::to_string(r.error()), k, ms)]++;
+          error_kinds[fmt::format("{} (request {} on its connection, after {:.0f} ms)",
+                                  httplib::to_string(r.error()), k, ms)]++;
         } else if (deliberate_bad) {
           (r->status == 400 ? deliberate : errors)++;
         } else if (r->status == 200) {
@@ -109,13 +119,18 @@ int main(int argc, char** argv) {
   server.stop();
   srv.join();
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) { return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))]; };
+  auto pct = [&](double p) {
+    return lat.empty() ? 0.0
+                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+  };
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  std::printf("serve load test: tiny model, %d concurrent connections, %.1f s, %d new tokens per request, %u cores\n",
-              conns, secs, max_tokens, std::thread::hardware_concurrency());
-  std::printf("  completed 200s        : %ld (%.1f req/s, %.0f generated tok/s)\n", ok.load(), ok / secs,
-              ok * static_cast<double>(max_tokens) / secs);
+  std::printf(
+      "serve load test: tiny model, %d concurrent connections, %.1f s, %d new tokens per request, "
+      "%u cores\n",
+      conns, secs, max_tokens, std::thread::hardware_concurrency());
+  std::printf("  completed 200s        : %ld (%.1f req/s, %.0f generated tok/s)\n", ok.load(),
+              ok / secs, ok * static_cast<double>(max_tokens) / secs);
   std::printf("  deliberate 400s       : %ld\n", deliberate.load());
   std::printf("  other errors          : %ld\n", errors.load());
   for (const auto& [k, v] : error_kinds) std::printf("    %ld x %s\n", v, k.c_str());

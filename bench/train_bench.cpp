@@ -33,10 +33,10 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <torch/csrc/autograd/profiler_legacy.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
@@ -91,7 +91,7 @@ int run_worker(const Args& a) {
   metamath::keep_freed_memory();
   at::set_num_threads(a.threads);
   mm::Model model = mm::Model::load(a.dir / "model");
-  model.checkpoint_layers = a.worker_ckpt;
+  model.set_recompute_layers(a.worker_ckpt);
   mm::NamedTensors params = mt::trainable_model_parameters(model);
   mt::AdamW opt(params, {});
   auto f = mm::SafetensorsFile::open(a.dir / "batch.safetensors");
@@ -289,8 +289,9 @@ int main(int argc, char** argv) {
     if (a.reference) sides.emplace_back("PyTorch reference", ref_args);
     if (a.reference && a.reference_tuned)
       sides.emplace_back("PyTorch reference, glibc malloc tuned like ours",
-                       "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 "
-                       "MALLOC_TOP_PAD_=268435456 " + ref_args);
+                         "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 "
+                         "MALLOC_TOP_PAD_=268435456 " +
+                             ref_args);
     // Interleaved rounds; the order rotates each round so no side always runs first.
     for (int64_t round = 0; round < a.repeats; ++round)
       for (std::size_t k = 0; k < sides.size(); ++k) {
@@ -301,9 +302,11 @@ int main(int argc, char** argv) {
         sd.rss_kb = std::max(sd.rss_kb, r["peak_rss_kb"].get<double>());
         sd.loss = r["loss"].get<double>();
         sd.tokens = r["tokens"].get<double>();
-        std::fprintf(stderr, "  round %lld %s: %s s (load %.2f)\n", static_cast<long long>(round + 1),
-                     sd.name.c_str(), fmt::format("{:.2f}", fmt::join(r["step_s"].get<std::vector<double>>(), ", ")).c_str(),
-                     load_average());
+        std::fprintf(
+            stderr, "  round %lld %s: %s s (load %.2f)\n", static_cast<long long>(round + 1),
+            sd.name.c_str(),
+            fmt::format("{:.2f}", fmt::join(r["step_s"].get<std::vector<double>>(), ", ")).c_str(),
+            load_average());
       }
     auto best = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
     const double ours_best = sides[0].steps.empty() ? 0 : best(sides[0].steps);
@@ -317,8 +320,8 @@ int main(int argc, char** argv) {
       if (sd.name.rfind("PyTorch", 0) == 0 && ours_best > 0)
         ratio = fmt::format("{:.2f}x ({:.2f}x)", step / ours_best, med / ours_median);
       std::printf("| %s | %s | %.0f (%.0f) | %.2f (%.2f) | %.0f | %.1f%% | %.4f | %s |\n",
-                  dt.c_str(), sd.name.c_str(), rate, sd.tokens / med, step, med,
-                  sd.rss_kb / 1024.0, 100.0 * mfu, sd.loss, ratio.c_str());
+                  dt.c_str(), sd.name.c_str(), rate, sd.tokens / med, step, med, sd.rss_kb / 1024.0,
+                  100.0 * mfu, sd.loss, ratio.c_str());
       std::fflush(stdout);
     }
     std::printf("| %s | GEMM peak (2048^3) | %.1f GFLOP/s | | | | | |\n", dt.c_str(),

@@ -8,10 +8,10 @@
 //   METAMATH_FUZZ_CALL_MS    Limits::time_ms passed to each library call (default 15; four calls
 //                            per input, so the library's own limits fit inside the budget)
 #include <chrono>
-#include <ctime>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <string_view>
 
@@ -42,9 +42,7 @@ double env_ms(const char* name, double def) {
   return (end && *end == '\0' && d > 0) ? d : def;
 }
 
-double ms_since(Clock::time_point t) {
-  return Clock::now() - t;
-}
+double ms_since(Clock::time_point t) { return Clock::now() - t; }
 
 }  // namespace
 

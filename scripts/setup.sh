@@ -7,11 +7,11 @@ cd "$here"
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ccache
-  clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  clang-14 clang-format-14 libfuzzer-14-dev libclang-rt-14-dev
   libginac-dev libcln-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-  libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev libutf8proc-dev
+  libgtest-dev libgmock-dev
   libtorch-dev libopenblas-dev libgloo-dev
   python3 python3-sympy python3-torch python3-sentencepiece
 )

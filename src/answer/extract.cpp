@@ -17,13 +17,20 @@ Style parse_style(std::string_view name) {
 
 const char* method_name(Method m) {
   switch (m) {
-    case Method::None: return "none";
-    case Method::Hashes: return "hashes";
-    case Method::AnswerIs: return "answer_is";
-    case Method::Boxed: return "boxed";
-    case Method::ValueOfX: return "value_of_x";
-    case Method::LastNumber: return "last_number";
-    case Method::Bare: return "bare";
+    case Method::None:
+      return "none";
+    case Method::Hashes:
+      return "hashes";
+    case Method::AnswerIs:
+      return "answer_is";
+    case Method::Boxed:
+      return "boxed";
+    case Method::ValueOfX:
+      return "value_of_x";
+    case Method::LastNumber:
+      return "last_number";
+    case Method::Bare:
+      return "bare";
   }
   return "none";
 }
@@ -42,7 +49,8 @@ std::string clean_tail(std::string_view s, bool stop_at_sentence) {
   s = text::trim(s);
   // A sentence's final period is not part of the answer ("18." -> "18").
   while (!s.empty() && (s.back() == '.' || s.back() == ' ')) s.remove_suffix(1);
-  if (s.size() >= 2 && s.front() == '$' && s.back() == '$') s = text::trim(s.substr(1, s.size() - 2));
+  if (s.size() >= 2 && s.front() == '$' && s.back() == '$')
+    s = text::trim(s.substr(1, s.size() - 2));
   std::string out(s);
   if (auto boxed = text::last_boxed(out)) return std::string(text::trim(*boxed));
   return out;
@@ -65,8 +73,8 @@ bool is_num_char(char c) { return std::isdigit(static_cast<unsigned char>(c)) !=
 
 // s[i] is a comma followed by exactly three digits ("3,000"), i.e. a thousands separator.
 bool is_thousands_comma(std::string_view s, std::size_t i) {
-  return s[i] == ',' && i + 3 < s.size() && is_num_char(s[i + 1]) &&
-         is_num_char(s[i + 2]) && is_num_char(s[i + 3]) && (i + 4 >= s.size() || !is_num_char(s[i + 4]));
+  return s[i] == ',' && i + 3 < s.size() && is_num_char(s[i + 1]) && is_num_char(s[i + 2]) &&
+         is_num_char(s[i + 3]) && (i + 4 >= s.size() || !is_num_char(s[i + 4]));
 }
 
 // The last number in the text: optional minus, digits with thousands commas, decimals, or a/b.
@@ -79,7 +87,8 @@ std::string last_number(std::string_view s) {
       continue;
     }
     std::size_t b = i;
-    bool neg = b > 0 && s[b - 1] == '-' && (b < 2 || !std::isalnum(static_cast<unsigned char>(s[b - 2])));
+    bool neg =
+        b > 0 && s[b - 1] == '-' && (b < 2 || !std::isalnum(static_cast<unsigned char>(s[b - 2])));
     std::string num;
     while (i < s.size() && (is_num_char(s[i]) || is_thousands_comma(s, i))) {
       if (s[i] != ',') num.push_back(s[i]);
@@ -103,7 +112,9 @@ std::string last_number(std::string_view s) {
 int count_numbers(std::string_view s) {
   int n = 0;
   for (std::size_t i = 0; i < s.size(); ++i)
-    if (is_num_char(s[i]) && (i == 0 || !(is_num_char(s[i - 1]) || s[i - 1] == '.' || s[i - 1] == ','))) ++n;
+    if (is_num_char(s[i]) &&
+        (i == 0 || !(is_num_char(s[i - 1]) || s[i - 1] == '.' || s[i - 1] == ',')))
+      ++n;
   return n;
 }
 

@@ -37,9 +37,9 @@ uint64_t mix(uint64_t x) {
 }
 
 const std::vector<std::string>& type_names() {
-  static const std::vector<std::string> t = {"GSM_AnsAug",  "GSM_Rephrased",  "GSM_SV",
-                                             "GSM_FOBAR",   "MATH_AnsAug",    "MATH_Rephrased",
-                                             "MATH_SV",     "MATH_FOBAR"};
+  static const std::vector<std::string> t = {"GSM_AnsAug", "GSM_Rephrased", "GSM_SV",
+                                             "GSM_FOBAR",  "MATH_AnsAug",   "MATH_Rephrased",
+                                             "MATH_SV",    "MATH_FOBAR"};
   return t;
 }
 
@@ -58,6 +58,35 @@ std::map<std::string, uint64_t> default_targets(double scale) {
   for (std::size_t i = 0; i < 8; ++i)
     t[type_names()[i]] = static_cast<uint64_t>(std::llround(static_cast<double>(paper[i]) * scale));
   return t;
+}
+
+std::map<std::string, uint64_t> parse_targets(double scale,
+                                              const std::vector<std::string>& overrides) {
+  std::map<std::string, uint64_t> targets = default_targets(scale);
+  for (const auto& t : overrides) {
+    std::size_t eq = t.find('=');
+    if (eq == std::string::npos || !targets.count(t.substr(0, eq)))
+      fail("--target '{}': expected TYPE=N with TYPE one of GSM_AnsAug ... MATH_FOBAR", t);
+    try {
+      targets[t.substr(0, eq)] = std::stoull(t.substr(eq + 1));
+    } catch (const std::exception&) {
+      fail("--target '{}': N is not a number", t);
+    }
+  }
+  return targets;
+}
+
+void add_test_sets(AssembleOptions& opts, const fs::path& gsm8k, const fs::path& math) {
+  fs::path g = gsm8k.empty() ? data::default_path("gsm8k", "test") : gsm8k;
+  fs::path m = math.empty() ? data::default_path("math", "test") : math;
+  for (const auto& [p, list] : {std::pair{g, &opts.test_gsm8k}, std::pair{m, &opts.test_math}}) {
+    if (!fs::exists(p))
+      fail(
+          "{}: test set not found for the contamination check (give --test-gsm8k/--test-math or "
+          "--no-contamination-check)",
+          p.string());
+    list->push_back(p);
+  }
 }
 
 std::string normalized_text(std::string_view s) {
@@ -91,37 +120,40 @@ TypeReport AssembleReport::total() const {
   return t;
 }
 
-AssembleReport assemble(const AssembleOptions& opts) {
-  if (opts.inputs.empty()) fail("assemble: no inputs");
+namespace {
+
+// The report's rows for the requested targets; unknown types are an error.
+AssembleReport start_report(const AssembleOptions& opts) {
   AssembleReport rep;
   for (const auto& [t, n] : opts.targets) {
     if (std::find(type_names().begin(), type_names().end(), t) == type_names().end())
       fail("assemble: unknown record type '{}' in targets", t);
     rep.types[t].target = n;
   }
+  return rep;
+}
 
-  // Test questions.
+// Test questions: hashes of their normalised text.
+std::unordered_set<uint64_t> test_question_keys(const AssembleOptions& opts) {
   std::unordered_set<uint64_t> test;
   for (const auto& f : opts.test_gsm8k)
     for (const auto& p : data::load_gsm8k(f)) test.insert(fnv1a(normalized_text(p.question)));
   for (const auto& f : opts.test_math)
     for (const auto& p : data::load_math(f)) test.insert(fnv1a(normalized_text(p.question)));
-  rep.test_questions = test.size();
+  return test;
+}
 
-  // Input files and yields.
+// Input files and yields: a folder gives its records.jsonl, and its stats.json's per-method
+// samples/kept go to "?<method>" rows (the shard's style is not in stats.json; attribute_yields
+// assigns them from the record types).
+std::vector<fs::path> input_files(const AssembleOptions& opts, AssembleReport& rep) {
   std::vector<fs::path> files;
   for (const auto& in : opts.inputs) {
     if (fs::is_directory(in)) {
       files.push_back(in / "records.jsonl");
       fs::path st = in / "stats.json";
       if (fs::exists(st)) {
-        json j;
-        try {
-          j = json::parse(std::ifstream(st));
-        } catch (const std::exception& e) {
-          fail("{}: not valid JSON: {}", st.string(), e.what());
-        }
-        // The shard's style is not in stats.json; attribute yields via the record types below.
+        json j = read_json_file(st);
         for (auto& [m, v] : j["methods"].items()) {
           rep.types["?" + m].samples += v.value("samples", uint64_t{0});
           rep.types["?" + m].accepted += v.value("kept", uint64_t{0});
@@ -130,14 +162,68 @@ AssembleReport assemble(const AssembleOptions& opts) {
     } else {
       files.push_back(in);
     }
-    if (!fs::exists(files.back())) fail("{}: no such file (is this a bootstrap --out folder?)",
-                                        files.back().string());
+    if (!fs::exists(files.back()))
+      fail("{}: no such file (is this a bootstrap --out folder?)", files.back().string());
   }
+  return files;
+}
 
-  // Pass 1.
+// Pass 1's state: hashes seen so far and which styles each method's records came in.
+struct Scan {
   std::vector<Entry> entries;
   std::unordered_set<uint64_t> seen_exact, seen_near;
   std::map<std::string, std::pair<bool, bool>> styles_per_method;  // method -> (gsm, math) seen
+};
+
+// One record of pass 1: counted in its type's row, then dropped as an exact or near duplicate or
+// as test-set overlap, or kept as an Entry.
+void scan_record(const json& r, const std::string& where, uint32_t file, uint64_t offset,
+                 const AssembleOptions& opts, const std::unordered_set<uint64_t>& test,
+                 AssembleReport& rep, Scan& scan) {
+  std::string type = require_string(r, "type", where);
+  auto ti = std::find(type_names().begin(), type_names().end(), type);
+  if (ti == type_names().end()) fail("{}: field 'type': unknown record type '{}'", where, type);
+  std::string query = require_string(r, "query", where);
+  std::string response = require_string(r, "response", where);
+  std::string orig =
+      r.contains("original_question") ? require_string(r, "original_question", where) : query;
+  TypeReport& tr = rep.types[type];
+  ++tr.read;
+  std::string method = type.substr(type.find('_') + 1);
+  (type[0] == 'G' ? scan.styles_per_method[method].first : scan.styles_per_method[method].second) =
+      true;
+  uint64_t exact = fnv1a(response, fnv1a(query + "\x1f"));
+  if (!scan.seen_exact.insert(exact).second) {
+    ++tr.exact_dups;
+    return;
+  }
+  uint64_t near = fnv1a(normalized_text(response), fnv1a(normalized_text(query) + "\x1f"));
+  if (opts.near_dedup && !scan.seen_near.insert(near).second) {
+    ++tr.near_dups;
+    return;
+  }
+  uint64_t nq = fnv1a(normalized_text(query)), no = fnv1a(normalized_text(orig));
+  if (test.count(nq) || test.count(no)) {
+    ++tr.contaminated;
+    return;
+  }
+  Entry e;
+  e.offset = offset;
+  e.exact = exact;
+  e.near = near;
+  e.group = no;
+  e.order = mix(exact ^ mix(opts.seed));
+  e.file = file;
+  e.query_chars = static_cast<uint32_t>(query.size());
+  e.response_chars = static_cast<uint32_t>(response.size());
+  e.type = static_cast<uint8_t>(ti - type_names().begin());
+  scan.entries.push_back(e);
+}
+
+// Pass 1: every line of every file, keeping only a few hashes per record.
+Scan scan_files(const std::vector<fs::path>& files, const AssembleOptions& opts,
+                const std::unordered_set<uint64_t>& test, AssembleReport& rep) {
+  Scan scan;
   for (uint32_t fi = 0; fi < files.size(); ++fi) {
     std::ifstream in(files[fi], std::ios::binary);
     if (!in) fail("{}: cannot open", files[fi].string());
@@ -149,80 +235,52 @@ AssembleReport assemble(const AssembleOptions& opts) {
       uint64_t here = offset;
       offset += line.size() + 1;
       if (line.empty()) continue;
-      json r;
-      try {
-        r = json::parse(line);
-      } catch (const std::exception& e) {
-        fail("{}:{}: not valid JSON: {}", files[fi].string(), lineno, e.what());
-      }
       std::string where = fmt::format("{}:{}", files[fi].string(), lineno);
-      std::string type = require_string(r, "type", where);
-      auto ti = std::find(type_names().begin(), type_names().end(), type);
-      if (ti == type_names().end()) fail("{}: field 'type': unknown record type '{}'", where, type);
-      std::string query = require_string(r, "query", where);
-      std::string response = require_string(r, "response", where);
-      std::string orig = r.contains("original_question") ? require_string(r, "original_question", where) : query;
-      TypeReport& tr = rep.types[type];
-      ++tr.read;
-      std::string method = type.substr(type.find('_') + 1);
-      (type[0] == 'G' ? styles_per_method[method].first : styles_per_method[method].second) = true;
-      uint64_t exact = fnv1a(response, fnv1a(query + "\x1f"));
-      if (!seen_exact.insert(exact).second) {
-        ++tr.exact_dups;
-        continue;
-      }
-      uint64_t near = fnv1a(normalized_text(response), fnv1a(normalized_text(query) + "\x1f"));
-      if (opts.near_dedup && !seen_near.insert(near).second) {
-        ++tr.near_dups;
-        continue;
-      }
-      uint64_t nq = fnv1a(normalized_text(query)), no = fnv1a(normalized_text(orig));
-      if (test.count(nq) || test.count(no)) {
-        ++tr.contaminated;
-        continue;
-      }
-      Entry e;
-      e.offset = here;
-      e.exact = exact;
-      e.near = near;
-      e.group = no;
-      e.order = mix(exact ^ mix(opts.seed));
-      e.file = fi;
-      e.query_chars = static_cast<uint32_t>(query.size());
-      e.response_chars = static_cast<uint32_t>(response.size());
-      e.type = static_cast<uint8_t>(ti - type_names().begin());
-      entries.push_back(e);
+      scan_record(parse_json(line, where), where, fi, here, opts, test, rep, scan);
     }
   }
-  // Yields: a method's samples belong to the style(s) whose records used it.
+  return scan;
+}
+
+// Yields: a method's samples belong to the style(s) whose records used it.
+void attribute_yields(AssembleReport& rep,
+                      const std::map<std::string, std::pair<bool, bool>>& styles_per_method) {
   for (auto it = rep.types.begin(); it != rep.types.end();) {
     if (it->first[0] != '?') {
       ++it;
       continue;
     }
     std::string method = it->first.substr(1);
-    auto [gsm, math] = styles_per_method[method];
+    auto found = styles_per_method.find(method);
+    auto [gsm, math] = found == styles_per_method.end() ? std::pair{false, false} : found->second;
+    const auto samples = it->second.samples, accepted = it->second.accepted;
+    auto add = [&](const std::string& type, uint64_t s, uint64_t a) {
+      rep.types[type].samples += s;
+      rep.types[type].accepted += a;
+    };
     if (gsm && !math) {
-      rep.types["GSM_" + method].samples += it->second.samples;
-      rep.types["GSM_" + method].accepted += it->second.accepted;
+      add("GSM_" + method, samples, accepted);
     } else if (math && !gsm) {
-      rep.types["MATH_" + method].samples += it->second.samples;
-      rep.types["MATH_" + method].accepted += it->second.accepted;
+      add("MATH_" + method, samples, accepted);
     } else {
       // Mixed shards: split by records read.
       double g = static_cast<double>(rep.types["GSM_" + method].read);
       double m = static_cast<double>(rep.types["MATH_" + method].read);
       double share = g + m > 0 ? g / (g + m) : 0.5;
-      auto s = static_cast<double>(it->second.samples), a = static_cast<double>(it->second.accepted);
-      rep.types["GSM_" + method].samples += static_cast<uint64_t>(std::llround(s * share));
-      rep.types["GSM_" + method].accepted += static_cast<uint64_t>(std::llround(a * share));
-      rep.types["MATH_" + method].samples += static_cast<uint64_t>(std::llround(s * (1 - share)));
-      rep.types["MATH_" + method].accepted += static_cast<uint64_t>(std::llround(a * (1 - share)));
+      auto s = static_cast<double>(samples), a = static_cast<double>(accepted);
+      add("GSM_" + method, static_cast<uint64_t>(std::llround(s * share)),
+          static_cast<uint64_t>(std::llround(a * share)));
+      add("MATH_" + method, static_cast<uint64_t>(std::llround(s * (1 - share))),
+          static_cast<uint64_t>(std::llround(a * (1 - share))));
     }
     it = rep.types.erase(it);
   }
+}
 
-  // Selection: per type, round-robin over seed questions in a seeded order.
+// Selection: per type, round-robin over seed questions in a seeded order, up to the target.
+// Fills the kept counts and mean lengths of the report.
+std::vector<Entry> select_entries(std::vector<Entry> entries, const AssembleOptions& opts,
+                                  AssembleReport& rep) {
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
     return std::tie(a.type, a.group, a.order) < std::tie(b.type, b.group, b.order);
   });
@@ -259,35 +317,53 @@ AssembleReport assemble(const AssembleOptions& opts) {
       tr.query_chars /= static_cast<double>(tr.kept);
       tr.response_chars /= static_cast<double>(tr.kept);
     }
-  entries.clear();
-  entries.shrink_to_fit();
+  return picked;
+}
 
-  // Pass 2: stream the picked records in input order.
+// Pass 2: stream the picked records into `out` in input order (MetaMathQA fields only).
+void write_picked(const std::vector<fs::path>& files, std::vector<Entry> picked,
+                  const fs::path& out) {
   std::sort(picked.begin(), picked.end(), [](const Entry& a, const Entry& b) {
     return std::tie(a.file, a.offset) < std::tie(b.file, b.offset);
   });
-  JsonlWriter w(opts.out);
+  JsonlWriter w(out);
   std::size_t k = 0;
   for (uint32_t fi = 0; fi < files.size() && k < picked.size(); ++fi) {
     std::ifstream in(files[fi], std::ios::binary);
     std::string line;
     uint64_t offset = 0;
+    std::size_t lineno = 0;
     while (k < picked.size() && picked[k].file == fi && std::getline(in, line)) {
+      ++lineno;
       uint64_t here = offset;
       offset += line.size() + 1;
       if (here != picked[k].offset) continue;
-      json r = json::parse(line);
+      json r = parse_json(line, fmt::format("{}:{}", files[fi].string(), lineno));
       json o = {{"query", r["query"]},
                 {"response", r["response"]},
                 {"type", r["type"]},
-                {"original_question", r.contains("original_question") ? r["original_question"]
-                                                                      : r["query"]}};
+                {"original_question",
+                 r.contains("original_question") ? r["original_question"] : r["query"]}};
       w.write(o);
       ++k;
     }
   }
   if (k != picked.size()) fail("assemble: an input file changed while it was being read");
   w.commit();
+}
+
+}  // namespace
+
+AssembleReport assemble(const AssembleOptions& opts) {
+  if (opts.inputs.empty()) fail("assemble: no inputs");
+  AssembleReport rep = start_report(opts);
+  const std::unordered_set<uint64_t> test = test_question_keys(opts);
+  rep.test_questions = test.size();
+  const std::vector<fs::path> files = input_files(opts, rep);
+  Scan scan = scan_files(files, opts, test, rep);
+  attribute_yields(rep, scan.styles_per_method);
+  std::vector<Entry> picked = select_entries(std::move(scan.entries), opts, rep);
+  write_picked(files, std::move(picked), opts.out);
   return rep;
 }
 

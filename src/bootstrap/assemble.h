@@ -17,6 +17,10 @@ namespace metamath::bootstrap {
 // The paper's mixture (Table 1) times scale: GSM 80K/80K/40K/40K, MATH 75K/50K/15K/15K.
 std::map<std::string, uint64_t> default_targets(double scale);
 
+// default_targets(scale) with `TYPE=N` overrides (`--target`); throws naming the bad value.
+std::map<std::string, uint64_t> parse_targets(double scale,
+                                              const std::vector<std::string>& overrides);
+
 // Lowercase letters and digits only: the text key for near-duplicates and contamination.
 std::string normalized_text(std::string_view s);
 
@@ -41,6 +45,11 @@ struct AssembleReport {
   uint64_t test_questions = 0;
   TypeReport total() const;
 };
+
+// The contamination check's test sets: `gsm8k` and `math` (empty: data::default_path(name,
+// "test")) are added to opts.test_gsm8k / opts.test_math; a missing file throws.
+void add_test_sets(AssembleOptions& opts, const std::filesystem::path& gsm8k,
+                   const std::filesystem::path& math);
 
 AssembleReport assemble(const AssembleOptions& opts);
 std::string format_report(const AssembleReport& r);

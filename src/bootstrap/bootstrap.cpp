@@ -61,16 +61,21 @@ std::string first_paragraph(std::string_view text, std::string_view label) {
 std::string norm_key(std::string_view s) {
   std::string out;
   for (char c : s)
-    if (std::isalnum(static_cast<unsigned char>(c))) out.push_back(static_cast<char>(std::tolower(c)));
+    if (std::isalnum(static_cast<unsigned char>(c)))
+      out.push_back(static_cast<char>(std::tolower(c)));
   return out;
 }
 
 const char* error_kind_name(llm::ErrorKind k) {
   switch (k) {
-    case llm::ErrorKind::None: return "none";
-    case llm::ErrorKind::BadRequest: return "bad request";
-    case llm::ErrorKind::Transient: return "transient";
-    case llm::ErrorKind::Fatal: return "fatal";
+    case llm::ErrorKind::None:
+      return "none";
+    case llm::ErrorKind::BadRequest:
+      return "bad request";
+    case llm::ErrorKind::Transient:
+      return "transient";
+    case llm::ErrorKind::Fatal:
+      return "fatal";
   }
   return "?";
 }
@@ -94,10 +99,14 @@ struct ProblemRow {
 
 const char* method_name(Method m) {
   switch (m) {
-    case Method::AnsAug: return "AnsAug";
-    case Method::Rephrased: return "Rephrased";
-    case Method::SV: return "SV";
-    case Method::FOBAR: return "FOBAR";
+    case Method::AnsAug:
+      return "AnsAug";
+    case Method::Rephrased:
+      return "Rephrased";
+    case Method::SV:
+      return "SV";
+    case Method::FOBAR:
+      return "FOBAR";
   }
   return "?";
 }
@@ -116,7 +125,7 @@ std::string record_type(answer::Style style, Method m) {
 }
 
 const std::vector<std::string>& prompt_names() {
-  static const std::vector<std::string> names = {"solve_gsm8k",    "solve_math", "backward_gsm8k",
+  static const std::vector<std::string> names = {"solve_gsm8k",   "solve_math", "backward_gsm8k",
                                                  "backward_math", "rephrase",   "sv_rewrite"};
   return names;
 }
@@ -126,7 +135,8 @@ fs::path default_prompts_dir() {
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    for (fs::path p : {exe.parent_path() / ".." / "prompts", exe.parent_path() / ".." / ".." / "prompts"})
+    for (fs::path p :
+         {exe.parent_path() / ".." / "prompts", exe.parent_path() / ".." / ".." / "prompts"})
       if (fs::exists(p / "solve_gsm8k.txt")) return fs::weakly_canonical(p);
   }
   return fs::path(METAMATH_SOURCE_DIR) / "prompts";
@@ -216,9 +226,10 @@ Verified verify_solution(std::string_view text, std::string_view gold, answer::S
 }
 
 json Record::to_json() const {
-  return {{"query", query},   {"response", response}, {"type", type},
-          {"original_question", original_question},   {"id", problem_id},
-          {"job", job},       {"choice", choice},     {"gold", gold}};
+  return {{"query", query},   {"response", response},
+          {"type", type},     {"original_question", original_question},
+          {"id", problem_id}, {"job", job},
+          {"choice", choice}, {"gold", gold}};
 }
 
 MethodStats Stats::total() const {
@@ -277,10 +288,15 @@ struct Bootstrap::Impl {
     s.bind(1, key).bind(2, value).run();
   }
 
+  // Names a meta value in errors: "DIR/jobs.sqlite: meta "options"".
+  std::string meta_where(const char* key) const {
+    return fmt::format("{}: meta \"{}\"", db.path().string(), key);
+  }
+
   void load() {
     auto o = meta("options");
     if (!o) return;
-    json j = json::parse(*o);
+    json j = parse_json(*o, meta_where("options"));
     opts = Options{};
     opts.methods.clear();
     for (const auto& m : j["methods"]) opts.methods.push_back(parse_method(m.get<std::string>()));
@@ -294,7 +310,7 @@ struct Bootstrap::Impl {
     opts.max_tokens_math = j["max_tokens_math"];
     opts.max_tokens_rewrite = j["max_tokens_rewrite"];
     opts.seed = j["seed"];
-    json p = json::parse(meta("prompts").value_or("{}"));
+    json p = parse_json(meta("prompts").value_or("{}"), meta_where("prompts"));
     prompts.solve_gsm8k = p.value("solve_gsm8k", "");
     prompts.solve_math = p.value("solve_math", "");
     prompts.backward_gsm8k = p.value("backward_gsm8k", "");
@@ -311,9 +327,12 @@ struct Bootstrap::Impl {
   }
 
   static json prompts_json(const Prompts& p) {
-    return {{"solve_gsm8k", p.solve_gsm8k}, {"solve_math", p.solve_math},
-            {"backward_gsm8k", p.backward_gsm8k}, {"backward_math", p.backward_math},
-            {"rephrase", p.rephrase}, {"sv_rewrite", p.sv_rewrite}};
+    return {{"solve_gsm8k", p.solve_gsm8k},
+            {"solve_math", p.solve_math},
+            {"backward_gsm8k", p.backward_gsm8k},
+            {"backward_math", p.backward_math},
+            {"rephrase", p.rephrase},
+            {"sv_rewrite", p.sv_rewrite}};
   }
 
   uint64_t job_seed(const std::string& key) const { return bootstrap::job_seed(opts.seed, key); }
@@ -326,7 +345,10 @@ struct Bootstrap::Impl {
   bool add_job(Stmt& ins, const std::string& key, int64_t pid, Method m, Kind kind,
                const std::string& query, const std::string& gold, const std::string& ans,
                int64_t aux, int64_t attempt, int n, int max_tokens) {
-    ins.bind(1, key).bind(2, pid).bind(3, static_cast<int64_t>(m)).bind(4, static_cast<int64_t>(kind));
+    ins.bind(1, key)
+        .bind(2, pid)
+        .bind(3, static_cast<int64_t>(m))
+        .bind(4, static_cast<int64_t>(kind));
     ins.bind(5, query).bind(6, gold).bind(7, ans).bind(8, aux).bind(9, attempt);
     ins.bind(10, static_cast<int64_t>(n)).bind(11, static_cast<int64_t>(max_tokens));
     ins.bind(12, opts.temperature).bind(13, static_cast<int64_t>(job_seed(key)));
@@ -337,14 +359,19 @@ struct Bootstrap::Impl {
       "INSERT OR IGNORE INTO jobs(key, pid, method, kind, query, gold, answer, aux, attempt, n,"
       " max_tokens, temperature, seed) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
+  struct Session;  // one run() (defined below)
+
   std::string prompt_for(const JobRow& j) const {
     bool math = problems[static_cast<std::size_t>(j.pid)].style == "math";
     switch (j.kind) {
-      case kSolve: return fill_prompt(math ? prompts.solve_math : prompts.solve_gsm8k, j.query);
+      case kSolve:
+        return fill_prompt(math ? prompts.solve_math : prompts.solve_gsm8k, j.query);
       case kBackwardSolve:
         return fill_prompt(math ? prompts.backward_math : prompts.backward_gsm8k, j.query);
-      case kRephrase: return fill_prompt(prompts.rephrase, j.query);
-      case kRewrite: return fill_prompt(prompts.sv_rewrite, j.query, j.answer);
+      case kRephrase:
+        return fill_prompt(prompts.rephrase, j.query);
+      case kRewrite:
+        return fill_prompt(prompts.sv_rewrite, j.query, j.answer);
     }
     return {};
   }
@@ -405,7 +432,8 @@ void Bootstrap::initialize(const std::vector<data::Problem>& problems, const Opt
       for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
       std::mt19937_64 rng(fnv1a(fmt::format("{}/{}/{}", opts.seed, method_name(m), p.id)));
       std::shuffle(order.begin(), order.end(), rng);
-      std::size_t take = std::min<std::size_t>(order.size(), static_cast<std::size_t>(opts.backward_masks));
+      std::size_t take =
+          std::min<std::size_t>(order.size(), static_cast<std::size_t>(opts.backward_masks));
       for (std::size_t k = 0; k < take; ++k) {
         const Masked& mk = masks[order[k]];
         std::string key = fmt::format("{}/{}/{}", m == Method::SV ? "SW" : "F", pid, order[k]);
@@ -430,15 +458,17 @@ void Bootstrap::check_same(const Options& opts, const Prompts& prompts) const {
   json now = options_json(opts), then = options_json(impl_->opts);
   for (auto& [k, v] : now.items())
     if (then[k] != v)
-      fail("{}: this folder was started with {}={}, not {}; use the same settings to resume or "
-           "another --out",
-           dir_.string(), k, then[k].dump(), v.dump());
+      fail(
+          "{}: this folder was started with {}={}, not {}; use the same settings to resume or "
+          "another --out",
+          dir_.string(), k, then[k].dump(), v.dump());
   json pn = Impl::prompts_json(prompts), pt = Impl::prompts_json(impl_->prompts);
   for (auto& [k, v] : pn.items())
     if (pt[k] != v)
-      fail("{}: prompt '{}' differs from the one this folder was started with; use the same "
-           "prompts to resume or another --out",
-           dir_.string(), k);
+      fail(
+          "{}: prompt '{}' differs from the one this folder was started with; use the same "
+          "prompts to resume or another --out",
+          dir_.string(), k);
 }
 
 std::vector<PlanRow> Bootstrap::plan() const {
@@ -522,10 +552,18 @@ Stats Bootstrap::stats() const {
     auto count = static_cast<uint64_t>(s.int_at(2));
     ms.jobs += count;
     switch (s.int_at(1)) {
-      case kPending: ms.pending += count; break;
-      case kInFlight: ms.in_flight += count; break;
-      case kDone: ms.done += count; break;
-      default: ms.failed += count; break;
+      case kPending:
+        ms.pending += count;
+        break;
+      case kInFlight:
+        ms.in_flight += count;
+        break;
+      case kDone:
+        ms.done += count;
+        break;
+      default:
+        ms.failed += count;
+        break;
     }
     ms.samples += static_cast<uint64_t>(s.int_at(3));
     ms.kept += static_cast<uint64_t>(s.int_at(4));
@@ -545,177 +583,269 @@ std::string progress_postfix(const Stats& st, const llm::Backend& backend) {
   double tok = static_cast<double>(t.prompt_tokens + t.completion_tokens);
   s += fmt::format("| yield {:.0f}% | {:.1f}k tok", 100.0 * t.yield(), tok / 1000.0);
   if (backend.price_prompt_per_m > 0 || backend.price_completion_per_m > 0)  // --price: the cost
-    s += fmt::format(" ${:.2f}", (static_cast<double>(t.prompt_tokens) * backend.price_prompt_per_m +
-                                  static_cast<double>(t.completion_tokens) * backend.price_completion_per_m) /
-                                     1e6);
-  if (backend.usage().retries.load() > 0) s += fmt::format(" | {} retries", backend.usage().retries.load());
+    s += fmt::format(" ${:.2f}",
+                     (static_cast<double>(t.prompt_tokens) * backend.price_prompt_per_m +
+                      static_cast<double>(t.completion_tokens) * backend.price_completion_per_m) /
+                         1e6);
+  if (backend.usage().retries.load() > 0)
+    s += fmt::format(" | {} retries", backend.usage().retries.load());
   if (t.failed) s += fmt::format(" | {} failed", t.failed);
   return s;
 }
 
 }  // namespace
 
+// One Bootstrap::run: the prepared statements, the progress bar and the counters the result
+// handlers share. A batch is the ready jobs (pending, or in flight when a run was killed); each
+// result is recorded in one transaction with the records and follow-up jobs it yields.
+struct Bootstrap::Impl::Session {
+  Session(Impl& impl, llm::Backend& backend, const RunOptions& ro, Stats stats);
+
+  // Up to ro.max_batch ready jobs, marked in flight; empty when none is left.
+  std::vector<JobRow> next_batch();
+  // Sends the batch and records each result as it comes back.
+  void send(const std::vector<JobRow>& jobs);
+  void finish() { bar.finish(); }
+  const std::string& fatal_error() const { return fatal; }
+
+ private:
+  struct Yield {
+    int64_t samples = 0, kept = 0;
+  };
+  llm::Request request_for(const JobRow& j) const;
+  void record(const JobRow& j, const llm::Result& r);
+  // One handler per job kind: what a successful result yields.
+  Yield on_solve(const JobRow& j, const llm::Result& r, const ProblemRow& prob);
+  void on_rephrase(const JobRow& j, const llm::Result& r, const ProblemRow& prob);
+  void on_rewrite(const JobRow& j, const llm::Result& r, const ProblemRow& prob);
+  void mark_finished(const JobRow& j, const llm::Result& r, const Yield& y, const json& result);
+  int64_t count_jobs();
+  void count_result(const JobRow& j, const llm::Result& r, const Yield& y, int64_t jobs_now);
+
+  Impl& I;
+  llm::Backend& backend;
+  const RunOptions& ro;
+  Stats st;
+  // The bar counts this run's requests only, so that a resumed run's rate and ETA are its own
+  // (the postfix shows the folder's cumulative counts).
+  const uint64_t finished_before;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> devnull;
+  Progress bar;
+  uint64_t recorded = 0;
+  std::string fatal;
+  Stmt sel, mark, done, ins_rec, ins_job;
+};
+
+Bootstrap::Impl::Session::Session(Impl& impl, llm::Backend& backend_, const RunOptions& ro_,
+                                  Stats stats)
+    : I(impl),
+      backend(backend_),
+      ro(ro_),
+      st(std::move(stats)),
+      finished_before(st.total().done + st.total().failed),
+      devnull(ro.progress ? nullptr : std::fopen("/dev/null", "w"), &std::fclose),
+      bar("bootstrap", st.total().jobs - finished_before, devnull.get()),
+      sel(I.db,
+          "SELECT jid, key, pid, method, kind, query, gold, answer, aux, attempt, n, max_tokens,"
+          " seed FROM jobs WHERE state IN (0, 1) ORDER BY jid"),
+      mark(I.db, "UPDATE jobs SET state=1, sends=sends+1 WHERE jid=?"),
+      done(I.db,
+           "UPDATE jobs SET state=?, samples=?, kept=?, prompt_tokens=?, completion_tokens=?,"
+           " attempts=?, error=?, result=? WHERE jid=? AND state=1"),
+      ins_rec(I.db,
+              "INSERT OR IGNORE INTO records(key, choice, pid, method, query, response, gold)"
+              " VALUES(?,?,?,?,?,?,?)"),
+      ins_job(I.db, Impl::kInsertJob) {
+  bar.set_postfix(progress_postfix(st, backend));
+}
+
+std::vector<JobRow> Bootstrap::Impl::Session::next_batch() {
+  std::vector<JobRow> jobs;
+  while (sel.step()) {
+    JobRow j;
+    j.jid = sel.int_at(0);
+    j.key = sel.text_at(1);
+    j.pid = sel.int_at(2);
+    j.method = static_cast<Method>(sel.int_at(3));
+    j.kind = static_cast<Kind>(sel.int_at(4));
+    j.query = sel.text_at(5);
+    j.gold = sel.text_at(6);
+    j.answer = sel.text_at(7);
+    j.aux = sel.int_at(8);
+    j.attempt = sel.int_at(9);
+    j.n = sel.int_at(10);
+    j.max_tokens = sel.int_at(11);
+    j.seed = static_cast<uint64_t>(sel.int_at(12));
+    jobs.push_back(std::move(j));
+    if (ro.max_batch && jobs.size() >= ro.max_batch) break;
+  }
+  sel.reset();
+  if (jobs.empty()) return jobs;
+  Transaction tx(I.db);
+  for (const JobRow& j : jobs) mark.bind(1, j.jid).run();
+  tx.commit();
+  return jobs;
+}
+
+llm::Request Bootstrap::Impl::Session::request_for(const JobRow& j) const {
+  llm::Request r;
+  r.id = static_cast<uint64_t>(j.jid);
+  r.prompt = I.prompt_for(j);
+  r.sampling.max_tokens = static_cast<int>(j.max_tokens);
+  r.sampling.temperature = I.opts.temperature;
+  r.sampling.n = static_cast<int>(j.n);
+  r.sampling.seed = j.seed;
+  r.sampling.stop = {"\nQuestion:", "\n\nQuestion", "\n\n\n"};
+  if (j.kind == kRephrase || j.kind == kRewrite) r.sampling.stop.push_back("\n\n");
+  return r;
+}
+
+void Bootstrap::Impl::Session::send(const std::vector<JobRow>& jobs) {
+  std::vector<llm::Request> reqs;
+  reqs.reserve(jobs.size());
+  std::unordered_map<uint64_t, std::size_t> by_id;
+  for (std::size_t k = 0; k < jobs.size(); ++k) {
+    reqs.push_back(request_for(jobs[k]));
+    by_id[reqs.back().id] = k;
+  }
+  backend.generate(reqs, [&](llm::Result r) {
+    auto it = by_id.find(r.id);
+    if (it == by_id.end()) return;  // not ours
+    record(jobs[it->second], r);
+  });
+}
+
+void Bootstrap::Impl::Session::record(const JobRow& j, const llm::Result& r) {
+  const ProblemRow& prob = I.problems[static_cast<std::size_t>(j.pid)];
+  Transaction tx(I.db);
+  Yield y;
+  json result = json::array();
+  if (r.ok()) {
+    for (const auto& c : r.choices)
+      result.push_back({{"text", c.text}, {"finish", c.finish_reason}});
+    switch (j.kind) {
+      case kSolve:
+      case kBackwardSolve:
+        y = on_solve(j, r, prob);
+        break;
+      case kRephrase:
+        on_rephrase(j, r, prob);
+        break;
+      case kRewrite:
+        on_rewrite(j, r, prob);
+        break;
+    }
+  } else if (r.error_kind == llm::ErrorKind::Fatal && fatal.empty()) {
+    fatal = r.error;
+  }
+  mark_finished(j, r, y, result);
+  const int64_t jobs_now = count_jobs();
+  tx.commit();
+  count_result(j, r, y, jobs_now);
+}
+
+// Solves (forward or backward): keep the choices that reach the gold. A rephrasing is kept once,
+// with its first correct solve, and solved again (up to rephrase_attempts) until one is.
+Bootstrap::Impl::Session::Yield Bootstrap::Impl::Session::on_solve(const JobRow& j,
+                                                                   const llm::Result& r,
+                                                                   const ProblemRow& prob) {
+  Yield y;
+  for (std::size_t c = 0; c < r.choices.size(); ++c) {
+    ++y.samples;
+    Verified v = verify_solution(r.choices[c].text, j.gold, style_of(prob.style));
+    if (!v.ok) continue;
+    ins_rec.bind(1, j.key).bind(2, static_cast<int64_t>(c)).bind(3, j.pid);
+    ins_rec.bind(4, static_cast<int64_t>(j.method)).bind(5, j.query);
+    ins_rec.bind(6, v.response).bind(7, j.gold).run();
+    if (I.db.changes() > 0) ++y.kept;
+    if (j.method == Method::Rephrased) break;
+  }
+  if (j.method == Method::Rephrased && y.kept == 0 && j.attempt + 1 < I.opts.rephrase_attempts) {
+    std::string key = fmt::format("RS/{}/{}/{}", j.pid, j.aux, j.attempt + 1);
+    I.add_job(ins_job, key, j.pid, j.method, kSolve, j.query, j.gold, "", j.aux, j.attempt + 1, 1,
+              I.solve_tokens(prob.style));
+  }
+  return y;
+}
+
+// Rephrasings: each new, plausible one becomes a solve job.
+void Bootstrap::Impl::Session::on_rephrase(const JobRow& j, const llm::Result& r,
+                                           const ProblemRow& prob) {
+  std::vector<std::string> seen = {norm_key(prob.question)};
+  for (std::size_t c = 0; c < r.choices.size(); ++c) {
+    std::string q = first_paragraph(r.choices[c].text, "Rephrased:");
+    std::string nk = norm_key(q);
+    if (nk.empty() || q.size() > 4 * prob.question.size() + 200) continue;
+    if (std::find(seen.begin(), seen.end(), nk) != seen.end()) continue;
+    seen.push_back(nk);
+    std::string key = fmt::format("RS/{}/{}/0", j.pid, c);
+    I.add_job(ins_job, key, j.pid, j.method, kSolve, q, j.gold, "", static_cast<int64_t>(c), 0, 1,
+              I.solve_tokens(prob.style));
+  }
+}
+
+// SV statement rewrites: the statement plus the question for x becomes a backward solve job.
+void Bootstrap::Impl::Session::on_rewrite(const JobRow& j, const llm::Result& r,
+                                          const ProblemRow& prob) {
+  if (r.choices.empty()) return;
+  std::string s = first_paragraph(r.choices[0].text, "Statement:");
+  if (s.empty() || s.size() >= 4 * j.query.size() + 200) return;
+  std::string q = fmt::format("{} What is the value of unknown variable {}?", s,
+                              unknown_name(style_of(prob.style)));
+  std::string key = fmt::format("SS/{}/{}", j.pid, j.key.substr(j.key.rfind('/') + 1));
+  I.add_job(ins_job, key, j.pid, j.method, kBackwardSolve, q, j.gold, j.answer, j.aux, 0,
+            I.opts.backward_samples, I.solve_tokens(prob.style));
+}
+
+void Bootstrap::Impl::Session::mark_finished(const JobRow& j, const llm::Result& r, const Yield& y,
+                                             const json& result) {
+  done.bind(1, static_cast<int64_t>(r.ok() ? kDone : kFailed)).bind(2, y.samples).bind(3, y.kept);
+  done.bind(4, static_cast<int64_t>(r.prompt_tokens));
+  done.bind(5, static_cast<int64_t>(r.completion_tokens));
+  done.bind(6, static_cast<int64_t>(r.attempts));
+  if (r.ok()) {
+    done.bind_null(7);
+  } else {
+    done.bind(7, fmt::format("{}: {}", error_kind_name(r.error_kind), r.error));
+  }
+  done.bind(8, result.dump()).bind(9, j.jid).run();
+}
+
+int64_t Bootstrap::Impl::Session::count_jobs() {
+  Stmt c(I.db, "SELECT count(*) FROM jobs");
+  c.step();
+  return c.int_at(0);
+}
+
+// The run's counters, the progress bar and the test hook, after the transaction committed.
+void Bootstrap::Impl::Session::count_result(const JobRow& j, const llm::Result& r, const Yield& y,
+                                            int64_t jobs_now) {
+  MethodStats& ms = st.methods[j.method];
+  ms.done += r.ok() ? 1 : 0;
+  ms.failed += r.ok() ? 0 : 1;
+  ms.samples += static_cast<uint64_t>(y.samples);
+  ms.kept += static_cast<uint64_t>(y.kept);
+  ms.prompt_tokens += static_cast<uint64_t>(r.prompt_tokens);
+  ms.completion_tokens += static_cast<uint64_t>(r.completion_tokens);
+  ++recorded;
+  bar.set_total(static_cast<uint64_t>(jobs_now) - finished_before);
+  bar.set_postfix(progress_postfix(st, backend));
+  bar.tick();
+  if (ro.after_result) ro.after_result(recorded);
+}
+
 Stats Bootstrap::run(llm::Backend& backend, const RunOptions& ro) {
   Impl& I = *impl_;
   if (!initialized()) fail("{}: the job store is not initialized", dir_.string());
   if (ro.retry_failed) I.db.exec("UPDATE jobs SET state=0, error=NULL WHERE state=3");
-  Stats st = stats();
-  MethodStats t0 = st.total();
-  // The bar counts this run's requests only, so that a resumed run's rate and ETA are its own
-  // (the postfix shows the folder's cumulative counts).
-  const uint64_t finished_before = t0.done + t0.failed;
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> devnull(
-      ro.progress ? nullptr : std::fopen("/dev/null", "w"), &std::fclose);
-  Progress bar("bootstrap", t0.jobs - finished_before, devnull.get());
-  bar.set_postfix(progress_postfix(st, backend));
-  uint64_t recorded = 0;
-  std::string fatal;
-
-  Stmt sel(I.db,
-           "SELECT jid, key, pid, method, kind, query, gold, answer, aux, attempt, n, max_tokens,"
-           " seed FROM jobs WHERE state IN (0, 1) ORDER BY jid");
-  Stmt mark(I.db, "UPDATE jobs SET state=1, sends=sends+1 WHERE jid=?");
-  Stmt done(I.db,
-            "UPDATE jobs SET state=?, samples=?, kept=?, prompt_tokens=?, completion_tokens=?,"
-            " attempts=?, error=?, result=? WHERE jid=? AND state=1");
-  Stmt ins_rec(I.db,
-               "INSERT OR IGNORE INTO records(key, choice, pid, method, query, response, gold)"
-               " VALUES(?,?,?,?,?,?,?)");
-  Stmt ins_job(I.db, Impl::kInsertJob);
-
-  while (true) {
-    std::vector<JobRow> jobs;
-    while (sel.step()) {
-      JobRow j;
-      j.jid = sel.int_at(0);
-      j.key = sel.text_at(1);
-      j.pid = sel.int_at(2);
-      j.method = static_cast<Method>(sel.int_at(3));
-      j.kind = static_cast<Kind>(sel.int_at(4));
-      j.query = sel.text_at(5);
-      j.gold = sel.text_at(6);
-      j.answer = sel.text_at(7);
-      j.aux = sel.int_at(8);
-      j.attempt = sel.int_at(9);
-      j.n = sel.int_at(10);
-      j.max_tokens = sel.int_at(11);
-      j.seed = static_cast<uint64_t>(sel.int_at(12));
-      jobs.push_back(std::move(j));
-      if (ro.max_batch && jobs.size() >= ro.max_batch) break;
-    }
-    sel.reset();
-    if (jobs.empty()) break;
-    {
-      Transaction tx(I.db);
-      for (const JobRow& j : jobs) mark.bind(1, j.jid).run();
-      tx.commit();
-    }
-    std::vector<llm::Request> reqs;
-    reqs.reserve(jobs.size());
-    std::unordered_map<uint64_t, std::size_t> by_id;
-    for (std::size_t k = 0; k < jobs.size(); ++k) {
-      const JobRow& j = jobs[k];
-      llm::Request r;
-      r.id = static_cast<uint64_t>(j.jid);
-      r.prompt = I.prompt_for(j);
-      r.sampling.max_tokens = static_cast<int>(j.max_tokens);
-      r.sampling.temperature = I.opts.temperature;
-      r.sampling.n = static_cast<int>(j.n);
-      r.sampling.seed = j.seed;
-      r.sampling.stop = {"\nQuestion:", "\n\nQuestion", "\n\n\n"};
-      if (j.kind == kRephrase || j.kind == kRewrite) r.sampling.stop.push_back("\n\n");
-      by_id[r.id] = k;
-      reqs.push_back(std::move(r));
-    }
-
-    auto on_result = [&](llm::Result r) {
-      auto it = by_id.find(r.id);
-      if (it == by_id.end()) return;  // not ours
-      const JobRow& j = jobs[it->second];
-      const ProblemRow& prob = I.problems[static_cast<std::size_t>(j.pid)];
-      answer::Style style = style_of(prob.style);
-      MethodStats& ms = st.methods[j.method];
-      Transaction tx(I.db);
-      int64_t samples = 0, kept = 0;
-      json result = json::array();
-      if (r.ok()) {
-        for (const auto& c : r.choices) result.push_back({{"text", c.text}, {"finish", c.finish_reason}});
-        std::string ps = std::to_string(j.pid);
-        if (j.kind == kSolve || j.kind == kBackwardSolve) {
-          for (std::size_t c = 0; c < r.choices.size(); ++c) {
-            ++samples;
-            Verified v = verify_solution(r.choices[c].text, j.gold, style);
-            if (!v.ok) continue;
-            ins_rec.bind(1, j.key).bind(2, static_cast<int64_t>(c)).bind(3, j.pid);
-            ins_rec.bind(4, static_cast<int64_t>(j.method)).bind(5, j.query);
-            ins_rec.bind(6, v.response).bind(7, j.gold).run();
-            if (I.db.changes() > 0) ++kept;
-            // A rephrasing is kept once, with its first correct solve.
-            if (j.method == Method::Rephrased) break;
-          }
-          if (j.method == Method::Rephrased && kept == 0 && j.attempt + 1 < I.opts.rephrase_attempts) {
-            std::string key = fmt::format("RS/{}/{}/{}", ps, j.aux, j.attempt + 1);
-            I.add_job(ins_job, key, j.pid, j.method, kSolve, j.query, j.gold, "", j.aux,
-                      j.attempt + 1, 1, I.solve_tokens(prob.style));
-          }
-        } else if (j.kind == kRephrase) {
-          std::vector<std::string> seen = {norm_key(prob.question)};
-          for (std::size_t c = 0; c < r.choices.size(); ++c) {
-            std::string q = first_paragraph(r.choices[c].text, "Rephrased:");
-            std::string nk = norm_key(q);
-            if (nk.empty() || q.size() > 4 * prob.question.size() + 200) continue;
-            if (std::find(seen.begin(), seen.end(), nk) != seen.end()) continue;
-            seen.push_back(nk);
-            std::string key = fmt::format("RS/{}/{}/0", ps, c);
-            I.add_job(ins_job, key, j.pid, j.method, kSolve, q, j.gold, "",
-                      static_cast<int64_t>(c), 0, 1, I.solve_tokens(prob.style));
-          }
-        } else if (j.kind == kRewrite && !r.choices.empty()) {
-          std::string s = first_paragraph(r.choices[0].text, "Statement:");
-          if (!s.empty() && s.size() < 4 * j.query.size() + 200) {
-            std::string q = fmt::format("{} What is the value of unknown variable {}?", s,
-                                        unknown_name(style));
-            std::string key = fmt::format("SS/{}/{}", ps, j.key.substr(j.key.rfind('/') + 1));
-            I.add_job(ins_job, key, j.pid, j.method, kBackwardSolve, q, j.gold, j.answer, j.aux,
-                      0, I.opts.backward_samples, I.solve_tokens(prob.style));
-          }
-        }
-      } else if (r.error_kind == llm::ErrorKind::Fatal && fatal.empty()) {
-        fatal = r.error;
-      }
-      done.bind(1, static_cast<int64_t>(r.ok() ? kDone : kFailed)).bind(2, samples).bind(3, kept);
-      done.bind(4, static_cast<int64_t>(r.prompt_tokens));
-      done.bind(5, static_cast<int64_t>(r.completion_tokens));
-      done.bind(6, static_cast<int64_t>(r.attempts));
-      if (r.ok()) {
-        done.bind_null(7);
-      } else {
-        done.bind(7, fmt::format("{}: {}", error_kind_name(r.error_kind), r.error));
-      }
-      done.bind(8, result.dump()).bind(9, j.jid).run();
-      int64_t added_jobs = 0;
-      {
-        Stmt c(I.db, "SELECT count(*) FROM jobs");
-        c.step();
-        added_jobs = c.int_at(0);
-      }
-      tx.commit();
-      ms.done += r.ok() ? 1 : 0;
-      ms.failed += r.ok() ? 0 : 1;
-      ms.samples += static_cast<uint64_t>(samples);
-      ms.kept += static_cast<uint64_t>(kept);
-      ms.prompt_tokens += static_cast<uint64_t>(r.prompt_tokens);
-      ms.completion_tokens += static_cast<uint64_t>(r.completion_tokens);
-      ++recorded;
-      bar.set_total(static_cast<uint64_t>(added_jobs) - finished_before);
-      bar.set_postfix(progress_postfix(st, backend));
-      bar.tick();
-      if (ro.after_result) ro.after_result(recorded);
-    };
-    backend.generate(reqs, on_result);
-    if (!fatal.empty()) fail("the backend failed: {} (resume later with the same --out)", fatal);
+  Impl::Session session(I, backend, ro, stats());
+  for (std::vector<JobRow> jobs = session.next_batch(); !jobs.empty();
+       jobs = session.next_batch()) {
+    session.send(jobs);
+    if (!session.fatal_error().empty())
+      fail("the backend failed: {} (resume later with the same --out)", session.fatal_error());
   }
-  bar.finish();
+  session.finish();
   return stats();
 }
 
@@ -774,7 +904,9 @@ json stats_json(const Stats& s) {
 
 std::string format_stats(const Stats& s) {
   std::string out = fmt::format("{} seed problems\n\n", s.problems);
-  out += "| method | requests | done | pending | in flight | failed | samples | kept | yield (%) | tokens |\n";
+  out +=
+      "| method | requests | done | pending | in flight | failed | samples | kept | yield (%) | "
+      "tokens |\n";
   out += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   auto row = [&](const std::string& name, const MethodStats& m) {
     out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {} |\n", name, m.jobs,

@@ -16,16 +16,15 @@
 // again on the same folder re-sends exactly the jobs that were pending or in flight; records are
 // keyed by (job, choice) and can never be duplicated.
 #include <array>
-#include <functional>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "answer/extract.h"
 #include "data/problem.h"
@@ -36,7 +35,7 @@ namespace metamath::bootstrap {
 enum class Method { AnsAug = 0, Rephrased = 1, SV = 2, FOBAR = 3 };
 inline constexpr std::array<Method, 4> kMethods = {Method::AnsAug, Method::Rephrased, Method::SV,
                                                    Method::FOBAR};
-const char* method_name(Method m);  // "AnsAug", "Rephrased", "SV", "FOBAR"
+const char* method_name(Method m);           // "AnsAug", "Rephrased", "SV", "FOBAR"
 Method parse_method(std::string_view name);  // case-insensitive; also "rephrase"; throws
 // MetaMathQA type: "GSM_AnsAug", ..., "MATH_FOBAR".
 std::string record_type(answer::Style style, Method m);
@@ -55,7 +54,8 @@ std::filesystem::path default_prompts_dir();
 Prompts load_prompts(const std::filesystem::path& dir,
                      const std::map<std::string, std::filesystem::path>& overrides = {});
 // Replaces "{question}" and "{answer}" literally (LaTeX braces elsewhere are left alone).
-std::string fill_prompt(std::string_view tmpl, std::string_view question, std::string_view answer = "");
+std::string fill_prompt(std::string_view tmpl, std::string_view question,
+                        std::string_view answer = "");
 
 struct Options {
   std::vector<Method> methods = {kMethods.begin(), kMethods.end()};
@@ -79,7 +79,7 @@ uint64_t job_seed(uint64_t run_seed, std::string_view key);
 // it with gold, and on success returns the text ending with "The answer is: {gold}".
 struct Verified {
   bool ok = false;
-  std::string response;  // normalised, when ok
+  std::string response;   // normalised, when ok
   std::string predicted;  // the extracted answer ("" when none)
   std::string reason;     // why it was rejected
 };

@@ -23,9 +23,9 @@
 namespace metamath::bootstrap {
 
 struct Masked {
-  std::string question;  // the question with this number replaced by the unknown
-  std::string value;     // the masked number as a plain answer: commas and trailing zeros dropped
-  std::string written;   // the number as written in the question ("3,000")
+  std::string question;    // the question with this number replaced by the unknown
+  std::string value;       // the masked number as a plain answer: commas and trailing zeros dropped
+  std::string written;     // the number as written in the question ("3,000")
   std::size_t offset = 0;  // byte offset of `written` in the original question
 };
 

@@ -38,15 +38,13 @@ void Db::exec(std::string_view sql) {
   }
 }
 
-void Db::rollback() {
-  sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-}
+void Db::rollback() { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); }
 
 int64_t Db::changes() const { return sqlite3_changes(db_); }
 
 Stmt::Stmt(Db& db, std::string_view sql) : db_(db), sql_(sql) {
-  if (sqlite3_prepare_v2(db.handle(), sql_.c_str(), static_cast<int>(sql_.size()), &st_,
-                         nullptr) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db.handle(), sql_.c_str(), static_cast<int>(sql_.size()), &st_, nullptr) !=
+      SQLITE_OK)
     db_.fail_sql(sql_.substr(0, 60));
 }
 

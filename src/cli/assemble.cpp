@@ -1,16 +1,14 @@
 // `metamath assemble`: bootstrap shards -> MetaMathQA JSONL with the paper's mixture.
+#include "bootstrap/assemble.h"
+
 #include <fmt/format.h>
 
 #include <cstdio>
 
-#include "bootstrap/assemble.h"
 #include "cli/commands.h"
-#include "core/error.h"
 #include "core/log.h"
-#include "data/problem.h"
 
 namespace metamath::cli {
-namespace fs = std::filesystem;
 
 void register_assemble(CLI::App& app) {
   auto* cmd = app.add_subcommand(
@@ -35,10 +33,12 @@ void register_assemble(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--target", o->targets, "TYPE=N: override one target, e.g. GSM_SV=1000");
-  cmd->add_option("--test-gsm8k", o->test_gsm8k,
-                  "GSM8K test JSONL for the contamination check (default: $METAMATH_DATA/gsm8k/test.jsonl)");
-  cmd->add_option("--test-math", o->test_math,
-                  "MATH test JSONL for the contamination check (default: $METAMATH_DATA/math/test.jsonl)");
+  cmd->add_option(
+      "--test-gsm8k", o->test_gsm8k,
+      "GSM8K test JSONL for the contamination check (default: $METAMATH_DATA/gsm8k/test.jsonl)");
+  cmd->add_option(
+      "--test-math", o->test_math,
+      "MATH test JSONL for the contamination check (default: $METAMATH_DATA/math/test.jsonl)");
   cmd->add_flag("--no-contamination-check", o->no_contamination, "skip the test-set check");
   cmd->add_flag("--no-near-dedup", o->no_near, "keep near duplicates (normalised text equal)");
   cmd->add_option("--seed", o->seed, "seed for which records fill a target")->capture_default_str();
@@ -47,30 +47,10 @@ void register_assemble(CLI::App& app) {
     bootstrap::AssembleOptions a;
     for (const auto& i : o->inputs) a.inputs.push_back(i);
     a.out = o->out;
-    a.targets = bootstrap::default_targets(o->scale);
-    for (const auto& t : o->targets) {
-      std::size_t eq = t.find('=');
-      if (eq == std::string::npos || !a.targets.count(t.substr(0, eq)))
-        fail("--target '{}': expected TYPE=N with TYPE one of GSM_AnsAug ... MATH_FOBAR", t);
-      try {
-        a.targets[t.substr(0, eq)] = std::stoull(t.substr(eq + 1));
-      } catch (const std::exception&) {
-        fail("--target '{}': N is not a number", t);
-      }
-    }
+    a.targets = bootstrap::parse_targets(o->scale, o->targets);
     a.near_dedup = !o->no_near;
     a.seed = o->seed;
-    if (!o->no_contamination) {
-      fs::path g = o->test_gsm8k.empty() ? data::default_path("gsm8k", "test") : fs::path(o->test_gsm8k);
-      fs::path m = o->test_math.empty() ? data::default_path("math", "test") : fs::path(o->test_math);
-      for (const auto& [p, list] : {std::pair{g, &a.test_gsm8k}, std::pair{m, &a.test_math}}) {
-        if (!fs::exists(p))
-          fail("{}: test set not found for the contamination check (give --test-gsm8k/--test-math "
-               "or --no-contamination-check)",
-               p.string());
-        list->push_back(p);
-      }
-    }
+    if (!o->no_contamination) bootstrap::add_test_sets(a, o->test_gsm8k, o->test_math);
     bootstrap::AssembleReport r = bootstrap::assemble(a);
     std::fputs(bootstrap::format_report(r).c_str(), stdout);
     log::info("{} records written to {} ({} test questions checked)", r.total().kept, o->out,

@@ -1,7 +1,6 @@
 #pragma once
 // The backend flags shared by every subcommand that generates (bootstrap, eval, serve, ...).
 #include <CLI/CLI.hpp>
-
 #include <cstdlib>
 
 #include "llm/backend.h"
@@ -10,23 +9,27 @@ namespace metamath::cli {
 
 // with_api_key=false leaves --api-key to the caller (serve uses it for its own clients).
 inline void add_backend_flags(CLI::App* cmd, llm::BackendOptions& o, bool with_api_key = true) {
-  cmd->add_option("--backend", o.kind, "local (in-process model) or openai (any OpenAI-compatible server)")
+  cmd->add_option("--backend", o.kind,
+                  "local (in-process model) or openai (any OpenAI-compatible server)")
       ->check(CLI::IsMember({"local", "openai"}))
       ->capture_default_str();
   cmd->add_option("--model", o.model,
                   "local: a Hugging Face model folder; openai: the model name sent to the server");
-  cmd->add_option("--base-url", o.base_url, "openai: server base URL, e.g. https://api.openai.com/v1")
+  cmd->add_option("--base-url", o.base_url,
+                  "openai: server base URL, e.g. https://api.openai.com/v1")
       ->capture_default_str();
   if (with_api_key)
-    cmd->add_option("--api-key", o.api_key, "openai: API key (default: $OPENAI_API_KEY); never logged");
+    cmd->add_option("--api-key", o.api_key,
+                    "openai: API key (default: $OPENAI_API_KEY); never logged");
   cmd->add_option("--concurrency", o.concurrency, "openai: parallel HTTP requests")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   cmd->add_option("--timeout", o.timeout_s, "openai: seconds per HTTP attempt")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--max-attempts", o.max_attempts,
-                  "openai: attempts per request (retries on 429/5xx/timeouts/resets) before it fails")
+  cmd->add_option(
+         "--max-attempts", o.max_attempts,
+         "openai: attempts per request (retries on 429/5xx/timeouts/resets) before it fails")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   cmd->add_option("--rpm", o.requests_per_minute, "openai: requests-per-minute limit (0 = none)")

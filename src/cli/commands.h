@@ -7,7 +7,6 @@
 //
 // `order` sets the position in --help (lower first).
 #include <CLI/CLI.hpp>
-
 #include <functional>
 
 namespace metamath::cli {

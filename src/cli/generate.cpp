@@ -1,11 +1,12 @@
 // `metamath generate`: complete prompts with an in-process model.
+#include "model/generate.h"
+
 #include <fmt/format.h>
 
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "core/log.h"
-#include "model/generate.h"
 
 namespace metamath::cli {
 
@@ -27,20 +28,25 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--prompt-field", job->prompt_field, "field of --prompts rows holding the prompt")
       ->capture_default_str();
   cmd->add_option("--out,-o", job->out, "write JSONL results here (atomically)");
-  cmd->add_option("--max-new-tokens", job->params.max_new_tokens, "new tokens per completion at most")
+  cmd->add_option("--max-new-tokens", job->params.max_new_tokens,
+                  "new tokens per completion at most")
       ->capture_default_str();
-  cmd->add_option("--temperature", job->params.sampling.temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-p", job->params.sampling.top_p, "nucleus sampling mass")->capture_default_str();
+  cmd->add_option("--temperature", job->params.sampling.temperature, "0 = greedy")
+      ->capture_default_str();
+  cmd->add_option("--top-p", job->params.sampling.top_p, "nucleus sampling mass")
+      ->capture_default_str();
   cmd->add_option("--top-k", job->params.sampling.top_k, "0 = no limit")->capture_default_str();
   cmd->add_option("--seed", job->params.sampling.seed, "seed of sample 0 (sample i uses seed + i)")
       ->capture_default_str();
   cmd->add_option("-n", job->params.n, "samples per prompt")->capture_default_str();
-  cmd->add_option("--stop", job->params.stop, "stop string (repeatable); not included in the output");
+  cmd->add_option("--stop", job->params.stop,
+                  "stop string (repeatable); not included in the output");
   cmd->add_flag("!--no-eos", job->params.stop_at_eos, "keep generating past the EOS token");
   cmd->add_option("--dtype", job->dtype, "f32 or bf16")->capture_default_str();
   cmd->add_option("--device", job->device, "cpu, cuda or cuda:N (CUDA builds of libtorch)")
       ->capture_default_str();
-  cmd->add_option("--max-batch", job->engine.max_batch, "sequences decoded together (KV-cache slots)")
+  cmd->add_option("--max-batch", job->engine.max_batch,
+                  "sequences decoded together (KV-cache slots)")
       ->capture_default_str();
   cmd->add_option("--max-len", job->engine.max_len, "prompt + completion tokens per sequence")
       ->capture_default_str();
@@ -51,7 +57,8 @@ void register_generate(CLI::App& app) {
     if (job->out.empty()) {
       for (const auto& r : rows) {
         if (r.contains("error"))
-          std::fprintf(stderr, "prompt %s: error: %s\n", r["id"].dump().c_str(), r["error"].get<std::string>().c_str());
+          std::fprintf(stderr, "prompt %s: error: %s\n", r["id"].dump().c_str(),
+                       r["error"].get<std::string>().c_str());
         else
           std::printf("%s\n", r["completion"].get<std::string>().c_str());
       }

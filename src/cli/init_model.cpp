@@ -5,7 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/log.h"
-#include "model/model.h"
+#include "model/init.h"
 
 namespace metamath::cli {
 

@@ -1,6 +1,6 @@
 // metamath: the command-line program. Every subcommand is a thin file over a library call.
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <utility>
 #include <vector>
@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "metamath: bootstrap math training data (MetaMath: AnsAug, Rephrasing, Self-Verification, "
       "FOBAR), fine-tune, evaluate and serve LLaMA-family models.\n"
-      "Data defaults to $METAMATH_DATA (or ../shared/data). Log level: $METAMATH_LOG or --log-level."};
+      "Data defaults to $METAMATH_DATA (or ../shared/data). Log level: $METAMATH_LOG or "
+      "--log-level."};
   app.require_subcommand(1);
   std::string log_level;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");

@@ -1,7 +1,6 @@
 // `metamath serve`: an OpenAI-compatible server over a model folder (or any backend).
 #include "cli/backend_flags.h"
 #include "cli/commands.h"
-#include "core/error.h"
 #include "core/log.h"
 #include "serve/server.h"
 
@@ -20,9 +19,10 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--port", job->server.port, "port to listen on (0: any free port)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  cmd->add_option("--api-key", job->server.api_key,
-                  "require 'Authorization: Bearer KEY' on /v1/* (default: $METAMATH_SERVE_API_KEY); "
-                  "with --backend openai the upstream key comes from $OPENAI_API_KEY");
+  cmd->add_option(
+      "--api-key", job->server.api_key,
+      "require 'Authorization: Bearer KEY' on /v1/* (default: $METAMATH_SERVE_API_KEY); "
+      "with --backend openai the upstream key comes from $OPENAI_API_KEY");
   cmd->add_option("--served-model-name", job->server.served_model_name,
                   "model id clients must use (default: the model folder's name)");
   cmd->add_option("--threads", job->server.threads, "HTTP worker threads (one per open connection)")
@@ -30,9 +30,6 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->callback([job]() {
     log::init();
-    if (job->server.api_key.empty())
-      if (const char* k = std::getenv("METAMATH_SERVE_API_KEY")) job->server.api_key = k;
-    if (job->backend.model.empty()) fail("serve: --model is required");
     serve::serve_main(*job);
   });
 }

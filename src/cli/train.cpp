@@ -71,8 +71,9 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--packing", t.packing,
                 "pack examples into rows of --max-len tokens (each attends only to itself, "
                 "positions restart); --micro-batch then counts rows");
-  cmd->add_flag("--gradient-checkpointing", t.gradient_checkpointing,
-                "recompute each decoder layer in the backward pass: less memory, ~1/3 more compute");
+  cmd->add_flag(
+      "--gradient-checkpointing", t.gradient_checkpointing,
+      "recompute each decoder layer in the backward pass: less memory, ~1/3 more compute");
   cmd->add_option("--precision", o->precision,
                   "f32, or bf16 compute with fp32 master weights and optimizer")
       ->capture_default_str()

@@ -16,7 +16,9 @@ AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
   if (path_.has_parent_path() && !path_.parent_path().empty()) {
     std::error_code ec;
     fs::create_directories(path_.parent_path(), ec);
-    if (ec) fail("{}: cannot create folder {}: {}", path_.string(), path_.parent_path().string(), ec.message());
+    if (ec)
+      fail("{}: cannot create folder {}: {}", path_.string(), path_.parent_path().string(),
+           ec.message());
   }
   tmp_ = path_;
   tmp_ += ".tmp." + std::to_string(::getpid());

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -11,6 +12,45 @@
 
 namespace metamath {
 namespace fs = std::filesystem;
+
+namespace {
+
+// "parse error at line 1, column 2: ..." (nlohmann's message without its "[json.exception...]"
+// prefix).
+std::string parse_error_text(const json::exception& e) {
+  std::string msg = e.what();
+  auto p = msg.find("parse error");
+  return p == std::string::npos ? msg : msg.substr(p);
+}
+
+// The 1-based line of byte `byte` (nlohmann's 1-based position of the offending character).
+std::size_t line_of_byte(std::string_view text, std::size_t byte) {
+  std::size_t end = std::min(byte > 0 ? byte - 1 : 0, text.size());
+  return 1 + static_cast<std::size_t>(
+                 std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(end), '\n'));
+}
+
+}  // namespace
+
+json parse_json(std::string_view text, const std::string& where) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    fail("{}: malformed JSON ({})", where, parse_error_text(e));
+  }
+}
+
+json read_json_file(const fs::path& path) {
+  std::string text = read_file(path);
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail("{}:{}: malformed JSON ({})", path.string(), line_of_byte(text, e.byte),
+         parse_error_text(e));
+  } catch (const json::exception& e) {
+    fail("{}: malformed JSON ({})", path.string(), parse_error_text(e));
+  }
+}
 
 JsonlReader::JsonlReader(fs::path path, JsonlOptions opts) : path_(std::move(path)), opts_(opts) {
   std::error_code ec;
@@ -38,11 +78,10 @@ bool JsonlReader::next(json& out) {
     std::string problem;
     try {
       out = json::parse(buf_);
-      if (opts_.require_object && !out.is_object()) problem = "expected a JSON object, got " + std::string(out.type_name());
+      if (opts_.require_object && !out.is_object())
+        problem = "expected a JSON object, got " + std::string(out.type_name());
     } catch (const json::parse_error& e) {
-      std::string msg = e.what();
-      auto p = msg.find("parse error");
-      problem = "malformed JSON (" + (p == std::string::npos ? msg : msg.substr(p)) + ")";
+      problem = "malformed JSON (" + parse_error_text(e) + ")";
     }
     if (problem.empty()) {
       ++records_;

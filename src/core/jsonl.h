@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/atomic_file.h"
 
@@ -17,7 +18,7 @@ namespace metamath {
 using json = nlohmann::json;
 
 struct JsonlOptions {
-  bool skip_bad = false;     // warn and count malformed lines instead of throwing
+  bool skip_bad = false;       // warn and count malformed lines instead of throwing
   bool require_object = true;  // each line must be a JSON object
 };
 
@@ -26,7 +27,7 @@ class JsonlReader {
   explicit JsonlReader(std::filesystem::path path, JsonlOptions opts = {});
   // Reads the next record into `out`; returns false at end of file. Blank lines are skipped.
   bool next(json& out);
-  std::size_t line() const { return line_; }          // 1-based line number of the last record read
+  std::size_t line() const { return line_; }  // 1-based line number of the last record read
   std::size_t records() const { return records_; }
   std::size_t bad_lines() const { return bad_; }
   const std::filesystem::path& path() const { return path_; }
@@ -43,6 +44,16 @@ class JsonlReader {
   std::size_t line_ = 0, records_ = 0, bad_ = 0;
   std::uintmax_t size_ = 0;
 };
+
+// Parses one JSON value (any type). Malformed text throws
+//   WHERE: malformed JSON (parse error at line L, column C: ...)
+// where WHERE names the source: "FILE:LINE" of a JSONL line, a database field, ...
+json parse_json(std::string_view text, const std::string& where);
+
+// Reads and parses a whole JSON file (any type). A missing file throws read_file's error;
+// malformed JSON throws
+//   FILE:LINE: malformed JSON (parse error at line LINE, column C: ...)
+json read_json_file(const std::filesystem::path& path);
 
 // Reads all records of a file (convenience for small files).
 std::vector<json> read_jsonl(const std::filesystem::path& path, JsonlOptions opts = {});

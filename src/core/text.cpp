@@ -83,7 +83,11 @@ std::size_t utf8_safe_prefix(std::string_view s) {
   }
   if (i == 0) return 0;  // only continuation bytes (or nothing)
   auto lead = static_cast<unsigned char>(s[i - 1]);
-  int len = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xe ? 3 : (lead >> 3) == 0x1e ? 4 : 1;
+  int len = lead < 0x80           ? 1
+            : (lead >> 5) == 0x6  ? 2
+            : (lead >> 4) == 0xe  ? 3
+            : (lead >> 3) == 0x1e ? 4
+                                  : 1;
   if (lead < 0x80) return n;  // last char ASCII; trailing continuation bytes are stray
   return (cont + 1 >= len) ? n : i - 1;
 }

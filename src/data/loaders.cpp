@@ -24,7 +24,8 @@ fs::path default_path(std::string_view dataset, std::string_view split) {
   if (dataset == "metamathqa") fail("metamathqa has no default file: pass its path");
   std::string file = std::string(split) + ".jsonl";
   // The backward and small benchmarks only have a test split.
-  if (dataset == "gsm8k_backward" || dataset == "svamp" || dataset == "asdiv" || dataset == "math500")
+  if (dataset == "gsm8k_backward" || dataset == "svamp" || dataset == "asdiv" ||
+      dataset == "math500")
     file = "test.jsonl";
   return data_root() / std::string(dataset) / file;
 }
@@ -95,10 +96,12 @@ std::vector<Problem> load_math(const fs::path& path, JsonlOptions opts) {
     std::vector<fs::path> files;
     for (auto& e : fs::recursive_directory_iterator(path))
       if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path());
-    if (files.empty()) fail("{}: no <subject>/<n>.json problem files in this folder", path.string());
+    if (files.empty())
+      fail("{}: no <subject>/<n>.json problem files in this folder", path.string());
     std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
       if (a.parent_path() != b.parent_path()) return a.parent_path() < b.parent_path();
-      auto na = std::strtoll(a.stem().c_str(), nullptr, 10), nb = std::strtoll(b.stem().c_str(), nullptr, 10);
+      auto na = std::strtoll(a.stem().c_str(), nullptr, 10),
+           nb = std::strtoll(b.stem().c_str(), nullptr, 10);
       return na != nb ? na < nb : a < b;
     });
     std::string split = path.filename().string();
@@ -111,7 +114,8 @@ std::vector<Problem> load_math(const fs::path& path, JsonlOptions opts) {
         fail("{}: malformed JSON ({})", f.string(), e.what());
       }
       if (!rec.is_object()) fail("{}: expected a JSON object", f.string());
-      std::string id = split + "/" + f.parent_path().filename().string() + "/" + f.filename().string();
+      std::string id =
+          split + "/" + f.parent_path().filename().string() + "/" + f.filename().string();
       out.push_back(math_record(rec, f.string(), id));
     }
     return out;
@@ -150,7 +154,8 @@ std::vector<Problem> load_gsm8k_backward(const fs::path& file, JsonlOptions opts
     p.style = "gsm8k";
     p.id = "gsm8k_backward/" + std::to_string(out.size());
     p.question = require_string(rec, "question", where);
-    p.answer = text::replace_all(std::string(text::trim(require_string(rec, "answer", where))), ",", "");
+    p.answer =
+        text::replace_all(std::string(text::trim(require_string(rec, "answer", where))), ",", "");
     p.original_question = opt_string(rec, "original_question");
     if (p.answer.empty()) fail("{}: field \"answer\" is empty", where);
     out.push_back(std::move(p));
@@ -159,7 +164,8 @@ std::vector<Problem> load_gsm8k_backward(const fs::path& file, JsonlOptions opts
 }
 
 std::string format_number(double v) {
-  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15)
+    return fmt::format("{}", static_cast<long long>(v));
   return fmt::format("{}", v);  // shortest round-trip form
 }
 
@@ -172,10 +178,12 @@ std::vector<Problem> load_svamp(const fs::path& file, JsonlOptions opts) {
     std::string body(text::trim(require_string(rec, "Body", where)));
     std::string q(text::trim(require_string(rec, "Question", where)));
     // Bodies sometimes lack a final period before the question.
-    if (!body.empty() && body.back() != '.' && body.back() != '?' && body.back() != '!') body += ".";
+    if (!body.empty() && body.back() != '.' && body.back() != '?' && body.back() != '!')
+      body += ".";
     p.question = body.empty() ? q : body + " " + q;
     const json& a = require_field(rec, "Answer", where);
-    if (!a.is_number()) fail("{}: field \"Answer\" should be a number, got {}", where, a.type_name());
+    if (!a.is_number())
+      fail("{}: field \"Answer\" should be a number, got {}", where, a.type_name());
     p.answer = format_number(a.get<double>());
     p.solution = opt_string(rec, "Equation");
     p.type = opt_string(rec, "Type");
@@ -193,7 +201,8 @@ std::string asdiv_answer(std::string_view raw) {
     // Drop a trailing "(unit)" annotation: "9 (apples)" -> "9".
     if (!s.empty() && s.back() == ')') {
       std::size_t open = s.rfind('(');
-      if (open != std::string_view::npos && open > 0 && s[open - 1] == ' ') s = text::trim(s.substr(0, open));
+      if (open != std::string_view::npos && open > 0 && s[open - 1] == ' ')
+        s = text::trim(s.substr(0, open));
     }
     if (!out.empty()) out += ", ";
     out += s;
@@ -238,8 +247,8 @@ std::vector<Problem> load_metamathqa(const fs::path& file, JsonlOptions opts) {
   return out;
 }
 
-std::vector<Problem> load_dataset(std::string_view name, const fs::path& path, std::string_view split,
-                                  JsonlOptions opts) {
+std::vector<Problem> load_dataset(std::string_view name, const fs::path& path,
+                                  std::string_view split, JsonlOptions opts) {
   fs::path p = path.empty() ? default_path(name, split) : path;
   if (name == "gsm8k") return load_gsm8k(p, opts);
   if (name == "math") return load_math(p, opts);
@@ -248,7 +257,10 @@ std::vector<Problem> load_dataset(std::string_view name, const fs::path& path, s
   if (name == "svamp") return load_svamp(p, opts);
   if (name == "asdiv") return load_asdiv(p, opts);
   if (name == "metamathqa") return load_metamathqa(p, opts);
-  fail("unknown dataset \"{}\" (known: gsm8k, math, math500, gsm8k_backward, svamp, asdiv, metamathqa)", name);
+  fail(
+      "unknown dataset \"{}\" (known: gsm8k, math, math500, gsm8k_backward, svamp, asdiv, "
+      "metamathqa)",
+      name);
 }
 
 }  // namespace metamath::data

@@ -11,7 +11,7 @@
 namespace metamath::data {
 
 struct Problem {
-  std::string id;        // stable id: "gsm8k/test/17", MATH's "test/algebra/1.json", SVAMP's "chal-777"
+  std::string id;  // stable id: "gsm8k/test/17", MATH's "test/algebra/1.json", SVAMP's "chal-777"
   std::string dataset;   // gsm8k | math | math500 | gsm8k_backward | svamp | asdiv | metamathqa
   std::string style;     // "gsm8k" (plain-number answers) or "math" (LaTeX answers)
   std::string question;  // the problem statement as shown to a model

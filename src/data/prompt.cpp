@@ -11,10 +11,13 @@ std::string alpaca_prompt(std::string_view query) {
   return s;
 }
 
-std::string alpaca_eval_prompt(std::string_view query) { return alpaca_prompt(query) + std::string(kStepByStep); }
+std::string alpaca_eval_prompt(std::string_view query) {
+  return alpaca_prompt(query) + std::string(kStepByStep);
+}
 
-std::string fill_template(std::string_view tmpl,
-                          std::initializer_list<std::pair<std::string_view, std::string_view>> vars) {
+std::string fill_template(
+    std::string_view tmpl,
+    std::initializer_list<std::pair<std::string_view, std::string_view>> vars) {
   std::string out;
   std::size_t i = 0;
   while (i < tmpl.size()) {

@@ -16,7 +16,8 @@ std::string alpaca_prompt(std::string_view query);
 // Evaluation prompt: the training prompt followed by " Let's think step by step."
 std::string alpaca_eval_prompt(std::string_view query);
 // Replaces every "{name}" in tmpl with the value; unknown placeholders are an error naming them.
-std::string fill_template(std::string_view tmpl,
-                          std::initializer_list<std::pair<std::string_view, std::string_view>> vars);
+std::string fill_template(
+    std::string_view tmpl,
+    std::initializer_list<std::pair<std::string_view, std::string_view>> vars);
 
 }  // namespace metamath::data

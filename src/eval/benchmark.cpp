@@ -58,6 +58,24 @@ std::vector<Benchmark> parse_benchmark_list(std::string_view list) {
   return out;
 }
 
+std::map<std::string, fs::path> parse_data_flags(const std::vector<std::string>& flags,
+                                                 const std::vector<Benchmark>& run) {
+  std::map<std::string, fs::path> data;
+  for (const std::string& d : flags) {
+    std::size_t eq = d.find('=');
+    if (eq == std::string::npos) {
+      if (run.size() != 1)
+        fail("--data {}: with several benchmarks write NAME=PATH (e.g. gsm8k=test.jsonl)", d);
+      data[run[0].name] = d;
+    } else {
+      std::string name(text::trim(d.substr(0, eq)));
+      find_benchmark(name);
+      data[name] = d.substr(eq + 1);
+    }
+  }
+  return data;
+}
+
 const std::vector<std::string>& default_stop() {
   static const std::vector<std::string> v = {
       "Question:", "Question",     "USER:",       "USER",      "ASSISTANT:",

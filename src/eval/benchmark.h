@@ -14,6 +14,7 @@
 //   - a template with lines "<<system>>", "<<user>>", "<<assistant>>" is a chat template: the text
 //     after each marker (up to the next) is one message; otherwise it is a raw completion prompt.
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +41,10 @@ const std::vector<Benchmark>& benchmarks();
 const Benchmark& find_benchmark(std::string_view name);
 // "gsm8k,math" -> the two benchmarks; "all" -> every benchmark. Duplicates are an error.
 std::vector<Benchmark> parse_benchmark_list(std::string_view list);
+// `--data` values -> benchmark name -> data file: each is NAME=PATH (NAME must be a known
+// benchmark), or a bare PATH when exactly one benchmark is run. A later NAME wins.
+std::map<std::string, std::filesystem::path> parse_data_flags(const std::vector<std::string>& flags,
+                                                              const std::vector<Benchmark>& run);
 
 // MetaMath's stop strings: "Question:", "USER:", "ASSISTANT:", "Instruction:", "Response:" and the
 // bare words.

@@ -4,8 +4,8 @@
 
 #include <set>
 
-#include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/jsonl.h"
 #include "eval/metrics.h"
 
 namespace metamath::eval {
@@ -131,15 +131,7 @@ Comparison compare_summaries(const json& a, const json& b, const std::string& na
 }
 
 Comparison compare_files(const fs::path& a, const fs::path& b, const CompareOptions& opts) {
-  auto load = [](const fs::path& p) {
-    std::string s = read_file(p);
-    try {
-      return json::parse(s);
-    } catch (const json::exception& e) {
-      fail("{}: malformed JSON ({})", p.string(), e.what());
-    }
-  };
-  return compare_summaries(load(a), load(b), a.string(), b.string(), opts);
+  return compare_summaries(read_json_file(a), read_json_file(b), a.string(), b.string(), opts);
 }
 
 }  // namespace metamath::eval

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <set>
@@ -23,41 +22,8 @@ namespace fs = std::filesystem;
 // ---------------------------------------------------------------------------------------------
 // Shards
 
-std::string Shard::suffix() const {
-  return whole() ? std::string() : fmt::format(".shard-{}-of-{}", index, count);
-}
-
-Shard parse_shard(std::string_view s) {
-  std::size_t slash = s.find('/');
-  auto num = [&](std::string_view t, int& out) {
-    t = text::trim(t);
-    if (t.empty() || t.size() > 6) return false;
-    out = 0;
-    for (char c : t) {
-      if (c < '0' || c > '9') return false;
-      out = out * 10 + (c - '0');
-    }
-    return true;
-  };
-  Shard sh;
-  if (slash == std::string_view::npos || !num(s.substr(0, slash), sh.index) ||
-      !num(s.substr(slash + 1), sh.count) || sh.count < 1 || sh.index >= sh.count)
-    fail("--shard \"{}\": expected I/N with 0 <= I < N, e.g. 0/4", s);
-  return sh;
-}
-
-Shard shard_from_env() {
-  const char* ws = std::getenv("WORLD_SIZE");
-  const char* rank = std::getenv("RANK");
-  if (!ws || !*ws) return {};
-  try {
-    return parse_shard(fmt::format("{}/{}", rank ? rank : "", ws));
-  } catch (const Error&) {
-    fail(
-        "RANK={} WORLD_SIZE={}: expected 0 <= RANK < WORLD_SIZE (torchrun's environment), or "
-        "pass --shard I/N",
-        rank ? rank : "(unset)", ws);
-  }
+std::string shard_suffix(const Shard& sh) {
+  return sh.whole() ? std::string() : fmt::format(".shard-{}-of-{}", sh.index, sh.count);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,22 +232,13 @@ std::string format_eval_summary(const json& summary) {
 namespace {
 
 fs::path samples_path(const fs::path& dir, const std::string& bench, const Shard& sh) {
-  return dir / (bench + sh.suffix() + ".samples.jsonl");
+  return dir / (bench + shard_suffix(sh) + ".samples.jsonl");
 }
 fs::path run_path(const fs::path& dir, const Shard& sh) {
-  return dir / ("run" + sh.suffix() + ".json");
+  return dir / ("run" + shard_suffix(sh) + ".json");
 }
 fs::path summary_path(const fs::path& dir, const Shard& sh, const char* ext) {
-  return dir / ("summary" + sh.suffix() + ext);
-}
-
-json read_json_file(const fs::path& p) {
-  std::string s = read_file(p);
-  try {
-    return json::parse(s);
-  } catch (const json::exception& e) {
-    fail("{}: malformed JSON ({})", p.string(), e.what());
-  }
+  return dir / ("summary" + shard_suffix(sh) + ext);
 }
 
 // A killed run can leave a last line without its newline: drop it (its problem is regenerated).
@@ -367,11 +324,10 @@ struct Work {
   std::size_t index;  // in the benchmark's data file
 };
 
-}  // namespace
+// ---------------------------------------------------------------------------------------------
+// run_eval's steps, in order
 
-std::vector<json> read_samples(const fs::path& file) { return read_jsonl(file); }
-
-EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
+void check_options(const EvalOptions& o) {
   if (o.benchmarks.empty()) fail("eval: no benchmark given");
   if (o.n < 1) fail("--n must be at least 1 (got {})", o.n);
   if (o.temperature < 0) fail("--temperature must be >= 0 (got {})", o.temperature);
@@ -383,13 +339,49 @@ EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
     for (const auto& b : o.benchmarks) listed |= b.name == name;
     if (!listed) fail("--data {}=...: benchmark {} is not being evaluated", name, name);
   }
-  fs::create_directories(o.out_dir);
+}
 
-  // Problems, templates and settings.
-  std::vector<std::vector<data::Problem>> problems;
-  std::vector<PromptTemplate> templates;
-  std::vector<llm::Sampling> sampling;
-  json settings = {{"model", backend.model_name()},
+// One benchmark as it will be run: its problems, prompt template and sampling.
+struct BenchRun {
+  std::vector<data::Problem> problems;
+  PromptTemplate tmpl;
+  llm::Sampling sampling;
+};
+
+// Everything run_eval sends, and the settings written to run{SFX}.json.
+struct EvalPlan {
+  std::vector<BenchRun> benches;  // parallel to EvalOptions::benchmarks
+  json settings;
+};
+
+// Loads one benchmark's problems and template; appends its entry of settings["benchmarks"].
+BenchRun plan_benchmark(const Benchmark& b, const EvalOptions& o, json& bench_settings) {
+  auto it = o.data.find(b.name);
+  fs::path data_file = it == o.data.end() ? fs::path() : it->second;
+  BenchRun run;
+  run.problems = load_problems(b, data_file);
+  if (o.limit && run.problems.size() > o.limit) run.problems.resize(o.limit);
+  run.tmpl = load_template(o.prompt, b.style);
+  llm::Sampling& s = run.sampling;
+  s.max_tokens = o.max_tokens > 0 ? o.max_tokens : b.max_tokens;
+  s.temperature = o.temperature;
+  s.top_p = o.top_p;
+  s.n = o.n;
+  s.stop = o.stop ? *o.stop : run.tmpl.stop ? *run.tmpl.stop : default_stop();
+  bench_settings.push_back(
+      {{"name", b.name},
+       {"data", (data_file.empty() ? data::default_path(b.dataset, "test") : data_file).string()},
+       {"problems", run.problems.size()},
+       {"max_tokens", s.max_tokens},
+       {"stop", s.stop},
+       {"template", run.tmpl.text},
+       {"chat", run.tmpl.chat}});
+  return run;
+}
+
+EvalPlan plan_eval(const llm::Backend& backend, const EvalOptions& o) {
+  EvalPlan plan;
+  plan.settings = {{"model", backend.model_name()},
                    {"prompt", o.prompt},
                    {"n", o.n},
                    {"temperature", o.temperature},
@@ -397,32 +389,14 @@ EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
                    {"seed", o.seed},
                    {"limit", o.limit}};
   json bench_settings = json::array();
-  for (const Benchmark& b : o.benchmarks) {
-    auto it = o.data.find(b.name);
-    fs::path data_file = it == o.data.end() ? fs::path() : it->second;
-    std::vector<data::Problem> ps = load_problems(b, data_file);
-    if (o.limit && ps.size() > o.limit) ps.resize(o.limit);
-    PromptTemplate t = load_template(o.prompt, b.style);
-    llm::Sampling s;
-    s.max_tokens = o.max_tokens > 0 ? o.max_tokens : b.max_tokens;
-    s.temperature = o.temperature;
-    s.top_p = o.top_p;
-    s.n = o.n;
-    s.stop = o.stop ? *o.stop : t.stop ? *t.stop : default_stop();
-    bench_settings.push_back(
-        {{"name", b.name},
-         {"data", (data_file.empty() ? data::default_path(b.dataset, "test") : data_file).string()},
-         {"problems", ps.size()},
-         {"max_tokens", s.max_tokens},
-         {"stop", s.stop},
-         {"template", t.text},
-         {"chat", t.chat}});
-    problems.push_back(std::move(ps));
-    templates.push_back(std::move(t));
-    sampling.push_back(std::move(s));
-  }
-  settings["benchmarks"] = bench_settings;
+  for (const Benchmark& b : o.benchmarks)
+    plan.benches.push_back(plan_benchmark(b, o, bench_settings));
+  plan.settings["benchmarks"] = bench_settings;
+  return plan;
+}
 
+// Writes run{SFX}.json; a folder holding a run with other settings is an error.
+void write_run_file(const EvalOptions& o, const json& settings) {
   const fs::path run_file = run_path(o.out_dir, o.shard);
   json run = {{"settings", settings},
               {"shard", {{"index", o.shard.index}, {"count", o.shard.count}}}};
@@ -436,171 +410,243 @@ EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
           run_file.string(), d);
   }
   write_file_atomic(run_file, run.dump(2) + "\n");
+}
 
-  // Resume: keep the problems whose n samples are all in the journal.
-  EvalResult result;
+// What is left to generate after resuming, and the journals the new samples go to.
+struct Resumed {
   std::vector<Work> todo;
-  std::vector<std::unique_ptr<JsonlWriter>> journals;
-  for (std::size_t bi = 0; bi < o.benchmarks.size(); ++bi) {
-    const Benchmark& b = o.benchmarks[bi];
-    fs::path f = samples_path(o.out_dir, b.name, o.shard);
-    std::map<std::string, std::vector<json>> have;
-    std::size_t rows_on_disk = 0;
-    if (fs::exists(f)) {
-      repair_journal(f);
-      for (json& r : read_samples(f)) {
-        ++rows_on_disk;
-        have[r.value("id", std::string())].push_back(std::move(r));
-      }
-    }
-    std::vector<json> kept;
-    std::set<std::string> done;
-    for (std::size_t i = 0; i < problems[bi].size(); ++i) {
-      if (static_cast<int>(i % static_cast<std::size_t>(o.shard.count)) != o.shard.index) continue;
-      const data::Problem& p = problems[bi][i];
-      auto h = have.find(p.id);
-      if (h != have.end()) {
-        std::set<int> samples;
-        for (const json& r : h->second) samples.insert(r.value("sample", -1));
-        bool errored = false;
-        for (const json& r : h->second) errored |= r.contains("error");
-        if (static_cast<int>(samples.size()) == o.n && *samples.begin() == 0 &&
-            *samples.rbegin() == o.n - 1 && h->second.size() == samples.size() &&
-            !(errored && o.retry_errors)) {
-          for (json& r : h->second) kept.push_back(std::move(r));
-          done.insert(p.id);
-          ++result.resumed;
-          continue;
-        }
-      }
-      todo.push_back({bi, &p, i});
-    }
-    if (kept.size() != rows_on_disk) {
-      log::warn(
-          "{}: {} rows of unfinished, failed or unknown problems dropped; they are regenerated",
-          f.string(), rows_on_disk - kept.size());
-      write_rows_atomic(f, kept);
-    }
-    if (!done.empty()) log::info("{}: resuming, {} problems already done", b.name, done.size());
-    journals.push_back(std::make_unique<JsonlWriter>(f, JsonlWriter::Mode::Append));
-  }
+  std::vector<std::unique_ptr<JsonlWriter>> journals;  // one per benchmark
+  std::size_t problems = 0;                            // kept from an earlier run
+};
 
-  // Generate what is left.
+// True when a problem's saved rows are exactly samples 0..n-1 (and, with --retry-errors, none
+// holds a backend error).
+bool finished_problem(const std::vector<json>& rows, const EvalOptions& o) {
+  std::set<int> samples;
+  for (const json& r : rows) samples.insert(r.value("sample", -1));
+  bool errored = false;
+  for (const json& r : rows) errored |= r.contains("error");
+  return static_cast<int>(samples.size()) == o.n && *samples.begin() == 0 &&
+         *samples.rbegin() == o.n - 1 && rows.size() == samples.size() &&
+         !(errored && o.retry_errors);
+}
+
+// Keeps the finished problems of benchmark `bi` in its samples file (rewriting the file when rows
+// are dropped), queues the others of this shard, and opens the journal.
+void resume_benchmark(std::size_t bi, const EvalOptions& o, const EvalPlan& plan, Resumed& out) {
+  const Benchmark& b = o.benchmarks[bi];
+  fs::path f = samples_path(o.out_dir, b.name, o.shard);
+  std::map<std::string, std::vector<json>> have;
+  std::size_t rows_on_disk = 0;
+  if (fs::exists(f)) {
+    repair_journal(f);
+    for (json& r : read_samples(f)) {
+      ++rows_on_disk;
+      have[r.value("id", std::string())].push_back(std::move(r));
+    }
+  }
+  std::vector<json> kept;
+  std::set<std::string> done;
+  const std::vector<data::Problem>& problems = plan.benches[bi].problems;
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    if (!o.shard.owns(i)) continue;
+    const data::Problem& p = problems[i];
+    auto h = have.find(p.id);
+    if (h != have.end() && finished_problem(h->second, o)) {
+      for (json& r : h->second) kept.push_back(std::move(r));
+      done.insert(p.id);
+      ++out.problems;
+      continue;
+    }
+    out.todo.push_back({bi, &p, i});
+  }
+  if (kept.size() != rows_on_disk) {
+    log::warn("{}: {} rows of unfinished, failed or unknown problems dropped; they are regenerated",
+              f.string(), rows_on_disk - kept.size());
+    write_rows_atomic(f, kept);
+  }
+  if (!done.empty()) log::info("{}: resuming, {} problems already done", b.name, done.size());
+  out.journals.push_back(std::make_unique<JsonlWriter>(f, JsonlWriter::Mode::Append));
+}
+
+// Resume: keep the problems whose n samples are all in the journal.
+Resumed resume(const EvalOptions& o, const EvalPlan& plan) {
+  Resumed r;
+  for (std::size_t bi = 0; bi < o.benchmarks.size(); ++bi) resume_benchmark(bi, o, plan, r);
+  return r;
+}
+
+// One request per problem left, all n samples in it; request id = index into `todo`.
+std::vector<llm::Request> make_requests(const EvalOptions& o, const EvalPlan& plan,
+                                        const std::vector<Work>& todo) {
   std::vector<llm::Request> requests;
   requests.reserve(todo.size());
   for (std::size_t w = 0; w < todo.size(); ++w) {
     const Work& wk = todo[w];
     llm::Request r;
     r.id = w;
-    const PromptTemplate& t = templates[wk.bench];
+    const PromptTemplate& t = plan.benches[wk.bench].tmpl;
     if (t.chat)
       r.messages = t.render_chat(wk.problem->question);
     else
       r.prompt = t.render(wk.problem->question);
-    r.sampling = sampling[wk.bench];
+    r.sampling = plan.benches[wk.bench].sampling;
     r.sampling.seed =
         o.seed + static_cast<std::uint64_t>(wk.index) * static_cast<std::uint64_t>(o.n);
     requests.push_back(std::move(r));
   }
-  std::unique_ptr<Progress> bar;
-  if (o.progress && !requests.empty()) bar = std::make_unique<Progress>("eval", requests.size());
-  std::size_t failed = 0, samples_done = 0, samples_correct = 0;
-  std::string first_failure;
-  auto on_result = [&](llm::Result res) {
-    if (res.id >= todo.size()) {
-      ++failed;
-      if (first_failure.empty()) first_failure = fmt::format("result with unknown id {}", res.id);
+  return requests;
+}
+
+// The scored row of sample s of a finished request (a BadRequest result gives error rows).
+json sample_row(const Work& wk, const Benchmark& b, const llm::Request& req, const llm::Result& res,
+                int s, const answer::Limits& limits) {
+  json row = {{"id", wk.problem->id}, {"index", wk.index}, {"sample", s}, {"benchmark", b.name}};
+  if (req.is_chat()) {
+    json msgs = json::array();
+    for (const auto& m : req.messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
+    row["messages"] = msgs;
+  } else {
+    row["prompt"] = req.prompt;
+  }
+  if (res.ok()) {
+    row["completion"] = res.choices[static_cast<std::size_t>(s)].text;
+    row["finish_reason"] = res.choices[static_cast<std::size_t>(s)].finish_reason;
+  } else {
+    row["completion"] = "";
+    row["finish_reason"] = "error";
+    row["error"] = res.error.empty() ? std::string("bad request") : res.error;
+  }
+  row["gold"] = wk.problem->answer;
+  if (b.breakdown) {
+    row["subject"] = wk.problem->subject;
+    row["level"] = wk.problem->level;
+  }
+  score_row(row, b.style, limits);
+  if (!res.ok()) row["reason"] = "backend error: " + row["error"].get<std::string>();
+  // Prompt tokens count once per problem (on sample 0); completion tokens per sample when
+  // the backend reports them per choice, else the request's total on sample 0.
+  const int choice_tokens =
+      res.ok() ? res.choices[static_cast<std::size_t>(s)].completion_tokens : -1;
+  if (choice_tokens >= 0) row["completion_tokens"] = choice_tokens;
+  if (s == 0) {
+    row["prompt_tokens"] = res.prompt_tokens;
+    if (choice_tokens < 0) row["completion_tokens"] = res.completion_tokens;
+  }
+  return row;
+}
+
+// Receives the backend's results: journals the rows of each finished problem, counts failures,
+// keeps the progress bar's accuracy.
+class ResultRecorder {
+ public:
+  ResultRecorder(const EvalOptions& o, const llm::Backend& backend, const Resumed& work,
+                 const std::vector<llm::Request>& requests)
+      : o_(o), backend_(backend), work_(work), requests_(requests) {
+    if (o.progress && !requests.empty()) bar_ = std::make_unique<Progress>("eval", requests.size());
+  }
+
+  void operator()(const llm::Result& res) {
+    if (res.id >= work_.todo.size()) {
+      note_failure(fmt::format("result with unknown id {}", res.id), /*tick=*/false);
       return;
     }
-    const Work& wk = todo[res.id];
-    const Benchmark& b = o.benchmarks[wk.bench];
-    const llm::Request& req = requests[res.id];
+    const Work& wk = work_.todo[res.id];
     const bool bad_request = res.error_kind == llm::ErrorKind::BadRequest;
     if (!res.ok() && !bad_request) {
-      ++failed;
-      if (first_failure.empty())
-        first_failure =
-            fmt::format("{}: {}", wk.problem->id, res.error.empty() ? "unknown error" : res.error);
-      if (bar) bar->tick();
+      note_failure(
+          fmt::format("{}: {}", wk.problem->id, res.error.empty() ? "unknown error" : res.error));
       return;
     }
-    if (res.ok() && static_cast<int>(res.choices.size()) != o.n) {
-      ++failed;
-      if (first_failure.empty())
-        first_failure = fmt::format("{}: the backend returned {} choices, expected {}",
-                                    wk.problem->id, res.choices.size(), o.n);
-      if (bar) bar->tick();
+    if (res.ok() && static_cast<int>(res.choices.size()) != o_.n) {
+      note_failure(fmt::format("{}: the backend returned {} choices, expected {}", wk.problem->id,
+                               res.choices.size(), o_.n));
       return;
     }
-    for (int s = 0; s < o.n; ++s) {
-      json row = {
-          {"id", wk.problem->id}, {"index", wk.index}, {"sample", s}, {"benchmark", b.name}};
-      if (req.is_chat()) {
-        json msgs = json::array();
-        for (const auto& m : req.messages)
-          msgs.push_back({{"role", m.role}, {"content", m.content}});
-        row["messages"] = msgs;
-      } else {
-        row["prompt"] = req.prompt;
-      }
-      if (res.ok()) {
-        row["completion"] = res.choices[static_cast<std::size_t>(s)].text;
-        row["finish_reason"] = res.choices[static_cast<std::size_t>(s)].finish_reason;
-      } else {
-        row["completion"] = "";
-        row["finish_reason"] = "error";
-        row["error"] = res.error.empty() ? std::string("bad request") : res.error;
-      }
-      row["gold"] = wk.problem->answer;
-      if (b.breakdown) {
-        row["subject"] = wk.problem->subject;
-        row["level"] = wk.problem->level;
-      }
-      score_row(row, b.style, o.limits);
-      if (!res.ok()) row["reason"] = "backend error: " + row["error"].get<std::string>();
-      // Prompt tokens count once per problem (on sample 0); completion tokens per sample when
-      // the backend reports them per choice, else the request's total on sample 0.
-      const int choice_tokens =
-          res.ok() ? res.choices[static_cast<std::size_t>(s)].completion_tokens : -1;
-      if (choice_tokens >= 0) row["completion_tokens"] = choice_tokens;
-      if (s == 0) {
-        row["prompt_tokens"] = res.prompt_tokens;
-        if (choice_tokens < 0) row["completion_tokens"] = res.completion_tokens;
-      }
-      ++samples_done;
-      samples_correct += row["correct"].get<bool>();
-      journals[wk.bench]->write(row);
+    const Benchmark& b = o_.benchmarks[wk.bench];
+    for (int s = 0; s < o_.n; ++s) {
+      json row = sample_row(wk, b, requests_[res.id], res, s, o_.limits);
+      ++samples_done_;
+      samples_correct_ += row["correct"].get<bool>();
+      work_.journals[wk.bench]->write(row);
     }
-    ++result.generated;
-    if (bar) {
-      const double acc = samples_done ? 100.0 * static_cast<double>(samples_correct) /
-                                            static_cast<double>(samples_done)
-                                      : 0.0;
-      bar->set_postfix(fmt::format("acc {:.1f}% · {}", acc, llm::usage_summary(backend)));
-      bar->tick();
+    ++generated_;
+    if (bar_) {
+      const double acc = samples_done_ ? 100.0 * static_cast<double>(samples_correct_) /
+                                             static_cast<double>(samples_done_)
+                                       : 0.0;
+      bar_->set_postfix(fmt::format("acc {:.1f}% · {}", acc, llm::usage_summary(backend_)));
+      bar_->tick();
     }
-  };
-  if (!requests.empty()) backend.generate(requests, on_result);
-  if (bar) bar->finish();
-  for (auto& j : journals) j->commit();
-  journals.clear();
-  if (failed)
+  }
+
+  void finish() {
+    if (bar_) bar_->finish();
+  }
+  std::size_t generated() const { return generated_; }
+  std::size_t failed() const { return failed_; }
+  const std::string& first_failure() const { return first_failure_; }
+
+ private:
+  void note_failure(std::string what, bool tick = true) {
+    ++failed_;
+    if (first_failure_.empty()) first_failure_ = std::move(what);
+    if (tick && bar_) bar_->tick();
+  }
+
+  const EvalOptions& o_;
+  const llm::Backend& backend_;
+  const Resumed& work_;
+  const std::vector<llm::Request>& requests_;
+  std::unique_ptr<Progress> bar_;
+  std::size_t failed_ = 0, samples_done_ = 0, samples_correct_ = 0, generated_ = 0;
+  std::string first_failure_;
+};
+
+// Generate what is left; returns the number of problems generated. Throws (after committing the
+// journals) when requests failed for good.
+std::size_t generate_remaining(llm::Backend& backend, const EvalOptions& o, const EvalPlan& plan,
+                               Resumed& work) {
+  const std::vector<llm::Request> requests = make_requests(o, plan, work.todo);
+  ResultRecorder recorder(o, backend, work, requests);
+  if (!requests.empty()) backend.generate(requests, [&](llm::Result res) { recorder(res); });
+  recorder.finish();
+  for (auto& j : work.journals) j->commit();
+  work.journals.clear();
+  if (recorder.failed())
     fail(
         "{} of {} requests failed (first: {}); the {} finished problems are saved in {}: run the "
         "same command again to retry the rest",
-        failed, requests.size(), first_failure, result.generated + result.resumed,
-        o.out_dir.string());
+        recorder.failed(), requests.size(), recorder.first_failure(),
+        recorder.generated() + work.problems, o.out_dir.string());
+  return recorder.generated();
+}
 
-  // Final files: samples sorted, then the summary.
+// Rewrites each samples file sorted by (index, sample).
+void sort_samples_files(const EvalOptions& o) {
   for (const Benchmark& b : o.benchmarks) {
     fs::path f = samples_path(o.out_dir, b.name, o.shard);
     std::vector<json> rows = read_samples(f);
     sort_rows(rows);
     write_rows_atomic(f, rows);
   }
-  EvalResult r = write_summary(settings, o.out_dir, o.shard, o.limits);
-  r.generated = result.generated;
-  r.resumed = result.resumed;
+}
+
+}  // namespace
+
+std::vector<json> read_samples(const fs::path& file) { return read_jsonl(file); }
+
+EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
+  check_options(o);
+  fs::create_directories(o.out_dir);
+  const EvalPlan plan = plan_eval(backend, o);
+  write_run_file(o, plan.settings);
+  Resumed work = resume(o, plan);
+  const std::size_t generated = generate_remaining(backend, o, plan, work);
+  sort_samples_files(o);
+  EvalResult r = write_summary(plan.settings, o.out_dir, o.shard, o.limits);
+  r.generated = generated;
+  r.resumed = work.problems;
   return r;
 }
 

@@ -23,20 +23,17 @@
 
 #include "answer/equiv.h"
 #include "core/jsonl.h"
+#include "core/shard.h"
 #include "eval/benchmark.h"
 #include "llm/backend.h"
 
 namespace metamath::eval {
 
-struct Shard {
-  int index = 0, count = 1;
-  bool whole() const { return count == 1; }
-  std::string suffix() const;  // "" or ".shard-I-of-N"
-};
-// "2/8" -> {2, 8}; throws on anything else (0 <= I < N).
-Shard parse_shard(std::string_view s);
-// From RANK and WORLD_SIZE (torchrun's environment) when WORLD_SIZE > 1; else the whole run.
-Shard shard_from_env();
+// The shard of a run: --shard I/N or torchrun's RANK/WORLD_SIZE, read by core/shard.h's
+// resolve_shard(). Problem i of a benchmark belongs to shard i % N.
+using metamath::Shard;
+// The output files' suffix: "" for the whole run, ".shard-I-of-N" for a shard.
+std::string shard_suffix(const Shard& sh);
 
 struct EvalOptions {
   std::vector<Benchmark> benchmarks;

@@ -12,15 +12,16 @@ namespace metamath::eval {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& default_pred_fields() {
-  static const std::vector<std::string> v = {"completion", "filtered_resps", "resps", "response",
-                                             "output",     "prediction",     "pred",  "generated_text",
-                                             "model_output"};
+  static const std::vector<std::string> v = {"completion", "filtered_resps", "resps",
+                                             "response",   "output",         "prediction",
+                                             "pred",       "generated_text", "model_output"};
   return v;
 }
 
 const std::vector<std::string>& default_gold_fields() {
-  static const std::vector<std::string> v = {"gold", "gold_answer", "answer", "target", "solution",
-                                             "doc.answer", "doc.solution", "reference"};
+  static const std::vector<std::string> v = {"gold",         "gold_answer", "answer",
+                                             "target",       "solution",    "doc.answer",
+                                             "doc.solution", "reference"};
   return v;
 }
 
@@ -81,8 +82,8 @@ void add(Tally& t, bool correct, bool unparsable) {
 
 }  // namespace
 
-RowVerdict score_one(const std::string& pred_text, const std::string& gold_text, answer::Style style,
-                     const answer::Limits& limits) {
+RowVerdict score_one(const std::string& pred_text, const std::string& gold_text,
+                     answer::Style style, const answer::Limits& limits) {
   RowVerdict v;
   answer::Extracted gold = answer::extract_gold(gold_text, style);
   answer::Extracted pred = answer::extract(pred_text, style);
@@ -128,7 +129,8 @@ ScoreSummary score_file(const fs::path& input, const fs::path& out, const ScoreO
       if (s.gold_field.empty())
         fail("{}: no gold field found (tried {}); name it with --gold-field", reader.where(),
              fmt::join(default_gold_fields(), ", "));
-      subject_field = resolve_field(rec, opts.subject_field, {"subject", "type", "doc.type", "doc.subject"});
+      subject_field =
+          resolve_field(rec, opts.subject_field, {"subject", "type", "doc.type", "doc.subject"});
       level_field = resolve_field(rec, opts.level_field, {"level", "doc.level"});
     }
     const json* pred = lookup(rec, s.pred_field);
@@ -187,17 +189,24 @@ std::string format_summary(const ScoreSummary& s) {
                     100.0 * s.overall.accuracy());
   table_rows(md, s.by_subject);
   table_rows(md, s.by_level);
-  if (s.overall.unparsable) md += fmt::format("\n{} rows could not be parsed (counted wrong).\n", s.overall.unparsable);
+  if (s.overall.unparsable)
+    md += fmt::format("\n{} rows could not be parsed (counted wrong).\n", s.overall.unparsable);
   if (s.bad_lines) md += fmt::format("{} malformed lines skipped.\n", s.bad_lines);
   return md;
 }
 
 json summary_json(const ScoreSummary& s) {
   auto tj = [](const Tally& t) {
-    return json{{"n", t.total}, {"correct", t.correct}, {"unparsable", t.unparsable}, {"accuracy", t.accuracy()}};
+    return json{{"n", t.total},
+                {"correct", t.correct},
+                {"unparsable", t.unparsable},
+                {"accuracy", t.accuracy()}};
   };
-  json j{{"overall", tj(s.overall)}, {"pred_field", s.pred_field}, {"gold_field", s.gold_field},
-         {"bad_lines", s.bad_lines}, {"pred_methods", s.pred_methods}};
+  json j{{"overall", tj(s.overall)},
+         {"pred_field", s.pred_field},
+         {"gold_field", s.gold_field},
+         {"bad_lines", s.bad_lines},
+         {"pred_methods", s.pred_methods}};
   for (const auto& [k, t] : s.by_subject) j["by_subject"][k] = tj(t);
   for (const auto& [k, t] : s.by_level) j["by_level"][k] = tj(t);
   return j;

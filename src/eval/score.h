@@ -16,7 +16,8 @@ namespace metamath::eval {
 inline constexpr const char* kAuto = "auto";
 // Our eval files and lm-eval / vLLM-style output files.
 const std::vector<std::string>& default_pred_fields();  // completion, filtered_resps, resps, ...
-const std::vector<std::string>& default_gold_fields();  // gold, answer, target, solution, doc.answer, ...
+const std::vector<std::string>&
+default_gold_fields();  // gold, answer, target, solution, doc.answer, ...
 
 // Looks a dotted path up in a record; arrays of one element are unwrapped to their first element
 // when the path ends on an array. Returns nullptr when absent.
@@ -38,7 +39,9 @@ struct ScoreOptions {
 
 struct Tally {
   std::size_t total = 0, correct = 0, unparsable = 0;
-  double accuracy() const { return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0; }
+  double accuracy() const {
+    return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0;
+  }
 };
 
 struct ScoreSummary {
@@ -56,8 +59,8 @@ struct RowVerdict {
   answer::Verdict verdict = answer::Verdict::Unparsable;
   answer::Method pred_method = answer::Method::None;
 };
-RowVerdict score_one(const std::string& pred_text, const std::string& gold_text, answer::Style style,
-                     const answer::Limits& limits);
+RowVerdict score_one(const std::string& pred_text, const std::string& gold_text,
+                     answer::Style style, const answer::Limits& limits);
 
 // Scores every row of `input`; when `out` is non-empty, writes one verdict row per input row
 // (atomically): the input's id (or the 0-based row index when it has none), correct, pred_answer,

@@ -1,9 +1,8 @@
 #include "llm/backend.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "llm/local_backend.h"
@@ -15,10 +14,14 @@ using nlohmann::json;
 
 const char* to_string(ErrorKind k) {
   switch (k) {
-    case ErrorKind::None: return "none";
-    case ErrorKind::BadRequest: return "bad_request";
-    case ErrorKind::Transient: return "transient";
-    case ErrorKind::Fatal: return "fatal";
+    case ErrorKind::None:
+      return "none";
+    case ErrorKind::BadRequest:
+      return "bad_request";
+    case ErrorKind::Transient:
+      return "transient";
+    case ErrorKind::Fatal:
+      return "fatal";
   }
   return "unknown";
 }
@@ -31,8 +34,7 @@ double Backend::cost() const {
 
 std::string usage_summary(const Backend& b) {
   const Usage& u = b.usage();
-  const double tokens =
-      static_cast<double>(u.prompt_tokens.load() + u.completion_tokens.load());
+  const double tokens = static_cast<double>(u.prompt_tokens.load() + u.completion_tokens.load());
   std::string s = tokens >= 1e6   ? fmt::format("{:.2f}M tok", tokens / 1e6)
                   : tokens >= 1e3 ? fmt::format("{:.1f}k tok", tokens / 1e3)
                                   : fmt::format("{:.0f} tok", tokens);
@@ -48,7 +50,8 @@ namespace {
 void parse_price(const std::string& price, Backend& b) {
   if (price.empty()) return;
   const auto comma = price.find(',');
-  if (comma == std::string::npos) fail("--price: expected PROMPT,COMPLETION dollars per million tokens, got '{}'", price);
+  if (comma == std::string::npos)
+    fail("--price: expected PROMPT,COMPLETION dollars per million tokens, got '{}'", price);
   try {
     std::size_t used = 0;
     const std::string a = price.substr(0, comma), c = price.substr(comma + 1);
@@ -59,7 +62,8 @@ void parse_price(const std::string& price, Backend& b) {
   } catch (const std::exception&) {
     fail("--price: expected two numbers as PROMPT,COMPLETION, got '{}'", price);
   }
-  if (b.price_prompt_per_m < 0 || b.price_completion_per_m < 0) fail("--price: prices must be >= 0");
+  if (b.price_prompt_per_m < 0 || b.price_completion_per_m < 0)
+    fail("--price: prices must be >= 0");
 }
 
 // Type-checked field access for request bodies: errors name the field and the expected type.
@@ -74,7 +78,8 @@ double number_field(const json& body, const char* name, double lo, double hi, do
   if (!v) return dflt;
   if (!v->is_number()) fail("'{}' must be a number, got {}", name, v->type_name());
   const double x = v->get<double>();
-  if (!std::isfinite(x) || x < lo || x > hi) fail("'{}' must be between {} and {}, got {}", name, lo, hi, x);
+  if (!std::isfinite(x) || x < lo || x > hi)
+    fail("'{}' must be between {} and {}, got {}", name, lo, hi, x);
   return x;
 }
 
@@ -103,12 +108,16 @@ std::string message_content(const json& m, std::size_t i) {
     for (const auto& part : *c) {
       if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
           !part["text"].is_string())
-        fail("'messages[{}].content': only text parts ({{\"type\": \"text\", \"text\": ...}}) are supported", i);
+        fail(
+            "'messages[{}].content': only text parts ({{\"type\": \"text\", \"text\": ...}}) are "
+            "supported",
+            i);
       out += part["text"].get<std::string>();
     }
     return out;
   }
-  fail("'messages[{}].content' must be a string or an array of text parts, got {}", i, c->type_name());
+  fail("'messages[{}].content' must be a string or an array of text parts, got {}", i,
+       c->type_name());
 }
 
 }  // namespace
@@ -142,7 +151,8 @@ Request request_from_openai_json(const json& body, bool chat) {
     }
   }
   Sampling& s = r.sampling;
-  const char* max_name = chat && field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  const char* max_name =
+      chat && field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   // OpenAI's defaults: 16 tokens for completions; chat runs to the end of the context.
   s.max_tokens = static_cast<int>(int_field(body, max_name, 1, 1 << 24, chat ? 0 : 16));
   s.temperature = number_field(body, "temperature", 0, 2, 1.0);

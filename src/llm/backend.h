@@ -19,11 +19,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace metamath::llm {
 
@@ -33,7 +32,7 @@ struct ChatMessage {
 };
 
 struct Sampling {
-  int max_tokens = 512;  // <= 0: as many as the context allows
+  int max_tokens = 512;      // <= 0: as many as the context allows
   double temperature = 0.0;  // 0 = greedy
   double top_p = 1.0;
   int n = 1;
@@ -118,8 +117,8 @@ struct BackendOptions {
   std::string model;    // model name sent to the server (local: a model folder)
   std::string api_key;  // default: $OPENAI_API_KEY; never printed or logged
   int concurrency = 32;
-  double timeout_s = 600;    // per HTTP attempt
-  int max_attempts = 6;      // then the request fails with its last reason
+  double timeout_s = 600;  // per HTTP attempt
+  int max_attempts = 6;    // then the request fails with its last reason
   double backoff_base_s = 1.0, backoff_max_s = 60.0;
   double requests_per_minute = 0, tokens_per_minute = 0;  // 0 = unlimited
   bool chat = false;  // send raw prompts to /v1/chat/completions as one user message

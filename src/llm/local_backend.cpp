@@ -2,11 +2,11 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <mutex>
 #include <random>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -46,16 +46,21 @@ struct LocalBackend::Impl {
       : opts(o), model(load(o)), tok(model::Tokenizer::load(o.model)) {
     name = std::filesystem::path(o.model).filename().string();
     if (name.empty()) name = std::filesystem::path(o.model).parent_path().filename().string();
-    max_len = static_cast<int>(std::min<int64_t>(o.max_len, model.config().max_position_embeddings));
+    max_len =
+        static_cast<int>(std::min<int64_t>(o.max_len, model.config().max_position_embeddings));
     const ModelCacheSize size = cache_size(o.max_batch, max_len);
-    log::info("local backend: {} ({} layers, hidden {}), KV cache {:.2f} GiB for {} sequences x {} tokens",
-              name, model.config().num_hidden_layers, model.config().hidden_size, size.gib, o.max_batch,
-              max_len);
+    log::info(
+        "local backend: {} ({} layers, hidden {}), KV cache {:.2f} GiB for {} sequences x {} "
+        "tokens",
+        name, model.config().num_hidden_layers, model.config().hidden_size, size.gib, o.max_batch,
+        max_len);
     const double phys = physical_memory_bytes();
     if (model.device().is_cpu() && phys > 0 && size.gib * (1ull << 30) > 0.75 * phys)
-      fail("local backend: the KV cache would need {:.1f} GiB ({} sequences x {} tokens) but the machine has "
-           "{:.1f} GiB; lower --max-batch or --max-len",
-           size.gib, o.max_batch, max_len, phys / (1ull << 30));
+      fail(
+          "local backend: the KV cache would need {:.1f} GiB ({} sequences x {} tokens) but the "
+          "machine has "
+          "{:.1f} GiB; lower --max-batch or --max-len",
+          size.gib, o.max_batch, max_len, phys / (1ull << 30));
     model::GeneratorOptions g;
     g.max_batch = o.max_batch;
     g.max_len = max_len;
@@ -106,8 +111,9 @@ void LocalBackend::generate(const std::vector<Request>& requests, const ResultCa
         std::vector<model::ChatMessage> msgs;
         for (const auto& m : r.messages) msgs.push_back({m.role, m.content});
         if (impl_->tok->chat_format() == model::ChatFormat::None)
-          fail("this model has no chat template (tokenizer_config.json); send a raw prompt to "
-               "/v1/completions instead");
+          fail(
+              "this model has no chat template (tokenizer_config.json); send a raw prompt to "
+              "/v1/completions instead");
         g.prompt = impl_->tok->apply_chat(msgs);
         g.add_bos = false;  // the chat format writes BOS itself
       } else {
@@ -128,8 +134,8 @@ void LocalBackend::generate(const std::vector<Request>& requests, const ResultCa
     g.max_new_tokens = r.sampling.max_tokens > 0 ? r.sampling.max_tokens : impl_->max_len;
     g.sampling.temperature = static_cast<float>(r.sampling.temperature);
     g.sampling.top_p = static_cast<float>(r.sampling.top_p);
-    g.sampling.seed = r.sampling.seed ? *r.sampling.seed
-                                      : (r.sampling.temperature > 0 ? impl_->fresh_seed() : 0);
+    g.sampling.seed =
+        r.sampling.seed ? *r.sampling.seed : (r.sampling.temperature > 0 ? impl_->fresh_seed() : 0);
     g.n = n;
     g.stop = r.sampling.stop;
     g.stop_at_eos = true;
@@ -188,7 +194,8 @@ std::vector<std::vector<float>> LocalBackend::embed(const std::vector<std::strin
       ids.push_back(tok.encode(texts[i], tok.add_bos_token() && tok.bos_id().has_value()));
       if (ids.back().empty()) fail("embeddings: input {} is empty", i);
       if (static_cast<int>(ids.back().size()) > impl_->max_len)
-        fail("embeddings: input {} has {} tokens; the limit is {}", i, ids.back().size(), impl_->max_len);
+        fail("embeddings: input {} has {} tokens; the limit is {}", i, ids.back().size(),
+             impl_->max_len);
       T = std::max(T, ids.back().size());
     }
     const auto B = static_cast<int64_t>(ids.size());

@@ -2,14 +2,13 @@
 
 #include <curl/curl.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <queue>
 #include <random>
 #include <thread>
@@ -30,8 +29,8 @@ namespace {
 // reason to retry (truncated/invalid JSON); `give_up` reports the final failure. Both run on the
 // worker thread.
 struct Call {
-  std::string path;                    // "/completions", ...
-  std::function<std::string()> body;   // built when first sent (saves memory for big batches)
+  std::string path;                   // "/completions", ...
+  std::function<std::string()> body;  // built when first sent (saves memory for big batches)
   std::string body_cache;
   double est_tokens = 0;
   int attempts = 0;
@@ -58,7 +57,8 @@ size_t header_cb(char* ptr, size_t size, size_t n, void* user) {
   constexpr std::string_view key = "retry-after:";
   if (line.size() > key.size()) {
     std::string head(line.substr(0, key.size()));
-    std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(head.begin(), head.end(), head.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     if (head == key) {
       std::string v(line.substr(key.size()));
       while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.pop_back();
@@ -85,8 +85,10 @@ std::string error_message_of(const std::string& body) {
   std::string msg;
   if (!j.is_discarded() && j.is_object() && j.contains("error")) {
     const json& e = j["error"];
-    if (e.is_object() && e.contains("message") && e["message"].is_string()) msg = e["message"].get<std::string>();
-    else if (e.is_string()) msg = e.get<std::string>();
+    if (e.is_object() && e.contains("message") && e["message"].is_string())
+      msg = e["message"].get<std::string>();
+    else if (e.is_string())
+      msg = e.get<std::string>();
   }
   if (msg.empty()) msg = body;
   if (msg.size() > 300) msg = msg.substr(0, 300) + "...";
@@ -96,7 +98,8 @@ std::string error_message_of(const std::string& body) {
 // A token bucket: `rate` units per second, holding at most `capacity`.
 class Bucket {
  public:
-  Bucket(double per_minute) : rate_(per_minute / 60.0), capacity_(std::max(1.0, per_minute / 60.0)), level_(capacity_) {}
+  Bucket(double per_minute)
+      : rate_(per_minute / 60.0), capacity_(std::max(1.0, per_minute / 60.0)), level_(capacity_) {}
   bool enabled() const { return rate_ > 0; }
   // Seconds until `amount` can be taken (0 = now). A request bigger than the capacity waits for a
   // full bucket and takes it into debt.
@@ -142,7 +145,8 @@ struct OpenAIBackend::Impl {
     base = strip_slash(opts.base_url);
     if (base.rfind("http://", 0) != 0 && base.rfind("https://", 0) != 0)
       fail("--base-url must start with http:// or https://, got '{}'", opts.base_url);
-    if (opts.model.empty()) fail("the openai backend needs --model (the model name the server knows)");
+    if (opts.model.empty())
+      fail("the openai backend needs --model (the model name the server knows)");
     std::string key = opts.api_key;
     if (key.empty()) {
       if (const char* env = std::getenv("OPENAI_API_KEY")) key = env;
@@ -197,7 +201,8 @@ struct OpenAIBackend::Impl {
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(opts.timeout_s * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(opts.timeout_s, 30.0) * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::min(opts.timeout_s, 30.0) * 1000));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
@@ -252,9 +257,11 @@ struct OpenAIBackend::Impl {
       double delay = backoff(call->attempts);
       const double ra = parse_retry_after(t.retry_after);
       if (ra >= 0) delay = std::max(delay, std::min(ra, 600.0));
-      call->not_before = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(delay));
+      call->not_before = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(delay));
       usage.retries.fetch_add(1);
-      log::debug("openai: retry {} of a {} call in {:.2f} s: {}", call->attempts, call->path, delay, reason);
+      log::debug("openai: retry {} of a {} call in {:.2f} s: {}", call->attempts, call->path, delay,
+                 reason);
       ready.push_back(std::move(call));
       return;
     }
@@ -279,9 +286,12 @@ struct OpenAIBackend::Impl {
       const auto now = Clock::now();
       double wait_s = 1.0;
       if (!ready.empty() && static_cast<std::size_t>(running_count) < concurrency) {
-        std::stable_sort(ready.begin(), ready.end(), [](const auto& a, const auto& b) { return a->not_before < b->not_before; });
+        std::stable_sort(ready.begin(), ready.end(), [](const auto& a, const auto& b) {
+          return a->not_before < b->not_before;
+        });
         std::size_t taken = 0;
-        for (; taken < ready.size() && static_cast<std::size_t>(running_count) < concurrency; ++taken) {
+        for (; taken < ready.size() && static_cast<std::size_t>(running_count) < concurrency;
+             ++taken) {
           Call& c = *ready[taken];
           if (c.not_before > now) {
             wait_s = std::min(wait_s, std::chrono::duration<double>(c.not_before - now).count());
@@ -289,11 +299,17 @@ struct OpenAIBackend::Impl {
           }
           if (rpm.enabled()) {
             const double w = rpm.wait(1, now);
-            if (w > 0) { wait_s = std::min(wait_s, w); break; }
+            if (w > 0) {
+              wait_s = std::min(wait_s, w);
+              break;
+            }
           }
           if (tpm.enabled()) {
             const double w = tpm.wait(c.est_tokens, now);
-            if (w > 0) { wait_s = std::min(wait_s, w); break; }
+            if (w > 0) {
+              wait_s = std::min(wait_s, w);
+              break;
+            }
           }
           if (rpm.enabled()) rpm.take(1);
           if (tpm.enabled()) tpm.take(c.est_tokens);
@@ -332,8 +348,11 @@ struct OpenAIBackend::Impl {
       }
       if (!ready.empty() && static_cast<std::size_t>(running_count) < concurrency) {
         // Something may be startable right now (a retry with no delay, a freed slot).
-        const auto first = std::min_element(ready.begin(), ready.end(), [](const auto& a, const auto& b) { return a->not_before < b->not_before; });
-        const double until = std::chrono::duration<double>((*first)->not_before - Clock::now()).count();
+        const auto first = std::min_element(
+            ready.begin(), ready.end(),
+            [](const auto& a, const auto& b) { return a->not_before < b->not_before; });
+        const double until =
+            std::chrono::duration<double>((*first)->not_before - Clock::now()).count();
         wait_s = std::min(wait_s, std::max(0.0, until));
       }
       const int timeout_ms = static_cast<int>(std::ceil(std::max(0.0, wait_s) * 1000));
@@ -395,7 +414,8 @@ std::string parse_choices(const json& j, bool chat, int n, Result& out) {
     if (text && text->is_string()) {
       choices[idx].text = text->get<std::string>();
     } else if (!(text && text->is_null() && chat)) {
-      return chat ? "a choice's 'message.content' is not a string" : "a choice's 'text' is not a string";
+      return chat ? "a choice's 'message.content' is not a string"
+                  : "a choice's 'text' is not a string";
     }
     const std::string fr = c.contains("finish_reason") && c["finish_reason"].is_string()
                                ? c["finish_reason"].get<std::string>()
@@ -415,13 +435,15 @@ std::string parse_choices(const json& j, bool chat, int n, Result& out) {
 
 }  // namespace
 
-OpenAIBackend::OpenAIBackend(const BackendOptions& opts) : impl_(std::make_unique<Impl>(opts, usage_)) {}
+OpenAIBackend::OpenAIBackend(const BackendOptions& opts)
+    : impl_(std::make_unique<Impl>(opts, usage_)) {}
 
 OpenAIBackend::~OpenAIBackend() = default;
 
 std::string OpenAIBackend::model_name() const { return impl_->opts.model; }
 
-void OpenAIBackend::generate(const std::vector<Request>& requests, const ResultCallback& on_result) {
+void OpenAIBackend::generate(const std::vector<Request>& requests,
+                             const ResultCallback& on_result) {
   if (requests.empty()) return;
   auto box = std::make_shared<Mailbox<Result>>();
   std::vector<std::shared_ptr<Call>> calls;
@@ -436,8 +458,9 @@ void OpenAIBackend::generate(const std::vector<Request>& requests, const ResultC
     c->body = [rp, &o, chat] { return request_body(*rp, o, chat).dump(); };
     std::size_t prompt_bytes = r.prompt.size();
     for (const auto& m : r.messages) prompt_bytes += m.content.size();
-    c->est_tokens = static_cast<double>(prompt_bytes) / 4.0 +
-                    static_cast<double>(std::max(r.sampling.max_tokens, 0) * std::max(r.sampling.n, 1));
+    c->est_tokens =
+        static_cast<double>(prompt_bytes) / 4.0 +
+        static_cast<double>(std::max(r.sampling.max_tokens, 0) * std::max(r.sampling.n, 1));
     const uint64_t id = r.id;
     const int n = std::max(1, r.sampling.n);
     Call* raw = c.get();
@@ -451,7 +474,8 @@ void OpenAIBackend::generate(const std::vector<Request>& requests, const ResultC
       usage.prompt_tokens.fetch_add(static_cast<uint64_t>(std::max(0, res.prompt_tokens)));
       usage.completion_tokens.fetch_add(static_cast<uint64_t>(std::max(0, res.completion_tokens)));
       if (rp->on_delta)
-        for (std::size_t k = 0; k < res.choices.size(); ++k) rp->on_delta(static_cast<int>(k), res.choices[k].text);
+        for (std::size_t k = 0; k < res.choices.size(); ++k)
+          rp->on_delta(static_cast<int>(k), res.choices[k].text);
       box->put(std::move(res));
       return std::string();
     };
@@ -491,15 +515,20 @@ std::vector<std::vector<float>> OpenAIBackend::embed(const std::vector<std::stri
       for (std::size_t i = start; i < end; ++i) b["input"].push_back(texts[i]);
       return b.dump();
     };
-    for (std::size_t i = start; i < end; ++i) c->est_tokens += static_cast<double>(texts[i].size()) / 4.0;
+    for (std::size_t i = start; i < end; ++i)
+      c->est_tokens += static_cast<double>(texts[i].size()) / 4.0;
     c->accept = [box, &out, start, end, &usage](const json& j) -> std::string {
-      if (!j.is_object() || !j.contains("data") || !j["data"].is_array()) return "response has no 'data' array";
+      if (!j.is_object() || !j.contains("data") || !j["data"].is_array())
+        return "response has no 'data' array";
       const json& d = j["data"];
-      if (d.size() != end - start) return fmt::format("response has {} embeddings, expected {}", d.size(), end - start);
+      if (d.size() != end - start)
+        return fmt::format("response has {} embeddings, expected {}", d.size(), end - start);
       std::vector<std::vector<float>> got(end - start);
       for (std::size_t k = 0; k < d.size(); ++k) {
         const json& e = d[k];
-        const std::size_t idx = e.contains("index") && e["index"].is_number_integer() ? e["index"].get<std::size_t>() : k;
+        const std::size_t idx = e.contains("index") && e["index"].is_number_integer()
+                                    ? e["index"].get<std::size_t>()
+                                    : k;
         if (idx >= got.size() || !e.contains("embedding") || !e["embedding"].is_array())
           return "an embedding entry is malformed";
         try {

@@ -7,8 +7,9 @@
 // - Up to opts.concurrency requests in flight across every generate() call of this backend.
 // - Retries on 429, 408, 5xx, timeouts, connection failures/resets and unparsable or truncated
 //   JSON, with exponential backoff (base * 2^(attempt-1), capped) and jitter (a uniform draw in
-//   [delay/2, delay]), waiting at least a 429/503's Retry-After; after opts.max_attempts the request
-//   fails with its last reason. 400/404/413/422 fail at once (BadRequest), 401/403 too (Fatal).
+//   [delay/2, delay]), waiting at least a 429/503's Retry-After; after opts.max_attempts the
+//   request fails with its last reason. 400/404/413/422 fail at once (BadRequest), 401/403 too
+//   (Fatal).
 // - Optional requests-per-minute and tokens-per-minute limits (token buckets; tokens are estimated
 //   as prompt bytes / 4 + max_tokens * n before sending).
 // - The API key (opts.api_key, else $OPENAI_API_KEY) is only ever put in the Authorization header;

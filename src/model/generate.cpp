@@ -147,7 +147,8 @@ class BatchCore {
 
   void stream(Seq& s, std::size_t upto) {
     if (!s.cb->on_delta || upto <= s.streamed) return;
-    s.cb->on_delta(s.result.sample, std::string_view(s.stops->text()).substr(s.streamed, upto - s.streamed));
+    s.cb->on_delta(s.result.sample,
+                   std::string_view(s.stops->text()).substr(s.streamed, upto - s.streamed));
     s.streamed = upto;
   }
 
@@ -200,7 +201,8 @@ class BatchCore {
   void advance(std::vector<std::unique_ptr<Seq>>& batch, const at::Tensor& logits) {
     for (std::size_t b = 0; b < batch.size(); ++b) {
       Seq& s = *batch[b];
-      const auto tok = static_cast<std::int32_t>(s.sampler->next(logits[static_cast<int64_t>(b)][0]));
+      const auto tok =
+          static_cast<std::int32_t>(s.sampler->next(logits[static_cast<int64_t>(b)][0]));
       if (!accept(s, tok)) active_.push_back(std::move(batch[b]));
     }
   }
@@ -344,6 +346,72 @@ void BatchEngine::loop() {
     }
     tokens_.store(core_->tokens());
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Greedy generation
+
+std::vector<std::vector<int64_t>> greedy_generate(const Model& model,
+                                                  const std::vector<std::vector<int64_t>>& prompts,
+                                                  const GreedyOptions& opts) {
+  c10::InferenceMode guard;
+  const int64_t N = static_cast<int64_t>(prompts.size());
+  std::vector<std::vector<int64_t>> out(N);
+  if (N == 0 || opts.max_new_tokens <= 0) return out;
+  int64_t tmax = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    if (prompts[i].empty())
+      fail("greedy_generate: prompt {} is empty (need at least one token)", i);
+    tmax = std::max<int64_t>(tmax, prompts[i].size());
+  }
+  std::vector<int64_t> stops = opts.stop_ids;
+  if (opts.stop_at_eos)
+    stops.insert(stops.end(), model.config().eos_token_ids.begin(),
+                 model.config().eos_token_ids.end());
+  KVCache cache = model.make_cache(N, tmax + opts.max_new_tokens);
+
+  // Prefill, left padded.
+  at::Tensor ids = at::zeros({N, tmax}, at::kLong), mask = at::zeros({N, tmax}, at::kLong);
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t n = prompts[i].size(), off = tmax - n;
+    for (int64_t t = 0; t < n; ++t) {
+      ids[i][off + t] = prompts[i][t];
+      mask[i][off + t] = 1;
+    }
+  }
+  ForwardInput in;
+  in.input_ids = ids;
+  in.attention_mask = mask;
+  at::Tensor next = model.forward(in, &cache, LogitsMode::Last).argmax(-1).view({-1}).to(at::kCPU);
+  std::vector<int64_t> active;
+  std::vector<int64_t> last(N);
+  for (int64_t i = 0; i < N; ++i) {
+    int64_t tok = next[i].item<int64_t>();
+    out[i].push_back(tok);
+    last[i] = tok;
+    bool stop = std::find(stops.begin(), stops.end(), tok) != stops.end();
+    if (!stop && opts.max_new_tokens > 1) active.push_back(i);
+  }
+  while (!active.empty()) {
+    const int64_t A = active.size();
+    at::Tensor step = at::empty({A, 1}, at::kLong);
+    for (int64_t a = 0; a < A; ++a) step[a][0] = last[active[a]];
+    ForwardInput s;
+    s.input_ids = step;
+    s.slots = active;  // sequence i lives in slot i
+    at::Tensor nx = model.forward(s, &cache, LogitsMode::Last).argmax(-1).view({-1}).to(at::kCPU);
+    std::vector<int64_t> still;
+    for (int64_t a = 0; a < A; ++a) {
+      const int64_t i = active[a];
+      int64_t tok = nx[a].item<int64_t>();
+      out[i].push_back(tok);
+      last[i] = tok;
+      bool stop = std::find(stops.begin(), stops.end(), tok) != stops.end();
+      if (!stop && static_cast<int64_t>(out[i].size()) < opts.max_new_tokens) still.push_back(i);
+    }
+    active = std::move(still);
+  }
+  return out;
 }
 
 }  // namespace metamath::model

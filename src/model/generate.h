@@ -3,19 +3,19 @@
 // (a sequence that finishes frees its slot and a waiting one is prefilled into it before the next
 // decode step), greedy or temperature/top-p sampling with a per-sample seed, n samples per prompt,
 // stop strings matched on decoded text, EOS, and max new tokens. Results are delivered by callback
-// as each sample finishes.
+// as each sample finishes. greedy_generate is the plain reference loop (a fixed batch, argmax,
+// stop ids) that tests and benches hold the engine against.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "model/sampling.h"
 
@@ -25,14 +25,14 @@ class Model;
 class Tokenizer;
 
 struct GenRequest {
-  std::string prompt;                 // text (encoded with the tokenizer) ...
+  std::string prompt;                    // text (encoded with the tokenizer) ...
   std::vector<std::int32_t> prompt_ids;  // ... or ids (used when non-empty)
   int max_new_tokens = 256;
-  SamplingParams sampling;            // seed of sample i is sampling.seed + i
+  SamplingParams sampling;  // seed of sample i is sampling.seed + i
   int n = 1;
-  std::vector<std::string> stop;      // stop strings (need a tokenizer)
+  std::vector<std::string> stop;  // stop strings (need a tokenizer)
   bool stop_at_eos = true;
-  bool add_bos = true;                // when encoding text: prepend BOS if the tokenizer has one
+  bool add_bos = true;  // when encoding text: prepend BOS if the tokenizer has one
 };
 
 struct GenResult {
@@ -43,18 +43,18 @@ struct GenResult {
   std::string finish_reason;      // "stop" (EOS or stop string), "length", or "error"
   std::string stop;               // the stop string that matched, when any
   int prompt_tokens = 0, completion_tokens = 0;
-  std::string error;              // set when finish_reason == "error" (e.g. prompt too long)
+  std::string error;  // set when finish_reason == "error" (e.g. prompt too long)
 };
 
 struct GeneratorOptions {
-  int max_batch = 32;      // KV-cache slots = sequences decoded together
-  int max_len = 2048;      // prompt + completion tokens per sequence
-  int max_prefill = 8;     // new sequences prefilled together in one forward pass
+  int max_batch = 32;   // KV-cache slots = sequences decoded together
+  int max_len = 2048;   // prompt + completion tokens per sequence
+  int max_prefill = 8;  // new sequences prefilled together in one forward pass
 };
 
-// Callbacks of one request's samples: on_result once per sample when it finishes; on_delta (optional)
-// with each new piece of a sample's text as soon as it is final (never inside a UTF-8 character,
-// never part of a stop string).
+// Callbacks of one request's samples: on_result once per sample when it finishes; on_delta
+// (optional) with each new piece of a sample's text as soon as it is final (never inside a UTF-8
+// character, never part of a stop string).
 struct SeqCallbacks {
   std::function<void(GenResult)> on_result;
   std::function<void(int sample, std::string_view delta)> on_delta;
@@ -114,6 +114,19 @@ class BatchEngine {
   std::atomic<std::size_t> tokens_{0};
   std::thread thread_;
 };
+
+struct GreedyOptions {
+  int64_t max_new_tokens = 64;
+  bool stop_at_eos = false;  // stop a sequence at any of config().eos_token_ids (kept in output)
+  std::vector<int64_t> stop_ids;  // extra stop ids
+};
+
+// Greedy decoding of a batch of prompts (token ids) with a KV cache: prompts are prefilled
+// together (left padding), then decoded one token per step; finished sequences leave the batch.
+// Returns the generated ids per prompt (without the prompt).
+std::vector<std::vector<int64_t>> greedy_generate(const Model& model,
+                                                  const std::vector<std::vector<int64_t>>& prompts,
+                                                  const GreedyOptions& opts = {});
 
 }  // namespace metamath::model
 

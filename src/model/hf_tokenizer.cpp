@@ -21,6 +21,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "model/tokenizer.h"
 #include "model/tokenizer_internal.h"
 
@@ -49,16 +50,6 @@ struct ByteLevelTable {
 const ByteLevelTable& byte_level() {
   static const ByteLevelTable t;
   return t;
-}
-
-std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  if (from.empty()) return s;
-  std::size_t p = 0;
-  while ((p = s.find(from, p)) != std::string::npos) {
-    s.replace(p, from.size(), to);
-    p += to.size();
-  }
-  return s;
 }
 
 // A compiled PCRE2 pattern (Oniguruma patterns from tokenizer.json are PCRE2-compatible for the
@@ -483,7 +474,7 @@ class HfTokenizer final : public Tokenizer {
           b.assign(1, static_cast<char>(std::stoi(tok.substr(3, 2), nullptr, 16)));
         } else {
           b = tok;
-          for (const auto& [from, to] : decoder_replace_) b = replace_all(b, from, to);
+          for (const auto& [from, to] : decoder_replace_) b = text::replace_all(b, from, to);
         }
       }
     }
@@ -557,7 +548,7 @@ class HfTokenizer final : public Tokenizer {
           if (!out.empty()) out = n.a + out;
           break;
         case NormStep::Replace:
-          out = replace_all(std::move(out), n.a, n.b);
+          out = text::replace_all(std::move(out), n.a, n.b);
           break;
       }
     }
@@ -598,7 +589,7 @@ class HfTokenizer final : public Tokenizer {
           break;
         case PreStep::Metaspace:
           for (std::size_t i = 0; i < pieces.size(); ++i) {
-            std::string p = replace_all(pieces[i], " ", step.literal);
+            std::string p = text::replace_all(pieces[i], " ", step.literal);
             if (step.flag && i == 0 && (!step.first_only || first_segment) &&
                 p.compare(0, step.literal.size(), step.literal) != 0)
               p.insert(0, step.literal);

@@ -1,5 +1,9 @@
 // init-model: a random HF-format model folder sized for a tokenizer.
+#include "model/init.h"
+
 #include <ATen/ATen.h>
+
+#include <algorithm>
 
 #include "core/atomic_file.h"
 #include "core/error.h"

@@ -210,4 +210,15 @@ void LoraAdapter::merge_into(Model& model) const {
     }
 }
 
+LoraConfig merge_lora(const MergeLoraOptions& o) {
+  Model m = Model::load(o.base, at::kFloat);
+  const LoraAdapter lora = LoraAdapter::load(o.adapter, m);
+  lora.merge_into(m);
+  const std::filesystem::path tok = o.tokenizer.empty() ? o.base : o.tokenizer;
+  m.save(o.out, tok);
+  // bf16: re-read the merged f32 folder as bf16 and store that.
+  if (o.bf16) Model::load(o.out, at::kBFloat16).save(o.out, tok);
+  return lora.config();
+}
+
 }  // namespace metamath::model

@@ -61,4 +61,13 @@ class LoraAdapter : public LinearAdapter {
   bool training_ = false;
 };
 
+// `metamath merge-lora`: loads the f32 base model and the PEFT adapter, merges, and writes an HF
+// folder to `out` with the tokenizer files of `tokenizer` (default: the base's). bf16 stores the
+// merged f32 weights rounded once to bf16. Returns the adapter's configuration.
+struct MergeLoraOptions {
+  std::filesystem::path base, adapter, out, tokenizer;
+  bool bf16 = false;
+};
+LoraConfig merge_lora(const MergeLoraOptions& o);
+
 }  // namespace metamath::model

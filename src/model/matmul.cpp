@@ -8,8 +8,7 @@ namespace {
 
 bool cpu_has_onednn_bf16() {
   static const bool yes = __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512dq");
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   return yes;
 }
 

@@ -2,20 +2,22 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <numbers>
+#include <tuple>
+#include <utility>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "model/attention.h"
-#include "model/checkpoint.h"
 #include "model/linear.h"
 #include "model/matmul.h"
+#include "model/recompute.h"
 
 namespace metamath::model {
 
@@ -61,74 +63,44 @@ double dtype_lowest(at::ScalarType t) {
   return static_cast<double>(std::numeric_limits<float>::lowest());
 }
 
-// Expected parameter shapes, in HF naming.
-struct ParamSpec {
-  std::string name;
-  std::vector<int64_t> shape;
-  bool required;
-};
+using Shape = std::vector<int64_t>;
 
-std::vector<ParamSpec> param_specs(const ModelConfig& c) {
+// The model's one list of weights (Model::for_each_weight): f(HF name, expected shape, slot) for
+// every weight the configuration has, in checkpoint order.
+template <typename M, typename F>
+void visit_weights(M& m, F&& f) {
+  const ModelConfig& c = m.config();
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim, I = c.intermediate_size;
+                kv = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
   const bool qkv_bias = c.attention_bias || c.arch == Arch::Qwen2;
   const bool o_bias = c.attention_bias && c.arch != Arch::Qwen2;
-  std::vector<ParamSpec> s;
-  s.push_back({"model.embed_tokens.weight", {c.vocab_size, h}, true});
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    s.push_back({p + "input_layernorm.weight", {h}, true});
-    s.push_back({p + "self_attn.q_proj.weight", {q, h}, true});
-    s.push_back({p + "self_attn.k_proj.weight", {kv, h}, true});
-    s.push_back({p + "self_attn.v_proj.weight", {kv, h}, true});
-    s.push_back({p + "self_attn.o_proj.weight", {h, q}, true});
-    if (qkv_bias) {
-      s.push_back({p + "self_attn.q_proj.bias", {q}, true});
-      s.push_back({p + "self_attn.k_proj.bias", {kv}, true});
-      s.push_back({p + "self_attn.v_proj.bias", {kv}, true});
-    }
-    if (o_bias) s.push_back({p + "self_attn.o_proj.bias", {h}, true});
-    s.push_back({p + "post_attention_layernorm.weight", {h}, true});
-    s.push_back({p + "mlp.gate_proj.weight", {I, h}, true});
-    s.push_back({p + "mlp.up_proj.weight", {I, h}, true});
-    s.push_back({p + "mlp.down_proj.weight", {h, I}, true});
-    if (c.mlp_bias) {
-      s.push_back({p + "mlp.gate_proj.bias", {I}, true});
-      s.push_back({p + "mlp.up_proj.bias", {I}, true});
-      s.push_back({p + "mlp.down_proj.bias", {h}, true});
-    }
-  }
-  s.push_back({"model.norm.weight", {h}, true});
-  if (!c.tie_word_embeddings) s.push_back({"lm_head.weight", {c.vocab_size, h}, true});
-  return s;
-}
-
-// Binds HF names to the model's tensor slots.
-template <typename M, typename F>
-void for_each_param(M& m, F&& f) {
-  f("model.embed_tokens.weight", m.embed_tokens);
+  f("model.embed_tokens.weight", Shape{c.vocab_size, h}, m.embed_tokens);
   for (std::size_t i = 0; i < m.layers.size(); ++i) {
     auto& L = m.layers[i];
     const std::string p = "model.layers." + std::to_string(i) + ".";
-    f(p + "input_layernorm.weight", L.input_norm);
-    f(p + "self_attn.q_proj.weight", L.q_w);
-    f(p + "self_attn.k_proj.weight", L.k_w);
-    f(p + "self_attn.v_proj.weight", L.v_w);
-    f(p + "self_attn.o_proj.weight", L.o_w);
-    f(p + "self_attn.q_proj.bias", L.q_b);
-    f(p + "self_attn.k_proj.bias", L.k_b);
-    f(p + "self_attn.v_proj.bias", L.v_b);
-    f(p + "self_attn.o_proj.bias", L.o_b);
-    f(p + "post_attention_layernorm.weight", L.post_norm);
-    f(p + "mlp.gate_proj.weight", L.gate_w);
-    f(p + "mlp.up_proj.weight", L.up_w);
-    f(p + "mlp.down_proj.weight", L.down_w);
-    f(p + "mlp.gate_proj.bias", L.gate_b);
-    f(p + "mlp.up_proj.bias", L.up_b);
-    f(p + "mlp.down_proj.bias", L.down_b);
+    f(p + "input_layernorm.weight", Shape{h}, L.input_norm);
+    f(p + "self_attn.q_proj.weight", Shape{q, h}, L.q_w);
+    f(p + "self_attn.k_proj.weight", Shape{kv, h}, L.k_w);
+    f(p + "self_attn.v_proj.weight", Shape{kv, h}, L.v_w);
+    f(p + "self_attn.o_proj.weight", Shape{h, q}, L.o_w);
+    if (qkv_bias) {
+      f(p + "self_attn.q_proj.bias", Shape{q}, L.q_b);
+      f(p + "self_attn.k_proj.bias", Shape{kv}, L.k_b);
+      f(p + "self_attn.v_proj.bias", Shape{kv}, L.v_b);
+    }
+    if (o_bias) f(p + "self_attn.o_proj.bias", Shape{h}, L.o_b);
+    f(p + "post_attention_layernorm.weight", Shape{h}, L.post_norm);
+    f(p + "mlp.gate_proj.weight", Shape{inter, h}, L.gate_w);
+    f(p + "mlp.up_proj.weight", Shape{inter, h}, L.up_w);
+    f(p + "mlp.down_proj.weight", Shape{h, inter}, L.down_w);
+    if (c.mlp_bias) {
+      f(p + "mlp.gate_proj.bias", Shape{inter}, L.gate_b);
+      f(p + "mlp.up_proj.bias", Shape{inter}, L.up_b);
+      f(p + "mlp.down_proj.bias", Shape{h}, L.down_b);
+    }
   }
-  f("model.norm.weight", m.final_norm);
-  f("lm_head.weight", m.lm_head);
+  f("model.norm.weight", Shape{h}, m.final_norm);
+  if (!c.tie_word_embeddings) f("lm_head.weight", Shape{c.vocab_size, h}, m.lm_head);
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
@@ -181,85 +153,7 @@ at::Tensor rope_inv_freq(const ModelConfig& c) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// KVCache
-
-KVCache::KVCache(const ModelConfig& c, int64_t num_slots, int64_t max_len, at::ScalarType dtype,
-                 c10::Device device)
-    : num_slots_(num_slots), max_len_(max_len), len_(num_slots, 0), used_(num_slots, false) {
-  if (num_slots <= 0 || max_len <= 0)
-    fail("KV cache needs at least one slot and a positive max length (got {} slots, max_len {})",
-         num_slots, max_len);
-  auto opts = at::TensorOptions().dtype(dtype).device(device);
-  // Zero-filled: positions past a slot's length are read (then masked) by the batched matmul, and
-  // masked weights are exact zeros only when the values there are finite.
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    k_.push_back(at::zeros({num_slots, c.num_key_value_heads, max_len, c.head_dim}, opts));
-    v_.push_back(at::zeros({num_slots, c.num_key_value_heads, max_len, c.head_dim}, opts));
-  }
-}
-
-void KVCache::check_slot(int64_t slot) const {
-  if (slot < 0 || slot >= num_slots_)
-    fail("KV cache slot {} out of range (0..{})", slot, num_slots_ - 1);
-}
-
-int64_t KVCache::length(int64_t slot) const {
-  check_slot(slot);
-  return len_[slot];
-}
-
-int64_t KVCache::bytes() const {
-  int64_t b = 0;
-  for (const auto& t : k_) b += t.numel() * t.element_size();
-  for (const auto& t : v_) b += t.numel() * t.element_size();
-  return b;
-}
-
-void KVCache::reset() {
-  std::fill(len_.begin(), len_.end(), 0);
-  std::fill(used_.begin(), used_.end(), false);
-}
-
-void KVCache::clear(int64_t slot) {
-  check_slot(slot);
-  len_[slot] = 0;
-}
-
-void KVCache::truncate(int64_t slot, int64_t new_len) {
-  check_slot(slot);
-  if (new_len < 0 || new_len > len_[slot])
-    fail("KV cache slot {}: cannot truncate to {} (length {})", slot, new_len, len_[slot]);
-  len_[slot] = new_len;
-}
-
-void KVCache::set_length(int64_t slot, int64_t len) {
-  check_slot(slot);
-  if (len < 0 || len > max_len_)
-    fail("KV cache slot {}: length {} out of range (max {})", slot, len, max_len_);
-  len_[slot] = len;
-}
-
-std::optional<int64_t> KVCache::acquire() {
-  for (int64_t s = 0; s < num_slots_; ++s) {
-    if (!used_[s]) {
-      used_[s] = true;
-      len_[s] = 0;
-      return s;
-    }
-  }
-  return std::nullopt;
-}
-
-void KVCache::release(int64_t slot) {
-  check_slot(slot);
-  used_[slot] = false;
-  len_[slot] = 0;
-}
-
-int64_t KVCache::free_slots() const { return std::count(used_.begin(), used_.end(), false); }
-
-// ---------------------------------------------------------------------------------------------
-// Model
+// Model: construction, weights, saving
 
 Model::Model(ModelConfig config, at::ScalarType dtype, c10::Device device)
     : config_(std::move(config)), dtype_(dtype), device_(device) {
@@ -272,31 +166,26 @@ Model::Model(ModelConfig config, at::ScalarType dtype, c10::Device device)
 Model Model::load(const fs::path& dir, at::ScalarType dtype, c10::Device device) {
   if (!fs::is_directory(dir)) fail("{}: not a model folder (no such directory)", dir.string());
   ModelConfig c = load_config(dir);
-  Checkpoint ck = Checkpoint::open(dir);
-  return from_checkpoint(c, ck, dtype, device);
+  ShardedWeights w = ShardedWeights::open(dir);
+  return from_weights(c, w, dtype, device);
 }
 
-Model Model::from_checkpoint(const ModelConfig& config, const Checkpoint& ck, at::ScalarType dtype,
-                             c10::Device device) {
+Model Model::from_weights(const ModelConfig& config, const ShardedWeights& w, at::ScalarType dtype,
+                          c10::Device device) {
   // No InferenceMode here: the weights must stay usable by autograd (training, LoRA).
   Model m(config, dtype, device);
-  std::map<std::string, ParamSpec> specs;
-  for (auto& s : param_specs(config)) specs.emplace(s.name, s);
-  for_each_param(m, [&](const std::string& name, at::Tensor& slot) {
-    auto it = specs.find(name);
-    if (it == specs.end()) return;  // not part of this configuration
-    const ParamSpec& spec = it->second;
-    if (!ck.contains(name))
-      fail("{}: missing tensor '{}' (expected shape {} for this {} config)", ck.source(), name,
-           shape_str(spec.shape), arch_architecture(config.arch));
-    const TensorEntry& e = ck.entry(name);
-    if (e.shape != spec.shape)
-      fail("{}: tensor '{}' has shape {}, expected {} from config.json", ck.file_of(name), name,
-           shape_str(e.shape), shape_str(spec.shape));
+  visit_weights(m, [&](const std::string& name, const Shape& shape, at::Tensor& slot) {
+    if (!w.contains(name))
+      fail("{}: missing tensor '{}' (expected shape {} for this {} config)", w.source(), name,
+           shape_str(shape), arch_architecture(config.arch));
+    const TensorEntry& e = w.entry(name);
+    if (e.shape != shape)
+      fail("{}: tensor '{}' has shape {}, expected {} from config.json", w.file_of(name), name,
+           shape_str(e.shape), shape_str(shape));
     if (e.dtype != "F32" && e.dtype != "BF16" && e.dtype != "F16" && e.dtype != "F64")
-      fail("{}: tensor '{}' has dtype {}, expected a float type (F32, BF16, F16)", ck.file_of(name),
+      fail("{}: tensor '{}' has dtype {}, expected a float type (F32, BF16, F16)", w.file_of(name),
            name, e.dtype);
-    at::Tensor t = ck.get(name);
+    at::Tensor t = w.get(name);
     if (t.scalar_type() != dtype || !device.is_cpu()) t = t.to(device, dtype);
     slot = t;
   });
@@ -309,35 +198,57 @@ Model Model::init_random(const ModelConfig& config, uint64_t seed, at::ScalarTyp
   config.validate("init_random");
   Model m(config, dtype, device);
   at::Generator gen = at::detail::createCPUGenerator(seed);
-  const double std = config.initializer_range;
-  std::vector<ParamSpec> specs = param_specs(config);
-  std::map<std::string, at::Tensor> made;
-  for (const auto& s : specs) {
+  const double init_std = config.initializer_range;
+  visit_weights(m, [&](const std::string& name, const Shape& shape, at::Tensor& slot) {
     at::Tensor t;
-    const bool is_norm = s.name.find("norm.weight") != std::string::npos;
-    const bool is_bias = s.name.size() > 5 && s.name.compare(s.name.size() - 5, 5, ".bias") == 0;
+    const bool is_norm = name.find("norm.weight") != std::string::npos;
+    const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
     if (is_norm)
-      t = at::ones(s.shape, at::kFloat);
+      t = at::ones(shape, at::kFloat);
     else if (is_bias)
-      t = at::zeros(s.shape, at::kFloat);
+      t = at::zeros(shape, at::kFloat);
     else
-      t = at::empty(s.shape, at::kFloat).normal_(0.0, std, gen);
-    made[s.name] = t.to(device, dtype);
-  }
-  for_each_param(m, [&](const std::string& name, at::Tensor& slot) {
-    auto it = made.find(name);
-    if (it != made.end()) slot = it->second;
+      t = at::empty(shape, at::kFloat).normal_(0.0, init_std, gen);
+    slot = t.to(device, dtype);
   });
   if (config.tie_word_embeddings) m.lm_head = m.embed_tokens;
   return m;
 }
 
+Model Model::cast_of(const Model& source, at::ScalarType dtype) {
+  Model m(source.config_, dtype, source.device_);
+  m.recast_from(source);
+  return m;
+}
+
+void Model::recast_from(const Model& source) {
+  const NamedTensors from = source.named_parameters();
+  std::size_t i = 0;
+  for_each_weight([&](const std::string& name, at::Tensor& slot) {
+    if (i >= from.size() || from[i].first != name)
+      fail("recast_from: the source model has no weight '{}' where this model has it", name);
+    slot = from[i++].second.to(dtype_);
+  });
+  if (i != from.size()) fail("recast_from: the source model has more weights than this model");
+  if (config_.tie_word_embeddings) lm_head = embed_tokens;
+  adapter_ = source.adapter_;
+  recompute_layers_ = source.recompute_layers_;
+}
+
+void Model::for_each_weight(const std::function<void(const std::string&, at::Tensor&)>& f) {
+  visit_weights(*this, [&](const std::string& name, const Shape&, at::Tensor& t) { f(name, t); });
+}
+
+void Model::for_each_weight(
+    const std::function<void(const std::string&, const at::Tensor&)>& f) const {
+  visit_weights(*this,
+                [&](const std::string& name, const Shape&, const at::Tensor& t) { f(name, t); });
+}
+
 NamedTensors Model::named_parameters() const {
   NamedTensors out;
-  std::map<std::string, bool> wanted;
-  for (auto& s : param_specs(config_)) wanted[s.name] = true;
-  for_each_param(*this, [&](const std::string& name, const at::Tensor& t) {
-    if (wanted.count(name) && t.defined()) out.emplace_back(name, t);
+  for_each_weight([&](const std::string& name, const at::Tensor& t) {
+    if (t.defined()) out.emplace_back(name, t);
   });
   return out;
 }
@@ -347,7 +258,7 @@ void Model::save(const fs::path& dir, const fs::path& tokenizer_dir,
   fs::create_directories(dir);
   ModelConfig c = config_;
   c.torch_dtype = dtype_config_name(dtype_);
-  save_checkpoint(dir, named_parameters(), max_shard_bytes);
+  save_sharded_weights(dir, named_parameters(), max_shard_bytes);
   write_file_atomic(dir / "config.json", to_json(c).dump(2) + "\n");
   write_file_atomic(dir / "generation_config.json", generation_config_json(c).dump(2) + "\n");
   if (!tokenizer_dir.empty()) {
@@ -390,357 +301,391 @@ at::Tensor Model::forward_hidden(const ForwardInput& in, KVCache* cache) const {
   return run(in, cache, LogitsMode::None);
 }
 
-at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) const {
-  const ModelConfig& c = config_;
+// ---------------------------------------------------------------------------------------------
+// Forward pass: plan (rows, cache slots, masks, RoPE), then embedding -> layers -> head
+
+// Everything the layers of one forward pass share, derived from its input before the first layer.
+// With recompute_layers the layers read it again in the backward pass, after run() has returned,
+// so run() keeps it alive through a shared pointer.
+struct ForwardPlan {
+  int64_t B = 0, T = 0;  // rows, tokens per row (padding included)
+  int64_t L = 0;         // keys per row: T without a cache, else the longest slot after this pass
+  at::Tensor mask;       // [B, T] bool, CPU: real tokens
+  at::Tensor segments, segment_pos;   // packed rows: [B, T] int64, CPU; else undefined
+  std::vector<int64_t> first, count;  // per row: its first real token, its number of real tokens
+  KVCache* cache = nullptr;
+  std::vector<int64_t> past, slots;       // per row: tokens already in its slot, its slot
+  bool slots_contiguous = true;           // slots[b] == slots[0] + b
+  bool uniform_append = false;            // every row appends all T tokens at one position
+  at::Tensor slot_index;                  // [B] on device: the slots, when not contiguous
+  at::Tensor qidx;                        // [B, T] int64, CPU: each query's index in its sequence
+  at::Tensor masked_full, masked_window;  // [B, 1, 1, T, L] on device: true where a key is hidden
+  bool fused_softmax = true;
+  at::Tensor ids;       // [B, T] int64 on device (padding ids set to 0)
+  at::Tensor cos, sin;  // [B, 1, T, head_dim] RoPE tables in the model dtype
+};
+
+namespace {
+
+void check_input_ids(const ForwardInput& in) {
   if (!in.input_ids.defined() || in.input_ids.dim() != 2)
     fail("forward: input_ids must be a [batch, seq] tensor");
   if (at::isFloatingType(in.input_ids.scalar_type()) || in.input_ids.scalar_type() == at::kBool)
     fail("forward: input_ids must hold integer token ids");
   const int64_t B = in.input_ids.size(0), T = in.input_ids.size(1);
   if (B == 0 || T == 0) fail("forward: empty batch ([{}, {}])", B, T);
+}
 
-  // Padding structure (host side, small).
-  at::Tensor mask_cpu;
-  if (in.attention_mask.defined()) {
-    if (in.attention_mask.sizes() != in.input_ids.sizes())
-      fail("forward: attention_mask has shape {}, expected {} like input_ids",
-           shape_str(in.attention_mask.sizes()), shape_str(in.input_ids.sizes()));
-    mask_cpu = in.attention_mask.to(at::kCPU).ne(0).contiguous();
-  } else {
-    mask_cpu = at::ones({B, T}, at::kBool);
+// Real tokens per the attention mask (all when there is none), [B, T] bool on the CPU.
+at::Tensor real_token_mask(const ForwardInput& in, int64_t B, int64_t T) {
+  if (!in.attention_mask.defined()) return at::ones({B, T}, at::kBool);
+  if (in.attention_mask.sizes() != in.input_ids.sizes())
+    fail("forward: attention_mask has shape {}, expected {} like input_ids",
+         shape_str(in.attention_mask.sizes()), shape_str(in.input_ids.sizes()));
+  return in.attention_mask.to(at::kCPU).ne(0).contiguous();
+}
+
+// Packed rows: the mask follows from the segment ids; positions restart per sequence.
+void read_segments(const ForwardInput& in, bool with_cache, ForwardPlan& p) {
+  if (with_cache) fail("forward: segment_ids (packed rows) cannot be used with a KV cache");
+  if (in.attention_mask.defined())
+    fail("forward: give segment_ids or attention_mask, not both (segment 0 is padding)");
+  if (in.segment_ids.sizes() != in.input_ids.sizes())
+    fail("forward: segment_ids has shape {}, expected {} like input_ids",
+         shape_str(in.segment_ids.sizes()), shape_str(in.input_ids.sizes()));
+  p.segments = in.segment_ids.to(at::kCPU).to(at::kLong).contiguous();
+  p.mask = p.segments.ne(0);
+  p.segment_pos = at::zeros({p.B, p.T}, at::kLong);
+  auto sg = p.segments.accessor<int64_t, 2>();
+  auto sp = p.segment_pos.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < p.B; ++b) {
+    std::vector<int64_t> done;
+    int64_t start = 0;
+    for (int64_t t = 0; t < p.T; ++t) {
+      if (sg[b][t] < 0) fail("forward: segment_ids row {} holds {} (must be >= 0)", b, sg[b][t]);
+      if (t > 0 && sg[b][t] != sg[b][t - 1]) {
+        done.push_back(sg[b][t - 1]);
+        start = t;
+        if (sg[b][t] != 0 && std::find(done.begin(), done.end(), sg[b][t]) != done.end())
+          fail("forward: segment_ids row {}: sequence {} is not contiguous", b, sg[b][t]);
+      }
+      sp[b][t] = t - start;
+    }
   }
-  // Packed rows: the mask follows from the segment ids; positions restart per sequence.
-  at::Tensor seg_cpu, seg_pos;
-  if (in.segment_ids.defined()) {
-    if (cache) fail("forward: segment_ids (packed rows) cannot be used with a KV cache");
-    if (in.attention_mask.defined())
-      fail("forward: give segment_ids or attention_mask, not both (segment 0 is padding)");
-    if (in.segment_ids.sizes() != in.input_ids.sizes())
-      fail("forward: segment_ids has shape {}, expected {} like input_ids",
-           shape_str(in.segment_ids.sizes()), shape_str(in.input_ids.sizes()));
-    seg_cpu = in.segment_ids.to(at::kCPU).to(at::kLong).contiguous();
-    mask_cpu = seg_cpu.ne(0);
-    seg_pos = at::zeros({B, T}, at::kLong);
-    auto sg = seg_cpu.accessor<int64_t, 2>();
-    auto sp = seg_pos.accessor<int64_t, 2>();
-    for (int64_t b = 0; b < B; ++b) {
-      std::vector<int64_t> done;
-      int64_t start = 0;
-      for (int64_t t = 0; t < T; ++t) {
-        if (sg[b][t] < 0) fail("forward: segment_ids row {} holds {} (must be >= 0)", b, sg[b][t]);
-        if (t > 0 && sg[b][t] != sg[b][t - 1]) {
-          done.push_back(sg[b][t - 1]);
-          start = t;
-          if (sg[b][t] != 0 && std::find(done.begin(), done.end(), sg[b][t]) != done.end())
-            fail("forward: segment_ids row {}: sequence {} is not contiguous", b, sg[b][t]);
-        }
-        sp[b][t] = t - start;
+}
+
+// Each row's first real token and number of real tokens; the real tokens must be contiguous.
+void find_real_tokens(ForwardPlan& p) {
+  p.first.assign(p.B, 0);
+  p.count.assign(p.B, 0);
+  auto m = p.mask.accessor<bool, 2>();
+  for (int64_t b = 0; b < p.B; ++b) {
+    int64_t f = -1, last = -1, n = 0;
+    for (int64_t t = 0; t < p.T; ++t)
+      if (m[b][t]) {
+        if (f < 0) f = t;
+        last = t;
+        ++n;
+      }
+    if (n > 0 && last - f + 1 != n)
+      fail(
+          "forward: attention_mask row {} has padding between real tokens (use left or right "
+          "padding)",
+          b);
+    p.first[b] = f < 0 ? 0 : f;
+    p.count[b] = n;
+  }
+}
+
+// Each row's slot and the tokens its slot already holds; the new tokens must fit.
+void place_rows_in_cache(const ForwardInput& in, at::ScalarType dtype, c10::Device device,
+                         ForwardPlan& p) {
+  const KVCache& cache = *p.cache;
+  if (!in.slots.empty() && static_cast<int64_t>(in.slots.size()) != p.B)
+    fail("forward: {} slots given for a batch of {}", in.slots.size(), p.B);
+  std::vector<bool> seen(cache.num_slots(), false);
+  for (int64_t b = 0; b < p.B; ++b) {
+    const int64_t s = in.slots.empty() ? b : in.slots[b];
+    p.slots[b] = s;
+    if (s < 0 || s >= cache.num_slots())
+      fail("forward: slot {} out of range (cache has {} slots)", s, cache.num_slots());
+    if (seen[s]) fail("forward: slot {} used by two rows of one batch", s);
+    seen[s] = true;
+    p.past[b] = cache.length(s);
+    if (p.past[b] + p.count[b] > cache.max_len())
+      fail("forward: slot {} would hold {} tokens, more than the cache's max length {}", s,
+           p.past[b] + p.count[b], cache.max_len());
+  }
+  if (p.cache->k(0).scalar_type() != dtype || p.cache->k(0).device() != device)
+    fail("forward: KV cache dtype/device differ from the model's");
+}
+
+// Query indices (position in the row's sequence) into p.qidx, and the keys' indices and validity
+// ([B, L] each).
+std::pair<at::Tensor, at::Tensor> index_queries_and_keys(ForwardPlan& p) {
+  const int64_t B = p.B, T = p.T;
+  p.qidx = at::empty({B, T}, at::kLong);
+  p.L = T;
+  if (p.cache) {
+    p.L = 0;
+    for (int64_t b = 0; b < B; ++b) p.L = std::max(p.L, p.past[b] + p.count[b]);
+    p.L = std::max<int64_t>(p.L, 1);
+  }
+  at::Tensor kidx = at::empty({B, p.L}, at::kLong);
+  at::Tensor kvalid = at::empty({B, p.L}, at::kBool);
+  auto q = p.qidx.accessor<int64_t, 2>();
+  auto k = kidx.accessor<int64_t, 2>();
+  auto kv = kvalid.accessor<bool, 2>();
+  auto m = p.mask.accessor<bool, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) q[b][t] = p.past[b] + (t - p.first[b]);
+    for (int64_t j = 0; j < p.L; ++j) {
+      if (p.cache) {
+        k[b][j] = j;
+        kv[b][j] = j < p.past[b] + p.count[b];
+      } else {
+        k[b][j] = j - p.first[b];
+        kv[b][j] = m[b][j];
       }
     }
   }
-  if (in.position_ids.defined() && in.position_ids.sizes() != in.input_ids.sizes())
-    fail("forward: position_ids has shape {}, expected {} like input_ids",
-         shape_str(in.position_ids.sizes()), shape_str(in.input_ids.sizes()));
-  std::vector<int64_t> first(B, 0), count(B, 0), past(B, 0), slots(B, 0);
-  {
-    auto m = mask_cpu.accessor<bool, 2>();
-    for (int64_t b = 0; b < B; ++b) {
-      int64_t f = -1, last = -1, n = 0;
-      for (int64_t t = 0; t < T; ++t)
-        if (m[b][t]) {
-          if (f < 0) f = t;
-          last = t;
-          ++n;
-        }
-      if (n > 0 && last - f + 1 != n)
-        fail(
-            "forward: attention_mask row {} has padding between real tokens (use left or right "
-            "padding)",
-            b);
-      first[b] = f < 0 ? 0 : f;
-      count[b] = n;
-    }
-  }
-  if (cache) {
-    if (!in.slots.empty() && static_cast<int64_t>(in.slots.size()) != B)
-      fail("forward: {} slots given for a batch of {}", in.slots.size(), B);
-    std::vector<bool> seen(cache->num_slots(), false);
-    for (int64_t b = 0; b < B; ++b) {
-      slots[b] = in.slots.empty() ? b : in.slots[b];
-      if (slots[b] < 0 || slots[b] >= cache->num_slots())
-        fail("forward: slot {} out of range (cache has {} slots)", slots[b], cache->num_slots());
-      if (seen[slots[b]]) fail("forward: slot {} used by two rows of one batch", slots[b]);
-      seen[slots[b]] = true;
-      past[b] = cache->length(slots[b]);
-      if (past[b] + count[b] > cache->max_len())
-        fail("forward: slot {} would hold {} tokens, more than the cache's max length {}", slots[b],
-             past[b] + count[b], cache->max_len());
-    }
-    if (cache->k(0).scalar_type() != dtype_ || cache->k(0).device() != device_)
-      fail("forward: KV cache dtype/device differ from the model's");
-  }
+  return {kidx, kvalid};
+}
 
-  // Query indices (position in the row's sequence), key indices and validity.
-  at::Tensor qidx = at::empty({B, T}, at::kLong);
-  int64_t L = T;
-  if (cache) {
-    L = 0;
-    for (int64_t b = 0; b < B; ++b) L = std::max(L, past[b] + count[b]);
-    L = std::max<int64_t>(L, 1);
-  }
-  at::Tensor kidx = at::empty({B, L}, at::kLong);
-  at::Tensor kvalid = at::empty({B, L}, at::kBool);
-  {
-    auto q = qidx.accessor<int64_t, 2>();
-    auto k = kidx.accessor<int64_t, 2>();
-    auto kv = kvalid.accessor<bool, 2>();
-    auto m = mask_cpu.accessor<bool, 2>();
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t t = 0; t < T; ++t) q[b][t] = past[b] + (t - first[b]);
-      for (int64_t j = 0; j < L; ++j) {
-        if (cache) {
-          k[b][j] = j;
-          kv[b][j] = j < past[b] + count[b];
-        } else {
-          k[b][j] = j - first[b];
-          kv[b][j] = m[b][j];
-        }
-      }
-    }
-  }
-  // allowed[b, t, j]: causal over sequence indices, only valid keys; padding queries see every
-  // valid key (their outputs are unspecified but finite).
-  at::Tensor qi = qidx.unsqueeze(2), ki = kidx.unsqueeze(1);
-  at::Tensor real_q = mask_cpu.unsqueeze(2);
+// The attention masks proper (true where a key is hidden from a query, [B, 1, 1, T, L]): causal
+// over sequence indices, only valid keys, within a packed row only the query's own sequence;
+// the sliding-window variant when a layer uses one. Padding queries see every valid key (their
+// outputs are unspecified but finite).
+void build_attention_masks(const ModelConfig& c, c10::Device device, ForwardPlan& p) {
+  auto [kidx, kvalid] = index_queries_and_keys(p);
+  at::Tensor qi = p.qidx.unsqueeze(2), ki = kidx.unsqueeze(1);
+  at::Tensor real_q = p.mask.unsqueeze(2);
   at::Tensor valid_k = kvalid.unsqueeze(1);
   at::Tensor see = ki <= qi;
-  if (seg_cpu.defined()) see = at::logical_and(see, seg_cpu.unsqueeze(2).eq(seg_cpu.unsqueeze(1)));
+  if (p.segments.defined())
+    see = at::logical_and(see, p.segments.unsqueeze(2).eq(p.segments.unsqueeze(1)));
   at::Tensor causal = at::logical_and(valid_k, at::logical_or(see, real_q.logical_not()));
-  // The attention masks proper: true where a key is hidden from a query, [B,1,1,T,L].
-  const at::Tensor masked_full = causal.logical_not().unsqueeze(1).unsqueeze(1).to(device_);
-  at::Tensor masked_window;
+  p.masked_full = causal.logical_not().unsqueeze(1).unsqueeze(1).to(device);
   bool any_window = false;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     any_window = any_window || c.layer_uses_sliding_window(l);
   if (any_window) {
     at::Tensor win = at::logical_and(
         causal, at::logical_or((qi - ki) < *c.sliding_window, real_q.logical_not()));
-    masked_window = win.logical_not().unsqueeze(1).unsqueeze(1).to(device_);
+    p.masked_window = win.logical_not().unsqueeze(1).unsqueeze(1).to(device);
   }
   // ATen's fused masked softmax (one pass forward, one backward, instead of masked_fill + softmax)
   // returns NaN for a row with no allowed key; such rows exist only when a batch row has no token
   // at all, and then the masked_fill path (finite, uniform) is kept.
-  bool fused_softmax = true;
-  for (int64_t b = 0; b < B; ++b) fused_softmax = fused_softmax && past[b] + count[b] > 0;
+  for (int64_t b = 0; b < p.B; ++b) p.fused_softmax = p.fused_softmax && p.past[b] + p.count[b] > 0;
+}
 
-  at::Tensor pos = in.position_ids.defined() ? in.position_ids.to(at::kLong).to(device_)
-                   : seg_pos.defined()        ? seg_pos.to(device_)
-                                              : qidx.clamp_min(0).to(device_);
-  at::Tensor ids_cpu =
-      in.input_ids.to(at::kCPU).to(at::kLong).masked_fill(mask_cpu.logical_not(), 0);
-  {
-    const int64_t lo = ids_cpu.min().item<int64_t>(), hi = ids_cpu.max().item<int64_t>();
-    if (lo < 0 || hi >= c.vocab_size)
-      fail("forward: token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi,
-           c.vocab_size);
-  }
-  at::Tensor ids = ids_cpu.to(device_);
+// Position ids: explicit, or per packed sequence, or each token's index in its row's sequence.
+at::Tensor positions(const ForwardInput& in, const ForwardPlan& p, c10::Device device) {
+  return in.position_ids.defined() ? in.position_ids.to(at::kLong).to(device)
+         : p.segment_pos.defined() ? p.segment_pos.to(device)
+                                   : p.qidx.clamp_min(0).to(device);
+}
 
-  // RoPE tables [B, 1, T, head_dim] in the model dtype.
-  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq_.view({1, 1, -1});
+// Token ids on the device, padding set to 0; every real id must be in the vocabulary.
+at::Tensor token_ids(const ForwardInput& in, const at::Tensor& mask, int64_t vocab_size,
+                     c10::Device device) {
+  at::Tensor ids_cpu = in.input_ids.to(at::kCPU).to(at::kLong).masked_fill(mask.logical_not(), 0);
+  const int64_t lo = ids_cpu.min().item<int64_t>(), hi = ids_cpu.max().item<int64_t>();
+  if (lo < 0 || hi >= vocab_size)
+    fail("forward: token id {} is outside the vocabulary [0, {})", lo < 0 ? lo : hi, vocab_size);
+  return ids_cpu.to(device);
+}
+
+// RoPE tables [B, 1, T, head_dim] in the model dtype.
+void rope_tables(const at::Tensor& pos, const at::Tensor& inv_freq, at::ScalarType dtype,
+                 ForwardPlan& p) {
+  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq.view({1, 1, -1});
   at::Tensor emb = at::cat({freqs, freqs}, -1);
-  at::Tensor cos = emb.cos().to(dtype_).unsqueeze(1);
-  at::Tensor sin = emb.sin().to(dtype_).unsqueeze(1);
+  p.cos = emb.cos().to(dtype).unsqueeze(1);
+  p.sin = emb.sin().to(dtype).unsqueeze(1);
+}
 
-  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, d = c.head_dim;
-  const int64_t g = nh / nkv;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  const bool scale_is_pow2 = std::exp2(std::round(std::log2(scale))) == scale;
-  const double lowest = dtype_lowest(dtype_);
+// How the layers write the cache: rows in consecutive slots are read as one slice; when every row
+// appends its whole input (no padding) at the same position of consecutive slots (a uniform
+// prefill, every decode step of a fixed batch), one copy per layer and tensor instead of one per
+// row (each copy_ is its own parallel region).
+void plan_cache_writes(c10::Device device, ForwardPlan& p) {
+  for (int64_t b = 1; b < p.B; ++b)
+    p.slots_contiguous = p.slots_contiguous && p.slots[b] == p.slots[0] + b;
+  if (p.cache && !p.slots_contiguous) p.slot_index = at::tensor(p.slots, at::kLong).to(device);
+  p.uniform_append = p.cache != nullptr && p.slots_contiguous;
+  for (int64_t b = 0; b < p.B && p.uniform_append; ++b)
+    p.uniform_append = p.first[b] == 0 && p.count[b] == p.T && p.past[b] == p.past[0];
+}
 
-  bool slots_contiguous = true;
-  for (int64_t b = 1; b < B; ++b) slots_contiguous = slots_contiguous && slots[b] == slots[0] + b;
-  at::Tensor slot_index;
-  if (cache && !slots_contiguous) slot_index = at::tensor(slots, at::kLong).to(device_);
-  // Every row appends its whole input (no padding) at the same position of consecutive slots
-  // (a uniform prefill, every decode step of a fixed batch): one copy per layer and tensor
-  // instead of one per row (each copy_ is its own parallel region).
-  bool uniform_append = cache != nullptr && slots_contiguous;
-  for (int64_t b = 0; b < B && uniform_append; ++b)
-    uniform_append = first[b] == 0 && count[b] == T && past[b] == past[0];
-
-  // A projection, plus the adapter's delta when one is attached.
-  auto proj = [this](int64_t layer, Proj p, const at::Tensor& in, const at::Tensor& w,
-                     const at::Tensor& b) {
-    at::Tensor y = recorded(in, w) ? linear_recorded(in, w, b) : linear(in, w, b);
-    if (adapter) {
-      at::Tensor extra = adapter->delta(layer, p, in);
-      if (extra.defined()) y = y + extra;
+// Appends the rows' new keys and values ([B, nkv, T, d]) to their slots of layer `layer`, and
+// returns the keys and values the rows attend to: [B, nkv, L, d], or with the in-place kernel and
+// scattered slots the whole cache (row b reads slot slots[b] in place).
+std::pair<at::Tensor, at::Tensor> append_to_cache(int64_t layer, const at::Tensor& k,
+                                                  const at::Tensor& v, bool in_place,
+                                                  const ForwardPlan& p) {
+  const int64_t B = p.B, T = p.T, L = p.L;
+  at::Tensor& ck = p.cache->k(layer);
+  at::Tensor& cv = p.cache->v(layer);
+  if (p.uniform_append) {
+    ck.narrow(0, p.slots[0], B).narrow(2, p.past[0], T).copy_(k);
+    cv.narrow(0, p.slots[0], B).narrow(2, p.past[0], T).copy_(v);
+  } else {
+    for (int64_t b = 0; b < B; ++b) {
+      if (p.count[b] == 0) continue;
+      ck.select(0, p.slots[b])
+          .narrow(1, p.past[b], p.count[b])
+          .copy_(k.select(0, b).narrow(1, p.first[b], p.count[b]));
+      cv.select(0, p.slots[b])
+          .narrow(1, p.past[b], p.count[b])
+          .copy_(v.select(0, b).narrow(1, p.first[b], p.count[b]));
     }
-    return y;
-  };
-  // One decoder layer. Captures by value: with activation checkpointing it runs again during the
-  // backward pass, after this function has returned.
-  auto layer = [=, this](int64_t l, at::Tensor x) -> at::Tensor {
-    const LayerWeights& W = layers[l];
-    at::Tensor h = rms_norm(x, W.input_norm, c.rms_norm_eps);
-    at::Tensor q = proj(l, Proj::Q, h, W.q_w, W.q_b).view({B, T, nh, d}).transpose(1, 2);
-    at::Tensor k = proj(l, Proj::K, h, W.k_w, W.k_b).view({B, T, nkv, d}).transpose(1, 2);
-    at::Tensor v = proj(l, Proj::V, h, W.v_w, W.v_b).view({B, T, nkv, d}).transpose(1, 2);
-    q = q * cos + rotate_half(q) * sin;
-    k = k * cos + rotate_half(k) * sin;
+  }
+  if (p.slots_contiguous)
+    return {ck.narrow(0, p.slots[0], B).narrow(2, 0, L),
+            cv.narrow(0, p.slots[0], B).narrow(2, 0, L)};
+  if (in_place) return {ck.narrow(2, 0, L), cv.narrow(2, 0, L)};
+  return {ck.narrow(2, 0, L).index_select(0, p.slot_index),
+          cv.narrow(2, 0, L).index_select(0, p.slot_index)};
+}
 
-    const bool in_place = g * T <= kInPlaceMaxRows && attend_in_place_applies(q, k, v);
-    at::Tensor K = k, V = v;
-    if (cache) {
-      at::Tensor& ck = cache->k(l);
-      at::Tensor& cv = cache->v(l);
-      if (uniform_append) {
-        ck.narrow(0, slots[0], B).narrow(2, past[0], T).copy_(k);
-        cv.narrow(0, slots[0], B).narrow(2, past[0], T).copy_(v);
-      } else {
-        for (int64_t b = 0; b < B; ++b) {
-          if (count[b] == 0) continue;
-          ck.select(0, slots[b])
-              .narrow(1, past[b], count[b])
-              .copy_(k.select(0, b).narrow(1, first[b], count[b]));
-          cv.select(0, slots[b])
-              .narrow(1, past[b], count[b])
-              .copy_(v.select(0, b).narrow(1, first[b], count[b]));
-        }
-      }
-      if (slots_contiguous) {
-        K = ck.narrow(0, slots[0], B).narrow(2, 0, L);
-        V = cv.narrow(0, slots[0], B).narrow(2, 0, L);
-      } else if (in_place) {
-        K = ck.narrow(2, 0, L);  // row b reads slot slots[b] in place
-        V = cv.narrow(2, 0, L);
-      } else {
-        K = ck.narrow(2, 0, L).index_select(0, slot_index);
-        V = cv.narrow(2, 0, L).index_select(0, slot_index);
-      }
-    }
-    // Grouped-query attention without repeating K/V: the g query heads sharing a KV head are
-    // folded into the query-length dimension.
-    const at::Tensor& masked = c.layer_uses_sliding_window(l) ? masked_window : masked_full;
-    at::Tensor o;  // [B, nkv, g*T, d]
-    if (in_place) {
-      // Decode steps: scores, softmax and the sum over V in one pass over the cache views.
-      o = attend_in_place(q.reshape({B, nkv, g * T, d}), K, V, masked.view({B, T, L}), T, scale,
-                          cache && !slots_contiguous ? slots : std::vector<int64_t>{});
-    } else {
-      // A power-of-two scale (head_dim 4, 16, 64, 256) goes onto q, a T x d tensor instead of
-      // the T x L scores: exact, so the same numbers as HF's scaling of the scores.
-      const bool scale_q = scale_is_pow2;
-      if (scale_q) q = q * scale;
-      at::Tensor qg = q.reshape({B, nkv, g * T, d});
-      at::Tensor scores = batched_matmul(qg, K.transpose(-1, -2));  // [B, nkv, g*T, L]
-      if (!scale_q) scores = scores * scale;
-      scores = scores.view({B, nkv, g, T, L});
-      at::Tensor probs =
-          fused_softmax
-              ? at::_masked_softmax(scores.to(at::kFloat), masked.expand(scores.sizes()), 4, 2)
-              : at::softmax(scores.masked_fill(masked, lowest), -1, at::kFloat);
-      probs = probs.to(dtype_).view({B, nkv, g * T, L});
-      o = batched_matmul(probs, V);
-    }
-    o = o.view({B, nh, T, d}).transpose(1, 2).reshape({B, T, nh * d});
-    x = x + proj(l, Proj::O, o, W.o_w, W.o_b);
+// HF's eager attention as batched matmuls: q [B, nh, T, d] against K, V [B, nkv, L, d] with the
+// g = nh / nkv query heads of a KV head folded into the query length; returns [B, nkv, g*T, d].
+at::Tensor attend_batched(at::Tensor q, const at::Tensor& K, const at::Tensor& V,
+                          const at::Tensor& masked, int64_t nkv, double scale, at::ScalarType dtype,
+                          const ForwardPlan& p) {
+  const int64_t B = p.B, T = p.T, L = p.L, d = q.size(-1), g = q.size(1) / nkv;
+  // A power-of-two scale (head_dim 4, 16, 64, 256) goes onto q, a T x d tensor instead of the
+  // T x L scores: exact, so the same numbers as HF's scaling of the scores.
+  const bool scale_q = std::exp2(std::round(std::log2(scale))) == scale;
+  if (scale_q) q = q * scale;
+  at::Tensor qg = q.reshape({B, nkv, g * T, d});
+  at::Tensor scores = batched_matmul(qg, K.transpose(-1, -2));  // [B, nkv, g*T, L]
+  if (!scale_q) scores = scores * scale;
+  scores = scores.view({B, nkv, g, T, L});
+  at::Tensor probs =
+      p.fused_softmax
+          ? at::_masked_softmax(scores.to(at::kFloat), masked.expand(scores.sizes()), 4, 2)
+          : at::softmax(scores.masked_fill(masked, dtype_lowest(dtype)), -1, at::kFloat);
+  probs = probs.to(dtype).view({B, nkv, g * T, L});
+  return batched_matmul(probs, V);
+}
 
-    h = rms_norm(x, W.post_norm, c.rms_norm_eps);
-    at::Tensor act = at::silu(proj(l, Proj::Gate, h, W.gate_w, W.gate_b)) *
-                     proj(l, Proj::Up, h, W.up_w, W.up_b);
-    return x + proj(l, Proj::Down, act, W.down_w, W.down_b);
-  };
-  at::Tensor x = at::embedding(embed_tokens, ids);
-  const bool ckpt = checkpoint_layers && !cache && at::GradMode::is_enabled();
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    if (ckpt)
-      x = checkpointed([layer, l](const at::Tensor& in) { return layer(l, in); }, x, device_);
+}  // namespace
+
+ForwardPlan Model::plan_pass(const ForwardInput& in, KVCache* cache) const {
+  check_input_ids(in);
+  ForwardPlan p;
+  p.B = in.input_ids.size(0);
+  p.T = in.input_ids.size(1);
+  p.cache = cache;
+  p.mask = real_token_mask(in, p.B, p.T);
+  if (in.segment_ids.defined()) read_segments(in, cache != nullptr, p);
+  if (in.position_ids.defined() && in.position_ids.sizes() != in.input_ids.sizes())
+    fail("forward: position_ids has shape {}, expected {} like input_ids",
+         shape_str(in.position_ids.sizes()), shape_str(in.input_ids.sizes()));
+  find_real_tokens(p);
+  p.past.assign(p.B, 0);
+  p.slots.assign(p.B, 0);
+  if (cache) place_rows_in_cache(in, dtype_, device_, p);
+  build_attention_masks(config_, device_, p);
+  at::Tensor pos = positions(in, p, device_);
+  p.ids = token_ids(in, p.mask, config_.vocab_size, device_);
+  rope_tables(pos, inv_freq_, dtype_, p);
+  plan_cache_writes(device_, p);
+  return p;
+}
+
+at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) const {
+  auto plan = std::make_shared<const ForwardPlan>(plan_pass(in, cache));
+  at::Tensor x = at::embedding(embed_tokens, plan->ids);
+  const bool recompute = recompute_layers_ && !cache && at::GradMode::is_enabled();
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    if (recompute)
+      x = recomputed([this, l, plan](const at::Tensor& h) { return decoder_layer(l, h, *plan); }, x,
+                     device_);
     else
-      x = layer(l, x);
+      x = decoder_layer(l, x, *plan);
   }
   if (cache)
-    for (int64_t b = 0; b < B; ++b) cache->set_length(slots[b], past[b] + count[b]);
+    for (int64_t b = 0; b < plan->B; ++b)
+      cache->set_length(plan->slots[b], plan->past[b] + plan->count[b]);
+  return output_head(x, *plan, mode);
+}
 
+// One decoder layer. With recompute_layers it runs again in the backward pass: it reads only the
+// model and the plan.
+at::Tensor Model::decoder_layer(int64_t l, at::Tensor x, const ForwardPlan& p) const {
+  const LayerWeights& W = layers[l];
+  x = x + self_attention(l, rms_norm(x, W.input_norm, config_.rms_norm_eps), p);
+  return x + mlp(l, rms_norm(x, W.post_norm, config_.rms_norm_eps));
+}
+
+at::Tensor Model::self_attention(int64_t l, const at::Tensor& h, const ForwardPlan& p) const {
+  const ModelConfig& c = config_;
+  const LayerWeights& W = layers[l];
+  const int64_t B = p.B, T = p.T, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+  const int64_t d = c.head_dim, g = nh / nkv;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  at::Tensor q = project(l, Proj::Q, h, W.q_w, W.q_b).view({B, T, nh, d}).transpose(1, 2);
+  at::Tensor k = project(l, Proj::K, h, W.k_w, W.k_b).view({B, T, nkv, d}).transpose(1, 2);
+  at::Tensor v = project(l, Proj::V, h, W.v_w, W.v_b).view({B, T, nkv, d}).transpose(1, 2);
+  q = q * p.cos + rotate_half(q) * p.sin;
+  k = k * p.cos + rotate_half(k) * p.sin;
+
+  const bool in_place = g * T <= kInPlaceMaxRows && attend_in_place_applies(q, k, v);
+  at::Tensor K = k, V = v;
+  if (p.cache) std::tie(K, V) = append_to_cache(l, k, v, in_place, p);
+  // Grouped-query attention without repeating K/V: the g query heads sharing a KV head are
+  // folded into the query-length dimension.
+  const at::Tensor& masked = c.layer_uses_sliding_window(l) ? p.masked_window : p.masked_full;
+  at::Tensor o;  // [B, nkv, g*T, d]
+  if (in_place) {
+    // Decode steps: scores, softmax and the sum over V in one pass over the cache views.
+    o = attend_in_place(q.reshape({B, nkv, g * T, d}), K, V, masked.view({B, T, p.L}), T, scale,
+                        p.cache && !p.slots_contiguous ? p.slots : std::vector<int64_t>{});
+  } else {
+    o = attend_batched(q, K, V, masked, nkv, scale, dtype_, p);
+  }
+  o = o.view({B, nh, T, d}).transpose(1, 2).reshape({B, T, nh * d});
+  return project(l, Proj::O, o, W.o_w, W.o_b);
+}
+
+at::Tensor Model::mlp(int64_t l, const at::Tensor& h) const {
+  const LayerWeights& W = layers[l];
+  at::Tensor act = at::silu(project(l, Proj::Gate, h, W.gate_w, W.gate_b)) *
+                   project(l, Proj::Up, h, W.up_w, W.up_b);
+  return project(l, Proj::Down, act, W.down_w, W.down_b);
+}
+
+// A projection, plus the adapter's delta when one is attached.
+at::Tensor Model::project(int64_t layer, Proj p, const at::Tensor& x, const at::Tensor& w,
+                          const at::Tensor& b) const {
+  at::Tensor y = recorded(x, w) ? linear_recorded(x, w, b) : linear(x, w, b);
+  if (adapter_) {
+    at::Tensor extra = adapter_->delta(layer, p, x);
+    if (extra.defined()) y = y + extra;
+  }
+  return y;
+}
+
+// The last real token of each row (LogitsMode::Last), the final norm, then the lm_head.
+at::Tensor Model::output_head(at::Tensor x, const ForwardPlan& p, LogitsMode mode) const {
+  const int64_t B = p.B;
   if (mode == LogitsMode::Last) {
     std::vector<int64_t> last(B);
-    for (int64_t b = 0; b < B; ++b) last[b] = count[b] > 0 ? first[b] + count[b] - 1 : T - 1;
+    for (int64_t b = 0; b < B; ++b)
+      last[b] = p.count[b] > 0 ? p.first[b] + p.count[b] - 1 : p.T - 1;
     at::Tensor idx =
         at::tensor(last, at::kLong).to(device_).view({B, 1, 1}).expand({B, 1, x.size(2)});
     x = x.gather(1, idx);
   }
-  x = rms_norm(x, final_norm, c.rms_norm_eps);
+  x = rms_norm(x, final_norm, config_.rms_norm_eps);
   if (mode == LogitsMode::None) return x;
   at::Tensor logits =
       recorded(x, lm_head) ? linear_recorded(x, lm_head, {}) : linear(x, lm_head, at::Tensor());
   return logits.to(at::kFloat);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Greedy generation
-
-std::vector<std::vector<int64_t>> greedy_generate(const Model& model,
-                                                  const std::vector<std::vector<int64_t>>& prompts,
-                                                  const GreedyOptions& opts) {
-  c10::InferenceMode guard;
-  const int64_t N = static_cast<int64_t>(prompts.size());
-  std::vector<std::vector<int64_t>> out(N);
-  if (N == 0 || opts.max_new_tokens <= 0) return out;
-  int64_t tmax = 0;
-  for (int64_t i = 0; i < N; ++i) {
-    if (prompts[i].empty())
-      fail("greedy_generate: prompt {} is empty (need at least one token)", i);
-    tmax = std::max<int64_t>(tmax, prompts[i].size());
-  }
-  std::vector<int64_t> stops = opts.stop_ids;
-  if (opts.stop_at_eos)
-    stops.insert(stops.end(), model.config().eos_token_ids.begin(),
-                 model.config().eos_token_ids.end());
-  KVCache cache = model.make_cache(N, tmax + opts.max_new_tokens);
-
-  // Prefill, left padded.
-  at::Tensor ids = at::zeros({N, tmax}, at::kLong), mask = at::zeros({N, tmax}, at::kLong);
-  for (int64_t i = 0; i < N; ++i) {
-    const int64_t n = prompts[i].size(), off = tmax - n;
-    for (int64_t t = 0; t < n; ++t) {
-      ids[i][off + t] = prompts[i][t];
-      mask[i][off + t] = 1;
-    }
-  }
-  ForwardInput in;
-  in.input_ids = ids;
-  in.attention_mask = mask;
-  at::Tensor next = model.forward(in, &cache, LogitsMode::Last).argmax(-1).view({-1}).to(at::kCPU);
-  std::vector<int64_t> active;
-  std::vector<int64_t> last(N);
-  for (int64_t i = 0; i < N; ++i) {
-    int64_t tok = next[i].item<int64_t>();
-    out[i].push_back(tok);
-    last[i] = tok;
-    bool stop = std::find(stops.begin(), stops.end(), tok) != stops.end();
-    if (!stop && opts.max_new_tokens > 1) active.push_back(i);
-  }
-  while (!active.empty()) {
-    const int64_t A = active.size();
-    at::Tensor step = at::empty({A, 1}, at::kLong);
-    for (int64_t a = 0; a < A; ++a) step[a][0] = last[active[a]];
-    ForwardInput s;
-    s.input_ids = step;
-    s.slots = active;  // sequence i lives in slot i
-    at::Tensor nx = model.forward(s, &cache, LogitsMode::Last).argmax(-1).view({-1}).to(at::kCPU);
-    std::vector<int64_t> still;
-    for (int64_t a = 0; a < A; ++a) {
-      const int64_t i = active[a];
-      int64_t tok = nx[a].item<int64_t>();
-      out[i].push_back(tok);
-      last[i] = tok;
-      bool stop = std::find(stops.begin(), stops.end(), tok) != stops.end();
-      if (!stop && static_cast<int64_t>(out[i].size()) < opts.max_new_tokens) still.push_back(i);
-    }
-    active = std::move(still);
-  }
-  return out;
 }
 
 }  // namespace metamath::model

@@ -20,25 +20,31 @@
 // earlier tokens of its own sequence, and positions restart at 0 with each sequence, so a packed
 // row computes exactly what its sequences would compute in rows of their own.
 //
-// KV cache (continuous batching). KVCache holds, per layer, K and V tensors of shape
-// [num_slots, num_kv_heads, max_len, head_dim] preallocated at construction, plus a current length
-// per slot. A forward pass with a cache maps row b of the batch to slot slots[b] (default: slot b):
-// the row's real tokens are appended to that slot (padding is never stored, so a slot is dense),
-// and the row attends to everything the slot holds. A slot is reused by clearing it (length 0);
-// acquire()/release() keep a free list so a generation engine can let sequences join and leave the
-// batch between steps: prefill a new sequence in a free slot, then decode steps run over any subset
-// of slots in any order (T = 1 per row), each slot at its own length.
+// KV cache (continuous batching, model/kv_cache.h). A forward pass with a cache maps row b of the
+// batch to slot slots[b] (default: slot b): the row's real tokens are appended to that slot and the
+// row attends to everything the slot holds.
+//
+// Weights. Model::for_each_weight is the one list of the weights, by Hugging Face name: loading,
+// saving, random init and training (trainable parameters, a bf16 copy over float32 master weights
+// through cast_of/recast_from) all go through it. An attached LinearAdapter (model/adapter.h: LoRA)
+// adds its delta to every projection; with recompute_layers each decoder layer is recomputed in
+// the backward pass instead of keeping its activations (model/recompute.h).
+//
+// Related headers: model/kv_cache.h (the cache), model/generate.h (the generation engine and
+// greedy_generate), model/init.h (`metamath init-model`), model/lora.h (LoRA adapters).
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
 #include <filesystem>
-#include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "model/adapter.h"
 #include "model/config.h"
+#include "model/kv_cache.h"
 #include "model/safetensors.h"
 
 namespace metamath::model {
@@ -57,41 +63,6 @@ struct LayerWeights {
   at::Tensor gate_b, up_b, down_b;  // undefined unless mlp_bias
 };
 
-class KVCache {
- public:
-  KVCache(const ModelConfig& config, int64_t num_slots, int64_t max_len, at::ScalarType dtype,
-          c10::Device device);
-  int64_t num_slots() const { return num_slots_; }
-  int64_t max_len() const { return max_len_; }
-  int64_t length(int64_t slot) const;
-  // Bytes held by the K and V tensors.
-  int64_t bytes() const;
-
-  // All slots back to length 0 and free.
-  void reset();
-  // Slot back to length 0 (keeps it acquired).
-  void clear(int64_t slot);
-  // Drops cached tokens past new_len (new_len <= length).
-  void truncate(int64_t slot, int64_t new_len);
-  // Free-list management for continuous batching: acquire() returns a free slot (cleared) or
-  // nullopt when all are in use; release() returns it to the pool.
-  std::optional<int64_t> acquire();
-  void release(int64_t slot);
-  int64_t free_slots() const;
-
-  // Layer tensors [num_slots, kv_heads, max_len, head_dim].
-  at::Tensor& k(int64_t layer) { return k_[layer]; }
-  at::Tensor& v(int64_t layer) { return v_[layer]; }
-  void set_length(int64_t slot, int64_t len);
-
- private:
-  void check_slot(int64_t slot) const;
-  int64_t num_slots_, max_len_;
-  std::vector<at::Tensor> k_, v_;
-  std::vector<int64_t> len_;
-  std::vector<bool> used_;
-};
-
 struct ForwardInput {
   at::Tensor input_ids;        // [B, T] integer
   at::Tensor attention_mask;   // [B, T] 0/1; undefined = every token real
@@ -100,15 +71,8 @@ struct ForwardInput {
   at::Tensor segment_ids;      // [B, T] packed sequences (see above); undefined = one per row
 };
 
-// Optional extra outputs on the decoder's linear projections (LoRA adapters, model/lora.h).
-enum class Proj : int { Q = 0, K, V, O, Gate, Up, Down };
-class LinearAdapter {
- public:
-  virtual ~LinearAdapter() = default;
-  // Added to the output of projection `p` of layer `layer` for its input x ([..., in]); an
-  // undefined tensor adds nothing.
-  virtual at::Tensor delta(int64_t layer, Proj p, const at::Tensor& x) const = 0;
-};
+// What the layers of one forward pass share (model.cpp).
+struct ForwardPlan;
 
 enum class LogitsMode {
   All,   // [B, T, V]
@@ -122,14 +86,22 @@ class Model {
   // `device`. Errors name the file, the tensor and the expected shape.
   static Model load(const std::filesystem::path& dir, at::ScalarType dtype = at::kFloat,
                     c10::Device device = c10::Device(c10::kCPU));
-  // Builds from an open checkpoint (weights converted to dtype/device as needed).
-  static Model from_checkpoint(const ModelConfig& config, const Checkpoint& ckpt,
-                               at::ScalarType dtype, c10::Device device);
+  // Builds from open safetensors weights (converted to dtype/device as needed).
+  static Model from_weights(const ModelConfig& config, const ShardedWeights& weights,
+                            at::ScalarType dtype, c10::Device device);
   // Random weights like HF's init: normal(0, initializer_range) for linear and embedding weights,
   // zeros for biases, ones for norms. Deterministic for a seed.
   static Model init_random(const ModelConfig& config, uint64_t seed,
                            at::ScalarType dtype = at::kFloat,
                            c10::Device device = c10::Device(c10::kCPU));
+  // A model of `source`'s configuration on its device in `dtype`, whose weights are source's cast
+  // to dtype by casts autograd records (gradients flow back to source's weights), with source's
+  // adapter and recompute setting: e.g. a bf16 forward over float32 master weights.
+  static Model cast_of(const Model& source, at::ScalarType dtype);
+  // cast_of again, into this model: every weight becomes source's weight of the same name cast to
+  // this model's dtype; adapter and recompute setting follow source's. Throws when source's
+  // weights are not this model's (another configuration).
+  void recast_from(const Model& source);
 
   // Writes an HF-format folder: config.json, generation_config.json, model.safetensors (or shards
   // when max_shard_bytes > 0 and exceeded) and, when tokenizer_dir is non-empty, copies of its
@@ -151,68 +123,53 @@ class Model {
   // A KV cache for this model (dtype/device of the model).
   KVCache make_cache(int64_t num_slots, int64_t max_len) const;
 
-  // HF names -> tensors (lm_head.weight omitted when tied).
+  // Every weight this configuration has, with its HF name, in checkpoint order:
+  // model.embed_tokens.weight; per layer model.layers.{i}.input_layernorm, self_attn.{q,k,v,o}_proj
+  // weights then biases (those the config has), post_attention_layernorm, mlp.{gate,up,down}_proj
+  // weights then biases (with mlp_bias); model.norm.weight; lm_head.weight unless tied. Absent
+  // weights (a bias the config lacks, a tied lm_head) are not visited. The mutable form may
+  // reassign a weight; a tied lm_head then still points at the old embedding until re-tied.
+  void for_each_weight(const std::function<void(const std::string&, at::Tensor&)>& f);
+  void for_each_weight(const std::function<void(const std::string&, const at::Tensor&)>& f) const;
+  // HF names -> tensors (for_each_weight's order; lm_head.weight omitted when tied).
   NamedTensors named_parameters() const;
 
   const ModelConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
   c10::Device device() const { return device_; }
 
+  // Not owned; when set, forward adds adapter->delta(...) to every projection's output
+  // (model/adapter.h). nullptr detaches it.
+  void set_adapter(const LinearAdapter* adapter) { adapter_ = adapter; }
+  const LinearAdapter* adapter() const { return adapter_; }
+  // Recomputation per decoder layer while autograd records (no cache): each layer keeps only its
+  // input and is recomputed in the backward pass (model/recompute.h). Same results, less memory,
+  // about one more forward pass of compute.
+  void set_recompute_layers(bool on) { recompute_layers_ = on; }
+  bool recompute_layers() const { return recompute_layers_; }
+
   at::Tensor embed_tokens, final_norm, lm_head;  // lm_head aliases embed_tokens when tied
   std::vector<LayerWeights> layers;
-  // Not owned; when set, forward adds adapter->delta(...) to every projection's output.
-  const LinearAdapter* adapter = nullptr;
-  // Activation checkpointing per decoder layer while autograd records (no cache): each layer
-  // keeps only its input and is recomputed in the backward pass (model/checkpoint.h). Same
-  // results, less memory, about one more forward pass of compute.
-  bool checkpoint_layers = false;
 
  private:
   Model(ModelConfig config, at::ScalarType dtype, c10::Device device);
   at::Tensor run(const ForwardInput& in, KVCache* cache, LogitsMode mode) const;
+  ForwardPlan plan_pass(const ForwardInput& in, KVCache* cache) const;
+  at::Tensor decoder_layer(int64_t layer, at::Tensor x, const ForwardPlan& pass) const;
+  at::Tensor self_attention(int64_t layer, const at::Tensor& h, const ForwardPlan& pass) const;
+  at::Tensor mlp(int64_t layer, const at::Tensor& h) const;
+  at::Tensor project(int64_t layer, Proj p, const at::Tensor& x, const at::Tensor& w,
+                     const at::Tensor& b) const;
+  at::Tensor output_head(at::Tensor x, const ForwardPlan& pass, LogitsMode mode) const;
   ModelConfig config_;
   at::ScalarType dtype_;
   c10::Device device_;
   at::Tensor inv_freq_;  // [head_dim/2] float32 on device
+  const LinearAdapter* adapter_ = nullptr;
+  bool recompute_layers_ = false;
 };
 
 // RoPE inverse frequencies (float32, CPU) for a config, with linear/llama3 scaling applied.
 at::Tensor rope_inv_freq(const ModelConfig& config);
-
-struct GreedyOptions {
-  int64_t max_new_tokens = 64;
-  bool stop_at_eos = false;  // stop a sequence at any of config().eos_token_ids (kept in output)
-  std::vector<int64_t> stop_ids;  // extra stop ids
-};
-
-// Greedy decoding of a batch of prompts (token ids) with a KV cache: prompts are prefilled
-// together (left padding), then decoded one token per step; finished sequences leave the batch.
-// Returns the generated ids per prompt (without the prompt).
-std::vector<std::vector<int64_t>> greedy_generate(const Model& model,
-                                                  const std::vector<std::vector<int64_t>>& prompts,
-                                                  const GreedyOptions& opts = {});
-
-// Vocabulary size and bos/eos ids of a tokenizer folder (through Tokenizer::load).
-struct TokenizerInfo {
-  int64_t vocab_size = 0;
-  std::optional<int64_t> bos_id, eos_id;
-};
-TokenizerInfo tokenizer_info(const std::filesystem::path& dir);
-
-struct InitModelOptions {
-  std::string config = "tiny";      // "tiny", "small" or a config.json path
-  std::filesystem::path tokenizer;  // tokenizer folder (vocab size, bos/eos, files copied)
-  std::filesystem::path out;
-  uint64_t seed = 0;
-  std::string arch;           // "" = llama for presets, the file's own for a config.json
-  std::string dtype = "f32";  // stored dtype: f32 or bf16
-};
-struct InitModelResult {
-  ModelConfig config;
-  int64_t num_parameters = 0;
-  std::vector<std::filesystem::path> files;
-};
-// `metamath init-model`: random HF-format model folder.
-InitModelResult init_model(const InitModelOptions& opts);
 
 }  // namespace metamath::model

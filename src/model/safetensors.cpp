@@ -230,10 +230,10 @@ at::Tensor SafetensorsFile::get(const std::string& name) const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Checkpoint
+// ShardedWeights
 
-Checkpoint Checkpoint::open(const fs::path& dir_or_file) {
-  Checkpoint c;
+ShardedWeights ShardedWeights::open(const fs::path& dir_or_file) {
+  ShardedWeights c;
   fs::path p = dir_or_file;
   if (fs::is_directory(p)) {
     if (fs::exists(p / "model.safetensors")) {
@@ -289,25 +289,25 @@ Checkpoint Checkpoint::open(const fs::path& dir_or_file) {
   return c;
 }
 
-std::vector<std::string> Checkpoint::names() const {
+std::vector<std::string> ShardedWeights::names() const {
   std::vector<std::string> out;
   for (const auto& [k, v] : where_) out.push_back(k);
   return out;
 }
 
-const TensorEntry& Checkpoint::entry(const std::string& name) const {
+const TensorEntry& ShardedWeights::entry(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) fail("{}: no tensor named '{}'", source_, name);
   return files_[it->second]->entry(name);
 }
 
-std::string Checkpoint::file_of(const std::string& name) const {
+std::string ShardedWeights::file_of(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) return source_;
   return files_[it->second]->path().string();
 }
 
-at::Tensor Checkpoint::get(const std::string& name) const {
+at::Tensor ShardedWeights::get(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) fail("{}: no tensor named '{}'", source_, name);
   return files_[it->second]->get(name);
@@ -385,8 +385,8 @@ void save_safetensors(const fs::path& path, const NamedTensors& tensors,
   out.commit();
 }
 
-std::vector<fs::path> save_checkpoint(const fs::path& dir, const NamedTensors& tensors,
-                                      uint64_t max_shard_bytes) {
+std::vector<fs::path> save_sharded_weights(const fs::path& dir, const NamedTensors& tensors,
+                                           uint64_t max_shard_bytes) {
   fs::create_directories(dir);
   uint64_t total = 0;
   for (const auto& [n, t] : tensors) total += static_cast<uint64_t>(t.numel()) * t.element_size();

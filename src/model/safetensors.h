@@ -10,8 +10,9 @@
 // object. Every offset, size and dtype is checked against the header before any tensor is made;
 // errors name the file and the tensor.
 //
-// Sharded checkpoints (model.safetensors.index.json with a "weight_map" from tensor name to shard
-// file) are read through Checkpoint, which also accepts a single model.safetensors.
+// A model's weights, sharded (model.safetensors.index.json with a "weight_map" from tensor name to
+// shard file) or in one model.safetensors, are read through ShardedWeights and written by
+// save_sharded_weights.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -76,9 +77,9 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
 
 // A model's weights: DIR/model.safetensors, or DIR/model.safetensors.index.json and its shards,
 // or one .safetensors file given directly.
-class Checkpoint {
+class ShardedWeights {
  public:
-  static Checkpoint open(const std::filesystem::path& dir_or_file);
+  static ShardedWeights open(const std::filesystem::path& dir_or_file);
   bool contains(const std::string& name) const { return where_.count(name) > 0; }
   std::vector<std::string> names() const;  // sorted
   const TensorEntry& entry(const std::string& name) const;
@@ -108,8 +109,8 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
 // Writes model weights into `dir`: model.safetensors when everything fits in max_shard_bytes (or
 // max_shard_bytes == 0), else model-0000i-of-0000n.safetensors shards (tensors in name order) plus
 // model.safetensors.index.json. Returns the files written.
-std::vector<std::filesystem::path> save_checkpoint(const std::filesystem::path& dir,
-                                                   const NamedTensors& tensors,
-                                                   uint64_t max_shard_bytes = 0);
+std::vector<std::filesystem::path> save_sharded_weights(const std::filesystem::path& dir,
+                                                        const NamedTensors& tensors,
+                                                        uint64_t max_shard_bytes = 0);
 
 }  // namespace metamath::model

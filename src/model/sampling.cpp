@@ -15,19 +15,21 @@ namespace metamath::model {
 
 struct Sampler::Impl {
   std::mt19937_64 rng;
-  std::vector<double> w;        // unnormalised probabilities
-  std::vector<int32_t> order;   // token ids by descending probability (top-k/top-p only)
+  std::vector<double> w;       // unnormalised probabilities
+  std::vector<int32_t> order;  // token ids by descending probability (top-k/top-p only)
 };
 
 Sampler::Sampler(const SamplingParams& p) : params_(p) {
   if (!(p.temperature >= 0.0f)) fail("sampling: temperature must be >= 0, got {}", p.temperature);
-  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) fail("sampling: top_p must be in (0, 1], got {}", p.top_p);
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f))
+    fail("sampling: top_p must be in (0, 1], got {}", p.top_p);
   if (p.top_k < 0) fail("sampling: top_k must be >= 0, got {}", p.top_k);
   impl_ = new Impl{std::mt19937_64(p.seed), {}, {}};
 }
 
 Sampler::~Sampler() { delete impl_; }
-Sampler::Sampler(Sampler&& o) noexcept : params_(o.params_), impl_(std::exchange(o.impl_, nullptr)) {}
+Sampler::Sampler(Sampler&& o) noexcept
+    : params_(o.params_), impl_(std::exchange(o.impl_, nullptr)) {}
 Sampler& Sampler::operator=(Sampler&& o) noexcept {
   if (this != &o) {
     delete impl_;
@@ -51,7 +53,8 @@ std::int64_t Sampler::next(const at::Tensor& logits) {
   w.resize(n);
   const double inv_t = 1.0 / params_.temperature;
   double total = 0;
-  for (std::size_t i = 0; i < n; ++i) total += (w[i] = std::exp((static_cast<double>(x[i]) - mx) * inv_t));
+  for (std::size_t i = 0; i < n; ++i)
+    total += (w[i] = std::exp((static_cast<double>(x[i]) - mx) * inv_t));
   std::uniform_real_distribution<double> uni(0.0, 1.0);
   if (params_.top_k == 0 && params_.top_p >= 1.0f) {
     const double u = uni(impl_->rng) * total;
@@ -70,7 +73,8 @@ std::int64_t Sampler::next(const at::Tensor& logits) {
   std::size_t keep = n;
   if (params_.top_k > 0 && static_cast<std::size_t>(params_.top_k) < n) {
     keep = static_cast<std::size_t>(params_.top_k);
-    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(), by_prob);
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
+                      by_prob);
   } else {
     std::sort(order.begin(), order.end(), by_prob);
   }

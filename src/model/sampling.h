@@ -1,6 +1,7 @@
 #pragma once
-// Next-token selection: greedy, or temperature + top-k + top-p (nucleus) sampling from a per-sequence
-// seeded generator, so a sequence's samples do not depend on what else is in the batch.
+// Next-token selection: greedy, or temperature + top-k + top-p (nucleus) sampling from a
+// per-sequence seeded generator, so a sequence's samples do not depend on what else is in the
+// batch.
 #include <cstdint>
 
 namespace at {

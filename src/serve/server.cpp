@@ -1,7 +1,6 @@
 #include "serve/server.h"
 
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,9 +9,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
@@ -56,9 +57,12 @@ void send_error(httplib::Response& res, int status, const std::string& message,
 
 int status_of(llm::ErrorKind k) {
   switch (k) {
-    case llm::ErrorKind::BadRequest: return 400;
-    case llm::ErrorKind::Transient: return 503;
-    default: return 500;
+    case llm::ErrorKind::BadRequest:
+      return 400;
+    case llm::ErrorKind::Transient:
+      return 503;
+    default:
+      return 500;
   }
 }
 
@@ -92,7 +96,7 @@ struct Stream {
   std::condition_variable cv;
   std::deque<std::string> events;  // complete "data: ...\n\n" lines
   bool done = false;
-  bool started = false;            // a delta has been produced
+  bool started = false;  // a delta has been produced
   llm::Result result;
   std::thread worker;
 };
@@ -146,7 +150,9 @@ struct Server::Impl {
   Impl(llm::Backend& b, ServeOptions o) : backend(b), opts(std::move(o)) {
     model = opts.served_model_name.empty() ? backend.model_name() : opts.served_model_name;
     const int threads = std::max(1, opts.threads);
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    http.new_task_queue = [threads] {
+      return new httplib::ThreadPool(static_cast<size_t>(threads));
+    };
     http.set_keep_alive_max_count(100000);
     http.set_keep_alive_timeout(30);
     http.set_payload_max_length(opts.max_body_bytes);
@@ -161,7 +167,8 @@ struct Server::Impl {
     // Constant-time comparison: the key must not leak through timing.
     if (got.size() != want.size()) return false;
     unsigned char diff = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) diff |= static_cast<unsigned char>(got[i] ^ want[i]);
+    for (std::size_t i = 0; i < got.size(); ++i)
+      diff |= static_cast<unsigned char>(got[i] ^ want[i]);
     return diff == 0;
   }
 
@@ -173,7 +180,8 @@ struct Server::Impl {
       return false;
     }
     if (!body.is_object()) {
-      send_error(res, 400, fmt::format("the request body must be a JSON object, got {}", body.type_name()));
+      send_error(res, 400,
+                 fmt::format("the request body must be a JSON object, got {}", body.type_name()));
       return false;
     }
     return true;
@@ -187,8 +195,9 @@ struct Server::Impl {
       return false;
     }
     if (it->get<std::string>() != model) {
-      send_error(res, 404, fmt::format("the model '{}' does not exist; this server has '{}'",
-                                       it->get<std::string>(), model),
+      send_error(res, 404,
+                 fmt::format("the model '{}' does not exist; this server has '{}'",
+                             it->get<std::string>(), model),
                  "model", "model_not_found");
       return false;
     }
@@ -201,14 +210,19 @@ struct Server::Impl {
                   {"message", {{"role", "assistant"}, {"content", c.text}}},
                   {"logprobs", nullptr},
                   {"finish_reason", c.finish_reason}};
-    return json{{"index", index}, {"text", c.text}, {"logprobs", nullptr}, {"finish_reason", c.finish_reason}};
+    return json{{"index", index},
+                {"text", c.text},
+                {"logprobs", nullptr},
+                {"finish_reason", c.finish_reason}};
   }
 
-  std::string chunk(bool chat, const std::string& id, int64_t created, int index, const json& delta_or_text,
-                    const json& finish_reason) const {
+  std::string chunk(bool chat, const std::string& id, int64_t created, int index,
+                    const json& delta_or_text, const json& finish_reason) const {
     json c{{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
-    if (chat) c["delta"] = delta_or_text;
-    else c["text"] = delta_or_text;
+    if (chat)
+      c["delta"] = delta_or_text;
+    else
+      c["text"] = delta_or_text;
     json j{{"id", id},
            {"object", chat ? "chat.completion.chunk" : "text_completion"},
            {"created", created},
@@ -258,7 +272,8 @@ struct Server::Impl {
     auto st = std::make_shared<Stream>();
     if (chat) {  // the first chunk carries the role
       for (int i = 0; i < r.sampling.n; ++i)
-        st->events.push_back(chunk(true, id, created, i, json{{"role", "assistant"}, {"content", ""}}, nullptr));
+        st->events.push_back(
+            chunk(true, id, created, i, json{{"role", "assistant"}, {"content", ""}}, nullptr));
     }
     r.on_delta = [this, st, chat, id, created](int index, const std::string& d) {
       if (d.empty()) return;
@@ -271,37 +286,41 @@ struct Server::Impl {
       }
       st->cv.notify_one();
     };
-    st->worker = std::thread([this, st, r = std::move(r), chat, id, created, include_usage]() mutable {
-      llm::Result result;
-      try {
-        backend.generate({r}, [&](llm::Result x) { result = std::move(x); });
-      } catch (const std::exception& e) {
-        result.error_kind = llm::ErrorKind::Fatal;
-        result.error = e.what();
-      }
-      std::lock_guard<std::mutex> lock(st->mu);
-      if (result.ok()) {
-        for (std::size_t i = 0; i < result.choices.size(); ++i)
-          st->events.push_back(chunk(chat, id, created, static_cast<int>(i), chat ? json::object() : json(""),
-                                     result.choices[i].finish_reason));
-        if (include_usage) {
-          json u{{"id", id},
-                 {"object", chat ? "chat.completion.chunk" : "text_completion"},
-                 {"created", created},
-                 {"model", model},
-                 {"choices", json::array()},
-                 {"usage", usage_json(result.prompt_tokens, result.completion_tokens)}};
-          st->events.push_back("data: " + u.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n");
-        }
-      } else {
-        json err{{"error", {{"message", result.error}, {"type", "server_error"}, {"code", nullptr}}}};
-        st->events.push_back("data: " + err.dump() + "\n\n");
-      }
-      st->events.push_back("data: [DONE]\n\n");
-      st->result = std::move(result);
-      st->done = true;
-      st->cv.notify_one();
-    });
+    st->worker =
+        std::thread([this, st, r = std::move(r), chat, id, created, include_usage]() mutable {
+          llm::Result result;
+          try {
+            backend.generate({r}, [&](llm::Result x) { result = std::move(x); });
+          } catch (const std::exception& e) {
+            result.error_kind = llm::ErrorKind::Fatal;
+            result.error = e.what();
+          }
+          std::lock_guard<std::mutex> lock(st->mu);
+          if (result.ok()) {
+            for (std::size_t i = 0; i < result.choices.size(); ++i)
+              st->events.push_back(chunk(chat, id, created, static_cast<int>(i),
+                                         chat ? json::object() : json(""),
+                                         result.choices[i].finish_reason));
+            if (include_usage) {
+              json u{{"id", id},
+                     {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                     {"created", created},
+                     {"model", model},
+                     {"choices", json::array()},
+                     {"usage", usage_json(result.prompt_tokens, result.completion_tokens)}};
+              st->events.push_back(
+                  "data: " + u.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n");
+            }
+          } else {
+            json err{{"error",
+                      {{"message", result.error}, {"type", "server_error"}, {"code", nullptr}}}};
+            st->events.push_back("data: " + err.dump() + "\n\n");
+          }
+          st->events.push_back("data: [DONE]\n\n");
+          st->result = std::move(result);
+          st->done = true;
+          st->cv.notify_one();
+        });
     // Until the first token, a failure (e.g. a prompt that is too long) is still a plain 4xx/5xx.
     {
       std::unique_lock<std::mutex> lock(st->mu);
@@ -344,22 +363,29 @@ struct Server::Impl {
     if (!parse_body(req, res, body) || !check_model(body, res)) return;
     std::vector<std::string> texts;
     auto in = body.find("input");
-    if (in == body.end() || in->is_null()) return send_error(res, 400, "'input' is required", "input");
+    if (in == body.end() || in->is_null())
+      return send_error(res, 400, "'input' is required", "input");
     if (in->is_string()) {
       texts.push_back(in->get<std::string>());
     } else if (in->is_array() && !in->empty()) {
       for (const auto& x : *in) {
         if (!x.is_string())
-          return send_error(res, 400, "'input' must be a string or an array of strings (token arrays are not supported)", "input");
+          return send_error(
+              res, 400,
+              "'input' must be a string or an array of strings (token arrays are not supported)",
+              "input");
         texts.push_back(x.get<std::string>());
       }
     } else {
-      return send_error(res, 400, "'input' must be a string or a non-empty array of strings", "input");
+      return send_error(res, 400, "'input' must be a string or a non-empty array of strings",
+                        "input");
     }
     std::string format = "float";
     if (auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
-      if (!f->is_string() || (f->get<std::string>() != "float" && f->get<std::string>() != "base64"))
-        return send_error(res, 400, "'encoding_format' must be \"float\" or \"base64\"", "encoding_format");
+      if (!f->is_string() ||
+          (f->get<std::string>() != "float" && f->get<std::string>() != "base64"))
+        return send_error(res, 400, "'encoding_format' must be \"float\" or \"base64\"",
+                          "encoding_format");
       format = f->get<std::string>();
     }
     if (auto d = body.find("dimensions"); d != body.end() && !d->is_null())
@@ -376,13 +402,17 @@ struct Server::Impl {
     for (std::size_t i = 0; i < vecs.size(); ++i) {
       json e{{"object", "embedding"}, {"index", i}};
       if (format == "base64")
-        e["embedding"] = base64(reinterpret_cast<const unsigned char*>(vecs[i].data()), vecs[i].size() * sizeof(float));
+        e["embedding"] = base64(reinterpret_cast<const unsigned char*>(vecs[i].data()),
+                                vecs[i].size() * sizeof(float));
       else
         e["embedding"] = vecs[i];
       data.push_back(std::move(e));
     }
-    send_json(res, 200, json{{"object", "list"}, {"data", data}, {"model", model},
-                             {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}});
+    send_json(res, 200,
+              json{{"object", "list"},
+                   {"data", data},
+                   {"model", model},
+                   {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}});
   }
 
   void routes() {
@@ -398,13 +428,18 @@ struct Server::Impl {
       send_json(res, 200, json{{"status", "ok"}});
     });
     http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-      json m{{"id", model}, {"object", "model"}, {"created", now_seconds()}, {"owned_by", "metamath"}};
+      json m{
+          {"id", model}, {"object", "model"}, {"created", now_seconds()}, {"owned_by", "metamath"}};
       if (backend.context_length() > 0) m["max_model_len"] = backend.context_length();
       send_json(res, 200, json{{"object", "list"}, {"data", json::array({m})}});
     });
-    http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& r) { completions(q, r, false); });
-    http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& r) { completions(q, r, true); });
-    http.Post("/v1/embeddings", [this](const httplib::Request& q, httplib::Response& r) { embeddings(q, r); });
+    http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& r) {
+      completions(q, r, false);
+    });
+    http.Post("/v1/chat/completions",
+              [this](const httplib::Request& q, httplib::Response& r) { completions(q, r, true); });
+    http.Post("/v1/embeddings",
+              [this](const httplib::Request& q, httplib::Response& r) { embeddings(q, r); });
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;  // a handler already wrote an error object
       if (res.status == 404)
@@ -414,17 +449,18 @@ struct Server::Impl {
       else if (res.status >= 400)
         send_error(res, res.status, fmt::format("HTTP {}", res.status));
     });
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "internal error";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      log::error("serve: request failed: {}", what);
-      send_error(res, 500, what);
-    });
+    http.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+          std::string what = "internal error";
+          try {
+            std::rethrow_exception(ep);
+          } catch (const std::exception& e) {
+            what = e.what();
+          } catch (...) {
+          }
+          log::error("serve: request failed: {}", what);
+          send_error(res, 500, what);
+        });
   }
 };
 
@@ -473,7 +509,10 @@ void on_signal(int sig) {
 }
 }  // namespace
 
-void serve_main(const ServeJob& job) {
+void serve_main(ServeJob job) {
+  if (job.server.api_key.empty())
+    if (const char* k = std::getenv("METAMATH_SERVE_API_KEY")) job.server.api_key = k;
+  if (job.backend.model.empty()) fail("serve: --model is required");
   auto backend = llm::make_backend(job.backend);
   Server server(*backend, job.server);
   const int port = server.bind();
@@ -493,11 +532,11 @@ void serve_main(const ServeJob& job) {
                  sig == SIGTERM ? "SIGTERM" : "SIGINT");
     server.stop();
   });
-  std::fprintf(stderr, "metamath serve: listening on http://%s:%d (model %s)\n",
-               job.server.host.c_str(), port,
-               (job.server.served_model_name.empty() ? backend->model_name()
-                                                     : job.server.served_model_name)
-                   .c_str());
+  std::fprintf(
+      stderr, "metamath serve: listening on http://%s:%d (model %s)\n", job.server.host.c_str(),
+      port,
+      (job.server.served_model_name.empty() ? backend->model_name() : job.server.served_model_name)
+          .c_str());
   std::fflush(stderr);
   server.run();
   const unsigned char zero = 0;

@@ -18,10 +18,10 @@ namespace metamath::serve {
 
 struct ServeOptions {
   std::string host = "127.0.0.1";
-  int port = 8000;                 // 0: any free port (see Server::bind)
-  std::string api_key;             // empty: no authentication
-  std::string served_model_name;   // default: the backend's model_name()
-  int threads = 512;               // HTTP worker threads (one per open connection)
+  int port = 8000;                // 0: any free port (see Server::bind)
+  std::string api_key;            // empty: no authentication
+  std::string served_model_name;  // default: the backend's model_name()
+  int threads = 512;              // HTTP worker threads (one per open connection)
   std::size_t max_body_bytes = 32u << 20;
 };
 
@@ -46,8 +46,10 @@ struct ServeJob {
   llm::BackendOptions backend;
   ServeOptions server;
 };
-// The CLI's job: make the backend, serve until SIGTERM/SIGINT, then finish in-flight requests and
-// exit. Prints "metamath serve: listening on http://HOST:PORT" (to stderr) once ready.
-void serve_main(const ServeJob& job);
+// The CLI's job: check it (a model is required; the API key defaults to
+// $METAMATH_SERVE_API_KEY), make the backend, serve until SIGTERM/SIGINT, then finish in-flight
+// requests and exit. Prints "metamath serve: listening on http://HOST:PORT" (to stderr) once
+// ready.
+void serve_main(ServeJob job);
 
 }  // namespace metamath::serve

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/shard.h"
 
 #ifdef METAMATH_HAVE_GLOO
 #ifndef USE_C10D_GLOO
@@ -18,16 +19,6 @@
 namespace metamath::train {
 
 namespace {
-
-std::optional<long> env_int(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return std::nullopt;
-  char* end = nullptr;
-  long x = std::strtol(v, &end, 10);
-  if (*end != '\0' || x < 0)
-    fail("environment variable {}='{}' is not a non-negative integer", name, v);
-  return x;
-}
 
 #ifdef METAMATH_HAVE_GLOO
 class GlooComm : public Comm {
@@ -79,16 +70,14 @@ class GlooComm : public Comm {
 }  // namespace
 
 std::optional<DistEnv> dist_env_from_environment() {
-  auto world = env_int("WORLD_SIZE");
-  if (!world) return std::nullopt;
+  std::optional<TorchrunEnv> torchrun = torchrun_env();  // RANK, WORLD_SIZE, LOCAL_RANK
+  if (!torchrun) return std::nullopt;
   DistEnv e;
-  e.world_size = static_cast<int>(*world);
-  if (e.world_size < 1) fail("WORLD_SIZE must be at least 1");
-  e.rank = static_cast<int>(env_int("RANK").value_or(0));
-  e.local_rank = static_cast<int>(env_int("LOCAL_RANK").value_or(0));
-  if (e.rank >= e.world_size) fail("RANK={} is not below WORLD_SIZE={}", e.rank, e.world_size);
+  e.rank = torchrun->rank;
+  e.world_size = torchrun->world_size;
+  e.local_rank = torchrun->local_rank;
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
-  e.master_port = static_cast<int>(env_int("MASTER_PORT").value_or(29500));
+  e.master_port = nonnegative_int_env("MASTER_PORT").value_or(29500);
   if (e.master_port <= 0 || e.master_port > 65535)
     fail("MASTER_PORT={} is not a TCP port", e.master_port);
   return e;

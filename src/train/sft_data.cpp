@@ -293,8 +293,8 @@ std::vector<std::vector<int64_t>> rank_micro_batches(const std::vector<int64_t>&
   return out;
 }
 
-std::vector<std::vector<int64_t>> pack_rows(const SftData& data, const std::vector<int64_t>& examples,
-                                            int64_t max_len) {
+std::vector<std::vector<int64_t>> pack_rows(const SftData& data,
+                                            const std::vector<int64_t>& examples, int64_t max_len) {
   if (max_len <= 0) fail("packing: max length must be positive (got {})", max_len);
   std::vector<int64_t> order(examples.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
@@ -331,8 +331,8 @@ std::vector<std::vector<std::vector<int64_t>>> rank_packed_micro_batches(
   std::vector<std::vector<std::vector<int64_t>>> out;
   for (std::size_t s = 0; s < rows.size(); s += static_cast<std::size_t>(micro_batch))
     out.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(s),
-                     rows.begin() + static_cast<std::ptrdiff_t>(
-                                        std::min(rows.size(), s + static_cast<std::size_t>(micro_batch))));
+                     rows.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                        rows.size(), s + static_cast<std::size_t>(micro_batch))));
   return out;
 }
 

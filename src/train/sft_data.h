@@ -86,12 +86,12 @@ std::vector<std::vector<int64_t>> epoch_batches(const SftData& data, int64_t glo
 std::vector<std::vector<int64_t>> rank_micro_batches(const std::vector<int64_t>& global,
                                                      int64_t micro_batch, int rank, int world);
 
-// Packing: this rank's examples of a global batch (every world-th one, from `rank`) packed into rows
-// of at most max_len tokens, first-fit in order of decreasing length (ties by position), each row
-// listing its examples in packing order. Rows are then grouped micro_batch at a time (see
+// Packing: this rank's examples of a global batch (every world-th one, from `rank`) packed into
+// rows of at most max_len tokens, first-fit in order of decreasing length (ties by position), each
+// row listing its examples in packing order. Rows are then grouped micro_batch at a time (see
 // rank_packed_micro_batches).
-std::vector<std::vector<int64_t>> pack_rows(const SftData& data, const std::vector<int64_t>& examples,
-                                            int64_t max_len);
+std::vector<std::vector<int64_t>> pack_rows(const SftData& data,
+                                            const std::vector<int64_t>& examples, int64_t max_len);
 // The rank's packed rows grouped into micro-batches of at most micro_batch rows.
 std::vector<std::vector<std::vector<int64_t>>> rank_packed_micro_batches(
     const SftData& data, const std::vector<int64_t>& global, int64_t micro_batch, int64_t max_len,

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <memory>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -13,6 +14,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "model/matmul.h"
+#include "model/safetensors.h"
 #include "model/tokenizer.h"
 
 namespace metamath::train {
@@ -21,18 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Every weight slot of a model, in a fixed order.
-template <typename M, typename F>
-void for_each_slot(M& m, F&& f) {
-  f(m.embed_tokens);
-  f(m.final_norm);
-  f(m.lm_head);
-  for (auto& L : m.layers)
-    for (auto* t : {&L.input_norm, &L.post_norm, &L.q_w, &L.k_w, &L.v_w, &L.o_w, &L.q_b, &L.k_b,
-                    &L.v_b, &L.o_b, &L.gate_w, &L.up_w, &L.down_w, &L.gate_b, &L.up_b, &L.down_b})
-      f(*t);
-}
-
 uint64_t mix(uint64_t a, uint64_t b) {
   uint64_t z = a + 0x9E3779B97F4A7C15ull * (b + 1);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -40,7 +30,8 @@ uint64_t mix(uint64_t a, uint64_t b) {
   return z ^ (z >> 31);
 }
 
-std::optional<int64_t> checkpoint_step(const fs::path& p) {
+// The step of a training checkpoint folder named checkpoint-<step>.
+std::optional<int64_t> training_checkpoint_step(const fs::path& p) {
   const std::string name = p.filename().string();
   const std::string prefix = "checkpoint-";
   if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) return std::nullopt;
@@ -52,29 +43,23 @@ std::optional<int64_t> checkpoint_step(const fs::path& p) {
   return v;
 }
 
-std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& out) {
+// OUT's complete training checkpoints (those holding trainer_state.json), by step.
+std::vector<std::pair<int64_t, fs::path>> list_training_checkpoints(const fs::path& out) {
   std::vector<std::pair<int64_t, fs::path>> v;
   if (!fs::is_directory(out)) return v;
   for (const auto& e : fs::directory_iterator(out)) {
     if (!e.is_directory()) continue;
-    auto s = checkpoint_step(e.path());
+    auto s = training_checkpoint_step(e.path());
     if (s && fs::exists(e.path() / "trainer_state.json")) v.emplace_back(*s, e.path());
   }
   std::sort(v.begin(), v.end());
   return v;
 }
 
-struct Setup {
-  std::optional<model::Model> model;
-  std::optional<model::LoraAdapter> lora;
-  model::NamedTensors params;
-  fs::path tokenizer_dir;
-};
-
 }  // namespace
 
-std::optional<fs::path> latest_checkpoint(const fs::path& out) {
-  auto v = list_checkpoints(out);
+std::optional<fs::path> latest_training_checkpoint(const fs::path& out) {
+  auto v = list_training_checkpoints(out);
   if (v.empty()) return std::nullopt;
   return v.back().second;
 }
@@ -172,32 +157,18 @@ at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch) {
 }
 
 model::Model make_bf16_shadow(const model::Model& master) {
-  model::ModelConfig c = master.config();
-  c.initializer_range = 0.0;
-  model::Model shadow = model::Model::init_random(c, 0, at::kBFloat16, master.device());
-  bind_bf16_shadow(shadow, master);
-  return shadow;
+  return model::Model::cast_of(master, at::kBFloat16);
 }
 
 void bind_bf16_shadow(model::Model& shadow, const model::Model& master) {
-  std::vector<at::Tensor> src;
-  for_each_slot(master, [&](const at::Tensor& t) { src.push_back(t); });
-  std::size_t i = 0;
-  for_each_slot(shadow, [&](at::Tensor& t) {
-    const at::Tensor& m = src[i++];
-    t = m.defined() ? m.to(at::kBFloat16) : at::Tensor();
-  });
-  if (master.config().tie_word_embeddings) shadow.lm_head = shadow.embed_tokens;
-  shadow.adapter = master.adapter;
-  shadow.checkpoint_layers = master.checkpoint_layers;
+  shadow.recast_from(master);
 }
 
 model::NamedTensors trainable_model_parameters(model::Model& model) {
   model::NamedTensors ps = model.named_parameters();
+  // named_parameters returns handles to the model's own tensors, so this marks the model's
+  // weights; a tied lm_head is the embedding tensor itself and so shares its grad.
   for (auto& [n, t] : ps) t.requires_grad_(true);
-  // The slots hold the same tensors (named_parameters returns handles), so nothing else to do; a
-  // tied lm_head aliases embed_tokens and so shares its grad.
-  if (model.config().tie_word_embeddings) model.lm_head = model.embed_tokens;
   return ps;
 }
 
@@ -241,28 +212,207 @@ StepResult train_step(const model::Model& model, AdamW& opt, const std::vector<B
   return r;
 }
 
+// ---------------------------------------------------------------------------------------------
+// run_training: open or resume -> model, data, optimizer -> steps (log, save) -> final model
+
 namespace {
 
-void save_training_checkpoint(const fs::path& out, int64_t step, const Setup& s, const AdamW& opt,
-                              const json& state, int64_t keep_last) {
-  const fs::path dir = out / fmt::format("checkpoint-{}", step);
-  const fs::path tmp = out / fmt::format(".checkpoint-{}.tmp", step);
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  if (s.lora) {
-    s.lora->save(tmp);
+// Where this process sits in the data-parallel group.
+struct Ranks {
+  int rank = 0, world = 1;
+  bool main = true;  // rank 0: writes the log, checkpoints and the final model
+};
+
+// A training checkpoint folder OUT/checkpoint-<step>/ to resume from, with its trainer_state.json.
+struct TrainingCheckpoint {
+  fs::path dir;
+  json state;
+  fs::path state_file() const { return dir / "trainer_state.json"; }
+};
+
+// The model being trained: the base model, its LoRA adapter on a LoRA run, the trainable tensors
+// (the adapter's or the model's), and the tokenizer folder saved with it.
+struct Trainee {
+  std::optional<model::Model> model;
+  std::unique_ptr<model::LoraAdapter> lora;
+  model::NamedTensors params;
+  fs::path tokenizer_dir;
+};
+
+struct Schedule {
+  int64_t steps_per_epoch = 0, total = 0, warmup = 0;
+};
+
+// The outputs a run keeps between steps: OUT/train_log.jsonl (rank 0), the progress bar, timing.
+struct TrainLog {
+  std::optional<JsonlWriter> writer;
+  std::optional<Progress> bar;
+  std::chrono::steady_clock::time_point t0;
+  int64_t tokens_seen = 0;
+};
+
+// One global batch as this rank sees it: its micro-batches and the counts the log reports.
+struct GlobalBatch {
+  std::vector<Batch> micro;
+  int64_t label_tokens = 0, tokens = 0;  // of the whole global batch (every rank)
+  int64_t rows = 0, positions = 0;       // this rank's forward rows and positions incl. padding
+};
+
+// The epoch's global batches, remade when a step enters a new epoch.
+struct DataOrder {
+  std::vector<std::vector<int64_t>> batches;
+  int64_t epoch = -1;
+};
+
+Ranks check_options(const TrainOptions& o) {
+  if (o.out.empty()) fail("train: --out is required");
+  if (o.data.empty()) fail("train: --data is required");
+  if (o.global_batch <= 0 || o.micro_batch <= 0)
+    fail("train: --global-batch and --micro-batch must be positive");
+  if (o.epochs <= 0 && o.max_steps <= 0) fail("train: --epochs must be positive");
+  Ranks r;
+  r.rank = o.comm ? o.comm->rank() : 0;
+  r.world = o.comm ? o.comm->world_size() : 1;
+  r.main = r.rank == 0;
+  if (o.global_batch < r.world)
+    fail("train: --global-batch {} is smaller than the number of processes {}", o.global_batch,
+         r.world);
+  return r;
+}
+
+// --resume: "latest" (the newest OUT/checkpoint-*, if any) or a checkpoint folder.
+std::optional<TrainingCheckpoint> open_resume_checkpoint(const TrainOptions& o) {
+  if (o.resume.empty()) return std::nullopt;
+  std::optional<fs::path> dir;
+  if (o.resume == "latest") {
+    dir = latest_training_checkpoint(o.out);
+    if (!dir) log::warn("--resume: no checkpoint in {}; starting from scratch", o.out.string());
   } else {
-    s.model->save(tmp, s.tokenizer_dir);
+    dir = fs::path(o.resume);
   }
-  model::save_safetensors(tmp / "optimizer.safetensors", opt.state());
-  write_file_atomic(tmp / "trainer_state.json", state.dump(2) + "\n");
-  fs::remove_all(dir);
-  fs::rename(tmp, dir);
-  if (keep_last > 0) {
-    auto all = list_checkpoints(out);
-    for (std::size_t i = 0; i + static_cast<std::size_t>(keep_last) < all.size(); ++i)
-      fs::remove_all(all[i].second);
+  if (!dir) return std::nullopt;
+  TrainingCheckpoint ck{*dir, json()};
+  if (!fs::exists(ck.state_file()))
+    fail("{}: not a training checkpoint (no trainer_state.json)", dir->string());
+  ck.state = read_json_file(ck.state_file());
+  return ck;
+}
+
+fs::path tokenizer_folder(const TrainOptions& o) {
+  if (o.init == "random") {
+    if (o.tokenizer.empty()) fail("train: --init random needs --tokenizer");
+    return o.tokenizer;
   }
+  if (o.init == "pretrained") {
+    if (o.model.empty()) fail("train: --model is required (or --init random --config ...)");
+    return o.tokenizer.empty() ? o.model : o.tokenizer;
+  }
+  fail("train: --init must be pretrained or random (got '{}')", o.init);
+}
+
+// --init random: a preset or a config.json, sized for the tokenizer, stored in float32.
+model::ModelConfig random_init_config(const TrainOptions& o, const model::Tokenizer& tok) {
+  model::ModelConfig c;
+  if (o.config == "tiny" || o.config == "small") {
+    c = model::preset_config(o.config, model::parse_arch(o.arch.empty() ? "llama" : o.arch),
+                             static_cast<int64_t>(tok.vocab_size()));
+    if (c.arch == model::Arch::Qwen2) c.tie_word_embeddings = true;
+  } else {
+    c = model::load_config(fs::path(o.config));
+    if (c.vocab_size < static_cast<int64_t>(tok.vocab_size()))
+      fail("{}: vocab_size {} is smaller than the tokenizer's {}", o.config, c.vocab_size,
+           tok.vocab_size());
+  }
+  if (tok.bos_id()) c.bos_token_id = *tok.bos_id();
+  if (tok.eos_id()) c.eos_token_ids = {*tok.eos_id()};
+  c.torch_dtype = "float32";
+  c.validate(o.config);
+  return c;
+}
+
+// The model (resumed, random or pretrained) and its trainable tensors: a LoRA adapter's (resumed
+// or fresh) or every weight of the model.
+void load_trainee(const TrainOptions& o, const std::optional<TrainingCheckpoint>& resume,
+                  const model::Tokenizer& tok, Trainee& t) {
+  if (resume && !o.lora)
+    t.model = model::Model::load(resume->dir, at::kFloat);
+  else if (o.init == "random")
+    t.model = model::Model::init_random(random_init_config(o, tok), o.seed);
+  else
+    t.model = model::Model::load(o.model, at::kFloat);
+  if (static_cast<int64_t>(tok.vocab_size()) > t.model->config().vocab_size)
+    fail("train: the tokenizer ({} ids) does not fit the model's vocabulary ({})", tok.vocab_size(),
+         t.model->config().vocab_size);
+  if (o.lora) {
+    t.lora = std::make_unique<model::LoraAdapter>(
+        resume ? model::LoraAdapter::load(resume->dir, *t.model)
+               : model::LoraAdapter::init(*t.model, o.lora_config, mix(o.seed, 7)));
+    t.params = t.lora->named_parameters();
+    for (auto& [n, p] : t.params) p.requires_grad_(true);
+    t.lora->set_training(true);
+    t.model->set_adapter(t.lora.get());
+  } else {
+    t.params = trainable_model_parameters(*t.model);
+  }
+  t.model->set_recompute_layers(o.gradient_checkpointing);
+}
+
+// The tokenized dataset. Rank 0 builds the cache first; the others then read it.
+SftData load_data(const TrainOptions& o, const Ranks& r, const fs::path& tokenizer_dir,
+                  const model::Tokenizer& tok) {
+  SftDataOptions dopt;
+  dopt.input = o.data;
+  dopt.query_field = o.query_field;
+  dopt.response_field = o.response_field;
+  dopt.max_len = o.max_len;
+  dopt.limit = o.limit;
+  dopt.cache_dir = o.cache_dir.empty() ? o.out / ".cache" : o.cache_dir;
+  dopt.tokenizer_dir = tokenizer_dir;
+  dopt.skip_bad = o.skip_bad;
+  SftData data;
+  if (r.world > 1 && !r.main) o.comm->barrier();
+  data = load_sft_data(dopt, tok);
+  if (r.world > 1 && r.main) o.comm->barrier();
+  return data;
+}
+
+Schedule make_schedule(const TrainOptions& o, const SftData& data) {
+  Schedule s;
+  s.steps_per_epoch = (data.size() + o.global_batch - 1) / o.global_batch;
+  s.total = o.max_steps > 0 ? o.max_steps : o.epochs * s.steps_per_epoch;
+  s.warmup = warmup_steps(s.total, o.warmup_ratio);
+  return s;
+}
+
+AdamW make_optimizer(const TrainOptions& o, const model::NamedTensors& params) {
+  AdamWOptions ao;
+  ao.beta1 = o.beta1;
+  ao.beta2 = o.beta2;
+  ao.eps = o.eps;
+  ao.weight_decay = o.weight_decay;
+  return AdamW(params, ao);
+}
+
+// Checks that the checkpoint was trained on this data and schedule, loads the optimizer state and
+// returns the step to continue from.
+int64_t resume_from(const TrainingCheckpoint& ck, const TrainOptions& o, const SftData& data,
+                    const Schedule& s, AdamW& opt) {
+  const std::string where = ck.state_file().string();
+  const json& st = ck.state;
+  const int64_t step = st.at("global_step").get<int64_t>();
+  if (st.value("num_examples", int64_t{-1}) != data.size())
+    fail("{}: the checkpoint was trained on {} examples, the data now has {}", where,
+         st.value("num_examples", int64_t{-1}), data.size());
+  if (st.value("global_batch", int64_t{-1}) != o.global_batch ||
+      st.value("total_steps", int64_t{-1}) != s.total)
+    fail("{}: --global-batch / schedule differ from the checkpoint's (global_batch {}, {} steps)",
+         where, st.value("global_batch", int64_t{-1}), st.value("total_steps", int64_t{-1}));
+  auto f = model::SafetensorsFile::open(ck.dir / "optimizer.safetensors");
+  model::NamedTensors state;
+  for (auto& n : f->names()) state.emplace_back(n, f->get(n));
+  opt.load_state(state, f->path().string());
+  log::info("resumed from {} at step {}/{}", ck.dir.string(), step, s.total);
+  return step;
 }
 
 // Keeps the log rows up to `step` (a resumed run re-logs the steps after its checkpoint).
@@ -276,298 +426,256 @@ void trim_log(const fs::path& log, int64_t step) {
   write_file_atomic(log, kept);
 }
 
-}  // namespace
-
-TrainSummary run_training(const TrainOptions& o) {
-  if (o.out.empty()) fail("train: --out is required");
-  if (o.data.empty()) fail("train: --data is required");
-  if (o.global_batch <= 0 || o.micro_batch <= 0)
-    fail("train: --global-batch and --micro-batch must be positive");
-  if (o.epochs <= 0 && o.max_steps <= 0) fail("train: --epochs must be positive");
-  const int rank = o.comm ? o.comm->rank() : 0;
-  const int world = o.comm ? o.comm->world_size() : 1;
-  const bool main = rank == 0;
-  if (o.global_batch < world)
-    fail("train: --global-batch {} is smaller than the number of processes {}", o.global_batch,
-         world);
-
-  // Resume point.
-  std::optional<fs::path> resume_dir;
-  json resume_state;
-  if (!o.resume.empty()) {
-    if (o.resume == "latest") {
-      resume_dir = latest_checkpoint(o.out);
-      if (!resume_dir)
-        log::warn("--resume: no checkpoint in {}; starting from scratch", o.out.string());
-    } else {
-      resume_dir = fs::path(o.resume);
-    }
-    if (resume_dir) {
-      const fs::path sf = *resume_dir / "trainer_state.json";
-      if (!fs::exists(sf))
-        fail("{}: not a training checkpoint (no trainer_state.json)", resume_dir->string());
-      resume_state = json::parse(read_file(sf));
-    }
-  }
-
-  // Model (+ adapters).
-  Setup s;
-  if (o.init == "random") {
-    if (o.tokenizer.empty()) fail("train: --init random needs --tokenizer");
-    s.tokenizer_dir = o.tokenizer;
-  } else if (o.init == "pretrained") {
-    if (o.model.empty()) fail("train: --model is required (or --init random --config ...)");
-    s.tokenizer_dir = o.tokenizer.empty() ? o.model : o.tokenizer;
-  } else {
-    fail("train: --init must be pretrained or random (got '{}')", o.init);
-  }
-  std::unique_ptr<model::Tokenizer> tok = model::Tokenizer::load(s.tokenizer_dir);
-
-  if (resume_dir && !o.lora) {
-    s.model = model::Model::load(*resume_dir, at::kFloat);
-  } else if (o.init == "random") {
-    model::ModelConfig c;
-    if (o.config == "tiny" || o.config == "small") {
-      c = model::preset_config(o.config, model::parse_arch(o.arch.empty() ? "llama" : o.arch),
-                               static_cast<int64_t>(tok->vocab_size()));
-      if (c.arch == model::Arch::Qwen2) c.tie_word_embeddings = true;
-    } else {
-      c = model::load_config(fs::path(o.config));
-      if (c.vocab_size < static_cast<int64_t>(tok->vocab_size()))
-        fail("{}: vocab_size {} is smaller than the tokenizer's {}", o.config, c.vocab_size,
-             tok->vocab_size());
-    }
-    if (tok->bos_id()) c.bos_token_id = *tok->bos_id();
-    if (tok->eos_id()) c.eos_token_ids = {*tok->eos_id()};
-    c.torch_dtype = "float32";
-    c.validate(o.config);
-    s.model = model::Model::init_random(c, o.seed);
-  } else {
-    s.model = model::Model::load(o.model, at::kFloat);
-  }
-  if (static_cast<int64_t>(tok->vocab_size()) > s.model->config().vocab_size)
-    fail("train: the tokenizer ({} ids) does not fit the model's vocabulary ({})",
-         tok->vocab_size(), s.model->config().vocab_size);
-  if (o.lora) {
-    if (resume_dir)
-      s.lora = model::LoraAdapter::load(*resume_dir, *s.model);
-    else
-      s.lora = model::LoraAdapter::init(*s.model, o.lora_config, mix(o.seed, 7));
-    s.params = s.lora->named_parameters();
-    for (auto& [n, t] : s.params) t.requires_grad_(true);
-    s.lora->set_training(true);
-    s.model->adapter = &*s.lora;
-  } else {
-    s.params = trainable_model_parameters(*s.model);
-  }
-  s.model->checkpoint_layers = o.gradient_checkpointing;
-  int64_t n_params = 0;
-  for (auto& [n, t] : s.params) n_params += t.numel();
-
-  // Data.
-  SftDataOptions dopt;
-  dopt.input = o.data;
-  dopt.query_field = o.query_field;
-  dopt.response_field = o.response_field;
-  dopt.max_len = o.max_len;
-  dopt.limit = o.limit;
-  dopt.cache_dir = o.cache_dir.empty() ? o.out / ".cache" : o.cache_dir;
-  dopt.tokenizer_dir = s.tokenizer_dir;
-  dopt.skip_bad = o.skip_bad;
-  // Rank 0 builds the cache first; the others then read it.
-  SftData data;
-  if (world > 1 && !main) o.comm->barrier();
-  data = load_sft_data(dopt, *tok);
-  if (world > 1 && main) o.comm->barrier();
-
-  const int64_t spe = (data.size() + o.global_batch - 1) / o.global_batch;
-  const int64_t total = o.max_steps > 0 ? o.max_steps : o.epochs * spe;
-  const int64_t warmup = warmup_steps(total, o.warmup_ratio);
-  const int64_t pad_id = tok->pad_id();
-
-  AdamWOptions ao;
-  ao.beta1 = o.beta1;
-  ao.beta2 = o.beta2;
-  ao.eps = o.eps;
-  ao.weight_decay = o.weight_decay;
-  AdamW opt(s.params, ao);
-
-  int64_t step = 0;
-  if (resume_dir) {
-    const std::string where = (*resume_dir / "trainer_state.json").string();
-    step = resume_state.at("global_step").get<int64_t>();
-    if (resume_state.value("num_examples", int64_t{-1}) != data.size())
-      fail("{}: the checkpoint was trained on {} examples, the data now has {}", where,
-           resume_state.value("num_examples", int64_t{-1}), data.size());
-    if (resume_state.value("global_batch", int64_t{-1}) != o.global_batch ||
-        resume_state.value("total_steps", int64_t{-1}) != total)
-      fail("{}: --global-batch / schedule differ from the checkpoint's (global_batch {}, {} steps)",
-           where, resume_state.value("global_batch", int64_t{-1}),
-           resume_state.value("total_steps", int64_t{-1}));
-    auto f = model::SafetensorsFile::open(*resume_dir / "optimizer.safetensors");
-    model::NamedTensors st;
-    for (auto& n : f->names()) st.emplace_back(n, f->get(n));
-    opt.load_state(st, f->path().string());
-    log::info("resumed from {} at step {}/{}", resume_dir->string(), step, total);
-  }
-
+// Creates OUT and, on rank 0, opens OUT/train_log.jsonl for appending: trimmed to `step` on a
+// resumed run, else started afresh.
+std::optional<JsonlWriter> open_train_log(const TrainOptions& o, const Ranks& r, bool resumed,
+                                          int64_t step) {
   fs::create_directories(o.out);
-  const fs::path log_path = o.out / "train_log.jsonl";
-  if (main) {
-    if (resume_dir)
-      trim_log(log_path, step);
-    else if (fs::exists(log_path))
-      fs::remove(log_path);
+  const fs::path path = o.out / "train_log.jsonl";
+  if (!r.main) return std::nullopt;
+  if (resumed)
+    trim_log(path, step);
+  else if (fs::exists(path))
+    fs::remove(path);
+  std::optional<JsonlWriter> w;
+  w.emplace(path, JsonlWriter::Mode::Append);
+  return w;
+}
+
+void log_run_start(const TrainOptions& o, const Ranks& r, const SftData& data, const Schedule& s,
+                   const model::NamedTensors& params) {
+  if (!r.main) return;
+  int64_t n_params = 0;
+  for (auto& [n, t] : params) n_params += t.numel();
+  log::info(
+      "train: {} examples ({} truncated to {}, {} dropped), {} steps ({} per epoch, warmup {}), "
+      "global batch {} = {} process(es) x micro-batch {}{} x accumulation, {} trainable "
+      "parameters{}{}",
+      data.size(), data.truncated, o.max_len, data.dropped, s.total, s.steps_per_epoch, s.warmup,
+      o.global_batch, r.world, o.micro_batch,
+      o.packing ? fmt::format(" packed rows of {} tokens", o.max_len) : "", n_params,
+      o.lora ? " (LoRA)" : "",
+      o.gradient_checkpointing ? ", activation checkpointing per layer" : "");
+}
+
+// trainer_state.json of a checkpoint at `step`.
+json trainer_state(const TrainOptions& o, const Ranks& r, const SftData& data, const Schedule& s,
+                   int64_t step) {
+  return json{{"global_step", step},
+              {"epoch", step / s.steps_per_epoch},
+              {"step_in_epoch", step % s.steps_per_epoch},
+              {"total_steps", s.total},
+              {"warmup_steps", s.warmup},
+              {"steps_per_epoch", s.steps_per_epoch},
+              {"num_examples", data.size()},
+              {"global_batch", o.global_batch},
+              {"micro_batch", o.micro_batch},
+              {"world_size", r.world},
+              {"learning_rate", o.lr},
+              {"weight_decay", o.weight_decay},
+              {"max_grad_norm", o.max_grad_norm},
+              {"seed", o.seed},
+              {"group_by_length", o.group_by_length},
+              {"packing", o.packing},
+              {"lora", o.lora},
+              {"data_order", "epoch_batches(seed, epoch): seeded shuffle + length grouping"},
+              {"rng", "dropout generator reseeded each step from (seed, step, rank)"}};
+}
+
+// The global batch of `step` (epoch step / steps_per_epoch, in the epoch's order), cut into this
+// rank's micro-batches: padded rows of examples, or packed rows.
+GlobalBatch global_batch(const TrainOptions& o, const Ranks& r, const SftData& data,
+                         const Schedule& s, int64_t step, int64_t pad_id, DataOrder& order) {
+  const int64_t epoch = step / s.steps_per_epoch, i = step % s.steps_per_epoch;
+  if (epoch != order.epoch) {
+    order.batches = epoch_batches(data, o.global_batch, o.seed, epoch, o.group_by_length);
+    order.epoch = epoch;
   }
-  std::optional<JsonlWriter> logw;
-  if (main) logw.emplace(log_path, JsonlWriter::Mode::Append);
+  const std::vector<int64_t>& gb = order.batches[i];
+  GlobalBatch g;
+  for (int64_t e : gb) {
+    g.label_tokens += data.label_tokens(e);
+    g.tokens += data.length(e);
+  }
+  if (o.packing) {
+    for (auto& rows :
+         rank_packed_micro_batches(data, gb, o.micro_batch, o.max_len, r.rank, r.world))
+      g.micro.push_back(make_packed_batch(data, rows, pad_id));
+  } else {
+    for (auto& mb : rank_micro_batches(gb, o.micro_batch, r.rank, r.world))
+      g.micro.push_back(make_batch(data, mb, pad_id));
+  }
+  for (const Batch& b : g.micro) {
+    g.rows += b.input_ids.size(0);
+    g.positions += b.input_ids.numel();
+  }
+  return g;
+}
 
-  if (main)
-    log::info(
-        "train: {} examples ({} truncated to {}, {} dropped), {} steps ({} per epoch, warmup {}), "
-        "global batch {} = {} process(es) x micro-batch {}{} x accumulation, {} trainable "
-        "parameters{}{}",
-        data.size(), data.truncated, o.max_len, data.dropped, total, spe, warmup, o.global_batch,
-        world, o.micro_batch, o.packing ? fmt::format(" packed rows of {} tokens", o.max_len) : "",
-        n_params, o.lora ? " (LoRA)" : "",
-        o.gradient_checkpointing ? ", activation checkpointing per layer" : "");
-
+TrainSummary start_summary(const SftData& data, const Schedule& s, int64_t step,
+                           const std::optional<TrainingCheckpoint>& resume) {
   TrainSummary sum;
-  sum.total_steps = total;
+  sum.total_steps = s.total;
   sum.start_step = step;
   sum.examples = data.size();
   sum.truncated = data.truncated;
   sum.dropped = data.dropped;
-  if (resume_dir) sum.last_checkpoint = resume_dir;
+  if (resume) sum.last_checkpoint = resume->dir;
+  return sum;
+}
 
-  auto state_json = [&](int64_t at_step) {
-    return json{{"global_step", at_step},
-                {"epoch", at_step / spe},
-                {"step_in_epoch", at_step % spe},
-                {"total_steps", total},
-                {"warmup_steps", warmup},
-                {"steps_per_epoch", spe},
-                {"num_examples", data.size()},
-                {"global_batch", o.global_batch},
-                {"micro_batch", o.micro_batch},
-                {"world_size", world},
-                {"learning_rate", o.lr},
-                {"weight_decay", o.weight_decay},
-                {"max_grad_norm", o.max_grad_norm},
-                {"seed", o.seed},
-                {"group_by_length", o.group_by_length},
-                {"packing", o.packing},
-                {"lora", o.lora},
-                {"data_order", "epoch_batches(seed, epoch): seeded shuffle + length grouping"},
-                {"rng", "dropout generator reseeded each step from (seed, step, rank)"}};
-  };
+// The progress bar (rank 0, unless --quiet) at `step`, and the clock of tokens/s and elapsed_s.
+void start_progress(const TrainOptions& o, const Ranks& r, const Schedule& s, int64_t step,
+                    TrainLog& log) {
+  if (r.main && o.progress) log.bar.emplace("train", static_cast<uint64_t>(s.total));
+  if (log.bar) log.bar->tick(static_cast<uint64_t>(step));
+  log.t0 = std::chrono::steady_clock::now();
+}
 
-  std::optional<Progress> bar;
-  if (main && o.progress) bar.emplace("train", static_cast<uint64_t>(total));
-  if (bar) bar->tick(static_cast<uint64_t>(step));
-  const auto t0 = std::chrono::steady_clock::now();
-  int64_t tokens_seen = 0;
+// A non-finite loss: logged (rank 0), then the run stops without updating.
+[[noreturn]] void fail_non_finite(TrainLog& log, const TrainSummary& sum, const StepResult& r,
+                                  int64_t step, double lr) {
+  std::string last = sum.last_checkpoint ? sum.last_checkpoint->string() : "none";
+  if (log.writer) {
+    log.writer->write(json{{"step", step + 1},
+                           {"error", "non-finite loss"},
+                           {"loss", std::isnan(r.loss) ? "nan" : "inf"}});
+    log.writer->commit();
+  }
+  if (log.bar) log.bar->finish();
+  fail(
+      "train: the loss is {} at step {} (lr {:.3g}); stopped without updating. Last good "
+      "checkpoint: {}",
+      r.loss, step + 1, lr, last);
+}
+
+// One row of train_log.jsonl (rank 0) and the progress bar, after step `step` took dt seconds.
+void log_step(TrainLog& log, const Schedule& s, int64_t step, const StepResult& r, double lr,
+              const GlobalBatch& g, double dt) {
+  log.tokens_seen += g.tokens;
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - log.t0).count();
+  if (log.writer) {
+    log.writer->write(
+        json{{"step", step},
+             {"epoch", static_cast<double>(step) / static_cast<double>(s.steps_per_epoch)},
+             {"loss", r.loss},
+             {"lr", lr},
+             {"grad_norm", r.grad_norm},
+             {"tokens", g.tokens},
+             {"label_tokens", g.label_tokens},
+             {"rank0_rows", g.rows},
+             {"rank0_positions", g.positions},
+             {"tokens_per_s", static_cast<double>(g.tokens) / std::max(dt, 1e-9)},
+             {"elapsed_s", elapsed}});
+    log.writer->commit();
+  }
+  if (log.bar) {
+    log.bar->set_postfix(
+        fmt::format("loss {:.4f} lr {:.3g} {:.0f} tok/s", r.loss, lr,
+                    static_cast<double>(log.tokens_seen) / std::max(elapsed, 1e-9)));
+    log.bar->tick();
+  }
+}
+
+fs::path training_checkpoint_dir(const fs::path& out, int64_t step) {
+  return out / fmt::format("checkpoint-{}", step);
+}
+
+// Writes OUT/checkpoint-<step>/ (under a temporary name, renamed when complete), then removes
+// all but the newest keep_last checkpoints.
+void save_training_checkpoint(const fs::path& out, int64_t step, const Trainee& t, const AdamW& opt,
+                              const json& state, int64_t keep_last) {
+  const fs::path dir = training_checkpoint_dir(out, step);
+  const fs::path tmp = out / fmt::format(".checkpoint-{}.tmp", step);
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  if (t.lora) {
+    t.lora->save(tmp);
+  } else {
+    t.model->save(tmp, t.tokenizer_dir);
+  }
+  model::save_safetensors(tmp / "optimizer.safetensors", opt.state());
+  write_file_atomic(tmp / "trainer_state.json", state.dump(2) + "\n");
+  fs::remove_all(dir);
+  fs::rename(tmp, dir);
+  if (keep_last > 0) {
+    auto all = list_training_checkpoints(out);
+    for (std::size_t i = 0; i + static_cast<std::size_t>(keep_last) < all.size(); ++i)
+      fs::remove_all(all[i].second);
+  }
+}
+
+// The last checkpoint and the final model in OUT (rank 0; the adapter folder on a LoRA run).
+void save_final(const TrainOptions& o, int64_t step, const Trainee& t, const AdamW& opt,
+                const json& state) {
+  save_training_checkpoint(o.out, step, t, opt, state, o.keep_last);
+  if (t.lora) {
+    t.lora->save(o.out, o.init == "pretrained" ? o.model.string() : "");
+  } else {
+    t.model->save(o.out, t.tokenizer_dir);
+  }
+  log::info("train: done, {} steps; model in {}", step, o.out.string());
+}
+
+}  // namespace
+
+TrainSummary run_training(const TrainOptions& o) {
+  const Ranks ranks = check_options(o);
+  const std::optional<TrainingCheckpoint> resume = open_resume_checkpoint(o);
+  Trainee t;
+  t.tokenizer_dir = tokenizer_folder(o);
+  std::unique_ptr<model::Tokenizer> tok = model::Tokenizer::load(t.tokenizer_dir);
+  load_trainee(o, resume, *tok, t);
+  const SftData data = load_data(o, ranks, t.tokenizer_dir, *tok);
+  const Schedule sched = make_schedule(o, data);
+  const int64_t pad_id = tok->pad_id();
+  AdamW opt = make_optimizer(o, t.params);
+  int64_t step = resume ? resume_from(*resume, o, data, sched, opt) : 0;
+
+  TrainLog log;
+  log.writer = open_train_log(o, ranks, resume.has_value(), step);
+  log_run_start(o, ranks, data, sched, t.params);
+  TrainSummary sum = start_summary(data, sched, step, resume);
+  start_progress(o, ranks, sched, step, log);
+
   StepOptions so;
   so.max_grad_norm = o.max_grad_norm;
-  std::optional<model::Model> shadow;
+  std::optional<model::Model> shadow;  // bf16 forward over the float32 master weights
   if (o.bf16) {
-    shadow.emplace(make_bf16_shadow(*s.model));
+    shadow.emplace(make_bf16_shadow(*t.model));
     so.bf16_shadow = &*shadow;
   }
-
-  std::vector<std::vector<int64_t>> batches;
-  int64_t batches_epoch = -1;
-  while (step < total) {
-    const int64_t epoch = step / spe, i = step % spe;
-    if (epoch != batches_epoch) {
-      batches = epoch_batches(data, o.global_batch, o.seed, epoch, o.group_by_length);
-      batches_epoch = epoch;
-    }
-    const std::vector<int64_t>& gb = batches[i];
-    int64_t label_tokens = 0, batch_tokens = 0;
-    for (int64_t e : gb) {
-      label_tokens += data.label_tokens(e);
-      batch_tokens += data.length(e);
-    }
-    std::vector<Batch> micro;
-    if (o.packing) {
-      for (auto& rows : rank_packed_micro_batches(data, gb, o.micro_batch, o.max_len, rank, world))
-        micro.push_back(make_packed_batch(data, rows, pad_id));
-    } else {
-      for (auto& mb : rank_micro_batches(gb, o.micro_batch, rank, world))
-        micro.push_back(make_batch(data, mb, pad_id));
-    }
-    int64_t rows = 0, positions = 0;  // this rank's forward rows and positions incl. padding
-    for (const Batch& b : micro) {
-      rows += b.input_ids.size(0);
-      positions += b.input_ids.numel();
-    }
-    at::manual_seed(mix(mix(o.seed, static_cast<uint64_t>(step)), static_cast<uint64_t>(rank)));
-    so.lr = cosine_lr(o.lr, step, total, warmup);
+  DataOrder order;
+  while (step < sched.total) {
+    const GlobalBatch g = global_batch(o, ranks, data, sched, step, pad_id, order);
+    at::manual_seed(
+        mix(mix(o.seed, static_cast<uint64_t>(step)), static_cast<uint64_t>(ranks.rank)));
+    so.lr = cosine_lr(o.lr, step, sched.total, sched.warmup);
     const auto ts = std::chrono::steady_clock::now();
-    StepResult r = train_step(*s.model, opt, micro, label_tokens, so, o.comm);
+    StepResult r = train_step(*t.model, opt, g.micro, g.label_tokens, so, o.comm);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
-    if (!r.finite) {
-      std::string last = sum.last_checkpoint ? sum.last_checkpoint->string() : "none";
-      if (logw) {
-        logw->write(json{{"step", step + 1},
-                         {"error", "non-finite loss"},
-                         {"loss", std::isnan(r.loss) ? "nan" : "inf"}});
-        logw->commit();
-      }
-      if (bar) bar->finish();
-      fail(
-          "train: the loss is {} at step {} (lr {:.3g}); stopped without updating. Last good "
-          "checkpoint: {}",
-          r.loss, step + 1, so.lr, last);
-    }
+    if (!r.finite) fail_non_finite(log, sum, r, step, so.lr);
     ++step;
-    tokens_seen += batch_tokens;
     sum.losses.push_back(r.loss);
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (logw) {
-      logw->write(json{{"step", step},
-                       {"epoch", static_cast<double>(step) / static_cast<double>(spe)},
-                       {"loss", r.loss},
-                       {"lr", so.lr},
-                       {"grad_norm", r.grad_norm},
-                       {"tokens", batch_tokens},
-                       {"label_tokens", label_tokens},
-                       {"rank0_rows", rows},
-                       {"rank0_positions", positions},
-                       {"tokens_per_s", static_cast<double>(batch_tokens) / std::max(dt, 1e-9)},
-                       {"elapsed_s", elapsed}});
-      logw->commit();
+    log_step(log, sched, step, r, so.lr, g, dt);
+    if (o.save_steps > 0 && step % o.save_steps == 0 && step < sched.total) {
+      if (ranks.main)
+        save_training_checkpoint(o.out, step, t, opt, trainer_state(o, ranks, data, sched, step),
+                                 o.keep_last);
+      sum.last_checkpoint = training_checkpoint_dir(o.out, step);
+      if (ranks.world > 1) o.comm->barrier();
     }
-    if (bar) {
-      bar->set_postfix(fmt::format("loss {:.4f} lr {:.3g} {:.0f} tok/s", r.loss, so.lr,
-                                   static_cast<double>(tokens_seen) / std::max(elapsed, 1e-9)));
-      bar->tick();
-    }
-    if (o.save_steps > 0 && step % o.save_steps == 0 && step < total) {
-      if (main) save_training_checkpoint(o.out, step, s, opt, state_json(step), o.keep_last);
-      sum.last_checkpoint = o.out / fmt::format("checkpoint-{}", step);
-      if (world > 1) o.comm->barrier();
-    }
-    if (o.stop_after > 0 && step >= o.stop_after && step < total) {
-      if (bar) bar->finish();
+    if (o.stop_after > 0 && step >= o.stop_after && step < sched.total) {
+      if (log.bar) log.bar->finish();
       sum.steps_done = step;
       return sum;
     }
   }
-  if (bar) bar->finish();
-  if (main) {
-    save_training_checkpoint(o.out, step, s, opt, state_json(step), o.keep_last);
-    if (s.lora) {
-      s.lora->save(o.out, o.init == "pretrained" ? o.model.string() : "");
-    } else {
-      s.model->save(o.out, s.tokenizer_dir);
-    }
-    log::info("train: done, {} steps; model in {}", step, o.out.string());
-  }
-  if (world > 1) o.comm->barrier();
-  sum.last_checkpoint = o.out / fmt::format("checkpoint-{}", step);
+  if (log.bar) log.bar->finish();
+  if (ranks.main) save_final(o, step, t, opt, trainer_state(o, ranks, data, sched, step));
+  if (ranks.world > 1) o.comm->barrier();
+  sum.last_checkpoint = training_checkpoint_dir(o.out, step);
   sum.final_dir = o.out;
   sum.steps_done = step;
   return sum;

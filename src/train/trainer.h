@@ -10,14 +10,15 @@
 // Step: zero grads -> forward/backward per micro-batch -> all-reduce -> stop if the loss is not
 // finite -> clip to max_grad_norm -> AdamW with the cosine-with-warmup learning rate.
 //
-// Checkpoints: OUT/checkpoint-<step>/ holds an HF-format model folder (config, safetensors,
-// tokenizer files; for LoRA the PEFT adapter folder) plus optimizer.safetensors (AdamW moments and
-// step) and trainer_state.json (step, epoch, schedule, data order). Data order and dropout RNG are
-// functions of (seed, epoch, step, rank), so a resumed run repeats exactly what an uninterrupted
-// one does. A checkpoint folder is written under a temporary name and renamed when complete.
-// OUT/train_log.jsonl gets one row per step (rank 0): loss, lr, grad_norm, tokens and label_tokens
-// of the global batch, rank0_rows / rank0_positions (rank 0's forward rows and positions, padding
-// included: what packing saves), tokens_per_s, elapsed_s. At the end the final model goes to OUT/.
+// Training checkpoints: OUT/checkpoint-<step>/ holds an HF-format model folder (config,
+// safetensors, tokenizer files; for LoRA the PEFT adapter folder) plus optimizer.safetensors (AdamW
+// moments and step) and trainer_state.json (step, epoch, schedule, data order). Data order and
+// dropout RNG are functions of (seed, epoch, step, rank), so a resumed run repeats exactly what an
+// uninterrupted one does. A checkpoint folder is written under a temporary name and renamed when
+// complete. OUT/train_log.jsonl gets one row per step (rank 0): loss, lr, grad_norm, tokens and
+// label_tokens of the global batch, rank0_rows / rank0_positions (rank 0's forward rows and
+// positions, padding included: what packing saves), tokens_per_s, elapsed_s. At the end the final
+// model goes to OUT/.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -62,9 +63,10 @@ Batch batch_from_tensors(const at::Tensor& input_ids, const at::Tensor& targets)
 at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch);
 
 // bf16 training with fp32 master weights: a bfloat16 model whose weight slots are casts of the
-// master's fp32 tensors recorded by autograd, so its forward runs in bf16 (HF's bf16 semantics:
-// norms and softmax in fp32) while gradients and AdamW stay in fp32. bind_bf16_shadow re-casts
-// (once per micro-batch; the adapter pointer is shared).
+// master's fp32 tensors recorded by autograd (Model::cast_of), so its forward runs in bf16 (HF's
+// bf16 semantics: norms and softmax in fp32) while gradients and AdamW stay in fp32.
+// bind_bf16_shadow re-casts (Model::recast_from, once per micro-batch; the adapter pointer and the
+// recompute setting are shared).
 model::Model make_bf16_shadow(const model::Model& master);
 void bind_bf16_shadow(model::Model& shadow, const model::Model& master);
 
@@ -145,7 +147,7 @@ struct TrainSummary {
 // NaN/inf (after logging it; the last good checkpoint stays).
 TrainSummary run_training(const TrainOptions& opts);
 
-// Newest OUT/checkpoint-<N> holding trainer_state.json, if any.
-std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& out);
+// Newest training checkpoint OUT/checkpoint-<N> holding trainer_state.json, if any.
+std::optional<std::filesystem::path> latest_training_checkpoint(const std::filesystem::path& out);
 
 }  // namespace metamath::train

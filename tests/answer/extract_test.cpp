@@ -17,10 +17,12 @@ TEST(Extract, HandCheckedCompletions) {
       {"So she has 5 apples.\nThe answer is: 5", Style::Gsm8k, "5", Method::AnswerIs},
       {"The answer is 18.", Style::Gsm8k, "18", Method::AnswerIs},
       {"... The answer is: $1,250.", Style::Gsm8k, "$1,250", Method::AnswerIs},
-      {"the answer is: \\frac{1}{2}.\nQuestion: next", Style::Math, "\\frac{1}{2}", Method::AnswerIs},
+      {"the answer is: \\frac{1}{2}.\nQuestion: next", Style::Math, "\\frac{1}{2}",
+       Method::AnswerIs},
       {"The answer is: \\boxed{7}", Style::Math, "7", Method::AnswerIs},
       {"The answer is 3. Wait, the answer is: 4", Style::Gsm8k, "4", Method::AnswerIs},
-      {"Hence $x = \\boxed{\\frac{\\sqrt{3}}{2}}$.", Style::Math, "\\frac{\\sqrt{3}}{2}", Method::Boxed},
+      {"Hence $x = \\boxed{\\frac{\\sqrt{3}}{2}}$.", Style::Math, "\\frac{\\sqrt{3}}{2}",
+       Method::Boxed},
       {"First \\boxed{1}, finally \\fbox{2}.", Style::Math, "2", Method::Boxed},
       {"We solve for x.\nThe value of x is 80000.", Style::Gsm8k, "80000", Method::ValueOfX},
       {"The value of unknown variable x is 12. Done", Style::Gsm8k, "12", Method::ValueOfX},
@@ -32,7 +34,8 @@ TEST(Extract, HandCheckedCompletions) {
       {"x = 3, 5", Style::Math, "x = 3, 5", Method::Bare},
       {"He buys 3 packs of 4 cookies.\nSo he has 3 * 4 = 12 cookies in total.", Style::Gsm8k, "12",
        Method::LastNumber},
-      {"Spent 1,200 dollars then 3,450.5 more on\nthings", Style::Gsm8k, "3450.5", Method::LastNumber},
+      {"Spent 1,200 dollars then 3,450.5 more on\nthings", Style::Gsm8k, "3450.5",
+       Method::LastNumber},
       {"The temperature fell\nto -7 degrees overnight", Style::Gsm8k, "-7", Method::LastNumber},
       {"each gets\n 3/4 of a pie", Style::Gsm8k, "3/4", Method::LastNumber},
   };
@@ -46,7 +49,8 @@ TEST(Extract, HandCheckedCompletions) {
 TEST(Extract, NothingFound) {
   EXPECT_FALSE(extract("", Style::Gsm8k).found());
   EXPECT_FALSE(extract("I do not know\nthe answer to this", Style::Gsm8k).found());
-  EXPECT_FALSE(extract("two numbers here 3 and\n5", Style::Gsm8k, /*allow_last_number=*/false).found());
+  EXPECT_FALSE(
+      extract("two numbers here 3 and\n5", Style::Gsm8k, /*allow_last_number=*/false).found());
 }
 
 TEST(Extract, GoldFromSolutions) {

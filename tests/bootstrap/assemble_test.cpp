@@ -40,10 +40,11 @@ TEST(Assemble, DedupContaminationTargetsAndShardMerge) {
       for (int k = 0; k < 4; ++k)
         w.write(rec("Q" + std::to_string(q), "step " + std::to_string(k) + "\nThe answer is: 1",
                     "GSM_AnsAug", "Q" + std::to_string(q)));
-    w.write(rec("Q0", "step 0\nThe answer is: 1", "GSM_AnsAug", "Q0"));        // exact duplicate
-    w.write(rec("Q0", "Step 0.\n The answer is: 1", "GSM_AnsAug", "Q0"));      // near duplicate
-    w.write(rec(test_q, "x\nThe answer is: 2", "GSM_AnsAug", test_q));        // test question
-    w.write(rec("Reworded", "y\nThe answer is: 2", "GSM_Rephrased", test_q));  // from a test question
+    w.write(rec("Q0", "step 0\nThe answer is: 1", "GSM_AnsAug", "Q0"));    // exact duplicate
+    w.write(rec("Q0", "Step 0.\n The answer is: 1", "GSM_AnsAug", "Q0"));  // near duplicate
+    w.write(rec(test_q, "x\nThe answer is: 2", "GSM_AnsAug", test_q));     // test question
+    w.write(
+        rec("Reworded", "y\nThe answer is: 2", "GSM_Rephrased", test_q));  // from a test question
     w.commit();
   }
   {

@@ -36,7 +36,7 @@ class ScriptedServer {
     // One server thread per client connection: keep-alive connections each hold a thread.
     svr_.new_task_queue = [] { return new httplib::ThreadPool(24); };
     svr_.Post("/v1/completions", [this, delay_us](const httplib::Request& req,
-                                                   httplib::Response& res) {
+                                                  httplib::Response& res) {
       json b = json::parse(req.body);
       int n = b.value("n", 1);
       uint64_t seed = b.value("seed", uint64_t{0});
@@ -195,7 +195,8 @@ TEST(EndToEnd, HttpBootstrapAndAssembleOnRealTrainProblems) {
     ++kept_per_type[row["type"]];
   }
   auto targets = default_targets(0.001);
-  for (const auto& [t, n] : per_type) EXPECT_EQ(kept_per_type[t], std::min<std::size_t>(n, targets[t])) << t;
+  for (const auto& [t, n] : per_type)
+    EXPECT_EQ(kept_per_type[t], std::min<std::size_t>(n, targets[t])) << t;
 }
 
 pid_t spawn_shell(const std::string& cmd) {

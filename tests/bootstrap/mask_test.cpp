@@ -75,8 +75,8 @@ TEST(Mask, Gsm8kTokensThatAreNotCandidates) {
 }
 
 TEST(Mask, Gsm8kWhitespaceIsKeptExactly) {
-  auto ms = mask_numbers("Josh buys a house for $80,000  and puts in\n$50,000 in repairs.",
-                         Style::Gsm8k);
+  auto ms =
+      mask_numbers("Josh buys a house for $80,000  and puts in\n$50,000 in repairs.", Style::Gsm8k);
   ASSERT_EQ(ms.size(), 2u);
   EXPECT_EQ(ms[0].question, "Josh buys a house for $x  and puts in\n$50,000 in repairs.");
   EXPECT_EQ(ms[0].value, "80000");
@@ -111,8 +111,8 @@ TEST(Mask, MathNumbersInsideMathMode) {
 }
 
 TEST(Mask, MathSkipsExponentsSubscriptsAndCommands) {
-  auto ms = mask_numbers("Compute $x^2 + a_{10} + y^{12} + \\frac{3}{4} + \\frac12 + 2.5$.",
-                         Style::Math);
+  auto ms =
+      mask_numbers("Compute $x^2 + a_{10} + y^{12} + \\frac{3}{4} + \\frac12 + 2.5$.", Style::Math);
   EXPECT_EQ(values(ms), (std::vector<std::string>{"3", "4", "2.5"}));
   ASSERT_EQ(ms.size(), 3u);
   EXPECT_EQ(ms[0].question, "Compute $x^2 + a_{10} + y^{12} + \\frac{X}{4} + \\frac12 + 2.5$.");
@@ -120,8 +120,8 @@ TEST(Mask, MathSkipsExponentsSubscriptsAndCommands) {
 }
 
 TEST(Mask, MathTextAndDisplayAndEscapedDollar) {
-  auto ms = mask_numbers(
-      "Tom has \\$5 and 3 coins. \\[n = 7\\] and $$m=11.$$ What is \\(n+m\\)?", Style::Math);
+  auto ms = mask_numbers("Tom has \\$5 and 3 coins. \\[n = 7\\] and $$m=11.$$ What is \\(n+m\\)?",
+                         Style::Math);
   EXPECT_EQ(values(ms), (std::vector<std::string>{"5", "3", "7", "11"}));
   ASSERT_EQ(ms.size(), 4u);
   EXPECT_EQ(ms[0].question,
@@ -248,8 +248,8 @@ TEST(MaskData, AgreesWithGsm8kBackward) {
         auto digit = [&](std::size_t k) {
           return k < t.size() && std::isdigit(static_cast<unsigned char>(t[k])) != 0;
         };
-        bool joiner = (t[i] == ',' || t[i] == '.' || t[i] == '/') && i > 0 && digit(i - 1) &&
-                      digit(i + 1);
+        bool joiner =
+            (t[i] == ',' || t[i] == '.' || t[i] == '/') && i > 0 && digit(i - 1) && digit(i + 1);
         if (number ? !(digit(i) || joiner) : t[i] != 'x') out.push_back(t[i]);
       }
       return out;

@@ -102,8 +102,8 @@ TEST(Verify, NormalisesTheEnding) {
   EXPECT_EQ(v.response, "1.5x = 72, so x = 48.\nThe value of x is 48.\nThe answer is: 48");
   // Wrong answer, and a bare last number that is not a stated final answer.
   EXPECT_FALSE(verify_solution("So 43.\nThe answer is: 43", "42", Style::Gsm8k).ok);
-  EXPECT_FALSE(verify_solution("I think it is 12 + 30 = 42 apples in all today", "42",
-                               Style::Gsm8k).ok);
+  EXPECT_FALSE(
+      verify_solution("I think it is 12 + 30 = 42 apples in all today", "42", Style::Gsm8k).ok);
 }
 
 TEST(Pipeline, KeepsExactlyTheScriptedCorrectRecords) {

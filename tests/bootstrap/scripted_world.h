@@ -12,10 +12,10 @@
 //   backward    "The value of x is v." with the masked value v, or a wrong value.
 #include <algorithm>
 #include <cstdint>
-#include <tuple>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bootstrap/bootstrap.h"
@@ -37,7 +37,9 @@ inline uint64_t hash_str(std::string_view s) {
 // The script's rule: about one solve in three is wrong.
 inline bool wrong(std::string_view question, uint64_t seed, int choice) {
   return hash_str(std::string(question) + "|" + std::to_string(seed) + "|" +
-                  std::to_string(choice)) % 3 == 0;
+                  std::to_string(choice)) %
+             3 ==
+         0;
 }
 
 inline const char* kRephraseA = "Put differently: ";
@@ -128,7 +130,8 @@ class ScriptedWorld {
     if (p->style == "math") {
       if (bad) return " " + p->solution + "\nThe answer is: " + p->answer + "+1";
       if (choice == 1) return " " + p->solution;  // \boxed{} only
-      return " " + p->solution + "\nThe answer is: " + ans + "\n\nQuestion: (a continued transcript)";
+      return " " + p->solution + "\nThe answer is: " + ans +
+             "\n\nQuestion: (a continued transcript)";
     }
     if (choice == 1 && !bad) return " " + gold_text(*p) + "\n#### " + ans;
     return " " + gold_text(*p) + "\nThe answer is: " + ans;
@@ -185,8 +188,8 @@ inline std::vector<Expected> expected_records(const std::vector<data::Problem>& 
     for (int c = 0; c < 2; ++c) {
       std::string q = text::collapse_spaces((c == 1 ? kRephraseB : kRephraseA) + p.question);
       for (int a = 0; a < o.rephrase_attempts; ++a) {
-        uint64_t sa = job_seed(o.seed, "RS/" + pid + "/" + std::to_string(c) + "/" +
-                                           std::to_string(a));
+        uint64_t sa =
+            job_seed(o.seed, "RS/" + pid + "/" + std::to_string(c) + "/" + std::to_string(a));
         if (!wrong(q, sa, 0)) {
           out.push_back({pre + "Rephrased", q, p.answer});
           break;

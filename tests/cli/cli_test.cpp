@@ -20,14 +20,16 @@ TEST(Cli, HelpExplainsEveryFlag) {
   EXPECT_NE(r.output.find("score"), std::string::npos);
   r = run_command(bin() + " score --help");
   EXPECT_EQ(r.code, 0);
-  for (const char* flag : {"--input", "--pred-field", "--gold-field", "--bench", "--out", "--skip-bad"})
+  for (const char* flag :
+       {"--input", "--pred-field", "--gold-field", "--bench", "--out", "--skip-bad"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
 }
 
 TEST(Cli, ScoreWritesVerdictsAndPrintsTable) {
   auto dir = testing::temp_dir("cli_score");
-  auto r = run_command(bin() + " score --input " + samples() + "math_outputs.jsonl --bench math --out " +
-                       (dir / "v.jsonl").string() + " --summary " + (dir / "s.json").string() + " -q");
+  auto r =
+      run_command(bin() + " score --input " + samples() + "math_outputs.jsonl --bench math --out " +
+                  (dir / "v.jsonl").string() + " --summary " + (dir / "s.json").string() + " -q");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("| **overall** | 12 | 10 | 83.33 |"), std::string::npos) << r.output;
   EXPECT_EQ(read_jsonl(dir / "v.jsonl").size(), 12u);
@@ -37,12 +39,14 @@ TEST(Cli, ScoreWritesVerdictsAndPrintsTable) {
 
 TEST(Cli, BadInputGivesOneLineErrorAndNonZeroExit) {
   auto dir = testing::temp_dir("cli_bad");
-  std::ofstream(dir / "bad.jsonl") << R"({"completion": "5", "gold": "5"})" << "\n{oops\n";
+  std::ofstream(dir / "bad.jsonl") << R"({"completion": "5", "gold": "5"})"
+                                   << "\n{oops\n";
   auto r = run_command(bin() + " score -q --input " + (dir / "bad.jsonl").string() + " --out " +
                        (dir / "v.jsonl").string());
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("metamath: error: " + (dir / "bad.jsonl").string() + ":2: malformed JSON"),
-            std::string::npos)
+  EXPECT_NE(
+      r.output.find("metamath: error: " + (dir / "bad.jsonl").string() + ":2: malformed JSON"),
+      std::string::npos)
       << r.output;
   EXPECT_FALSE(fs::exists(dir / "v.jsonl"));
   // --skip-bad scores the good line and reports the skipped one.

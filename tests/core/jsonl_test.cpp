@@ -10,7 +10,8 @@
 namespace metamath {
 namespace {
 
-std::filesystem::path write(const std::filesystem::path& dir, const std::string& name, const std::string& body) {
+std::filesystem::path write(const std::filesystem::path& dir, const std::string& name,
+                            const std::string& body) {
   auto p = dir / name;
   std::ofstream(p) << body;
   return p;
@@ -61,7 +62,8 @@ TEST(Jsonl, MissingFileIsAClearError) {
     JsonlReader r("/nonexistent/nope.jsonl");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/nope.jsonl: no such file"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/nope.jsonl: no such file"),
+              std::string::npos);
   }
 }
 

@@ -35,7 +35,7 @@ TEST(Text, Utf8) {
   EXPECT_TRUE(is_valid_utf8("Janet’s ducks"));
   EXPECT_FALSE(is_valid_utf8("\xff"));
   EXPECT_FALSE(is_valid_utf8("\xe2\x80"));  // truncated 3-byte character
-  std::string s = "ab\xe2\x80\x99";          // "ab’"
+  std::string s = "ab\xe2\x80\x99";         // "ab’"
   EXPECT_EQ(utf8_safe_prefix(s), 5u);
   EXPECT_EQ(utf8_safe_prefix(s.substr(0, 4)), 2u);
   EXPECT_EQ(utf8_safe_prefix(s.substr(0, 3)), 2u);

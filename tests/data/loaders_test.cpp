@@ -49,7 +49,8 @@ TEST(RealData, MathCountsSubjectsLevels) {
   for (const std::string split : {"test", "train"}) {
     auto rows = read_jsonl(dir / "math" / (split + ".jsonl"));
     const auto& loaded = split == "test" ? test : train;
-    for (size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(loaded[i].answer, rows[i]["answer"].get<std::string>()) << loaded[i].id;
+    for (size_t i = 0; i < rows.size(); ++i)
+      ASSERT_EQ(loaded[i].answer, rows[i]["answer"].get<std::string>()) << loaded[i].id;
   }
   int empty = 0;
   for (const auto& p : train) empty += p.answer.empty();
@@ -85,7 +86,8 @@ TEST(RealData, Math500AndBackwardAndSmallSets) {
   ASSERT_EQ(asdiv.size(), 2215u);
   EXPECT_EQ(asdiv[0].answer, "9");
   EXPECT_EQ(asdiv[0].question,
-            "Seven red apples and two green apples are in the basket. How many apples are in the basket?");
+            "Seven red apples and two green apples are in the basket. How many apples are in the "
+            "basket?");
   EXPECT_EQ(asdiv[1007].answer, "14");
   EXPECT_EQ(asdiv[1313].answer, "-(1/3)");
 }
@@ -103,7 +105,8 @@ TEST(Loaders, MathFolderLayoutMatchesJsonl) {
   fs::create_directories(dir / "test/algebra");
   fs::create_directories(dir / "test/geometry");
   auto put = [&](const std::string& rel, const std::string& sol, const std::string& type) {
-    json j = {{"problem", "Problem " + rel}, {"level", "Level 2"}, {"type", type}, {"solution", sol}};
+    json j = {
+        {"problem", "Problem " + rel}, {"level", "Level 2"}, {"type", type}, {"solution", sol}};
     std::ofstream(dir / rel) << j.dump();
   };
   put("test/algebra/10.json", "So $x=\\boxed{\\frac{1}{2}}$.", "Algebra");
@@ -120,19 +123,23 @@ TEST(Loaders, MathFolderLayoutMatchesJsonl) {
 
 TEST(Loaders, ErrorsNameFileLineAndField) {
   auto dir = testing::temp_dir("loader_errors");
-  std::ofstream(dir / "g.jsonl") << "{\"question\": \"q\", \"answer\": \"x\\n#### 3\"}\n{\"question\": \"q2\"}\n";
+  std::ofstream(dir / "g.jsonl")
+      << "{\"question\": \"q\", \"answer\": \"x\\n#### 3\"}\n{\"question\": \"q2\"}\n";
   try {
     load_gsm8k(dir / "g.jsonl");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("g.jsonl:2: missing field \"answer\""), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("g.jsonl:2: missing field \"answer\""), std::string::npos)
+        << e.what();
   }
   std::ofstream(dir / "h.jsonl") << "{\"question\": \"q\", \"answer\": \"no final answer\"}\n";
   try {
     load_gsm8k(dir / "h.jsonl");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("h.jsonl:1: field \"answer\" has no \"#### N\""), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("h.jsonl:1: field \"answer\" has no \"#### N\""),
+              std::string::npos)
+        << e.what();
   }
 }
 
@@ -167,9 +174,10 @@ TEST(Prompt, AlpacaTemplateIsExact) {
   EXPECT_EQ(alpaca_prompt("What is 1+1?"),
             "Below is an instruction that describes a task. Write a response that appropriately "
             "completes the request.\n\n### Instruction:\nWhat is 1+1?\n\n### Response:");
-  EXPECT_EQ(alpaca_eval_prompt("Q"),
-            "Below is an instruction that describes a task. Write a response that appropriately "
-            "completes the request.\n\n### Instruction:\nQ\n\n### Response: Let's think step by step.");
+  EXPECT_EQ(
+      alpaca_eval_prompt("Q"),
+      "Below is an instruction that describes a task. Write a response that appropriately "
+      "completes the request.\n\n### Instruction:\nQ\n\n### Response: Let's think step by step.");
 }
 
 TEST(Prompt, FillTemplate) {

@@ -449,27 +449,11 @@ TEST(Runner, ChatTemplatesSendMessages) {
             3);  // positions 0..2 are all answered right
 }
 
-TEST(Runner, ShardFlagAndEnvironment) {
-  EXPECT_EQ(parse_shard("2/8").index, 2);
-  EXPECT_EQ(parse_shard("2/8").count, 8);
-  EXPECT_EQ(parse_shard("0/1").suffix(), "");
-  EXPECT_EQ(parse_shard("1/4").suffix(), ".shard-1-of-4");
-  for (const char* bad : {"8/8", "a/2", "1", "-1/2", "1/0", ""}) {
-    std::string err = testing::error_of([&] { parse_shard(bad); });
-    EXPECT_NE(err.find("expected I/N"), std::string::npos) << bad << ": " << err;
-  }
-  ::setenv("WORLD_SIZE", "4", 1);
-  ::setenv("RANK", "3", 1);
-  Shard s = shard_from_env();
-  EXPECT_EQ(s.index, 3);
-  EXPECT_EQ(s.count, 4);
-  ::setenv("RANK", "4", 1);
-  std::string err = testing::error_of([] { shard_from_env(); });
-  EXPECT_NE(err.find("RANK=4 WORLD_SIZE=4: expected 0 <= RANK < WORLD_SIZE"), std::string::npos)
-      << err;
-  ::unsetenv("WORLD_SIZE");
-  ::unsetenv("RANK");
-  EXPECT_TRUE(shard_from_env().whole());
+// parse_shard and the environment rules are core/shard.h's (tests/core/shard_test.cpp).
+TEST(Runner, ShardSuffixNamesTheFiles) {
+  EXPECT_EQ(shard_suffix(parse_shard("0/1")), "");
+  EXPECT_EQ(shard_suffix(parse_shard("1/4")), ".shard-1-of-4");
+  EXPECT_EQ(shard_suffix(Shard{2, 8}), ".shard-2-of-8");
 }
 
 }  // namespace

@@ -31,16 +31,17 @@ TEST(Score, Gsm8kSampleHandChecked) {
   EXPECT_EQ(s.overall.total, 12u);
   EXPECT_EQ(s.overall.correct, 9u);
   auto v = verdicts(dir / "v.jsonl");
-  std::map<std::string, bool> expect = {{"g1", true},  {"g2", true},  {"g3", true},  {"g4", false},
-                                        {"g5", true},  {"g6", true},  {"g7", true},  {"g8", true},
-                                        {"g9", false}, {"g10", true}, {"g11", true}, {"g12", false}};
+  std::map<std::string, bool> expect = {
+      {"g1", true}, {"g2", true}, {"g3", true},  {"g4", false}, {"g5", true},  {"g6", true},
+      {"g7", true}, {"g8", true}, {"g9", false}, {"g10", true}, {"g11", true}, {"g12", false}};
   EXPECT_EQ(v, expect);
   auto rows = read_jsonl(dir / "v.jsonl");
   EXPECT_EQ(rows[6]["pred_method"], "last_number");  // g7 has no answer marker
   EXPECT_EQ(rows[6]["pred_answer"], "43");
   EXPECT_EQ(rows[2]["gold_answer"], "1550");
   for (const auto& r : rows)
-    for (const char* f : {"id", "correct", "pred_answer", "gold_answer", "reason"}) EXPECT_TRUE(r.contains(f)) << f;
+    for (const char* f : {"id", "correct", "pred_answer", "gold_answer", "reason"})
+      EXPECT_TRUE(r.contains(f)) << f;
 }
 
 TEST(Score, MathSampleHandCheckedWithBreakdown) {
@@ -71,8 +72,10 @@ TEST(Score, MathSampleHandCheckedWithBreakdown) {
 TEST(Score, LmEvalStyleFieldsAndNumericLevels) {
   auto dir = testing::temp_dir("score_lmeval");
   std::ofstream(dir / "in.jsonl")
-      << R"({"doc_id": 0, "doc": {"answer": "\\frac{1}{2}", "type": "Algebra", "level": 2}, "resps": [["so it is \\boxed{0.5}"]], "filtered_resps": ["0.5"]})" << "\n"
-      << R"({"doc_id": 1, "doc": {"answer": "3", "type": "Geometry", "level": 2}, "resps": [["\\boxed{4}"]], "filtered_resps": ["4"]})" << "\n";
+      << R"({"doc_id": 0, "doc": {"answer": "\\frac{1}{2}", "type": "Algebra", "level": 2}, "resps": [["so it is \\boxed{0.5}"]], "filtered_resps": ["0.5"]})"
+      << "\n"
+      << R"({"doc_id": 1, "doc": {"answer": "3", "type": "Geometry", "level": 2}, "resps": [["\\boxed{4}"]], "filtered_resps": ["4"]})"
+      << "\n";
   ScoreOptions o;
   o.progress = false;
   o.style = answer::Style::Math;
@@ -88,18 +91,23 @@ TEST(Score, LmEvalStyleFieldsAndNumericLevels) {
 
 TEST(Score, ErrorsAndNoPartialOutput) {
   auto dir = testing::temp_dir("score_err");
-  std::ofstream(dir / "in.jsonl") << R"({"completion": "The answer is: 3", "gold": "3"})" << "\n"
-                                  << R"({"completion": "The answer is: 4"})" << "\n";
+  std::ofstream(dir / "in.jsonl") << R"({"completion": "The answer is: 3", "gold": "3"})"
+                                  << "\n"
+                                  << R"({"completion": "The answer is: 4"})"
+                                  << "\n";
   ScoreOptions o;
   o.progress = false;
   try {
     score_file(dir / "in.jsonl", dir / "v.jsonl", o);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("in.jsonl:2: missing gold field \"gold\""), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("in.jsonl:2: missing gold field \"gold\""),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_FALSE(fs::exists(dir / "v.jsonl"));  // nothing half-written
-  std::ofstream(dir / "nofield.jsonl") << R"({"x": 1})" << "\n";
+  std::ofstream(dir / "nofield.jsonl") << R"({"x": 1})"
+                                       << "\n";
   EXPECT_THROW(score_file(dir / "nofield.jsonl", "", o), Error);
 }
 
@@ -130,7 +138,9 @@ TEST(ScoreRealData, GoldSolutionsScoreAsCorrect) {
     auto rows = read_jsonl(dir / "gsm8k/test.jsonl");
     for (size_t i = 0; i < rows.size(); ++i) {
       w.write({{"id", i}, {"completion", rows[i]["answer"]}, {"gold", rows[i]["answer"]}});
-      shuffled.write({{"id", i}, {"completion", rows[(i + 1) % rows.size()]["answer"]}, {"gold", rows[i]["answer"]}});
+      shuffled.write({{"id", i},
+                      {"completion", rows[(i + 1) % rows.size()]["answer"]},
+                      {"gold", rows[i]["answer"]}});
     }
     w.commit();
     shuffled.commit();
@@ -153,11 +163,11 @@ TEST(ScoreRealData, GoldSolutionsScoreAsCorrect) {
   EXPECT_EQ(s.overall.total, 500u);
   EXPECT_GE(s.overall.correct, 497u) << "at most the 3 documented unit/degree cases may differ";
   for (const auto& r : read_jsonl(dir_out / "m500.jsonl"))
-    if (!r["correct"].get<bool>()) std::printf("MATH-500 disagreement %s: %s vs %s (%s)\n",
-                                               r["id"].get<std::string>().c_str(),
-                                               r["pred_answer"].get<std::string>().c_str(),
-                                               r["gold_answer"].get<std::string>().c_str(),
-                                               r["reason"].get<std::string>().c_str());
+    if (!r["correct"].get<bool>())
+      std::printf("MATH-500 disagreement %s: %s vs %s (%s)\n", r["id"].get<std::string>().c_str(),
+                  r["pred_answer"].get<std::string>().c_str(),
+                  r["gold_answer"].get<std::string>().c_str(),
+                  r["reason"].get<std::string>().c_str());
   EXPECT_EQ(s.by_subject.size(), 7u);
   EXPECT_EQ(s.by_level.size(), 5u);
 }

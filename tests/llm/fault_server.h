@@ -9,11 +9,11 @@
 // arrival time, fault) so tests can check retries and their spacing. fault_rate 0 makes it an
 // instant endpoint (for the bench).
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
@@ -25,15 +25,24 @@ enum class Fault { None, TooMany, E500, E503, Hang, Drop, Truncated, NotJson, Ba
 
 inline const char* fault_name(Fault f) {
   switch (f) {
-    case Fault::None: return "none";
-    case Fault::TooMany: return "429";
-    case Fault::E500: return "500";
-    case Fault::E503: return "503";
-    case Fault::Hang: return "hang";
-    case Fault::Drop: return "drop";
-    case Fault::Truncated: return "truncated";
-    case Fault::NotJson: return "not-json";
-    case Fault::BadRequest: return "400";
+    case Fault::None:
+      return "none";
+    case Fault::TooMany:
+      return "429";
+    case Fault::E500:
+      return "500";
+    case Fault::E503:
+      return "503";
+    case Fault::Hang:
+      return "hang";
+    case Fault::Drop:
+      return "drop";
+    case Fault::Truncated:
+      return "truncated";
+    case Fault::NotJson:
+      return "not-json";
+    case Fault::BadRequest:
+      return "400";
   }
   return "?";
 }
@@ -50,9 +59,8 @@ class FaultServer {
       : rate_(fault_rate), hang_s_(hang_s), retry_after_s_(retry_after_s), rng_(seed) {
     http_.new_task_queue = [] { return new httplib::ThreadPool(128); };
     http_.set_keep_alive_max_count(100000);
-    http_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      handle(req, res);
-    });
+    http_.Post("/v1/completions",
+               [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
     port_ = http_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { http_.listen_after_bind(); });
     while (!http_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -10,6 +10,8 @@
 
 #include "llm/backend.h"
 #include "llm/tiny_model.h"
+#include "model/generate.h"
+#include "model/init.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
 

@@ -40,7 +40,7 @@ TEST(OpenAIBackend, ThousandRequestsThroughFaultsNoneLostNoneDuplicated) {
     Request r;
     r.id = static_cast<uint64_t>(i);
     // 980 ordinary prompts, 10 the server always refuses (400), 10 it never serves (503).
-    r.prompt = i % 100 == 7 ? "bad " + std::to_string(i)
+    r.prompt = i % 100 == 7   ? "bad " + std::to_string(i)
                : i % 100 == 8 ? "down " + std::to_string(i)
                               : "req " + std::to_string(i);
     r.sampling.max_tokens = 8;
@@ -93,7 +93,8 @@ TEST(OpenAIBackend, ThousandRequestsThroughFaultsNoneLostNoneDuplicated) {
     EXPECT_GT(kinds[f], 0) << "fault " << testing::fault_name(f) << " never drawn";
   int retried_prompts = 0;
   for (auto& [prompt, attempts] : by_prompt) {
-    std::sort(attempts.begin(), attempts.end(), [](const auto& a, const auto& b) { return a.at < b.at; });
+    std::sort(attempts.begin(), attempts.end(),
+              [](const auto& a, const auto& b) { return a.at < b.at; });
     int served = 0;
     for (const auto& a : attempts) served += a.fault == Fault::None;
     if (prompt.rfind("req ", 0) == 0) {
@@ -106,7 +107,8 @@ TEST(OpenAIBackend, ThousandRequestsThroughFaultsNoneLostNoneDuplicated) {
     if (attempts.size() > 1) ++retried_prompts;
     for (std::size_t k = 1; k < attempts.size(); ++k) {
       const double gap = std::chrono::duration<double>(attempts[k].at - attempts[k - 1].at).count();
-      const double backoff = std::min(o.backoff_max_s, o.backoff_base_s * std::pow(2.0, static_cast<double>(k) - 1));
+      const double backoff =
+          std::min(o.backoff_max_s, o.backoff_base_s * std::pow(2.0, static_cast<double>(k) - 1));
       double lower = backoff / 2;
       if (attempts[k - 1].fault == Fault::TooMany) lower = std::max(lower, 1.0);
       EXPECT_GE(gap, lower - 0.005) << prompt << " attempt " << k + 1 << " after "
@@ -156,15 +158,18 @@ TEST(OpenAIBackend, BadOptionsAreClearErrors) {
   o.kind = "openai";
   o.base_url = "localhost:8000";
   o.model = "m";
-  EXPECT_NE(testing::error_of([&] { make_backend(o); }).find("must start with http://"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { make_backend(o); }).find("must start with http://"),
+            std::string::npos);
   o.base_url = "http://x/v1";
   o.model = "";
   EXPECT_NE(testing::error_of([&] { make_backend(o); }).find("needs --model"), std::string::npos);
   o.model = "m";
   o.price = "1.5";
-  EXPECT_NE(testing::error_of([&] { make_backend(o); }).find("PROMPT,COMPLETION"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { make_backend(o); }).find("PROMPT,COMPLETION"),
+            std::string::npos);
   o.kind = "vllm";
-  EXPECT_NE(testing::error_of([&] { make_backend(o); }).find("unknown backend 'vllm'"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { make_backend(o); }).find("unknown backend 'vllm'"),
+            std::string::npos);
 }
 
 TEST(OpenAIBackend, PriceTableGivesCost) {

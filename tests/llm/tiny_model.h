@@ -1,14 +1,14 @@
 #pragma once
 // A tiny random LLaMA model folder with the real LLaMA-2 tokenizer (../shared/tokenizers/llama2)
-// and a LLaMA-2 style chat template, made once per test process. Its text is gibberish; tests use it
-// to compare backends and the server on identical greedy outputs.
+// and a LLaMA-2 style chat template, made once per test process. Its text is gibberish; tests use
+// it to compare backends and the server on identical greedy outputs.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <optional>
 
-#include "model/model.h"
+#include "model/init.h"
 #include "test_util.h"
 
 namespace metamath::testing {

@@ -57,7 +57,8 @@ TEST_P(GeneratorGolden, ContinuousBatchingMatchesReferenceGreedy) {
     const auto& want = expect[r.request];
     const std::size_t n = reqs[r.request].max_new_tokens;
     ASSERT_LE(n, want.size());
-    EXPECT_EQ(r.ids, std::vector<int32_t>(want.begin(), want.begin() + n)) << "prompt " << r.request;
+    EXPECT_EQ(r.ids, std::vector<int32_t>(want.begin(), want.begin() + n))
+        << "prompt " << r.request;
     EXPECT_EQ(r.finish_reason, "length");
     EXPECT_EQ(r.prompt_tokens, static_cast<int>(prompts[r.request].size()));
     EXPECT_EQ(r.completion_tokens, static_cast<int>(n));
@@ -123,7 +124,8 @@ TEST(Generator, StopStringsLimitsAndErrors) {
   std::map<size_t, GenResult> r;
   for (auto& x : out) r[x.request] = x;
   EXPECT_EQ(r[0].finish_reason, "error");
-  EXPECT_NE(r[0].error.find("prompt has 64 tokens; the limit is 64"), std::string::npos) << r[0].error;
+  EXPECT_NE(r[0].error.find("prompt has 64 tokens; the limit is 64"), std::string::npos)
+      << r[0].error;
   EXPECT_EQ(r[1].text, full);
   EXPECT_EQ(r[2].finish_reason, "error");
   EXPECT_EQ(r[2].error, "empty prompt");

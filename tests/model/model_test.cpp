@@ -16,6 +16,8 @@
 #include "core/error.h"
 #include "core/jsonl.h"
 #include "fixtures.h"
+#include "model/generate.h"
+#include "model/init.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -64,6 +66,17 @@ using metamath::testing::error_of;
 // 1e-3 of their scale or more. Plus 4 f32 roundings of the largest logit as a floor.
 constexpr double kEnvelope = 8.0;
 constexpr double kRound = 1.0 / (1 << 24);  // float32 unit roundoff
+
+// bf16 logits: bf16 keeps 8 significant bits, and each layer rounds its projections, scores,
+// probabilities and MLP to them, so the reference's own bf16 logits are 0.4-4.5% of the largest
+// logit away from its f64 forward (the envelope, measured per prompt or position). Ours and the
+// reference round in different orders (and on AVX2 CPUs ours rounds once per widened f32 GEMM):
+// each is about an envelope from exact, so up to ~2 envelopes apart (measured: at most 1.1x
+// batched, 1.4x per decode position). Allowed: 3 envelopes plus one bf16 rounding of the largest
+// logit (2^-8 of it).
+double bf16_tolerance(const at::Tensor& ref_bf16, const at::Tensor& ref_f64, double scale) {
+  return 3.0 * max_abs_diff(ref_bf16, ref_f64) + scale / 256.0;
+}
 
 double logit_tolerance(const Golden& g, std::size_t prompt) {
   const at::Tensor& want = g.logits[prompt];
@@ -226,14 +239,9 @@ TEST_P(Reference, Bf16CloseToReference) {
     const int64_t n = golden_.prompts[i].size();
     at::Tensor ours = logits[i].narrow(0, T - n, n);
     const double scale = golden_.logits[i].abs().max().item<double>();
-    // Against the reference's own bf16 forward and against fp32: bf16 rounding only. bf16 keeps 8
-    // significant bits (2^-9 = 0.2% per rounding); each layer rounds ~6 results (projections,
-    // scores, probabilities, MLP), so after 2 layers and the head the reference's own bf16 logits
-    // are 1-5% of the largest logit away from exact (measured against its f64 forward). Two bf16
-    // forwards with different rounding orders may be up to twice that apart: 8% (10% against f32).
-    // A broken bf16 path (a missed cast, a weight left unrounded then rounded twice) shows 20%+.
-    EXPECT_LT(max_abs_diff(ours, golden_.bf16_logits[i]), 0.08 * scale) << "prompt " << i;
-    EXPECT_LT(max_abs_diff(ours, golden_.logits[i]), 0.1 * scale) << "prompt " << i;
+    const double tol = bf16_tolerance(golden_.bf16_logits[i], golden_.f64_logits[i], scale);
+    EXPECT_LE(max_abs_diff(ours, golden_.bf16_logits[i]), tol) << "prompt " << i;
+    EXPECT_LE(max_abs_diff(ours, golden_.f64_logits[i]), tol) << "prompt " << i;
     // The top token mostly agrees with fp32.
     double agree =
         ours.argmax(-1).eq(golden_.logits[i].argmax(-1)).to(at::kFloat).mean().item<double>();
@@ -249,9 +257,10 @@ TEST_P(Reference, Bf16CloseToReference) {
       mm::ForwardInput s;
       s.input_ids = at::tensor({golden_.prompts[i][t]}, at::kLong).view({1, 1});
       at::Tensor lg = bf.forward(s, &cache)[0][0];
-      EXPECT_LT(max_abs_diff(lg, golden_.bf16_logits[i][t]), 0.08 * scale)
+      const double tol = bf16_tolerance(golden_.bf16_logits[i][t], golden_.f64_logits[i][t], scale);
+      EXPECT_LE(max_abs_diff(lg, golden_.bf16_logits[i][t]), tol)
           << "prompt " << i << " position " << t;
-      EXPECT_LT(max_abs_diff(lg, golden_.logits[i][t]), 0.1 * scale)
+      EXPECT_LE(max_abs_diff(lg, golden_.f64_logits[i][t]), tol)
           << "prompt " << i << " position " << t;
     }
   }
@@ -351,7 +360,7 @@ TEST(Model, ClearErrorsForBadFolders) {
   EXPECT_THAT(error_of([&] { mm::Model::load(base); }),
               AllOf(HasSubstr(base.string()), HasSubstr("model.safetensors")));
   // Missing tensor.
-  auto src = mm::Checkpoint::open(kFixtures / "llama2");
+  auto src = mm::ShardedWeights::open(kFixtures / "llama2");
   mm::NamedTensors ts;
   for (const auto& n : src.names())
     if (n != "model.layers.1.mlp.up_proj.weight") ts.emplace_back(n, src.get(n));

@@ -122,17 +122,17 @@ TEST(Safetensors, ShardedCheckpointRoundTrip) {
   auto dir = metamath::testing::temp_dir("st_sharded");
   mm::NamedTensors t;
   for (int i = 0; i < 6; ++i) t.emplace_back("layer." + std::to_string(i), at::randn({32, 32}));
-  auto files = mm::save_checkpoint(dir, t, /*max_shard_bytes=*/3 * 32 * 32 * 4);
+  auto files = mm::save_sharded_weights(dir, t, /*max_shard_bytes=*/3 * 32 * 32 * 4);
   EXPECT_EQ(files.size(), 3u);  // two shards + index
   EXPECT_TRUE(fs::exists(dir / "model-00001-of-00002.safetensors"));
   EXPECT_TRUE(fs::exists(dir / "model.safetensors.index.json"));
-  mm::Checkpoint ck = mm::Checkpoint::open(dir);
+  mm::ShardedWeights ck = mm::ShardedWeights::open(dir);
   EXPECT_EQ(ck.names().size(), 6u);
   for (const auto& [n, v] : t) EXPECT_TRUE(at::equal(ck.get(n), v)) << n;
   EXPECT_THAT(ck.file_of("layer.5"), HasSubstr("model-00002-of-00002"));
 
   // The Python-written sharded fixture.
-  mm::Checkpoint py = mm::Checkpoint::open(kFixtures / "qwen2");
+  mm::ShardedWeights py = mm::ShardedWeights::open(kFixtures / "qwen2");
   EXPECT_TRUE(py.contains("model.layers.1.self_attn.q_proj.bias"));
   EXPECT_TRUE(py.contains("model.embed_tokens.weight"));
   EXPECT_FALSE(py.contains("lm_head.weight"));  // tied
@@ -193,14 +193,14 @@ TEST(Safetensors, BadShardIndexErrors) {
   metamath::write_file_atomic(
       dir / "model.safetensors.index.json",
       R"({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}})");
-  EXPECT_THAT(error_of([&] { mm::Checkpoint::open(dir); }),
+  EXPECT_THAT(error_of([&] { mm::ShardedWeights::open(dir); }),
               AllOf(HasSubstr("model-00002-of-00002.safetensors"), HasSubstr("'b'")));
   metamath::write_file_atomic(dir / "model.safetensors.index.json",
                               R"({"weight_map": {"c": "model-00001-of-00002.safetensors"}})");
-  EXPECT_THAT(error_of([&] { mm::Checkpoint::open(dir); }),
+  EXPECT_THAT(error_of([&] { mm::ShardedWeights::open(dir); }),
               AllOf(HasSubstr("'c'"), HasSubstr("model-00001-of-00002.safetensors")));
   auto empty = metamath::testing::temp_dir("st_empty_dir");
-  EXPECT_THAT(error_of([&] { mm::Checkpoint::open(empty); }), HasSubstr("model.safetensors"));
+  EXPECT_THAT(error_of([&] { mm::ShardedWeights::open(empty); }), HasSubstr("model.safetensors"));
 }
 
 TEST(Safetensors, WriterRejectsBadInput) {

@@ -51,7 +51,8 @@ TEST(Sampler, TopKAndSeedReproducibility) {
   at::Tensor l = logits_for({0.4f, 0.3f, 0.2f, 0.1f});
   Sampler k1(SamplingParams{.temperature = 1.0f, .top_k = 1, .seed = 3});
   for (int i = 0; i < 50; ++i) EXPECT_EQ(k1.next(l), 0);
-  Sampler a(SamplingParams{.temperature = 0.7f, .seed = 42}), b(SamplingParams{.temperature = 0.7f, .seed = 42});
+  Sampler a(SamplingParams{.temperature = 0.7f, .seed = 42}),
+      b(SamplingParams{.temperature = 0.7f, .seed = 42});
   std::vector<int64_t> xa, xb;
   for (int i = 0; i < 100; ++i) {
     xa.push_back(a.next(l));

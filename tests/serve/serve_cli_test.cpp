@@ -2,13 +2,13 @@
 // request lets that request finish completely before the process exits 0.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "llm/tiny_model.h"
@@ -34,8 +34,8 @@ Child spawn_serve(const std::string& model_dir) {
   posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
   posix_spawn_file_actions_addclose(&fa, fds[0]);
   std::string bin = testing::metamath_bin();
-  std::vector<std::string> args = {bin, "serve", "--model", model_dir, "--port", "0", "--max-len", "256",
-                                   "--max-batch", "4"};
+  std::vector<std::string> args = {bin, "serve",     "--model", model_dir,     "--port",
+                                   "0", "--max-len", "256",     "--max-batch", "4"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -97,10 +97,11 @@ TEST(ServeCli, SigtermFinishesInFlightStreamThenExitsZero) {
       curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
       curl_easy_setopt(e, CURLOPT_WRITEDATA, st);
     } else {
-      curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* u) {
-        static_cast<std::string*>(u)->append(p, s * n);
-        return s * n;
-      });
+      curl_easy_setopt(
+          e, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* u) {
+            static_cast<std::string*>(u)->append(p, s * n);
+            return s * n;
+          });
       curl_easy_setopt(e, CURLOPT_WRITEDATA, &out);
     }
     const CURLcode rc = curl_easy_perform(e);
@@ -125,7 +126,8 @@ TEST(ServeCli, SigtermFinishesInFlightStreamThenExitsZero) {
   std::size_t pos = 0;
   while ((pos = st.body.find("data: {", pos)) != std::string::npos) {
     const std::size_t end = st.body.find("\n\n", pos);
-    text += json::parse(st.body.substr(pos + 6, end - pos - 6))["choices"][0]["text"].get<std::string>();
+    text += json::parse(st.body.substr(pos + 6, end - pos - 6))["choices"][0]["text"]
+                .get<std::string>();
     pos = end;
   }
   EXPECT_EQ(text, want);  // nothing of the in-flight request was lost
@@ -149,7 +151,8 @@ TEST(ServeCli, HelpAndBadFlags) {
   auto missing = testing::run_command(testing::metamath_bin() + " serve --port 0 2>&1");
   EXPECT_NE(missing.code, 0);
   EXPECT_NE(missing.output.find("--model is required"), std::string::npos) << missing.output;
-  auto nodir = testing::run_command(testing::metamath_bin() + " serve --model /nonexistent/model --port 0 2>&1");
+  auto nodir = testing::run_command(testing::metamath_bin() +
+                                    " serve --model /nonexistent/model --port 0 2>&1");
   EXPECT_NE(nodir.code, 0);
   EXPECT_NE(nodir.output.find("/nonexistent/model"), std::string::npos) << nodir.output;
 }

@@ -148,7 +148,8 @@ TEST_P(FullParity, TenAdamWStepsWithCosineSchedule) {
     at::Tensor want = g.tensors->get("step10." + name);
     expect_golden(p, g, "step10." + name);
     // The weights did move (the comparison is not vacuous).
-    EXPECT_GT(max_diff(want, mm::Checkpoint::open(kFixtures / GetParam()).get(name)), 1e-3) << name;
+    EXPECT_GT(max_diff(want, mm::ShardedWeights::open(kFixtures / GetParam()).get(name)), 1e-3)
+        << name;
   }
   EXPECT_EQ(opt.steps(), 10);
 }
@@ -169,7 +170,7 @@ TEST_P(FullParity, LoraGradientsAndTenSteps) {
     for (auto& [name, t] : params) t.copy_(g.tensors->get("lora_init." + name));
   }
   for (auto& [name, t] : params) t.requires_grad_(true);
-  model.adapter = &lora;
+  model.set_adapter(&lora);
   lora.set_training(true);
 
   at::Tensor loss = at::zeros({}, at::kFloat);
@@ -291,14 +292,14 @@ TEST_P(FullParity, PackingIsNotJustConcatenation) {
 TEST_P(FullParity, CheckpointedLayersGiveTheGoldenGradients) {
   Golden g = load_golden(GetParam());
   mm::Model model = mm::Model::load(kFixtures / GetParam());
-  model.checkpoint_layers = true;
+  model.set_recompute_layers(true);
   expect_golden_gradients(g, model, g.micro);
 }
 
 TEST_P(FullParity, CheckpointedPackedRowsGiveTheGoldenGradients) {
   Golden g = load_golden(GetParam());
   mm::Model model = mm::Model::load(kFixtures / GetParam());
-  model.checkpoint_layers = true;
+  model.set_recompute_layers(true);
   expect_golden_gradients(g, model, {pack_golden_rows(g)});
 }
 
@@ -307,7 +308,7 @@ TEST_P(FullParity, CheckpointedPackedRowsGiveTheGoldenGradients) {
 mm::NamedTensors lora_gradients(const Golden& g, const std::string& fixture, double dropout,
                                 bool checkpoint, double* loss_out = nullptr) {
   mm::Model model = mm::Model::load(kFixtures / fixture);
-  model.checkpoint_layers = checkpoint;
+  model.set_recompute_layers(checkpoint);
   mm::LoraConfig lc;
   lc.r = g.meta["lora"]["r"];
   lc.alpha = g.meta["lora"]["alpha"];
@@ -320,7 +321,7 @@ mm::NamedTensors lora_gradients(const Golden& g, const std::string& fixture, dou
     for (auto& [name, t] : params) t.copy_(g.tensors->get("lora_init." + name));
   }
   for (auto& [name, t] : params) t.requires_grad_(true);
-  model.adapter = lora.get();
+  model.set_adapter(lora.get());
   lora->set_training(true);
   at::manual_seed(1234);
   at::Tensor loss = at::zeros({}, at::kFloat);

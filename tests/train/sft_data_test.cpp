@@ -23,7 +23,6 @@ using metamath::testing::error_of;
 
 namespace {
 
-
 std::string write_jsonl(const fs::path& dir, const std::string& body) {
   fs::path p = dir / "data.jsonl";
   metamath::write_file_atomic(p, body);

@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/jsonl.h"
+#include "model/init.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
@@ -58,11 +59,13 @@ mt::TrainOptions tiny_options(const fs::path& data, const fs::path& out) {
   return o;
 }
 
-std::vector<double> logged_losses(const fs::path& out) {
+// A field of every step in <out>/train_log.jsonl.
+std::vector<double> logged(const fs::path& out, const char* key) {
   std::vector<double> v;
-  for (const json& r : metamath::read_jsonl(out / "train_log.jsonl")) v.push_back(r["loss"]);
+  for (const json& r : metamath::read_jsonl(out / "train_log.jsonl")) v.push_back(r[key]);
   return v;
 }
+std::vector<double> logged_losses(const fs::path& out) { return logged(out, "loss"); }
 
 double max_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
@@ -99,7 +102,7 @@ TEST(Train, ResumeAfterKillGivesBitIdenticalLosses) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(sr.losses[i], sa.losses[2 + i]) << "step " << 3 + i;
   // The log has each step once, with the same losses as the uninterrupted run.
   EXPECT_EQ(logged_losses(dir / "b"), sa.losses);
-  auto wa = mm::Checkpoint::open(dir / "a"), wb = mm::Checkpoint::open(dir / "b");
+  auto wa = mm::ShardedWeights::open(dir / "a"), wb = mm::ShardedWeights::open(dir / "b");
   for (auto& n : wa.names()) EXPECT_TRUE(at::equal(wa.get(n), wb.get(n))) << n;
   fs::remove_all(dir);
 }
@@ -207,7 +210,7 @@ TEST(Train, LoraTrainsOnlyAdaptersAndMergeMatchesAdapterForward) {
   ASSERT_EQ(r.code, 0) << r.output;
   mm::Model base = mm::Model::load(dir / "base");
   mm::LoraAdapter lora = mm::LoraAdapter::load(dir / "lora", base);
-  base.adapter = &lora;
+  base.set_adapter(&lora);
   mm::Model merged = mm::Model::load(dir / "merged");
   at::Tensor ids = at::tensor({1, 450, 1234, 29889, 3148, 7, 99}, at::kLong).view({1, -1});
   at::NoGradGuard ng;
@@ -216,7 +219,7 @@ TEST(Train, LoraTrainsOnlyAdaptersAndMergeMatchesAdapterForward) {
   // largest one (measured: 4); allow 1e-5 of it (~170), well below what the adapter changes.
   const double scale = with_merged.abs().max().item<double>();
   EXPECT_LE(max_diff(with_adapter, with_merged), 1e-5 * scale);
-  base.adapter = nullptr;
+  base.set_adapter(nullptr);
   EXPECT_GT(max_diff(base.forward(ids), with_merged), 1e-4 * scale);  // the adapter did something
   fs::remove_all(dir);
 }
@@ -246,7 +249,7 @@ TEST(Train, TwoGlooProcessesMatchOneProcess) {
   auto two = metamath::testing::run_command(cmd);
   ASSERT_EQ(two.code, 0) << two.output;
   EXPECT_NE(two.output.find("rank 1 of 2"), std::string::npos) << two.output;
-  auto w1 = mm::Checkpoint::open(dir / "one"), w2 = mm::Checkpoint::open(dir / "two");
+  auto w1 = mm::ShardedWeights::open(dir / "one"), w2 = mm::ShardedWeights::open(dir / "two");
   ASSERT_EQ(w1.names(), w2.names());
   auto init = mm::Model::init_random(mm::load_config(dir / "one"), 5);
   double moved = 0;
@@ -261,6 +264,17 @@ TEST(Train, TwoGlooProcessesMatchOneProcess) {
       moved = max_diff(w1.get(n), init.layers[0].q_w);
   }
   EXPECT_GT(moved, 1e-3);  // training did change the weights
+  // AdamW (with clipping) is nearly blind to a uniform scale of the gradients, so the weights
+  // alone would not notice an all-reduce that averages where it should sum: the logged
+  // gradient norms and losses must agree too (the same rounding argument, 1e-5 relative).
+  const auto norms1 = logged(dir / "one", "grad_norm"), norms2 = logged(dir / "two", "grad_norm");
+  const auto losses1 = logged_losses(dir / "one"), losses2 = logged_losses(dir / "two");
+  ASSERT_EQ(norms1.size(), norms2.size());
+  ASSERT_EQ(losses1.size(), losses2.size());
+  for (std::size_t s = 0; s < norms1.size(); ++s) {
+    EXPECT_NEAR(norms2[s], norms1[s], 1e-5 * norms1[s]) << "step " << s + 1;
+    EXPECT_NEAR(losses2[s], losses1[s], 1e-5 * losses1[s]) << "step " << s + 1;
+  }
   fs::remove_all(dir);
 }
 

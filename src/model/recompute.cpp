@@ -1,4 +1,4 @@
-#include "model/checkpoint.h"
+#include "model/recompute.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -29,12 +29,15 @@ void set_generator_state(at::Generator& gen, const at::Tensor& state) {
 }
 
 // libtorch's C++ custom Function keeps only IValues in its context and cannot hold the block's
-// closure, so the checkpoint is its own autograd node.
-class CheckpointNode : public ag::Node {
+// closure, so the recomputation is its own autograd node.
+class RecomputeNode : public ag::Node {
  public:
-  CheckpointNode(Block block, at::Tensor input, bool input_grad, at::Generator gen, at::Tensor rng)
-      : block_(std::move(block)), input_(std::move(input)), input_grad_(input_grad),
-        gen_(std::move(gen)), rng_(std::move(rng)) {}
+  RecomputeNode(Block block, at::Tensor input, bool input_grad, at::Generator gen, at::Tensor rng)
+      : block_(std::move(block)),
+        input_(std::move(input)),
+        input_grad_(input_grad),
+        gen_(std::move(gen)),
+        rng_(std::move(rng)) {}
 
   std::string name() const override { return "metamath::CheckpointBackward"; }
 
@@ -72,13 +75,13 @@ class CheckpointNode : public ag::Node {
 
 }  // namespace
 
-at::Tensor checkpointed(Block block, const at::Tensor& x, c10::Device device) {
+at::Tensor recomputed(Block block, const at::Tensor& x, c10::Device device) {
   if (!at::GradMode::is_enabled()) return block(x);
   at::Generator gen = at::globalContext().defaultGenerator(device);
   at::Tensor rng = generator_state(gen);
   at::Tensor saved = x.detach();
-  std::shared_ptr<CheckpointNode> node(
-      new CheckpointNode(block, saved, x.requires_grad(), gen, rng), ag::deleteNode);
+  std::shared_ptr<RecomputeNode> node(new RecomputeNode(block, saved, x.requires_grad(), gen, rng),
+                                      ag::deleteNode);
   node->set_next_edges(ag::collect_next_edges(x));
   at::Tensor y;
   {

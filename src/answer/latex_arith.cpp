@@ -1,0 +1,207 @@
+// Safe GiNaC arithmetic for the LaTeX answer parser (latex.h, "Safety"): every operation that
+// could build a huge exact number (integer powers, factorials, binomials, long literals) is
+// size-checked before GiNaC evaluates it, so adversarial input fails fast with ParseError instead
+// of hanging. Exact powers and factorials that are big but allowed stay unevaluated ("held") until
+// unhold(); expanded_terms() bounds the work expand() would do. Declared in latex_internal.h.
+#include <cln/integer.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "answer/latex.h"
+#include "answer/latex_internal.h"
+
+namespace metamath::answer::latex {
+
+// An exact power too big to print usefully ("2^{2008}"), kept as an opaque function so GiNaC's
+// automatic evaluation does not expand it; unhold() turns it into a real power when comparing.
+DECLARE_FUNCTION_2P(bigpow)
+REGISTER_FUNCTION(bigpow, dummy())
+
+using namespace internal;
+using GiNaC::ex;
+using GiNaC::numeric;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Size guards applied before GiNaC evaluates anything that could explode.
+
+std::size_t bit_length(const numeric& n) {
+  if (!n.is_rational()) return 0;
+  numeric num = GiNaC::abs(n.numer()), den = n.denom();
+  return static_cast<std::size_t>(cln::integer_length(cln::the<cln::cl_I>(num.to_cl_N())) +
+                                  cln::integer_length(cln::the<cln::cl_I>(den.to_cl_N())));
+}
+
+constexpr std::size_t kMaxBits = 200000;  // ~60k decimal digits: cheap for CLN, never a hang
+constexpr long kMaxExponent = 10000;      // |n| in x^n for any non-trivial base
+// Exact powers and factorials larger than this many bits are kept unevaluated (GiNaC "hold") so
+// that "2^{2008}" prints back as itself, not as 605 digits; all of them together may not exceed
+// kMaxHeldBits, which bounds the work when unhold() finally evaluates them for comparison.
+constexpr double kHoldBits = 256;
+constexpr double kMaxHeldBits = 400000;
+thread_local double held_bits = 0;  // reset by parse_answer
+
+ex hold_big(const ex& e, double bits) {
+  held_bits += bits;
+  if (held_bits > kMaxHeldBits) throw ParseError("numbers too large in total");
+  return e;
+}
+
+// Does e contain a big number kept unevaluated (bigpow or a held factorial)?
+bool has_held(const ex& e) {
+  if (GiNaC::is_a<GiNaC::function>(e)) {
+    const std::string& n = GiNaC::ex_to<GiNaC::function>(e).get_name();
+    if (n == "bigpow" || n == "factorial") return true;
+  }
+  for (std::size_t i = 0; i < e.nops(); ++i)
+    if (has_held(e.op(i))) return true;
+  return false;
+}
+
+}  // namespace
+
+namespace internal {
+
+void reset_held_bits() { held_bits = 0; }
+
+void check_size(const ex& e) {
+  if (GiNaC::is_a<numeric>(e)) {
+    const numeric& n = GiNaC::ex_to<numeric>(e);
+    if (n.is_rational() && bit_length(n) > kMaxBits) throw ParseError("number too large");
+    if (!n.is_rational() && (bit_length(n.real()) > kMaxBits || bit_length(n.imag()) > kMaxBits))
+      throw ParseError("number too large");
+  }
+}
+
+ex safe_pow(const ex& base, const ex& expo) {
+  bool trivial = base.is_zero() || base.is_equal(1) || base.is_equal(-1);
+  if (!trivial && has_held(expo)) throw ParseError("exponent too large");
+  if (has_held(base) &&
+      !(GiNaC::is_a<numeric>(expo) && GiNaC::abs(GiNaC::ex_to<numeric>(expo)) <= 1))
+    throw ParseError("power of a huge number");
+  if (GiNaC::is_a<numeric>(expo)) {
+    const numeric& x = GiNaC::ex_to<numeric>(expo);
+    bool trivial_base = base.is_zero() || base.is_equal(1) || base.is_equal(-1);
+    if (!trivial_base) {
+      if (!x.is_rational()) throw ParseError("complex exponent not supported");
+      if (GiNaC::abs(x) > kMaxExponent) throw ParseError("exponent too large");
+      if (GiNaC::is_a<numeric>(base)) {
+        const numeric& b = GiNaC::ex_to<numeric>(base);
+        double bits = static_cast<double>(bit_length(b.real()) + bit_length(b.imag()) + 1) *
+                      GiNaC::abs(x).to_double();
+        if (bits > static_cast<double>(kMaxBits)) throw ParseError("power too large");
+        if (bits > kHoldBits && x.is_integer() && b.is_rational())
+          return hold_big(bigpow(base, expo), bits);
+      }
+    }
+    if (base.is_zero() && x.is_negative()) syntax("division by zero");
+  }
+  // GiNaC throws for these (and leaks the half-built power when it does): reject them first.
+  if (base.is_zero() && !(GiNaC::is_a<numeric>(expo) && GiNaC::ex_to<numeric>(expo).is_real() &&
+                          GiNaC::ex_to<numeric>(expo).is_positive()))
+    syntax("0 to a zero, negative or non-numeric power");
+  ex r = GiNaC::pow(base, expo);
+  check_size(r);
+  return r;
+}
+
+ex safe_div(const ex& a, const ex& b) {
+  if (b.is_zero()) syntax("division by zero");
+  ex r = a / b;
+  check_size(r);
+  return r;
+}
+
+ex safe_mul(const ex& a, const ex& b) {
+  ex r = a * b;
+  check_size(r);
+  return r;
+}
+
+ex safe_factorial(const ex& a) {
+  if (has_held(a)) throw ParseError("factorial too large");
+  if (GiNaC::is_a<numeric>(a)) {
+    const numeric& n = GiNaC::ex_to<numeric>(a);
+    if (!n.is_nonneg_integer()) syntax("factorial of a non-natural number");
+    if (n > 3000) throw ParseError("factorial too large");
+    double bits = std::lgamma(n.to_double() + 1) / std::log(2.0);
+    if (bits > kHoldBits) return hold_big(GiNaC::factorial(a).hold(), bits);
+  }
+  return GiNaC::factorial(a);
+}
+
+ex safe_binomial(const ex& n, const ex& k) {
+  if (has_held(n) || has_held(k)) throw ParseError("binomial too large");
+  if (GiNaC::is_a<numeric>(n) && GiNaC::abs(GiNaC::ex_to<numeric>(n)) > 20000)
+    throw ParseError("binomial too large");
+  if (GiNaC::is_a<numeric>(n) && GiNaC::is_a<numeric>(k)) {
+    if (!GiNaC::ex_to<numeric>(n).is_integer() || !GiNaC::ex_to<numeric>(k).is_integer())
+      syntax("binomial of non-integers");
+  }
+  return GiNaC::binomial(n, k);
+}
+
+// Exact rational from a decimal literal "12.50" (no floating point involved).
+ex decimal_literal(const std::string& digits, std::size_t frac_digits, long exp10) {
+  if (digits.size() > 400) throw ParseError("number literal too long");
+  numeric v(digits.c_str());
+  long e = exp10 - static_cast<long>(frac_digits);
+  if (std::labs(e) > 1000) throw ParseError("exponent of number literal too large");
+  numeric p = GiNaC::pow(numeric(10), numeric(std::labs(e)));
+  return e >= 0 ? ex(v * p) : ex(v / p);
+}
+
+}  // namespace internal
+
+double expanded_terms(const GiNaC::ex& e) {
+  if (GiNaC::is_a<GiNaC::add>(e)) {
+    double s = 0;
+    for (std::size_t i = 0; i < e.nops(); ++i) s += expanded_terms(e.op(i));
+    return s;
+  }
+  if (GiNaC::is_a<GiNaC::mul>(e)) {
+    double p = 1;
+    for (std::size_t i = 0; i < e.nops(); ++i) p *= expanded_terms(e.op(i));
+    return p;
+  }
+  if (GiNaC::is_a<GiNaC::power>(e) && GiNaC::is_a<GiNaC::numeric>(e.op(1))) {
+    const GiNaC::numeric& n = GiNaC::ex_to<GiNaC::numeric>(e.op(1));
+    const GiNaC::ex& base = e.op(0);
+    double t = expanded_terms(base);
+    if (n.is_pos_integer() && t > 1) {
+      double m = n.to_double();
+      if (m > 40) return 1e18;  // big binomial coefficients too: never worth expanding
+      // A sum of k monomials has C(m + k - 1, k - 1) terms in its m-th power; when its terms are
+      // themselves sums, expand() multiplies out t^m products before collecting.
+      if (GiNaC::is_a<GiNaC::add>(base) && t == static_cast<double>(base.nops()))
+        return std::exp(std::lgamma(m + t) - std::lgamma(t) - std::lgamma(m + 1));
+      return std::pow(t, m);
+    }
+  }
+  return 1;
+}
+
+GiNaC::ex unhold(const GiNaC::ex& e) {
+  if (GiNaC::is_a<GiNaC::power>(e)) return GiNaC::pow(unhold(e.op(0)), unhold(e.op(1)));
+  if (GiNaC::is_a<GiNaC::function>(e)) {
+    const std::string& name = GiNaC::ex_to<GiNaC::function>(e).get_name();
+    if (name == "factorial") return GiNaC::factorial(unhold(e.op(0)));
+    if (name == "bigpow") return GiNaC::pow(unhold(e.op(0)), unhold(e.op(1)));
+  }
+  if (GiNaC::is_a<GiNaC::add>(e)) {
+    GiNaC::ex s = 0;
+    for (std::size_t i = 0; i < e.nops(); ++i) s += unhold(e.op(i));
+    return s;
+  }
+  if (GiNaC::is_a<GiNaC::mul>(e)) {
+    GiNaC::ex p = 1;
+    for (std::size_t i = 0; i < e.nops(); ++i) p *= unhold(e.op(i));
+    return p;
+  }
+  return e;
+}
+
+}  // namespace metamath::answer::latex
