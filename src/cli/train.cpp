@@ -6,7 +6,6 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "model/lora.h"
-#include "train/distributed.h"
 #include "train/trainer.h"
 
 namespace metamath::cli {
@@ -105,16 +104,9 @@ void register_train(CLI::App& app) {
     if (cmd->count("--resume") > 0 && t.resume.empty()) t.resume = "latest";
     t.bf16 = o->precision == "bf16";
     if (t.lora) t.lora_config.target_modules = model::parse_lora_targets(o->lora_targets);
-    std::unique_ptr<train::Comm> comm;
-    if (auto env = train::dist_env_from_environment(); env && env->world_size > 1) {
-      comm = train::connect_gloo(*env);
-      t.comm = comm.get();
-      if (env->rank != 0) t.progress = false;
-      log::info("distributed: rank {} of {} (master {}:{})", env->rank, env->world_size,
-                env->master_addr, env->master_port);
-    }
-    train::TrainSummary s = train::run_training(t);
-    if (!comm || comm->rank() == 0) {
+    const train::TrainRun run = train::train_main(t);
+    const train::TrainSummary& s = run.summary;
+    if (run.rank0) {
       std::string last = s.losses.empty() ? "-" : fmt::format("{:.4f}", s.losses.back());
       std::fputs(fmt::format("trained {} steps ({} examples, {} truncated, {} dropped); final "
                              "loss {}; model in {}\n",

@@ -16,6 +16,7 @@
 #include "model/matmul.h"
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
+#include "train/distributed.h"
 
 namespace metamath::train {
 
@@ -679,6 +680,21 @@ TrainSummary run_training(const TrainOptions& o) {
   sum.final_dir = o.out;
   sum.steps_done = step;
   return sum;
+}
+
+TrainRun train_main(TrainOptions opts) {
+  std::unique_ptr<Comm> comm;
+  if (auto env = dist_env_from_environment(); env && env->world_size > 1) {
+    comm = connect_gloo(*env);
+    opts.comm = comm.get();
+    if (env->rank != 0) opts.progress = false;
+    log::info("distributed: rank {} of {} (master {}:{})", env->rank, env->world_size,
+              env->master_addr, env->master_port);
+  }
+  TrainRun r;
+  r.summary = run_training(opts);
+  r.rank0 = !comm || comm->rank() == 0;
+  return r;
 }
 
 }  // namespace metamath::train

@@ -147,6 +147,15 @@ struct TrainSummary {
 // NaN/inf (after logging it; the last good checkpoint stays).
 TrainSummary run_training(const TrainOptions& opts);
 
+// `metamath train` as one call: when torchrun's environment says WORLD_SIZE > 1, joins the group
+// over Gloo (train/distributed.h; progress bars on rank 0 only), then run_training. `rank0` tells
+// the caller whether this process prints the summary.
+struct TrainRun {
+  TrainSummary summary;
+  bool rank0 = true;
+};
+TrainRun train_main(TrainOptions opts);
+
 // Newest training checkpoint OUT/checkpoint-<N> holding trainer_state.json, if any.
 std::optional<std::filesystem::path> latest_training_checkpoint(const std::filesystem::path& out);
 
