@@ -20,36 +20,15 @@
 #include <vector>
 
 #include "core/cpu.h"
+#include "isa_test.h"
 
 namespace mm = metamath::model;
 using metamath::Isa;
 
-namespace metamath {
-// gtest prints a level by name in failure messages (instead of its bytes).
-inline void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
-}  // namespace metamath
-
 namespace {
 
-// Runs each test with kernels limited to one level; levels this CPU lacks are skipped.
-class AttendInPlaceIsa : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    if (GetParam() > metamath::cpu_isa())
-      GTEST_SKIP() << "this CPU lacks " << metamath::isa_name(GetParam())
-                   << " (flags: " << metamath::cpu_flags_line() << ")";
-    limit_.emplace(GetParam());
-    ASSERT_EQ(metamath::kernel_isa(), GetParam());
-  }
-  void TearDown() override { limit_.reset(); }
-
- private:
-  std::optional<metamath::ScopedIsaLimit> limit_;
-};
-
-std::string isa_test_name(const ::testing::TestParamInfo<Isa>& info) {
-  return metamath::isa_name(info.param);
-}
+// Runs each test with kernels limited to one level (tests/isa_test.h).
+class AttendInPlaceIsa : public metamath::testing::IsaTest {};
 
 // f32 tolerance, relative to max|V|: the output is a convex combination of V rows summed over
 // L <= 130 keys in f32 (random-sign roundings of 2^-24 of a partial sum <= max|V|: ~sqrt(130) *
@@ -213,8 +192,7 @@ TEST_P(AttendInPlaceIsa, HandCheckedTwoKeys) {
   EXPECT_EQ(o[0][0][0][1].item<float>(), 0.0f);
 }
 
-INSTANTIATE_TEST_SUITE_P(, AttendInPlaceIsa, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
-                         isa_test_name);
+METAMATH_EACH_ISA(AttendInPlaceIsa);
 
 TEST(AttendInPlace, DeclinesWhatItCannotTake) {
   at::Tensor q = at::randn({1, 1, 1, 8}), K = at::randn({1, 1, 3, 8}), V = at::randn({1, 1, 3, 8});

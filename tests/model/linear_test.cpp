@@ -18,36 +18,15 @@
 #include <vector>
 
 #include "core/cpu.h"
+#include "isa_test.h"
 
 namespace mm = metamath::model;
 using metamath::Isa;
 
-namespace metamath {
-// gtest prints a level by name in failure messages (instead of its bytes).
-inline void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
-}  // namespace metamath
-
 namespace {
 
-// Runs each test with kernels limited to one level; levels this CPU lacks are skipped.
-class LinearIsa : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    if (GetParam() > metamath::cpu_isa())
-      GTEST_SKIP() << "this CPU lacks " << metamath::isa_name(GetParam())
-                   << " (flags: " << metamath::cpu_flags_line() << ")";
-    limit_.emplace(GetParam());
-    ASSERT_EQ(metamath::kernel_isa(), GetParam());
-  }
-  void TearDown() override { limit_.reset(); }
-
- private:
-  std::optional<metamath::ScopedIsaLimit> limit_;
-};
-
-std::string isa_test_name(const ::testing::TestParamInfo<Isa>& info) {
-  return metamath::isa_name(info.param);
-}
+// Runs each test with kernels limited to one level (tests/isa_test.h).
+class LinearIsa : public metamath::testing::IsaTest {};
 
 std::string describe(at::ScalarType t, int64_t M, int64_t K, int64_t N, bool bias,
                      const std::string& layout) {
@@ -206,8 +185,7 @@ TEST_P(LinearIsa, BF16RoundsToNearestEven) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(, LinearIsa, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
-                         isa_test_name);
+METAMATH_EACH_ISA(LinearIsa);
 
 TEST(Linear, EmptyRows) {
   at::Tensor w = at::randn({5, 4}), x = at::randn({0, 4});

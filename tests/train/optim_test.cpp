@@ -19,39 +19,17 @@
 #include <vector>
 
 #include "core/cpu.h"
+#include "isa_test.h"
 
 namespace mm = metamath::model;
 namespace mt = metamath::train;
 using metamath::Isa;
 
-namespace metamath {
-// gtest prints a level by name in failure messages (instead of its bytes).
-inline void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
-}  // namespace metamath
-
 namespace {
 
-// Runs each test with kernels limited to one level; levels this CPU lacks are skipped.
-class IsaLevel : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    if (GetParam() > metamath::cpu_isa())
-      GTEST_SKIP() << "this CPU lacks " << metamath::isa_name(GetParam())
-                   << " (flags: " << metamath::cpu_flags_line() << ")";
-    limit_.emplace(GetParam());
-    ASSERT_EQ(metamath::kernel_isa(), GetParam());
-  }
-  void TearDown() override { limit_.reset(); }
-
- private:
-  std::optional<metamath::ScopedIsaLimit> limit_;
-};
-class FusedAdamWIsa : public IsaLevel {};
-class GradNormIsa : public IsaLevel {};
-
-std::string isa_test_name(const ::testing::TestParamInfo<Isa>& info) {
-  return metamath::isa_name(info.param);
-}
+// Each test runs with kernels limited to one level (tests/isa_test.h).
+class FusedAdamWIsa : public metamath::testing::IsaTest {};
+class GradNormIsa : public metamath::testing::IsaTest {};
 
 // One float32 rounding: at most this much of the value rounded.
 const double kU = std::ldexp(1.0, -24);
@@ -458,9 +436,7 @@ TEST_P(FusedAdamWIsa, BitIdenticalToScalarLoop) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(, FusedAdamWIsa, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
-                         isa_test_name);
-INSTANTIATE_TEST_SUITE_P(, GradNormIsa, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
-                         isa_test_name);
+METAMATH_EACH_ISA(FusedAdamWIsa);
+METAMATH_EACH_ISA(GradNormIsa);
 
 }  // namespace
