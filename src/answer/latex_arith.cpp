@@ -76,9 +76,32 @@ void check_size(const ex& e) {
   }
 }
 
+// expand() turns base^(c + rest) into base^c * base^rest and evaluates base^c exactly, so the
+// numeric terms of a symbolic exponent get the bounds of a numeric one: 3^{10^{36} - n} would
+// otherwise pass the parser and hang the comparison inside CLN's exact power.
+void check_split_exponent(const ex& base, const ex& expo) {
+  if (GiNaC::is_a<numeric>(expo)) return;
+  // The exponent as expand() sees it; one too big to expand cheaply is refused outright.
+  if (expanded_terms(expo) > 2000) throw ParseError("exponent too large");
+  const ex e = expo.expand();
+  if (!GiNaC::is_a<GiNaC::add>(e)) return;
+  for (std::size_t i = 0; i < e.nops(); ++i) {
+    if (!GiNaC::is_a<numeric>(e.op(i))) continue;
+    const numeric& x = GiNaC::ex_to<numeric>(e.op(i));
+    if (!x.is_rational() || GiNaC::abs(x) > kMaxExponent) throw ParseError("exponent too large");
+    if (GiNaC::is_a<numeric>(base)) {
+      const numeric& b = GiNaC::ex_to<numeric>(base);
+      const double bits = static_cast<double>(bit_length(b.real()) + bit_length(b.imag()) + 1) *
+                          GiNaC::abs(x).to_double();
+      if (bits > static_cast<double>(kMaxBits)) throw ParseError("power too large");
+    }
+  }
+}
+
 ex safe_pow(const ex& base, const ex& expo) {
   bool trivial = base.is_zero() || base.is_equal(1) || base.is_equal(-1);
   if (!trivial && has_held(expo)) throw ParseError("exponent too large");
+  if (!trivial) check_split_exponent(base, expo);
   if (has_held(base) &&
       !(GiNaC::is_a<numeric>(expo) && GiNaC::abs(GiNaC::ex_to<numeric>(expo)) <= 1))
     throw ParseError("power of a huge number");
