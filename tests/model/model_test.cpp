@@ -62,8 +62,10 @@ using metamath::testing::error_of;
 // (make_fixtures.py): two correct f32 forwards are each that far from exact (about 1e-6 of the
 // largest logit here: 2 layers, dot products of up to 172 terms), so at most ~2x apart; the
 // reference rerun on a CPU whose BLAS sums in another order differed by <= 1.3e-6 of the largest
-// logit. kEnvelope = 8 leaves room for that; a wrong rope band, mask or norm moves logits by
-// 1e-3 of their scale or more. Plus 4 f32 roundings of the largest logit as a floor.
+// logit. kEnvelope = 8 leaves room for that; a real bug shows far above it (the llama3 rope
+// band blend swapped: every llama3 logit test fails). Plus 4 f32 roundings of the largest logit
+// as a floor. (These fixtures' hidden states have mean square ~1, so an RMSNorm eps bug moves
+// logits by only ~1e-6 of their scale: the training fixtures, with small weights, catch that.)
 constexpr double kEnvelope = 8.0;
 constexpr double kRound = 1.0 / (1 << 24);  // float32 unit roundoff
 

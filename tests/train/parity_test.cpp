@@ -61,11 +61,11 @@ Golden load_golden(const std::string& name) {
 // |f64 - f32| is what float32 rounding did to that result on the machine that made the files.
 // Another correct float32 implementation (ours, or the reference on a CPU whose BLAS sums in
 // another order) is about as far from exact, so at most ~2x that from the golden; the largest ratio
-// seen between Zen 3 and Zen 4 references was 4.2x. We allow kEnvelope times the envelope of the
-// whole tensor plus 4 float32 roundings of its largest value (for results the f64 run matches
-// nearly exactly). AdamW is why a fixed bound cannot work: where a gradient is near zero, the step
-// m / (sqrt(v) + eps) is set by rounding noise, so weights after ten steps (Qwen2's k_proj.bias)
-// differ by 40x more than their gradients do, and that shows in the envelope too.
+// seen between references made on an AVX2 and on an AVX-512 CPU was 4.2x. We allow kEnvelope times
+// the envelope of the whole tensor plus 4 float32 roundings of its largest value (for results the
+// f64 run matches nearly exactly). AdamW is why a fixed bound cannot work: where a gradient is near
+// zero, the step m / (sqrt(v) + eps) is set by rounding noise, so weights after ten steps (Qwen2's
+// k_proj.bias) differ by 40x more than their gradients do, and that shows in the envelope too.
 constexpr double kEnvelope = 8.0;
 constexpr double kRound = 1.0 / (1 << 24);  // float32 unit roundoff
 
@@ -203,8 +203,8 @@ TEST_P(FullParity, Bf16ComputeTracksFp32Golden) {
   so.max_grad_norm = 0;
   so.bf16_shadow = &shadow;
   mt::StepResult r = mt::train_step(model, opt, g.micro, g.label_tokens, so);
-  // bf16 keeps 8 significant bits (unit roundoff 2^-9 = 0.2%): the loss within 0.5% (about two
-  // bf16 roundings of it; a wrong cast or a dropped layer moves it by 5% or more).
+  // bf16 keeps 8 significant bits (unit roundoff 2^-9 = 0.2%): the loss within 0.5% of the
+  // float32 golden, about two bf16 roundings of it.
   EXPECT_NEAR(r.loss, g.meta["loss"].get<double>(), 5e-3 * g.meta["loss"].get<double>());
   for (auto& [name, p] : params) {
     ASSERT_EQ(p.grad().scalar_type(), at::kFloat) << name;
