@@ -13,15 +13,27 @@
 //      0.333 != 1/3 (1e-3 relative) and 18.0001 != 18 (18 needs no rounding).
 // Infinity only ever equals itself with the same sign.
 //
+// Relations: "name = value" (one variable or a segment name "AB" on the left; a chain
+// "x = 5+5+1 = 11" gives its last side) stands for its value; any other equation is compared with
+// equations only, by solution set (sides proportional: "2x + 2y = 2" is "x + y = 1"). A linear
+// relation in one variable is the set of reals it describes ("-x > -1" is "x < 1" is
+// "(-\infty, 1)"; "x \ne 3" is "(-\infty, 3) \cup (3, \infty)"); an inequality in several
+// variables equals a positive multiple of itself ("a - b < 0" is "2b > 2a").
+//
 // GiNaC is not thread-safe (non-atomic reference counts on shared constants), so every public
 // entry point here holds one process-wide mutex.
 #include "answer/equiv.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <complex>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "answer/latex.h"
 #include "answer/numeric.h"
@@ -281,14 +293,47 @@ Outcome compare_unordered(const std::vector<Value>& a, const std::vector<Value>&
 }
 
 bool is_bare_symbol(const Value& v) {
-  return v.type == VType::Scalar && GiNaC::is_a<GiNaC::symbol>(v.expr);
+  return v.type == VType::Scalar && GiNaC::is_a<GiNaC::symbol>(v.expr) &&
+         !v.expr.is_equal(latex::infinity_symbol());
 }
 
-// The value side of "x = 5" / "5 = x" / "x \in [1,2]".
-const Value& value_side(const Value& r) {
-  if (r.ops[0] != "in" && !is_bare_symbol(r.items[0]) && is_bare_symbol(r.items[1]))
-    return r.items[0];
-  return r.items[1];
+// A name a value can be given: one variable ("x", "a_{1}", "\theta") or a segment or figure named
+// by capital letters ("AB", "ABC").
+bool is_name(const Value& v) {
+  if (is_bare_symbol(v)) return true;
+  if (v.type != VType::Scalar || !GiNaC::is_a<GiNaC::mul>(v.expr)) return false;
+  for (std::size_t i = 0; i < v.expr.nops(); ++i) {
+    const ex& f = v.expr.op(i);
+    if (!GiNaC::is_a<GiNaC::symbol>(f)) return false;
+    const std::string& n = GiNaC::ex_to<GiNaC::symbol>(f).get_name();
+    if (n.size() != 1 || !std::isupper(static_cast<unsigned char>(n[0]))) return false;
+  }
+  return true;
+}
+
+bool has_symbol(const ex& e) {
+  if (GiNaC::is_a<GiNaC::symbol>(e)) return true;
+  for (std::size_t i = 0; i < e.nops(); ++i)
+    if (has_symbol(e.op(i))) return true;
+  return false;
+}
+
+// A number: a scalar with no variable in it ("0.56", "56\%", "2+3", "\pi").
+bool is_constant(const Value& v) { return v.type == VType::Scalar && !has_symbol(v.expr); }
+
+// The value an equation stands for when it is compared with a bare answer: "x = 5" -> 5,
+// "x = 5+5+1 = 11" -> 11 (a chain gives its last side), "5 = x" -> 5, "x \in [1,2]" -> [1,2],
+// and a chain of numbers its last side ("0.56 = 56\%" -> 56\%: a wrong chain such as "2 = 3"
+// then stands for 3, as a worked answer that ends "... = 3" does). Only these qualify:
+// "7 = 11a + c" and "a + 3z = 0" stand for no value.
+const Value* equation_value(const Value& r) {
+  if (r.ops.size() == 1 && r.ops[0] == "in") return &r.items[1];
+  for (const auto& op : r.ops)
+    if (op != "=") return nullptr;
+  if (is_name(r.items[0])) return &r.items.back();
+  if (std::all_of(r.items.begin(), r.items.end(), is_constant)) return &r.items.back();
+  if (r.ops.size() == 1 && is_name(r.items[1])) return &r.items[0];
+  return nullptr;
 }
 
 std::string flip(const std::string& op) {
@@ -297,6 +342,312 @@ std::string flip(const std::string& op) {
   if (op == "<=") return ">=";
   if (op == ">=") return "<=";
   return op;
+}
+
+bool is_inequality(const std::string& op) {
+  return op == "<" || op == "<=" || op == ">" || op == ">=" || op == "!=";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sets of real numbers: what an inequality in one variable, an interval or a union describes.
+// A RealSet is a sorted list of disjoint pieces with constant ends (+-\infty for unbounded ones);
+// after normalisation every set has exactly one such form, so two sets are equal when their
+// pieces are.
+
+// Longest chain or union turned into a set: the pairwise work stays small under the time limit.
+constexpr std::size_t kMaxSetPieces = 32;
+
+struct Piece {
+  ex lo, hi;
+  bool lo_closed = false, hi_closed = false;
+};
+using RealSet = std::vector<Piece>;
+
+// Thrown while building a RealSet for an end that is not a real constant (it then cannot be
+// ordered); the caller falls back to the other relation rules.
+struct NotARealSet {};
+
+// -1, 0, +1 for an infinite end (-\infty, finite, +\infty).
+int infinite_sign(const ex& e) {
+  const auto& inf = latex::infinity_symbol();
+  if (e.is_equal(inf)) return 1;
+  if (e.is_equal(-inf)) return -1;
+  if (e.has(inf)) throw NotARealSet{};
+  return 0;
+}
+
+// Order of two constant ends: exact for rationals, else in double precision (1e-9 relative, as
+// the "numeric" scalar rule).
+int order(const ex& a, const ex& b) {
+  int ia = infinite_sign(a), ib = infinite_sign(b);
+  if (ia != 0 || ib != 0) return ia == ib ? 0 : (ia < ib ? -1 : 1);
+  ex d = a - b;
+  if (GiNaC::is_a<numeric>(d)) {
+    const numeric& n = GiNaC::ex_to<numeric>(d);
+    if (!n.is_real()) throw NotARealSet{};
+    return n.is_zero() ? 0 : (n.is_negative() ? -1 : 1);
+  }
+  Point none = [](const GiNaC::symbol&) { return NAN; };
+  cplx va = eval(a, none), vb = eval(b, none);
+  if (!finite(va) || !finite(vb) || std::abs(va.imag()) > 1e-12 || std::abs(vb.imag()) > 1e-12)
+    throw NotARealSet{};
+  if (close(va, vb, 1e-9, 1e-14)) return 0;
+  return va.real() < vb.real() ? -1 : 1;
+}
+
+bool piece_empty(const Piece& p) {
+  int o = order(p.lo, p.hi);
+  return o > 0 || (o == 0 && !(p.lo_closed && p.hi_closed));
+}
+
+// Sorts the pieces and merges those that overlap or touch ("(1,2] \cup (2,3)" is "(1,3)").
+RealSet normalize_set(RealSet s) {
+  std::erase_if(s, piece_empty);
+  for (auto& p : s) {  // an infinite end is never included
+    if (infinite_sign(p.lo) != 0) p.lo_closed = false;
+    if (infinite_sign(p.hi) != 0) p.hi_closed = false;
+  }
+  for (std::size_t i = 1; i < s.size(); ++i)  // insertion sort: sets are a few pieces long
+    for (std::size_t j = i; j > 0; --j) {
+      int o = order(s[j - 1].lo, s[j].lo);
+      if (o < 0 || (o == 0 && s[j - 1].lo_closed)) break;
+      std::swap(s[j - 1], s[j]);
+    }
+  RealSet out;
+  for (auto& p : s) {
+    if (!out.empty()) {
+      Piece& last = out.back();
+      int touch = order(p.lo, last.hi);
+      if (touch < 0 || (touch == 0 && (p.lo_closed || last.hi_closed))) {
+        int o = order(p.hi, last.hi);
+        if (o > 0 || (o == 0 && p.hi_closed)) {
+          last.hi = p.hi;
+          last.hi_closed = p.hi_closed || (o == 0 && last.hi_closed);
+        }
+        continue;
+      }
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+RealSet intersect(const RealSet& a, const RealSet& b) {
+  RealSet out;
+  for (const auto& p : a)
+    for (const auto& q : b) {
+      Piece r;
+      int lo = order(p.lo, q.lo), hi = order(p.hi, q.hi);
+      r.lo = lo >= 0 ? p.lo : q.lo;
+      r.lo_closed = lo > 0 ? p.lo_closed : lo < 0 ? q.lo_closed : (p.lo_closed && q.lo_closed);
+      r.hi = hi <= 0 ? p.hi : q.hi;
+      r.hi_closed = hi < 0 ? p.hi_closed : hi > 0 ? q.hi_closed : (p.hi_closed && q.hi_closed);
+      out.push_back(r);
+    }
+  return normalize_set(out);
+}
+
+// The set {x : x op c}.
+RealSet solution_set(const std::string& op, const ex& c) {
+  const ex inf = latex::infinity_symbol();
+  if (op == "<") return {{-inf, c, false, false}};
+  if (op == "<=") return {{-inf, c, false, true}};
+  if (op == ">") return {{c, inf, false, false}};
+  if (op == ">=") return {{c, inf, true, false}};
+  if (op == "=") return {{c, c, true, true}};
+  if (op == "!=") return {{-inf, c, false, false}, {c, inf, false, false}};
+  throw NotARealSet{};
+}
+
+// {x : lhs op rhs} when lhs - rhs is linear in x with constant coefficients: a x + b op 0 becomes
+// x op -b/a, the inequality flipping when a < 0 (so -x > -1 is x < 1).
+RealSet solve_linear(const ex& lhs, const std::string& op, const ex& rhs, const ex& x) {
+  ex d = lhs - rhs;
+  if (latex::expanded_terms(d) > 200) throw NotARealSet{};
+  d = d.expand();
+  ex a = d.coeff(x, 1), b = d.coeff(x, 0);
+  if (a.has(x) || b.has(x) || !(d - a * x - b).expand().is_zero()) throw NotARealSet{};
+  int sign = order(a, 0);
+  if (sign == 0) {  // no x left: "b op 0" holds for every x or for none
+    int o = order(b, 0);
+    bool holds = op == "<"    ? o < 0
+                 : op == "<=" ? o <= 0
+                 : op == ">"  ? o > 0
+                 : op == ">=" ? o >= 0
+                 : op == "="  ? o == 0
+                              : o != 0;
+    if (!holds) return {};
+    return {{-latex::infinity_symbol(), latex::infinity_symbol(), false, false}};
+  }
+  return solution_set(sign < 0 ? flip(op) : op, -b / a);
+}
+
+std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var);
+
+// The symbols in e other than \infty, as expressions (a GiNaC::symbol copy would lose the
+// realsymbol type, and with it equality to the symbol in the expression).
+void collect_variables(const ex& e, std::vector<ex>& out) {
+  if (GiNaC::is_a<GiNaC::symbol>(e)) {
+    if (e.is_equal(latex::infinity_symbol())) return;
+    for (const auto& s : out)
+      if (s.is_equal(e)) return;
+    out.push_back(e);
+    return;
+  }
+  for (std::size_t i = 0; i < e.nops(); ++i) collect_variables(e.op(i), out);
+}
+
+// The one variable in the sides of a relation, or nullopt.
+std::optional<ex> single_variable(const std::vector<Value>& sides) {
+  std::vector<ex> vars;
+  for (const auto& s : sides) {
+    if (s.type != VType::Scalar) return std::nullopt;
+    collect_variables(latex::unhold(s.expr), vars);
+  }
+  if (vars.size() != 1) return std::nullopt;
+  return vars[0];
+}
+
+// A relation in one variable with at least one inequality ("-x > -1", "1 < x \le 3", "x \ne 3",
+// "x \in [1, 2)") as the set it describes; a chain is the intersection of its links.
+std::optional<RealSet> relation_set(const Value& r, std::optional<ex>& var) {
+  if (r.ops.size() == 1 && r.ops[0] == "in") {
+    if (!is_bare_symbol(r.items[0])) return std::nullopt;
+    var = r.items[0].expr;
+    std::optional<ex> inner;
+    return as_real_set(r.items[1], inner);
+  }
+  if (r.ops.size() > kMaxSetPieces || std::none_of(r.ops.begin(), r.ops.end(), is_inequality))
+    return std::nullopt;
+  for (const auto& op : r.ops)
+    if (op == "in") return std::nullopt;
+  auto x = single_variable(r.items);
+  if (!x) return std::nullopt;
+  var = *x;
+  RealSet s = {{-latex::infinity_symbol(), latex::infinity_symbol(), false, false}};
+  for (std::size_t i = 0; i < r.ops.size(); ++i)
+    s = intersect(s, solve_linear(latex::unhold(r.items[i].expr), r.ops[i],
+                                  latex::unhold(r.items[i + 1].expr), *x));
+  return s;
+}
+
+// A constant end of an interval ("\infty" included).
+ex set_end(const Value& v) {
+  if (v.type != VType::Scalar) throw NotARealSet{};
+  ex e = latex::unhold(v.expr);
+  infinite_sign(e);  // throws for a non-constant use of \infty
+  std::vector<ex> vars;
+  collect_variables(e, vars);
+  if (!vars.empty()) throw NotARealSet{};
+  return e;
+}
+
+// Intervals, unions, finite sets of constants and one-variable relations as RealSets; `var` gets
+// the relation's variable. nullopt for anything else (symbolic ends, equations, x^2 < 4).
+std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var) {
+  if (v.items.size() > kMaxSetPieces) return std::nullopt;
+  try {
+    switch (v.type) {
+      case VType::Interval:
+      case VType::Tuple:  // "(1, 2)" read as a pair: the open interval
+        if (v.items.size() != 2) return std::nullopt;
+        return normalize_set(
+            {{set_end(v.items[0]), set_end(v.items[1]), v.left_closed, v.right_closed}});
+      case VType::Set: {
+        RealSet s;
+        for (const auto& i : v.items) s.push_back({set_end(i), set_end(i), true, true});
+        return normalize_set(s);
+      }
+      case VType::Union: {
+        RealSet s;
+        for (const auto& i : v.items) {
+          std::optional<ex> inner;
+          auto p = as_real_set(i, inner);
+          if (!p) return std::nullopt;
+          s.insert(s.end(), p->begin(), p->end());
+        }
+        return normalize_set(s);
+      }
+      case VType::Relation:
+        return relation_set(v, var);
+      default:
+        return std::nullopt;
+    }
+  } catch (const NotARealSet&) {
+    return std::nullopt;
+  } catch (const latex::ParseError&) {
+    throw;
+  } catch (const std::exception&) {  // GiNaC arithmetic errors: not a set we can reason about
+    return std::nullopt;
+  }
+}
+
+bool same_set(const RealSet& a, const RealSet& b) {
+  if (a.size() != b.size()) return false;
+  try {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (order(a[i].lo, b[i].lo) != 0 || order(a[i].hi, b[i].hi) != 0 ||
+          a[i].lo_closed != b[i].lo_closed || a[i].hi_closed != b[i].hi_closed)
+        return false;
+  } catch (const NotARealSet&) {
+    return false;
+  }
+  return true;
+}
+
+// Compares a one-variable relation with a set or another relation by the sets they describe;
+// nullopt when either is not such a set (or the relations name different variables).
+std::optional<Outcome> compare_as_sets(const Value& a, const Value& b, const Ctx& ctx) {
+  ctx.check();
+  std::optional<ex> va, vb;
+  auto sa = as_real_set(a, va);
+  if (!sa) return std::nullopt;
+  auto sb = as_real_set(b, vb);
+  if (!sb) return std::nullopt;
+  if (va && vb && !va->is_equal(*vb)) return Outcome{false, "relation: different variables"};
+  if (same_set(*sa, *sb)) return Outcome{true, "relation: same solution set"};
+  return Outcome{false, "relation: different solution sets"};
+}
+
+// The ratio da / db when one is a nonzero constant multiple of the other (checked symbolically,
+// then at random points); nullopt otherwise.
+std::optional<cplx> constant_ratio(const ex& da, const ex& db, const Ctx& ctx) {
+  if (da.is_zero() || db.is_zero()) return std::nullopt;
+  if (latex::expanded_terms(da) + latex::expanded_terms(db) < 2000 && (da - db).expand().is_zero())
+    return cplx(1, 0);
+  std::set<std::string> names;
+  std::vector<GiNaC::symbol> syms;
+  collect_symbols(da, names, syms);
+  collect_symbols(db, names, syms);
+  if (syms.empty()) return std::nullopt;
+  std::optional<cplx> ratio;
+  int valid = 0;
+  for (int k = 0; k < 6; ++k) {
+    ctx.check();
+    Point at = [k](const GiNaC::symbol& s) { return point_value(s.get_name(), k); };
+    cplx va = eval(da, at), vb = eval(db, at);
+    if (!finite(va) || !finite(vb) || std::abs(vb) < 1e-12) continue;
+    cplx r = va / vb;
+    if (!finite(r) || std::abs(r) < 1e-12) return std::nullopt;
+    if (ratio && !close(*ratio, r, 1e-6, 0)) return std::nullopt;
+    ratio = r;
+    ++valid;
+  }
+  if (valid < 2) return std::nullopt;
+  return ratio;
+}
+
+bool all_scalar(const Value& r) {
+  return std::all_of(r.items.begin(), r.items.end(),
+                     [](const Value& v) { return v.type == VType::Scalar; });
+}
+
+// One relation "lhs op rhs" as "d op' 0" with op' one of =, <, <=, != (">" is turned around).
+std::pair<ex, std::string> against_zero(const Value& r) {
+  const std::string& op = r.ops[0];
+  ex d = r.items[0].expr - r.items[1].expr;
+  if (op == ">" || op == ">=") return {-d, flip(op)};
+  return {d, op};
 }
 
 Outcome compare_relation(const Value& a, const Value& b, const Ctx& ctx) {
@@ -309,35 +660,21 @@ Outcome compare_relation(const Value& a, const Value& b, const Ctx& ctx) {
     if (a.ops == fl && compare_ordered(a.items, rev, ctx, "relation").equal)
       return {true, "relation: same sides, reversed"};
   }
-  // Two equations are the same when (lhs - rhs) of one is a nonzero constant multiple of the
-  // other's: y = 2x + 3 and 2y - 4x = 6.
-  if (a.ops.size() == 1 && b.ops.size() == 1 && a.ops[0] == "=" && b.ops[0] == "=" &&
-      a.items[0].type == VType::Scalar && a.items[1].type == VType::Scalar &&
-      b.items[0].type == VType::Scalar && b.items[1].type == VType::Scalar) {
-    ex da = a.items[0].expr - a.items[1].expr;
-    ex db = b.items[0].expr - b.items[1].expr;
-    if (da.is_zero() || db.is_zero()) return {false, "equation: degenerate"};
-    if (latex::expanded_terms(da) + latex::expanded_terms(db) < 2000 &&
-        (da - db).expand().is_zero())
-      return {true, "equation: same difference"};
-    std::set<std::string> names;
-    std::vector<GiNaC::symbol> syms;
-    collect_symbols(da, names, syms);
-    collect_symbols(db, names, syms);
-    std::optional<cplx> ratio;
-    int valid = 0;
-    for (int k = 0; k < 6; ++k) {
-      ctx.check();
-      Point at = [k](const GiNaC::symbol& s) { return point_value(s.get_name(), k); };
-      cplx va = eval(da, at), vb = eval(db, at);
-      if (!finite(va) || !finite(vb) || std::abs(vb) < 1e-12) continue;
-      cplx r = va / vb;
-      if (!finite(r) || std::abs(r) < 1e-12) return {false, "equation: not proportional"};
-      if (ratio && !close(*ratio, r, 1e-6, 0)) return {false, "equation: not proportional"};
-      ratio = r;
-      ++valid;
-    }
-    if (valid >= 2 && !syms.empty()) return {true, "equation: proportional (random points)"};
+  if (auto o = compare_as_sets(a, b, ctx)) return *o;
+  // One relation each, in any number of variables: the same when (lhs - rhs) of one is a constant
+  // multiple of the other's (y = 2x + 3 and 2y - 4x = 6), positive for an inequality
+  // (a - b < 0 and 2b > 2a).
+  if (a.ops.size() == 1 && b.ops.size() == 1 && a.ops[0] != "in" && b.ops[0] != "in" &&
+      all_scalar(a) && all_scalar(b)) {
+    auto [da, opa] = against_zero(a);
+    auto [db, opb] = against_zero(b);
+    if (opa != opb) return {false, "relation: different kinds of relation"};
+    auto ratio = constant_ratio(latex::unhold(da), latex::unhold(db), ctx);
+    if (!ratio) return {false, "relation: sides not proportional"};
+    if (opa == "=" || opa == "!=") return {true, "equation: proportional (random points)"};
+    if (std::abs(ratio->imag()) < 1e-9 && ratio->real() > 0)
+      return {true, "inequality: positive multiple (random points)"};
+    return {false, "inequality: negative multiple"};
   }
   return {false, "relation differs"};
 }
@@ -356,10 +693,14 @@ std::vector<Value> vector_items(const Value& m) {
 
 Outcome compare(const Value& a, const Value& b, const Ctx& ctx) {
   ctx.check();
-  // "x = 5" against a bare value: compare the value side.
+  // A relation against a bare answer: an inequality against the interval or union it describes,
+  // "x = 5" against its value.
   if (a.type == VType::Relation && b.type != VType::Relation) {
-    if (a.ops.size() == 1 && (a.ops[0] == "=" || a.ops[0] == "in")) {
-      Outcome o = compare(value_side(a), b, ctx);
+    if (b.type == VType::Interval || b.type == VType::Union || b.type == VType::Tuple) {
+      if (auto o = compare_as_sets(a, b, ctx)) return *o;
+    }
+    if (const Value* v = equation_value(a)) {
+      Outcome o = compare(*v, b, ctx);
       return {o.equal, "equation vs value: " + o.rule};
     }
     return {false, "relation vs value"};

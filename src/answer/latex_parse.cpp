@@ -320,6 +320,10 @@ class Parser {
       ++pos_;
       return "=";
     }
+    if (c == '!' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '=') {
+      pos_ += 2;
+      return "!=";
+    }
     if (c == '<' || c == '>') {
       ++pos_;
       if (peek() == '=') {
@@ -493,7 +497,7 @@ class Parser {
         e = arg(true);
       }
       ex r = safe_pow(base, e);
-      while (peek() == '!') {
+      while (factorial_follows()) {
         ++pos_;
         r = safe_factorial(r);
       }
@@ -502,9 +506,14 @@ class Parser {
     return base;
   }
 
+  // A '!' that is a factorial, not the start of "!=".
+  bool factorial_follows() {
+    return peek() == '!' && !(pos_ + 1 < s_.size() && s_[pos_ + 1] == '=');
+  }
+
   ex postfix() {
     ex p = primary();
-    while (peek() == '!') {
+    while (factorial_follows()) {
       ++pos_;
       p = safe_factorial(p);
     }

@@ -207,12 +207,21 @@ Verified verify_solution(std::string_view text, std::string_view gold, answer::S
     v.reason = fmt::format("{}: {}", answer::verdict_name(r.verdict), r.reason);
     return v;
   }
-  // Body: everything before the final "The answer is" (or a trailing "#### N" line).
+  // Body: everything before the final "The answer is" / "The final answer is" (or a trailing
+  // "#### N" line).
   std::string lower = text::to_lower(t);
   std::string body = t;
-  if (e.method == answer::Method::AnswerIs) {
-    std::size_t p = lower.rfind("the answer is");
+  if (e.method == answer::Method::AnswerIs || e.method == answer::Method::FinalAnswer) {
+    const char* marker =
+        e.method == answer::Method::AnswerIs ? "the answer is" : "the final answer is";
+    std::size_t p = lower.rfind(marker);
     if (p != std::string::npos) body = t.substr(0, p);
+    // Minerva's "Final Answer: The final answer is X" leaves its label behind.
+    const std::string_view label = "final answer:";
+    std::string_view kept = text::trim(body);
+    if (kept.size() >= label.size() &&
+        text::to_lower(std::string(kept.substr(kept.size() - label.size()))) == label)
+      body = std::string(kept.substr(0, kept.size() - label.size()));
   } else if (e.method == answer::Method::Hashes) {
     std::size_t p = t.rfind("####");
     if (p != std::string::npos) body = t.substr(0, p);

@@ -243,6 +243,85 @@ TEST(Equiv, Equations) {
           {"a < b", "a > b", false},
           {"a \\le b", "a < b", false},
           {"y = x^2", "y = x", false},
+          // An equation stands for its right side only when the left side names it.
+          {"y = 2x+1", "2x+1", true},
+          {"x = 5+5+1 = 11", "11", true},  // a chain gives its last side
+          {"a_1 = 7", "7", true},
+          {"\\theta = \\frac{\\pi}{4}", "\\frac{\\pi}{4}", true},
+          {"AB = 12+12\\sqrt{3}", "12 + 12\\sqrt{3}", true},  // a segment's name
+          {"\\frac{1}{2} = k", "0.5", true},
+          {"7 = 11a+c", "11a+c", false},
+          {"a + 3z = 0", "0", false},
+          {"2x + z = 1", "1", false},
+          {"4x - 5y = -50", "-50", false},
+          {"x^2 + y^2 = 13", "13", false},
+          {"xy = 6", "6", false},    // a product, not a name
+          {"2 + 3 = 5", "5", true},  // a chain of numbers stands for its last side
+          {"0.56 = 56\\%", "56\\%", true},
+          {"7 = 11a+c", "7", false},  // a side with a variable: an equation, no value
+          {"x = 5+5+1 = 11", "10", false},
+          {"x = y", "x", false},
+          // Otherwise equations compare by their solution sets: sides proportional.
+          {"2x + 2y = 2", "x + y = 1", true},
+          {"x = y", "y = x", true},
+          {"x = 2", "2x = 4", true},
+          {"x - 3z = 0", "2x = 6z", true},
+          {"4x - 5y = -50", "-4x + 5y = 50", true},  // both sides times -1
+          {"2x + 2y = 2", "x + y = 2", false},
+          {"x = 2", "x = 3", false},
+          {"x - 3z = 0", "x + 3z = 0", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, RelationsAndInequalities) {
+  check_table(
+      {
+          // Every spelling of an operator.
+          {"x \\geq 5", "x >= 5", true},
+          {"x \\neq 3", "x != 3", true},
+          {"x \\lt 3", "x < 3", true},
+          {"x \\gt -2", "x > -2", true},
+          {"x \\leqslant 4", "x \\le 4", true},
+          {"y \\geqslant 0", "y \\ge 0", true},
+          {"x \\ne 3", "3 \\neq x", true},
+          {"5 \\ge x", "x \\le 5", true},
+          // One variable: the same solution set (times a negative number flips the relation).
+          {"-x > -1", "x < 1", true},
+          {"-2x \\le 6", "x \\ge -3", true},
+          {"3x + 1 < 7", "x < 2", true},  // 3x < 6
+          {"\\frac{x}{2} - 1 \\geq 0", "x \\ge 2", true},
+          {"2 < 2x < 6", "1 < x < 3", true},
+          {"1 < x \\le 3", "3 \\ge x > 1", true},
+          {"x \\in [2, 5)", "2 \\le x < 5", true},
+          {"-x > -1", "x > 1", false},
+          {"x > 5", "x \\ge 5", false},
+          {"x \\ne 3", "x = 3", false},
+          {"x \\ge 5", "x \\le 5", false},
+          {"2x < 6", "x < 2", false},  // x < 3
+          {"x < 1", "y < 1", false},   // different variables
+          {"1 < x \\le 3", "1 \\le x \\le 3", false},
+          // Several variables: one side a positive multiple of the other.
+          {"a - b < 0", "2b > 2a", true},
+          {"a - b < 0", "2a > 2b", false},
+          // An inequality and the interval or union it describes.
+          {"x \\ge 5", "[5, \\infty)", true},
+          {"x < 1", "(-\\infty, 1)", true},
+          {"x \\ne 3", "(-\\infty,3)\\cup(3,\\infty)", true},
+          {"-3 \\le x < 2", "[-3, 2)", true},
+          {"1 < x < 3", "(1, 3)", true},
+          {"x > \\sqrt{2}", "(\\sqrt{2}, \\infty)", true},
+          {"x \\le 0.5", "(-\\infty, \\frac{1}{2}]", true},
+          {"-x \\ge -5", "(-\\infty, 5]", true},
+          {"x \\ne 0", "(-\\infty, 0) \\cup (0, \\infty)", true},
+          {"(-\\infty, 2] \\cup (2, 5)", "x < 5", true},  // the union is (-infinity, 5)
+          {"x \\ge 5", "5", false},
+          {"x \\ge 5", "(5, \\infty)", false},
+          {"x \\le 5", "[5, \\infty)", false},
+          {"x < 1", "(-\\infty, 1]", false},
+          {"x \\ne 3", "(-\\infty, 3) \\cup (3, 4)", false},
+          {"1 < x \\le 3", "[1, 3]", false},
+          {"x > 0", "(0, 1)", false},
       },
       Style::Math);
 }

@@ -100,6 +100,14 @@ TEST(Verify, NormalisesTheEnding) {
   v = verify_solution("1.5x = 72, so x = 48.\nThe value of x is 48.", "48", Style::Gsm8k);
   ASSERT_TRUE(v.ok);
   EXPECT_EQ(v.response, "1.5x = 72, so x = 48.\nThe value of x is 48.\nThe answer is: 48");
+  // lm-eval minerva_math's ending: the sentence goes, MetaMath's ending replaces it.
+  v = verify_solution("So $x=5$.\nFinal Answer: The final answer is $5$. I hope it is correct.",
+                      "5", Style::Math);
+  ASSERT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.response, "So $x=5$.\nThe answer is: 5");
+  v = verify_solution("Thus 2+3 = 5. The final answer is 5.", "5", Style::Gsm8k);
+  ASSERT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.response, "Thus 2+3 = 5.\nThe answer is: 5");
   // Wrong answer, and a bare last number that is not a stated final answer.
   EXPECT_FALSE(verify_solution("So 43.\nThe answer is: 43", "42", Style::Gsm8k).ok);
   EXPECT_FALSE(
