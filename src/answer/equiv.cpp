@@ -842,6 +842,26 @@ Result math_equivalent(std::string_view pred, std::string_view gold, const Limit
   }
 }
 
+// GSM8K-style golds that are clock times or ratios (see equiv.h); nullopt when the gold is
+// neither or the prediction is none of number, time, ratio (then compared as math).
+std::optional<Result> compare_time_or_ratio(std::string_view pred, std::string_view gold,
+                                            const std::optional<Number>& pred_number) {
+  std::optional<ClockTime> gold_time = parse_time(gold);
+  std::optional<Number> gold_ratio = parse_ratio(gold);
+  if (!gold_time && !gold_ratio) return std::nullopt;
+  std::optional<ClockTime> pred_time = parse_time(pred);
+  std::optional<Number> pred_ratio = parse_ratio(pred);
+  if (gold_time && pred_time && same_time(*pred_time, *gold_time))
+    return Result{Verdict::Equal, "gsm8k: same time of day " + gold_time->str()};
+  if (gold_ratio && pred_ratio && *pred_ratio == *gold_ratio)
+    return Result{Verdict::Equal, "gsm8k: same ratio " + gold_ratio->str()};
+  if (gold_ratio && pred_number && *pred_number == *gold_ratio)
+    return Result{Verdict::Equal, "gsm8k: ratio written as the number " + gold_ratio->str()};
+  if (!pred_time && !pred_ratio && !pred_number) return std::nullopt;
+  return Result{Verdict::NotEqual,
+                std::string("gsm8k: ") + (gold_time ? "time" : "ratio") + " differs"};
+}
+
 }  // namespace
 
 const char* verdict_name(Verdict v) {
@@ -878,6 +898,10 @@ const char* kind_name(Kind k) {
       return "text";
     case Kind::Empty:
       return "empty";
+    case Kind::Time:
+      return "time";
+    case Kind::Ratio:
+      return "ratio";
   }
   return "?";
 }
@@ -894,10 +918,13 @@ Result equivalent(std::string_view pred, std::string_view gold, Style style, con
         if (*pa == *pb) return {Verdict::Equal, "gsm8k: same number " + pb->str()};
         return {Verdict::NotEqual, "gsm8k: " + pa->str() + " != " + pb->str()};
       }
+      if (auto r = compare_time_or_ratio(pred, gold, pa)) return *r;
       Result r = math_equivalent(pred, gold, lim);
       r.reason = "gsm8k (not a plain number, compared as math): " + r.reason;
       return r;
     }
+    // MATH has ratio golds too ("3:1"), which the LaTeX parser does not read.
+    if (auto r = compare_time_or_ratio(pred, gold, parse_number(pred))) return *r;
     return math_equivalent(pred, gold, lim);
   } catch (const std::exception& e) {
     return {Verdict::Unparsable, std::string("internal error: ") + e.what()};
@@ -920,6 +947,16 @@ Normalized normalize_math(std::string_view input, const Limits& lim) {
     n.error = e.what();
   }
   return n;
+}
+
+Kind answer_kind(std::string_view answer, Style style, const Limits& lim) {
+  {
+    std::lock_guard<std::mutex> lock(ginac_mutex());
+    if (style == Style::Gsm8k && parse_number(answer)) return Kind::Number;
+    if (parse_time(answer)) return Kind::Time;
+    if (parse_ratio(answer)) return Kind::Ratio;
+  }
+  return normalize_math(answer, lim).kind;
 }
 
 }  // namespace metamath::answer

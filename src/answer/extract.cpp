@@ -122,12 +122,30 @@ std::optional<std::string> delimited_answer(std::string_view s, bool stop_at_sen
   return std::nullopt;
 }
 
+// The end of the line that `s` starts on, where a line break inside an open brace group does not
+// count ("90\text{ square\nunits}" is one answer); with unbalanced braces, the first line break.
+std::size_t line_end(std::string_view s) {
+  int depth = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      ++i;  // an escaped character: "\{" opens nothing
+    } else if (s[i] == '{') {
+      ++depth;
+    } else if (s[i] == '}') {
+      if (--depth < 0) return s.find('\n');
+    } else if (s[i] == '\n' && depth == 0) {
+      return i;
+    }
+  }
+  return depth == 0 ? std::string_view::npos : s.find('\n');
+}
+
 // Cleans the tail of a marker: up to the end of the line (or of a math span that opens it),
 // without a final period, sign-off or math delimiters; a \boxed{} inside is unwrapped.
 std::string clean_tail(std::string_view s, bool stop_at_sentence, bool combine) {
   s = text::trim(s);
   if (auto d = delimited_answer(s, stop_at_sentence, combine)) return *d;
-  std::size_t nl = s.find('\n');
+  std::size_t nl = line_end(s);
   if (nl != std::string_view::npos) s = s.substr(0, nl);
   if (stop_at_sentence) {
     std::size_t dot = s.find(". ");
@@ -467,7 +485,20 @@ Extracted extract_gold(std::string_view solution, Style style) {
   } else {
     if (auto boxed = text::last_boxed(t)) return {std::string(text::trim(*boxed)), Method::Boxed};
   }
-  return extract(t, style, /*allow_last_number=*/false);
+  Extracted e = extract(t, style, /*allow_last_number=*/false);
+  if (e.found()) return e;
+  // A gold is often the bare answer itself, which a prediction's bare-answer rule may refuse: a
+  // GSM-style gold with several numbers ("3:30 p.m.", "5:6", "5/2", "-(1/3)", "11:55 p.m. on 24
+  // December 2014"), or a line break inside it (MATH's "90\text{ square\nunits}"). A gold has no
+  // other candidate, so the whole short text is the answer (one line in GSM8K style; in MATH style
+  // line breaks read as spaces).
+  if (style == Style::Gsm8k && t.find('\n') != std::string_view::npos) return e;
+  std::string flat;
+  for (char c : t) flat += (c == '\n' || c == '\r') ? ' ' : c;
+  if (flat.size() > (style == Style::Math ? 200u : 80u)) return e;
+  std::string a = clean_tail(flat, false, /*combine=*/false);
+  if (a.empty()) return e;
+  return {a, Method::Bare};
 }
 
 }  // namespace metamath::answer

@@ -61,7 +61,10 @@ struct Extracted {
 Extracted extract(std::string_view text, Style style, bool allow_last_number = true);
 
 // Gold answer from a reference solution: GSM8K "#### N" (commas removed), MATH last \boxed{}.
-// Falls back to extract() without the heuristic fallbacks (a marker or a bare answer).
+// Falls back to extract() without the heuristic fallbacks (a marker or a bare answer); then a
+// short text is itself the answer even where a prediction's bare-answer rule refuses it: in GSM8K
+// style one line of at most 80 bytes with several numbers ("3:30 p.m.", "5:6", "-(1/3)"), in
+// MATH style at most 200 bytes with line breaks read as spaces ("90\text{ square\nunits}").
 Extracted extract_gold(std::string_view solution, Style style);
 
 }  // namespace metamath::answer

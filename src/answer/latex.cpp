@@ -93,10 +93,15 @@ Value parse_answer(std::string_view input, const ParseLimits& lim, const Deadlin
   }
   if (has_word(s)) return text_value(input);
   {
+    // "1,000" is one number, but "32, 349" reads as two answers: a space after a comma separates
+    // items, so such a text is never a number with thousands separators.
     std::string compact;
-    for (char c : s)
-      if (!is_space(c)) compact += c;
-    if (is_thousands_number(compact)) {
+    bool spaced_comma = false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (!is_space(s[i])) compact += s[i];
+      if (s[i] == ',' && i + 1 < s.size() && is_space(s[i + 1])) spaced_comma = true;
+    }
+    if (!spaced_comma && is_thousands_number(compact)) {
       s.clear();
       for (char c : compact)
         if (c != ',') s += c;

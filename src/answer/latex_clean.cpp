@@ -125,9 +125,9 @@ std::string clean(std::string_view in) {
 
 namespace {
 
-const char* const kTextCommands[] = {"\\textbf", "\\textrm", "\\textnormal",
-                                     "\\textit", "\\text",   "\\mbox",
-                                     "\\mathrm", "\\mathbf", "\\operatorname"};
+const char* const kTextCommands[] = {"\\textbf",       "\\textrm",  "\\textnormal", "\\textit",
+                                     "\\text",         "\\mbox",    "\\mathrm",     "\\mathbf",
+                                     "\\operatorname", "\\overline"};
 
 // If s[pos..] starts a text command with a braced argument, its length and argument bounds.
 bool text_group_at(const std::string& s, std::size_t pos, std::size_t* open, std::size_t* close,
@@ -149,12 +149,13 @@ bool text_group_at(const std::string& s, std::size_t pos, std::size_t* open, std
   return false;
 }
 
-bool is_words(std::string_view c) {  // letters, spaces, periods (e.g. " sq. units")
+// Letters, spaces (a line break too: "\text{ square\nunits}"), periods (e.g. " sq. units").
+bool is_words(std::string_view c) {
   bool letter = false;
   for (char ch : c) {
     if (is_alpha(ch)) {
       letter = true;
-    } else if (ch != ' ' && ch != '.') {
+    } else if (!std::isspace(static_cast<unsigned char>(ch)) && ch != '.') {
       return false;
     }
   }
@@ -226,7 +227,8 @@ bool strip_text_groups(std::string& s) {
       replacement = " ";
     } else if (joined.empty()) {  // "\text{ and }", "\text{, or }"
       replacement = ",";
-    } else if (is_mathy(c) || cmd == "\\mathbf" || cmd == "\\mathrm" || cmd == "\\operatorname") {
+    } else if (is_mathy(c) || cmd == "\\mathbf" || cmd == "\\mathrm" || cmd == "\\operatorname" ||
+               cmd == "\\overline") {  // a segment \overline{CD} is its name
       replacement = " " + std::string(c) + " ";
     } else {
       std::size_t tail = 0;

@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <sstream>
+#include <vector>
 
 #include "core/text.h"
 
@@ -85,6 +86,11 @@ std::optional<Number> parse_number(std::string_view in) {
     i += 3;
   }
   eat_dollar();
+  bool paren = i < s.size() && s[i] == '(';  // "-(1/3)"
+  if (paren) {
+    ++i;
+    skip_spaces(s, i);
+  }
   auto value = read_decimal(s, i);
   if (!value) return std::nullopt;
   std::size_t save = i;
@@ -97,6 +103,11 @@ std::optional<Number> parse_number(std::string_view in) {
     *value = *value / *den;
   } else {
     i = save;
+  }
+  if (paren) {
+    skip_spaces(s, i);
+    if (i >= s.size() || s[i] != ')') return std::nullopt;
+    ++i;
   }
   std::size_t after_number = i;
   skip_spaces(s, i);
@@ -111,6 +122,109 @@ std::optional<Number> parse_number(std::string_view in) {
   if (!rest.empty() && rest != "." && i == after_number) return std::nullopt;
   if (neg) *value = -*value;
   return Number{to_str(value->numer()), to_str(value->denom())};
+}
+
+namespace {
+
+// Reads exactly two digits at s[i..] as a number below `limit`; advances i.
+std::optional<int> two_digits(std::string_view s, std::size_t& i, int limit) {
+  if (i + 2 > s.size() || !digit(s[i]) || !digit(s[i + 1])) return std::nullopt;
+  if (i + 2 < s.size() && digit(s[i + 2])) return std::nullopt;
+  int v = (s[i] - '0') * 10 + (s[i + 1] - '0');
+  i += 2;
+  if (v >= limit) return std::nullopt;
+  return v;
+}
+
+// "am", "a.m.", "A.M", "pm", "p.m." ... at the whole of s (already trimmed).
+std::optional<ClockTime::Meridiem> read_meridiem(std::string_view s) {
+  std::string letters;
+  for (char c : s) {
+    if (c == '.') continue;
+    if (!alpha(c)) return std::nullopt;
+    letters += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (letters == "am") return ClockTime::Meridiem::Am;
+  if (letters == "pm") return ClockTime::Meridiem::Pm;
+  return std::nullopt;
+}
+
+// The seconds after midnight a time may mean (see same_time): one or two values.
+std::vector<int> readings(const ClockTime& t) {
+  int rest = t.minute * 60 + t.second;
+  switch (t.meridiem) {
+    case ClockTime::Meridiem::Am:
+      return {(t.hour % 12) * 3600 + rest};
+    case ClockTime::Meridiem::Pm:
+      return {(t.hour % 12 + 12) * 3600 + rest};
+    case ClockTime::Meridiem::None:
+      break;
+  }
+  if (t.hour >= 1 && t.hour <= 12)
+    return {(t.hour % 12) * 3600 + rest, (t.hour % 12 + 12) * 3600 + rest};
+  return {t.hour * 3600 + rest};
+}
+
+}  // namespace
+
+std::string ClockTime::str() const {
+  int h = hour;
+  if (meridiem == Meridiem::Am) h = hour % 12;
+  if (meridiem == Meridiem::Pm) h = hour % 12 + 12;
+  std::string out = std::to_string(h) + (minute < 10 ? ":0" : ":") + std::to_string(minute);
+  if (second != 0) out += (second < 10 ? ":0" : ":") + std::to_string(second);
+  return out;
+}
+
+std::optional<ClockTime> parse_time(std::string_view in) {
+  std::string_view s = text::trim(in);
+  if (s.size() > 40) return std::nullopt;
+  std::size_t i = 0;
+  ClockTime t;
+  std::size_t hour_digits = 0;
+  while (i < s.size() && digit(s[i]) && hour_digits < 3)
+    t.hour = t.hour * 10 + (s[i++] - '0'), ++hour_digits;
+  if (hour_digits == 0 || hour_digits > 2 || t.hour > 23) return std::nullopt;
+  if (i >= s.size() || s[i] != ':') return std::nullopt;
+  ++i;
+  auto minute = two_digits(s, i, 60);
+  if (!minute) return std::nullopt;
+  t.minute = *minute;
+  if (i < s.size() && s[i] == ':') {
+    ++i;
+    auto second = two_digits(s, i, 60);
+    if (!second) return std::nullopt;
+    t.second = *second;
+  }
+  std::string_view rest = text::trim(s.substr(i));
+  if (rest.empty()) return t;
+  auto m = read_meridiem(rest);
+  if (!m || t.hour < 1 || t.hour > 12) return std::nullopt;
+  t.meridiem = *m;
+  return t;
+}
+
+bool same_time(const ClockTime& a, const ClockTime& b) {
+  for (int x : readings(a))
+    for (int y : readings(b))
+      if (x == y) return true;
+  return false;
+}
+
+std::optional<Number> parse_ratio(std::string_view in) {
+  std::string_view s = text::trim(in);
+  if (s.size() > 400) return std::nullopt;
+  std::size_t i = 0;
+  auto a = read_decimal(s, i);
+  if (!a) return std::nullopt;
+  skip_spaces(s, i);
+  if (i >= s.size() || s[i] != ':') return std::nullopt;
+  ++i;
+  skip_spaces(s, i);
+  auto b = read_decimal(s, i);
+  if (!b || b->is_zero() || i != s.size()) return std::nullopt;
+  GiNaC::numeric q = *a / *b;
+  return Number{to_str(q.numer()), to_str(q.denom())};
 }
 
 }  // namespace metamath::answer

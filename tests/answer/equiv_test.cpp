@@ -211,6 +211,8 @@ TEST(Equiv, MixedNumbersScientificThousands) {
           {"1.5e3", "1500", true},
           {"2.5e-3", "0.0025", true},
           {"1,000", "1000", true},
+          {"32,349", "32349", true},
+          {"32, 349", "32349", false},  // a space after the comma: two answers
           {"1{,}000", "1000", true},
           {"1\\,000", "1000", true},
           {"125,\\!000", "125000", true},

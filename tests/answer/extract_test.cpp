@@ -102,6 +102,13 @@ TEST(Extract, MetaMathOutputs) {
       {"We know that the total is 60.\nSo 2x = 60 and x = 30.\nThe value of x is 30.\nThe answer "
        "is: 30",
        Style::Gsm8k, "30", Method::AnswerIs},
+      // A line break inside a brace group is part of the answer (MATH's "90\text{ square\nunits}");
+      // outside one, or with braces that never close, the line ends the answer.
+      {"The area is 90.\nThe answer is: 90\\text{ square\nunits}", Style::Math,
+       "90\\text{ square\nunits}", Method::AnswerIs},
+      {"The answer is: 90\\text{ units}\nQuestion: next", Style::Math, "90\\text{ units}",
+       Method::AnswerIs},
+      {"The answer is: 90\\text{ square\nunits", Style::Math, "90\\text{ square", Method::AnswerIs},
   });
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 // An in-process llm::Backend for eval tests: each request is answered by a function of the
 // request, results are delivered in reverse order (a real backend finishes out of order), and the
-// backend can "crash" (throw) after delivering a given number of results.
+// backend can "crash" (throw) after delivering a given number of results. generate() may be called
+// from several threads at once (as serve::Server does): calls are served one at a time.
 #include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@ class FakeBackend : public llm::Backend {
 
   void generate(const std::vector<llm::Request>& requests,
                 const llm::ResultCallback& on_result) override {
+    std::lock_guard<std::mutex> lock(mu_);
     for (const auto& r : requests) seen.push_back(r);
     for (auto it = requests.rbegin(); it != requests.rend(); ++it) {
       if (crash_after >= 0 && delivered >= crash_after) throw std::runtime_error("simulated crash");
@@ -38,6 +41,7 @@ class FakeBackend : public llm::Backend {
  private:
   Answer answer_;
   std::string name_;
+  std::mutex mu_;
 };
 
 // A Result with one choice per text.
