@@ -923,8 +923,10 @@ Result equivalent(std::string_view pred, std::string_view gold, Style style, con
       r.reason = "gsm8k (not a plain number, compared as math): " + r.reason;
       return r;
     }
-    // MATH has ratio golds too ("3:1"), which the LaTeX parser does not read.
-    if (auto r = compare_time_or_ratio(pred, gold, parse_number(pred))) return *r;
+    // MATH has ratio golds too ("3:1"), which the LaTeX parser does not read (only a gold with a
+    // colon can be one, so the common case pays nothing for it).
+    if (gold.find(':') != std::string_view::npos)
+      if (auto r = compare_time_or_ratio(pred, gold, parse_number(pred))) return *r;
     return math_equivalent(pred, gold, lim);
   } catch (const std::exception& e) {
     return {Verdict::Unparsable, std::string("internal error: ") + e.what()};
