@@ -86,7 +86,8 @@ std::string print_expr(const GiNaC::ex& e);
 // their total size is bounded at parse time.
 GiNaC::ex unhold(const GiNaC::ex& e);
 
-// Upper bound on the number of terms expand() would produce; guards against (a+b+c)^500.
+// Upper bound on the number of terms expand() would produce; guards against (a+b+c)^500. 1e18
+// (never expand) also when its coefficients would exceed ~20k digits.
 double expanded_terms(const GiNaC::ex& e);
 
 // Normalised text used for text / multiple-choice comparison: lowercase, \text{} wrappers and

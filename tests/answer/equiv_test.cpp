@@ -526,6 +526,9 @@ TEST(Equiv, AdversarialInputsFinish) {
        "27"},
       {"2^{10^{30}+x}", "2^{x}"},
       {"x^{(10^{20}+y)}", "x"},
+      // From a 30-minute fuzz run: a 145k-bit coefficient inside a cubed sum (expand() and the
+      // printer would multiply it out: 1.6 s).
+      {"(8xx\n(8x    9008\n10.00 - 0 908\n)^    9008\n10.00-8\n10.001)^3(x+31)^32C", "1"},
   };
   std::string sum;  // 1+1+...+1 (1900 terms) against 1899: node limit, not a wrong answer
   for (int i = 0; i < 1900; ++i) sum += "1+";
