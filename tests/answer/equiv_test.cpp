@@ -529,6 +529,8 @@ TEST(Equiv, AdversarialInputsFinish) {
       // From a 30-minute fuzz run: a 145k-bit coefficient inside a cubed sum (expand() and the
       // printer would multiply it out: 1.6 s).
       {"(8xx\n(8x    9008\n10.00 - 0 908\n)^    9008\n10.00-8\n10.001)^3(x+31)^32C", "1"},
+      // normal() would multiply out the 28th power of the sum to find a common denominator.
+      {"(x+7)(7p+4e+5333333)^{-28}", "e(999A9999991999999999-1)^3(ci1)"},
   };
   std::string sum;  // 1+1+...+1 (1900 terms) against 1899: node limit, not a wrong answer
   for (int i = 0; i < 1900; ++i) sum += "1+";
