@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/jsonl.h"
 #include "fixtures.h"
+#include "golden_tolerance.h"
 #include "model/generate.h"
 #include "model/init.h"
 #include "test_util.h"
@@ -57,17 +58,13 @@ std::pair<at::Tensor, at::Tensor> padded(const std::vector<std::vector<int64_t>>
 
 using metamath::testing::error_of;
 
-// f32 logits are compared with the reference's f32 golden within a multiple of that golden's own
-// rounding error, measured against the reference's float64 forward of the same weights
-// (make_fixtures.py): two correct f32 forwards are each that far from exact (about 1e-6 of the
-// largest logit here: 2 layers, dot products of up to 172 terms), so at most ~2x apart; the
-// reference rerun on a CPU whose BLAS sums in another order differed by <= 1.3e-6 of the largest
-// logit. kEnvelope = 8 leaves room for that; a real bug shows far above it (the llama3 rope
-// band blend swapped: every llama3 logit test fails). Plus 4 f32 roundings of the largest logit
-// as a floor. (These fixtures' hidden states have mean square ~1, so an RMSNorm eps bug moves
-// logits by only ~1e-6 of their scale: the training fixtures, with small weights, catch that.)
-constexpr double kEnvelope = 8.0;
-constexpr double kRound = 1.0 / (1 << 24);  // float32 unit roundoff
+// f32 logits are compared with the reference's f32 golden by tests/golden_tolerance.h's rule,
+// against the reference's float64 forward of the same weights (make_fixtures.py): the envelope is
+// about 1e-6 of the largest logit here (2 layers, dot products of up to 172 terms), and the
+// reference rerun on another CPU differed by <= 1.3e-6 of it; a real bug shows far above 8
+// envelopes (the llama3 rope band blend swapped: every llama3 logit test fails). (These fixtures'
+// hidden states have mean square ~1, so an RMSNorm eps bug moves logits by only ~1e-6 of their
+// scale: the training fixtures, with small weights, catch that.)
 
 // bf16 logits: bf16 keeps 8 significant bits, and each layer rounds its projections, scores,
 // probabilities and MLP to them, so the reference's own bf16 logits are 0.4-4.5% of the largest
@@ -82,8 +79,7 @@ double bf16_tolerance(const at::Tensor& ref_bf16, const at::Tensor& ref_f64, dou
 
 double logit_tolerance(const Golden& g, std::size_t prompt) {
   const at::Tensor& want = g.logits[prompt];
-  return kEnvelope * max_abs_diff(want, g.f64_logits[prompt]) +
-         4 * kRound * want.abs().max().item<double>();
+  return metamath::testing::golden_tolerance(want, g.f64_logits[prompt]);
 }
 
 class Reference : public ::testing::TestWithParam<std::string> {

@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/jsonl.h"
+#include "golden_tolerance.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/optim.h"
@@ -27,7 +28,6 @@ const fs::path kFixtures = fs::path(METAMATH_SOURCE_DIR) / "tests/train/fixtures
 double max_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
-double max_abs(const at::Tensor& a) { return a.abs().max().item<double>(); }
 
 struct Golden {
   json meta;
@@ -56,23 +56,12 @@ Golden load_golden(const std::string& name) {
   return g;
 }
 
-// Tolerances are the reference's own rounding, measured: train_reference.py computes every golden
-// value twice from the same float32 start, in float32 (the golden) and in float64, so
-// |f64 - f32| is what float32 rounding did to that result on the machine that made the files.
-// Another correct float32 implementation (ours, or the reference on a CPU whose BLAS sums in
-// another order) is about as far from exact, so at most ~2x that from the golden; the largest ratio
-// seen between references made on an AVX2 and on an AVX-512 CPU was 4.2x. We allow kEnvelope times
-// the envelope of the whole tensor plus 4 float32 roundings of its largest value (for results the
-// f64 run matches nearly exactly). AdamW is why a fixed bound cannot work: where a gradient is near
-// zero, the step m / (sqrt(v) + eps) is set by rounding noise, so weights after ten steps (Qwen2's
-// k_proj.bias) differ between CPUs by 8e-5 of their size where their gradients differ by 2e-7,
-// and the envelope shows the same.
-constexpr double kEnvelope = 8.0;
-constexpr double kRound = 1.0 / (1 << 24);  // float32 unit roundoff
-
+// Tolerances are the reference's own rounding, measured (tests/golden_tolerance.h). AdamW is why
+// a fixed bound cannot work: where a gradient is near zero, the step m / (sqrt(v) + eps) is set by
+// rounding noise, so weights after ten steps (Qwen2's k_proj.bias) differ between CPUs by 8e-5 of
+// their size where their gradients differ by 2e-7, and the envelope shows the same.
 double golden_tolerance(const Golden& g, const std::string& key) {
-  const at::Tensor want = g.tensors->get(key);
-  return kEnvelope * max_diff(want, g.tensors->get("f64." + key)) + 4 * kRound * max_abs(want);
+  return metamath::testing::golden_tolerance(g.tensors->get(key), g.tensors->get("f64." + key));
 }
 
 void expect_golden(const at::Tensor& got, const Golden& g, const std::string& key) {
@@ -84,7 +73,7 @@ void expect_golden_loss(double got, const Golden& g, const std::string& key, int
   json want = g.meta[key], want64 = g.meta["f64_" + key];
   if (step >= 0) want = want[step], want64 = want64[step];
   const double w = want.get<double>();
-  const double tol = kEnvelope * std::abs(w - want64.get<double>()) + 4 * kRound * std::abs(w);
+  const double tol = metamath::testing::golden_tolerance(w, want64.get<double>());
   EXPECT_NEAR(got, w, tol) << key << (step >= 0 ? " step " + std::to_string(step) : "");
 }
 
