@@ -13,7 +13,9 @@ PACKAGES=(
   libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev libutf8proc-dev
   libgtest-dev libgmock-dev
   libtorch-dev libopenblas-dev libgloo-dev
-  python3 python3-sympy python3-torch python3-sentencepiece
+  libfaiss-dev
+  python3 python3-sympy python3-torch python3-sentencepiece python3-numpy
+  chromium
 )
 # Node.js runs the independent JavaScript tokenizer used by the tokenizer parity tests; a machine
 # that already has node (e.g. from NodeSource) keeps it.
