@@ -6,7 +6,8 @@
 # Configures and builds build-fuzz/ with clang++-14 (-DMETAMATH_FUZZ=ON), builds a seed corpus from
 # the MATH train/test answers (one file per distinct answer plus "answer\nshuffled answer" pairs)
 # in build-fuzz/corpus/seed, and runs latex_fuzz for SECONDS with -timeout=1 -rss_limit_mb=2048
-# -max_len=512. New inputs go to build-fuzz/corpus/work, crash inputs to build-fuzz/artifacts/.
+# -max_len=512, in FUZZ_WORKERS processes (default 1). New inputs go to build-fuzz/corpus/work,
+# crash inputs to build-fuzz/artifacts/.
 # Exits non-zero on any crash, sanitizer report, leak, timeout or over-budget input, or build error.
 #
 # Environment: METAMATH_DATA (data folder, default ../shared/data next to the repo), CXX_FUZZ
@@ -95,24 +96,39 @@ print("fuzz: seed corpus %d distinct answers + %d pairs in %s" % (n1, n2, out))
 PY
 
 # ---- run -----------------------------------------------------------------------------------------
-log="$build/fuzz.log"
+# FUZZ_WORKERS processes (default 1) share the work corpus (libFuzzer reloads it as the others add
+# to it); each has its own seed and log, and the run fails if any of them fails.
+workers="${FUZZ_WORKERS:-1}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_return=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/fuzz/lsan.supp:print_suppressions=0}"
-echo "fuzz: running latex_fuzz for ${secs}s (log: $log)"
-set +e
-"$build/fuzz/latex_fuzz" -max_total_time="$secs" -timeout=1 -rss_limit_mb=2048 -max_len=512 \
-  -print_final_stats=1 -artifact_prefix="$artifacts/" "$work" "$seed" >"$log" 2>&1
-rc=$?
-set -e
-
-runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
-cov="$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | grep -o '[0-9]*')"
-tail -n 25 "$log"
-if [ "$rc" -ne 0 ]; then
-  crash="$(grep -Eo "(crash|timeout|leak|oom|slow-unit)-[0-9a-f]+" "$log" | tail -1)"
-  summary "FAIL - latex_fuzz exit status $rc after ${runs:-?} runs;" \
-    "input: ${crash:+$artifacts/$crash}; log: $log"
-  exit 1
-fi
-summary "PASS - ${runs:-?} inputs in ${secs}s, coverage ${cov:-?}, no crashes (corpus: $work)"
+echo "fuzz: running $workers latex_fuzz process(es) for ${secs}s (logs: $build/fuzz.*.log)"
+pids=()
+for w in $(seq 1 "$workers"); do
+  "$build/fuzz/latex_fuzz" -max_total_time="$secs" -timeout=1 -rss_limit_mb=2048 -max_len=512 \
+    -seed="$w" -print_final_stats=1 -artifact_prefix="$artifacts/" "$work" "$seed" \
+    >"$build/fuzz.$w.log" 2>&1 &
+  pids+=($!)
+done
+failed=0
+total=0
+for w in $(seq 1 "$workers"); do
+  log="$build/fuzz.$w.log"
+  set +e
+  wait "${pids[$((w - 1))]}"
+  rc=$?
+  set -e
+  runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
+  cov="$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | grep -o '[0-9]*')"
+  total=$((total + ${runs:-0}))
+  tail -n 25 "$log"
+  if [ "$rc" -ne 0 ]; then
+    crash="$(grep -Eo "(crash|timeout|leak|oom|slow-unit)-[0-9a-f]+" "$log" | tail -1)"
+    summary "FAIL - latex_fuzz worker $w exit status $rc after ${runs:-?} runs;" \
+      "input: ${crash:+$artifacts/$crash}; log: $log"
+    failed=1
+  fi
+done
+[ "$failed" -eq 0 ] || exit 1
+summary "PASS - $total inputs in ${secs}s over $workers process(es), coverage ${cov:-?}," \
+  "no crashes (corpus: $work)"

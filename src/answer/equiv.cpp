@@ -15,10 +15,12 @@
 //
 // Relations: "name = value" (one variable or a segment name "AB" on the left; a chain
 // "x = 5+5+1 = 11" gives its last side) stands for its value; any other equation is compared with
-// equations only, by solution set (sides proportional: "2x + 2y = 2" is "x + y = 1"). A linear
-// relation in one variable is the set of reals it describes ("-x > -1" is "x < 1" is
-// "(-\infty, 1)"; "x \ne 3" is "(-\infty, 3) \cup (3, \infty)"); an inequality in several
-// variables equals a positive multiple of itself ("a - b < 0" is "2b > 2a").
+// equations only, by solution set (sides proportional: "2x + 2y = 2" is "x + y = 1"). An
+// inequality in one variable is the set of reals it describes ("-x > -1" is "x < 1" is
+// "(-\infty, 1)"; "x \ne 3" is "(-\infty, 3) \cup (3, \infty)"): linear ones exactly, rational
+// functions of degree up to 4 by the signs between their real roots ("x^2 < 4" is "(-2, 2)"), and
+// "x < -2 or x > 3" is the union of its parts. An inequality in several variables equals a
+// positive multiple of itself ("a - b < 0" is "2b > 2a").
 //
 // GiNaC is not thread-safe (non-atomic reference counts on shared constants), so every public
 // entry point here holds one process-wide mutex.
@@ -472,24 +474,124 @@ RealSet solution_set(const std::string& op, const ex& c) {
   throw NotARealSet{};
 }
 
+// Highest degree in x of the numerator and of the denominator of a non-linear inequality.
+constexpr int kMaxSolveDegree = 4;
+
+// The real roots of the polynomial p in x (constant coefficients), unsorted, possibly repeated:
+// factors of degree 1 and 2 are solved exactly (a quadratic through its discriminant); above
+// degree 2 p is first factored over the rationals. Throws NotARealSet for an irreducible factor
+// of degree 3 or more, or irrational coefficients in a polynomial of degree 3 or more.
+std::vector<ex> real_roots(const ex& p, const ex& x) {
+  std::vector<ex> roots;
+  auto solve_factor = [&](const ex& f) {
+    ex e = f.expand();
+    int deg = e.degree(x);
+    if (deg == 0) return;
+    if (deg > 2) throw NotARealSet{};
+    if (deg == 1) {
+      roots.push_back(-e.coeff(x, 0) / e.coeff(x, 1));
+      return;
+    }
+    ex a = e.coeff(x, 2), b = e.coeff(x, 1), c = e.coeff(x, 0);
+    ex disc = (b * b - 4 * a * c).expand();
+    int o = order(disc, 0);
+    if (o == 0) roots.push_back(-b / (2 * a));
+    if (o > 0) {
+      roots.push_back((-b - GiNaC::sqrt(disc)) / (2 * a));
+      roots.push_back((-b + GiNaC::sqrt(disc)) / (2 * a));
+    }
+  };
+  ex e = p.expand();
+  if (e.degree(x) <= 2) {
+    solve_factor(e);
+    return roots;
+  }
+  for (int k = 0; k <= e.degree(x); ++k) {  // factor() wants small rational coefficients
+    ex c = e.coeff(x, k);
+    if (!GiNaC::is_a<numeric>(c) || !GiNaC::ex_to<numeric>(c).is_rational()) throw NotARealSet{};
+    const numeric& n = GiNaC::ex_to<numeric>(c);
+    if (n.numer().int_length() > 128 || n.denom().int_length() > 128) throw NotARealSet{};
+  }
+  ex f = GiNaC::factor(e);
+  std::vector<ex> factors;
+  if (GiNaC::is_a<GiNaC::mul>(f)) {
+    for (std::size_t i = 0; i < f.nops(); ++i) factors.push_back(f.op(i));
+  } else {
+    factors.push_back(f);
+  }
+  for (ex g : factors) solve_factor(GiNaC::is_a<GiNaC::power>(g) ? g.op(0) : g);
+  return roots;
+}
+
+// Whether "v op 0" holds for a value of sign v (-1, 0, +1).
+bool sign_holds(int v, const std::string& op) {
+  return op == "<"    ? v < 0
+         : op == "<=" ? v <= 0
+         : op == ">"  ? v > 0
+         : op == ">=" ? v >= 0
+         : op == "="  ? v == 0
+                      : v != 0;
+}
+
+// {x : d op 0} for a rational function d = n / m of x (degrees up to kMaxSolveDegree), by sign
+// analysis: between consecutive real roots of n and m the sign of d is constant, so it is read at
+// one test point per gap (in double precision: the gaps hold no root); at a root of n, d is 0; at
+// a root of m, d is undefined and the point is never in the set. "x^2 < 4" is (-2, 2).
+RealSet solve_by_signs(const ex& d, const std::string& op, const ex& x) {
+  // numer_denom() (polynomial gcds) cannot be interrupted: the same bounds as normal() above.
+  if (node_count(d) >= 60 || has_high_power_of_sum(d)) throw NotARealSet{};
+  ex nd = GiNaC::numer_denom(d);
+  ex num = nd.op(0), den = nd.op(1);
+  if (!num.is_polynomial(x) || !den.is_polynomial(x) || num.degree(x) > kMaxSolveDegree ||
+      den.degree(x) > kMaxSolveDegree)
+    throw NotARealSet{};
+  std::vector<ex> num_roots = real_roots(num, x), den_roots = real_roots(den, x);
+  std::vector<ex> crit = num_roots;
+  crit.insert(crit.end(), den_roots.begin(), den_roots.end());
+  std::sort(crit.begin(), crit.end(), [](const ex& a, const ex& b) { return order(a, b) < 0; });
+  crit.erase(std::unique(crit.begin(), crit.end(),
+                         [](const ex& a, const ex& b) { return order(a, b) == 0; }),
+             crit.end());
+  auto sign_at = [&](const ex& t) {
+    Point none = [](const GiNaC::symbol&) { return NAN; };
+    cplx v = eval(num.subs(x == t), none) / eval(den.subs(x == t), none);
+    if (!finite(v)) throw NotARealSet{};
+    return v.real() < 0 ? -1 : (v.real() > 0 ? 1 : 0);
+  };
+  auto is_root_of = [](const std::vector<ex>& roots, const ex& r) {
+    return std::any_of(roots.begin(), roots.end(), [&](const ex& q) { return order(q, r) == 0; });
+  };
+  const ex inf = latex::infinity_symbol();
+  RealSet out;
+  for (std::size_t i = 0; i <= crit.size(); ++i) {
+    ex lo = i == 0 ? -inf : crit[i - 1], hi = i == crit.size() ? inf : crit[i];
+    ex t = crit.empty()       ? ex(0)
+           : i == 0           ? crit[0] - 1
+           : i == crit.size() ? crit.back() + 1
+                              : (lo + hi) / 2;
+    if (sign_holds(sign_at(t), op)) out.push_back({lo, hi, false, false});
+    if (i < crit.size() && !is_root_of(den_roots, crit[i]) && sign_holds(0, op))
+      out.push_back({crit[i], crit[i], true, true});
+  }
+  return normalize_set(out);
+}
+
 // {x : lhs op rhs} when lhs - rhs is linear in x with constant coefficients: a x + b op 0 becomes
-// x op -b/a, the inequality flipping when a < 0 (so -x > -1 is x < 1).
-RealSet solve_linear(const ex& lhs, const std::string& op, const ex& rhs, const ex& x) {
+// x op -b/a, the inequality flipping when a < 0 (so -x > -1 is x < 1); other rational functions
+// of x go to solve_by_signs.
+RealSet solve_one_variable(const ex& lhs, const std::string& op, const ex& rhs, const ex& x) {
   ex d = lhs - rhs;
   if (latex::expanded_terms(d) > 200) throw NotARealSet{};
+  if (op != "=" && op != "<" && op != "<=" && op != ">" && op != ">=" && op != "!=")
+    throw NotARealSet{};
+  ex full = d;
   d = d.expand();
   ex a = d.coeff(x, 1), b = d.coeff(x, 0);
-  if (a.has(x) || b.has(x) || !(d - a * x - b).expand().is_zero()) throw NotARealSet{};
+  if (a.has(x) || b.has(x) || !(d - a * x - b).expand().is_zero())
+    return solve_by_signs(full, op, x);
   int sign = order(a, 0);
   if (sign == 0) {  // no x left: "b op 0" holds for every x or for none
-    int o = order(b, 0);
-    bool holds = op == "<"    ? o < 0
-                 : op == "<=" ? o <= 0
-                 : op == ">"  ? o > 0
-                 : op == ">=" ? o >= 0
-                 : op == "="  ? o == 0
-                              : o != 0;
-    if (!holds) return {};
+    if (!sign_holds(order(b, 0), op)) return {};
     return {{-latex::infinity_symbol(), latex::infinity_symbol(), false, false}};
   }
   return solution_set(sign < 0 ? flip(op) : op, -b / a);
@@ -522,15 +624,17 @@ std::optional<ex> single_variable(const std::vector<Value>& sides) {
 }
 
 // A relation in one variable with at least one inequality ("-x > -1", "1 < x \le 3", "x \ne 3",
-// "x \in [1, 2)") as the set it describes; a chain is the intersection of its links.
-std::optional<RealSet> relation_set(const Value& r, std::optional<ex>& var) {
+// "x^2 \ge 9", "x \in [1, 2)") as the set it describes; a chain is the intersection of its
+// links. In a union ("x < 1 or x = 3") an equation alone is a set too (in_union).
+std::optional<RealSet> relation_set(const Value& r, std::optional<ex>& var, bool in_union) {
   if (r.ops.size() == 1 && r.ops[0] == "in") {
     if (!is_bare_symbol(r.items[0])) return std::nullopt;
     var = r.items[0].expr;
     std::optional<ex> inner;
     return as_real_set(r.items[1], inner);
   }
-  if (r.ops.size() > kMaxSetPieces || std::none_of(r.ops.begin(), r.ops.end(), is_inequality))
+  if (r.ops.size() > kMaxSetPieces ||
+      (!in_union && std::none_of(r.ops.begin(), r.ops.end(), is_inequality)))
     return std::nullopt;
   for (const auto& op : r.ops)
     if (op == "in") return std::nullopt;
@@ -539,8 +643,8 @@ std::optional<RealSet> relation_set(const Value& r, std::optional<ex>& var) {
   var = *x;
   RealSet s = {{-latex::infinity_symbol(), latex::infinity_symbol(), false, false}};
   for (std::size_t i = 0; i < r.ops.size(); ++i)
-    s = intersect(s, solve_linear(latex::unhold(r.items[i].expr), r.ops[i],
-                                  latex::unhold(r.items[i + 1].expr), *x));
+    s = intersect(s, solve_one_variable(latex::unhold(r.items[i].expr), r.ops[i],
+                                        latex::unhold(r.items[i + 1].expr), *x));
   return s;
 }
 
@@ -555,8 +659,9 @@ ex set_end(const Value& v) {
   return e;
 }
 
-// Intervals, unions, finite sets of constants and one-variable relations as RealSets; `var` gets
-// the relation's variable. nullopt for anything else (symbolic ends, equations, x^2 < 4).
+// Intervals, unions (of intervals, or of relations: "x < -2 or x > 3"), finite sets of constants
+// and one-variable relations as RealSets; `var` gets the relations' variable. nullopt for anything
+// else (symbolic ends, equations, relations in different variables, degree-5 inequalities).
 std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var) {
   if (v.items.size() > kMaxSetPieces) return std::nullopt;
   try {
@@ -575,14 +680,16 @@ std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var) {
         RealSet s;
         for (const auto& i : v.items) {
           std::optional<ex> inner;
-          auto p = as_real_set(i, inner);
+          auto p = i.type == VType::Relation ? relation_set(i, inner, true) : as_real_set(i, inner);
           if (!p) return std::nullopt;
+          if (inner && var && !var->is_equal(*inner)) return std::nullopt;
+          if (inner) var = inner;
           s.insert(s.end(), p->begin(), p->end());
         }
         return normalize_set(s);
       }
       case VType::Relation:
-        return relation_set(v, var);
+        return relation_set(v, var, false);
       default:
         return std::nullopt;
     }
@@ -709,7 +816,8 @@ Outcome compare(const Value& a, const Value& b, const Ctx& ctx) {
   // A relation against a bare answer: an inequality against the interval or union it describes,
   // "x = 5" against its value.
   if (a.type == VType::Relation && b.type != VType::Relation) {
-    if (b.type == VType::Interval || b.type == VType::Union || b.type == VType::Tuple) {
+    if (b.type == VType::Interval || b.type == VType::Union || b.type == VType::Tuple ||
+        b.type == VType::Set) {
       if (auto o = compare_as_sets(a, b, ctx)) return *o;
     }
     if (const Value* v = equation_value(a)) {
@@ -739,8 +847,10 @@ Outcome compare(const Value& a, const Value& b, const Ctx& ctx) {
         return compare_ordered(a.items, b.items, ctx, "interval");
       }
       if (b.type == VType::Tuple) return compare(b, a, ctx);
+      if (b.type == VType::Union) return compare(b, a, ctx);
       break;
     case VType::Union:
+      if (auto o = compare_as_sets(a, b, ctx)) return *o;
       if (b.type == VType::Union) return compare_unordered(a.items, b.items, ctx, "union");
       break;
     case VType::Set:

@@ -193,7 +193,10 @@ std::optional<Extracted> find_answer_is(const Input& in) {
                        {{"the answer is:", Method::AnswerIs},
                         {"the answer is", Method::AnswerIs},
                         {"the final answer is:", Method::FinalAnswer},
-                        {"the final answer is", Method::FinalAnswer}});
+                        {"the final answer is", Method::FinalAnswer},
+                        {"final answer:**", Method::FinalAnswer},
+                        {"final answer**:", Method::FinalAnswer},
+                        {"final answer:", Method::FinalAnswer}});
   if (!m) return std::nullopt;
   std::string a = clean_tail(m->first, false, in.lenient);
   if (a.empty()) return std::nullopt;

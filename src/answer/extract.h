@@ -7,6 +7,7 @@
 //
 //   Style::Math   1. "The answer is: X" (MetaMathQA) / "The final answer is X" (lm-eval
 //                    minerva_math: "Final Answer: The final answer is $X$. I hope it is correct.")
+//                    / a bare "Final Answer: X" line (also "**Final Answer:** X")
 //                 2. the last \boxed{} / \fbox{} (brace-matched); boxed answers separated only by
 //                    commas, "and", '$' or whitespace combine into one list: "\boxed{1}, \boxed{2}"
 //                    gives "1, 2"

@@ -67,9 +67,11 @@ Value parse_answer(std::string_view input, const ParseLimits& lim, const Deadlin
   s = text::replace_all(s, ";", ",");
   s = remove_thousands_in_groups(s);
   strip_trailing_words(s);
-  // Joining words between answers: "2 or 3", "x=1 and x=2".
+  // Joining words between answers: "2 or 3", "x=1 and x=2"; "or" stays a word for the parser,
+  // where it joins inequalities into a union ("x < -2 or x > 3") and otherwise separates answers.
   s = text::replace_all(s, " and ", ",");
-  s = text::replace_all(s, " or ", ",");
+  s = text::replace_all(s, " or ", " \\lor ");
+  s = text::replace_all(text::replace_all(s, ", \\lor", " \\lor"), ",\\lor", " \\lor");
   {
     std::string t;  // "2, 3, , 4" (from ", and ") -> "2, 3, 4"
     for (char c : s) {

@@ -225,8 +225,10 @@ bool strip_text_groups(std::string& s) {
     std::string prefix(text::trim(std::string_view(s).substr(0, pos)));
     if (c.empty()) {
       replacement = " ";
-    } else if (joined.empty()) {  // "\text{ and }", "\text{, or }"
-      replacement = ",";
+    } else if (joined.empty()) {  // "\text{ and }", "\text{, or }"; "\text{ or }" stays "or"
+      replacement = lc.find("or") != std::string::npos && lc.find("and") == std::string::npos
+                        ? " \\lor "
+                        : ",";
     } else if (is_mathy(c) || cmd == "\\mathbf" || cmd == "\\mathrm" || cmd == "\\operatorname" ||
                cmd == "\\overline") {  // a segment \overline{CD} is its name
       replacement = " " + std::string(c) + " ";

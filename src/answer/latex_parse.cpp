@@ -26,8 +26,11 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------
 // The parser. Grammar (loosest first):
-//   answer   := item (',' item)*
-//   item     := matrix | set | bracket-structure ('\cup' item)* | relation
+//   answer   := item ((',' | '\lor') item)*
+//   item     := matrix | set | bracket-structure ('\cup' item)* | inequality (or inequality)*
+//               | relation                                  or := '\lor' | '\vee' | '\cup'
+// ("or" in words reaches the parser as \lor, see latex.cpp: "x < -2 or x > 3" is a union of
+// solution sets; between answers that are not inequalities, "2 or 3", it separates answers.)
 //   relation := expr (relop (expr | item))*
 //   expr     := [sign] term (('+' | '-' | '\pm' | '\mp') term)*
 //   term     := factor (('\cdot' | '\times' | '*' | '/' | '\div') factor | implicit factor)*
@@ -44,7 +47,7 @@ class Parser {
     std::vector<Value> items;
     items.push_back(item());
     skip();
-    while (eat(',')) {
+    while (eat(',') || eat_command("lor") || eat_command("vee")) {
       items.push_back(item());
       skip();
     }
@@ -178,6 +181,14 @@ class Parser {
         v = relation();
       }
     }
+    if (is_inequality_relation(v) && is_or(command())) {
+      Value u;
+      u.type = VType::Union;
+      u.items.push_back(std::move(v));
+      while (eat_command("lor") || eat_command("vee") || eat_command("cup"))
+        u.items.push_back(relation());
+      return u;
+    }
     if (command() == "cup") {
       Value u;
       u.type = VType::Union;
@@ -196,6 +207,14 @@ class Parser {
       if (auto b = bracket()) return *b;
     }
     syntax("expected an interval after \\cup");
+  }
+
+  static bool is_or(const std::string& cmd) { return cmd == "lor" || cmd == "vee" || cmd == "cup"; }
+  static bool is_inequality_relation(const Value& v) {
+    if (v.type != VType::Relation) return false;
+    for (const auto& op : v.ops)
+      if (op != "=" && op != "in") return true;
+    return false;
   }
 
   static Value as_interval(Value v) {
@@ -405,9 +424,9 @@ class Parser {
     if (c == '\\') {
       std::string cmd = command();
       static const std::set<std::string> not_primary = {
-          "cdot", "times", "div",    "pm", "mp",  "le",       "leq",      "ge",
-          "geq",  "lt",    "gt",     "ne", "neq", "in",       "cup",      "cap",
-          "end",  "begin", "approx", "to", "ast", "leqslant", "geqslant", "setminus"};
+          "cdot", "times", "div",    "pm",  "mp",  "le",       "leq",      "ge",      "geq",
+          "lt",   "gt",    "ne",     "neq", "in",  "cup",      "cap",      "lor",     "vee",
+          "end",  "begin", "approx", "to",  "ast", "leqslant", "geqslant", "setminus"};
       return !cmd.empty() && !not_primary.count(cmd);
     }
     return false;

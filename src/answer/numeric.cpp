@@ -21,19 +21,36 @@ std::string to_str(const GiNaC::numeric& n) {
   return os.str();
 }
 
-// Reads "123", "1,234.50", ".5" at s[i..]; exact value; advances i. nullopt when no digits.
+// A comma at s[i] that can only be a decimal comma: the number's first separator, after digits
+// that cannot open a thousands-grouped number, and not followed by another separator ("1,5,3" is
+// a list). That is after a lone "0" ("0,111", "0,5"), or after 4+ digits when the digits after it
+// are not a group of three ("1000,99"). "1,2" or "12,5" may be two answers: not numbers.
+bool decimal_comma_at(std::string_view s, std::size_t i, const std::string& digits) {
+  std::size_t j = i + 1;
+  while (j < s.size() && digit(s[j])) ++j;
+  std::size_t run = j - i - 1;
+  if (run == 0 || (j < s.size() && (s[j] == ',' || s[j] == '.'))) return false;
+  return digits == "0" || (digits.size() >= 4 && run != 3);
+}
+
+// Reads "123", "1,234.50", ".5", and a decimal comma ("1000,99", see decimal_comma_at) at s[i..];
+// exact value; advances i. nullopt when no digits.
 std::optional<GiNaC::numeric> read_decimal(std::string_view s, std::size_t& i) {
   std::string digits;
   std::size_t frac = 0;
-  bool dot = false;
+  bool dot = false, grouped = false;
   while (i < s.size()) {
     char c = s[i];
     if (digit(c)) {
       digits += c;
       if (dot) ++frac;
       ++i;
+    } else if (c == ',' && !dot && !grouped && !digits.empty() && decimal_comma_at(s, i, digits)) {
+      dot = true;
+      ++i;
     } else if (c == ',' && !dot && !digits.empty() && i + 3 < s.size() + 0 && digit(s[i + 1]) &&
                digit(s[i + 2]) && digit(s[i + 3]) && (i + 4 >= s.size() || !digit(s[i + 4]))) {
+      grouped = true;
       ++i;  // thousands separator
     } else if (c == '.' && !dot && i + 1 < s.size() && digit(s[i + 1])) {
       dot = true;

@@ -18,11 +18,12 @@ struct Number {
 };
 
 // Parses a whole GSM8K-style answer as one number. Accepted around the number: a leading "$"
-// (also "\$"), thousands commas (a comma followed by exactly three digits), a trailing "%"
-// (dropped: "50%" is 50), a trailing period, and trailing unit words ("dollars", "apples", "sq
-// ft"). The number may be in parentheses after its sign: "-(1/3)" is -1/3 (ASDiv writes negative
-// fractions so). Returns nullopt for anything else (several numbers, LaTeX, words before the
-// number) and for literals longer than 200 digits.
+// (also "\$"), thousands commas (a comma followed by exactly three digits), a decimal comma where
+// it cannot be a thousands separator ("1000,99", "0,111"; "1,000" stays one thousand, "1,2" is no
+// number), a trailing "%" (dropped: "50%" is 50), a trailing period, and trailing unit words
+// ("dollars", "apples", "sq ft"). The number may be in parentheses after its sign: "-(1/3)" is -1/3
+// (ASDiv writes negative fractions so). Returns nullopt for anything else (several numbers, LaTeX,
+// words before the number) and for literals longer than 200 digits.
 std::optional<Number> parse_number(std::string_view s);
 
 // A time of day: "H:MM" or "H:MM:SS", two-digit minutes and seconds, then optionally "a.m.",

@@ -328,6 +328,79 @@ TEST(Equiv, RelationsAndInequalities) {
       Style::Math);
 }
 
+// Inequalities that are not linear, solved by the signs between the real roots (worked by hand:
+// the roots and the sign of each gap are in the comments), and unions written with "or".
+TEST(Equiv, NonlinearInequalities) {
+  check_table(
+      {
+          {"x^2 < 4", "(-2, 2)", true},                        // roots -2, 2; negative between
+          {"x^2 \\le 4", "[-2, 2]", true},                     // the roots included
+          {"x^2 > 4", "(-\\infty,-2)\\cup(2,\\infty)", true},  // positive outside
+          {"x^2 < 4", "-2 < x < 2", true},                     // a relation both sides
+          {"-x^2 + 4 > 0", "(-2, 2)", true},                   // the same set, times -1
+          {"x^2 - 5x + 6 \\le 0", "[2, 3]", true},             // (x-2)(x-3)
+          {"x^2 < 2", "(-\\sqrt{2}, \\sqrt{2})", true},        // irrational roots
+          {"x^2 + 1 > 0", "(-\\infty, \\infty)", true},        // no real root: all reals
+          {"x^2 + 1 < 0", "\\emptyset", true},                 // and the empty set
+          {"(x-1)^2 > 0", "x \\ne 1", true},                   // a double root
+          {"\\frac{x-1}{x+2} \\ge 0", "(-\\infty,-2)\\cup[1,\\infty)", true},  // -2 is a pole
+          {"\\frac{1}{x} > 1", "(0, 1)", true},                                // (1-x)/x > 0
+          {"x^3 - x > 0", "(-1,0)\\cup(1,\\infty)", true},                     // x(x-1)(x+1)
+          {"x^3 > 8", "x > 2", true},                                          // (x-2)(x^2+2x+4)
+          {"x^4 < 16", "(-2, 2)", true},                                       // (x-2)(x+2)(x^2+4)
+          {"x^2 < 4", "[-2, 2]", false},
+          {"x^2 < 4", "(-4, 4)", false},
+          {"x^2 > 4", "(2, \\infty)", false},  // the left piece is missing
+          {"x^2 - 5x + 6 \\le 0", "(2, 3)", false},
+          {"\\frac{x-1}{x+2} \\ge 0", "(-\\infty,-2]\\cup[1,\\infty)", false},  // x = -2 undefined
+          {"(x-1)^2 > 0", "(-\\infty, \\infty)", false},
+          {"x^3 > 8", "x > 2.1", false},
+          {"x^2 + 1 > 0", "\\emptyset", false},
+      },
+      Style::Math);
+}
+
+TEST(Equiv, UnionsOfRelations) {
+  check_table(
+      {
+          {"x < -2 \\text{ or } x > 3", "(-\\infty,-2)\\cup(3,\\infty)", true},
+          {"x < -2 or x > 3", "(-\\infty,-2)\\cup(3,\\infty)", true},
+          {"x \\le -2 \\lor x > 3", "(-\\infty,-2]\\cup(3,\\infty)", true},
+          {"x > 3 \\vee x < -2", "(-\\infty,-2)\\cup(3,\\infty)", true},  // any order
+          {"x < -2 \\text{ or } x > 3", "x^2 - x - 6 > 0", true},         // (x-3)(x+2)
+          {"x \\le 1 \\text{ or } x \\ge 2", "(-\\infty,1]\\cup[2,\\infty)", true},
+          {"x < 1 \\text{ or } x = 3", "(-\\infty,1)\\cup\\{3\\}", true},
+          {"x < 2 \\text{ or } x \\ge 2", "(-\\infty, \\infty)", true},  // touching pieces merge
+          {"x < -2 \\text{ or } x > 3", "(-\\infty,-2]\\cup(3,\\infty)", false},
+          {"x < -2 \\text{ or } x > 3", "-2 < x < 3", false},
+          {"x < -2 \\text{ or } x > 3", "(-\\infty,-2)", false},
+          {"x < 0 \\text{ or } y > 1", "(-\\infty, 0)", false},  // two variables: no set
+          {"x < 1 \\text{ or } x = 3", "(-\\infty,1)", false},
+          // "or" between answers that are not inequalities still separates answers.
+          {"2 \\text{ or } 3", "2, 3", true},
+          {"2 or 3", "3, 2", true},
+          {"x = 1 \\text{ or } x = 2", "1, 2", true},
+          {"2 \\text{ or } 3", "2, 4", false},
+      },
+      Style::Math);
+}
+
+// A decimal comma is read only where it cannot be a thousands separator.
+TEST(Equiv, Gsm8kDecimalCommas) {
+  check_table(
+      {
+          {"1000,99", "1000.99", true},
+          {"0,111", "0.111", true},
+          {"0,5", "1/2", true},
+          {"$2500,75", "2500.75", true},
+          {"1,000", "1000", true},  // a thousands separator, as before
+          {"1000,99", "100099", false},
+          {"0,111", "111", false},
+          {"1,000", "1", false},
+      },
+      Style::Gsm8k);
+}
+
 TEST(Equiv, IntervalsAndUnions) {
   check_table(
       {

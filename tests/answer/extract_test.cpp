@@ -84,6 +84,14 @@ Final Answer: The final answer is $\frac{3}{4}$. I hope it is correct.)",
       // The last marker wins, whichever of the two phrasings it is.
       {"The final answer is 4, but rechecking, the answer is: 5", Style::Gsm8k, "5",
        Method::AnswerIs},
+      // A bare "Final Answer:" line, as chat models write it (with or without bold).
+      {"3 + 9 = 12\nFinal Answer: 12", Style::Gsm8k, "12", Method::FinalAnswer},
+      {"Adding the terms gives one half.\nFinal Answer: $\\frac{1}{2}$", Style::Math,
+       "\\frac{1}{2}", Method::FinalAnswer},
+      {"**Final Answer:** $(-6, 10)$", Style::Math, "(-6, 10)", Method::FinalAnswer},
+      {"**Final Answer**: 42 apples", Style::Gsm8k, "42 apples", Method::FinalAnswer},
+      {"Final answer: \\boxed{7}", Style::Math, "7", Method::FinalAnswer},
+      {"Final Answer: 3\nWait, the answer is: 4", Style::Gsm8k, "4", Method::AnswerIs},
   });
 }
 
