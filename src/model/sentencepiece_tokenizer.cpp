@@ -206,7 +206,7 @@ class SentencePieceTokenizer final : public Tokenizer {
         out += b;
       at_start = false;
     }
-    return utf8_lossy(out);
+    return utf8::lossy_per_byte(out);  // SentencePiece: one U+FFFD per invalid byte
   }
 
   std::string token_bytes(int32_t id) const override {

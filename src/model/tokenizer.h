@@ -8,7 +8,9 @@
 //   * Hugging Face `tokenizer.json` with a BPE model, implemented here (Debian packages no Hugging
 //     Face tokenizers library for C++): byte-level BPE (Qwen2/Qwen2.5/Qwen3, LLaMA-3, GPT-2 style)
 //     and the SentencePiece-BPE form with byte fallback and a `▁` metaspace (LLaMA-2/Mistral
-//     converted to JSON).
+//     converted to JSON). Checked id for id against the Rust tokenizers library on all of
+//     Unicode: its regex character classes are Unicode 16.0, its NFC Unicode 9.0, and ours are
+//     the same (unicode_tables.h, generated from that library).
 //
 // Tokenizer::load(dir) picks tokenizer.json when present, else tokenizer.model, and reads
 // tokenizer_config.json (when present) for the BOS/EOS/PAD tokens, add_bos_token and the chat
@@ -62,8 +64,11 @@ class Tokenizer {
   virtual std::vector<int32_t> encode(std::string_view text, bool add_bos = false,
                                       bool parse_special = true) const = 0;
 
-  // Ids -> text. Byte sequences that are not valid UTF-8 come out as U+FFFD. skip_special drops
-  // special tokens (BOS, EOS, <|im_end|>, ...). Throws metamath::Error on an id out of range.
+  // Ids -> text. Byte sequences that are not valid UTF-8 come out as U+FFFD, as the reference
+  // decoders write it: SentencePiece one per invalid byte; tokenizer.json's ByteFallback one per
+  // byte of a run of byte tokens that is not valid UTF-8 as a whole (ASCII bytes included), its
+  // ByteLevel one per maximal invalid subpart. skip_special drops special tokens (BOS, EOS,
+  // <|im_end|>, ...). Throws metamath::Error on an id out of range.
   virtual std::string decode(std::span<const int32_t> ids, bool skip_special = false) const = 0;
   std::string decode(std::initializer_list<int32_t> ids, bool skip_special = false) const {
     return decode(std::span<const int32_t>(ids.begin(), ids.size()), skip_special);
@@ -150,9 +155,13 @@ class StreamDecoder {
   std::string emitted_;
 };
 
-// Unicode NFC normalization (canonical decomposition, reordering, canonical composition), the
-// `NFC` normalizer of tokenizer.json. Input must be valid UTF-8.
+// Unicode NFC normalization (canonical decomposition, reordering, canonical composition; utf8proc,
+// Unicode 15.0). Input must be valid UTF-8.
 std::string unicode_nfc(std::string_view s);
+// NFC as the `NFC` normalizer of Hugging Face tokenizers computes it: its tables are Unicode 9.0,
+// so a character added since that would change the result (a newer combining mark, a newer
+// composition) is left where it is, as a starter that neither reorders nor composes.
+std::string tokenizers_nfc(std::string_view s);
 
 // Replaces every invalid UTF-8 sequence with U+FFFD (one per maximal invalid subpart).
 std::string utf8_lossy(std::string_view s);

@@ -93,6 +93,25 @@ inline std::size_t first_invalid(std::string_view s) {
   return std::string_view::npos;
 }
 
+// Replaces every byte that is not part of a valid UTF-8 sequence with U+FFFD (one per byte, as
+// SentencePiece's decoder does; utf8_lossy() writes one per maximal invalid subpart).
+inline std::string lossy_per_byte(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    int32_t cp;
+    const std::size_t len = decode(s, i, cp);
+    if (cp >= 0) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace metamath::model::utf8
 
 namespace metamath::model {

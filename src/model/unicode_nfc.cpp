@@ -1,4 +1,5 @@
-// Unicode NFC normalization (UAX #15) by libutf8proc (Debian's libutf8proc-dev).
+// Unicode NFC normalization (UAX #15) by libutf8proc (Debian's libutf8proc-dev), and the
+// Unicode 9.0 NFC of Hugging Face tokenizers on top of it.
 #include <utf8proc.h>
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include "core/error.h"
 #include "model/tokenizer.h"
 #include "model/tokenizer_internal.h"
+#include "model/unicode_tables.h"
 
 namespace metamath::model {
 
@@ -41,6 +43,34 @@ std::string unicode_nfc(std::string_view s) {
   const std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(dst, &std::free);
   if (n < 0) fail("NFC normalization: {}", utf8proc_errmsg(n));
   return std::string(reinterpret_cast<const char*>(dst), static_cast<std::size_t>(n));
+}
+
+std::string tokenizers_nfc(std::string_view s) {
+  // The characters tokenizers' NFC does not know are starters that neither reorder nor compose:
+  // they cut the text into parts normalized one by one. (utf8proc is Unicode 15.0, so what is
+  // newer, Unicode 16.0's compositions, is unknown to both.)
+  std::size_t i = 0;
+  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0xCC) ++i;
+  if (i == s.size()) return std::string(s);  // below U+0300 only: already NFC
+  std::string out;
+  std::size_t part = 0;
+  while (i < s.size()) {
+    if (static_cast<unsigned char>(s[i]) < 0xCC) {  // below U+0300: never inert
+      ++i;
+      continue;
+    }
+    int32_t cp;
+    const std::size_t len = utf8::decode(s, i, cp);
+    if (cp >= 0 && unicode::is_nfc_inert(static_cast<char32_t>(cp))) {
+      out += unicode_nfc(s.substr(part, i - part));
+      out.append(s.substr(i, len));
+      part = i + len;
+    }
+    i += len;
+  }
+  if (part == 0) return unicode_nfc(s);
+  out += unicode_nfc(s.substr(part));
+  return out;
 }
 
 }  // namespace metamath::model

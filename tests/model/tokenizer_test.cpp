@@ -2,9 +2,15 @@
 //   * SentencePiece tokenizer.model: ids from SentencePiece's own Python binding
 //     (tests/reference/sp_encode.py through Debian's /usr/bin/python3), on every GSM8K and MATH
 //     test question.
-//   * tokenizer.json (Qwen3, LLaMA-3, LLaMA-2/Mistral form): ids from @huggingface/tokenizers (pure
-//     JavaScript, installed by scripts/install-node-deps.sh) through tests/model/node/encode.mjs,
-//     on the same texts and on hand-picked hard cases.
+//   * tokenizer.json (Qwen3, LLaMA-3, LLaMA-2/Mistral form): ids from the Rust Hugging Face
+//     tokenizers library (npm binding `tokenizers`, tests/model/node/encode_rust.mjs) and from
+//     @huggingface/tokenizers (pure JavaScript, tests/model/node/encode.mjs), both installed by
+//     scripts/install-node-deps.sh, on the same texts and on hand-picked hard cases.
+//   * an adversarial corpus (AdversarialCorpus: every script and the newest Unicode letters and
+//     digits, emoji sequences, every Unicode space, combining-mark stacks, long runs,
+//     special-token-looking text) and id sequences that decode to invalid UTF-8, for every shipped
+//     model (python3-sentencepiece, the Rust library) and for synthetic tokenizer.json files that
+//     exercise the pre-tokenizers and decoders the shipped ones do not use.
 //   * hand-checked ids and Unicode facts.
 // References run at test time (no golden files derived from the data are committed); they run in
 // the background, concurrently, while our own tokenizer encodes.
@@ -16,11 +22,15 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "model/tokenizer_regex.h"
+#include "model/unicode_tables.h"
 #include "test_util.h"
 
 namespace metamath::model {
@@ -57,6 +67,23 @@ std::optional<fs::path> npm_model_dir(const std::string& name) {
 
 bool have_js_reference() {
   return fs::exists(node_dir() / "node_modules" / "@huggingface" / "tokenizers" / "package.json") &&
+         testing::run_command("node --version").code == 0;
+}
+
+// The tokenizer of a model folder, loaded once per test process (loading Qwen3's tokenizer.json
+// takes seconds; tokenizers are immutable and thread-safe).
+const Tokenizer& loaded_tokenizer(const fs::path& dir) {
+  static std::mutex m;
+  static std::map<fs::path, std::unique_ptr<Tokenizer>> loaded;
+  std::lock_guard lock(m);
+  auto& t = loaded[dir];
+  if (!t) t = Tokenizer::load(dir);
+  return *t;
+}
+
+fs::path rust_reference_script() { return node_dir() / "encode_rust.mjs"; }
+bool have_rust_reference() {
+  return fs::exists(node_dir() / "node_modules" / "tokenizers" / "package.json") &&
          testing::run_command("node --version").code == 0;
 }
 
@@ -108,7 +135,7 @@ Reference read_reference(const fs::path& p) {
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     auto j = json::parse(line);
-    r.ids.push_back(j.at("ids").get<std::vector<int32_t>>());
+    if (j.contains("ids")) r.ids.push_back(j["ids"].get<std::vector<int32_t>>());
     if (j.contains("decoded")) r.decoded.push_back(j["decoded"].get<std::string>());
   }
   return r;
@@ -160,7 +187,7 @@ void expect_parity(const Tokenizer& tok, const std::vector<std::string>& texts,
         ADD_FAILURE() << what << ": text " << i << " " << json(texts[i]).dump() << "\n ours "
                       << show(ours[i]) << "\n ref  " << show(ref.ids[i]);
     }
-    if (check_roundtrip && tok.decode(ours[i]) != (nfc ? unicode_nfc(texts[i]) : texts[i])) {
+    if (check_roundtrip && tok.decode(ours[i]) != (nfc ? tokenizers_nfc(texts[i]) : texts[i])) {
       if (++roundtrip_bad <= 3)
         ADD_FAILURE() << what << ": decode(encode(x)) != x for text " << i << " "
                       << json(texts[i]).dump() << " -> " << json(tok.decode(ours[i])).dump();
@@ -337,7 +364,7 @@ TEST(SentencePieceTokenizer, MatchesPythonSentencePieceOnAllData) {
 
 TEST(HfTokenizer, QwenKnownIdsAndSpecialTokens) {
   REQUIRE_NPM_MODEL(dir, "qwen3");
-  auto tok = Tokenizer::load(dir);
+  const Tokenizer* tok = &loaded_tokenizer(dir);
   // Ids checked with @huggingface/tokenizers.
   EXPECT_EQ(tok->encode("Janet has 16 eggs."),
             (std::vector<int32_t>{18315, 295, 702, 220, 16, 21, 18805, 13}));
@@ -378,7 +405,7 @@ TEST(HfTokenizer, QwenKnownIdsAndSpecialTokens) {
 
 TEST(HfTokenizer, QwenChatTemplate) {
   REQUIRE_NPM_MODEL(dir, "qwen3");
-  auto tok = Tokenizer::load(dir);
+  const Tokenizer* tok = &loaded_tokenizer(dir);
   EXPECT_EQ(tok->chat_format(), ChatFormat::ChatML);
   EXPECT_FALSE(tok->chat_template().empty());
   const std::string chat = tok->apply_chat({{"system", "Be brief."}, {"user", "2+2?"}});
@@ -393,7 +420,7 @@ TEST(HfTokenizer, QwenChatTemplate) {
 
 TEST(HfTokenizer, Llama3KnownIdsAndChat) {
   REQUIRE_NPM_MODEL(dir, "llama3");
-  auto tok = Tokenizer::load(dir);
+  const Tokenizer* tok = &loaded_tokenizer(dir);
   EXPECT_EQ(tok->encode("Janet has 16 eggs. 12345"),
             (std::vector<int32_t>{18820, 295, 706, 220, 845, 19335, 13, 220, 4513, 1774}));
   EXPECT_EQ(tok->bos_id(), 128000);
@@ -428,7 +455,7 @@ TEST(HfTokenizer, Llama2JsonFormKnownIds) {
 
 TEST(HfTokenizer, StreamDecoderByteLevel) {
   REQUIRE_NPM_MODEL(dir, "qwen3");
-  auto tok = Tokenizer::load(dir);
+  const Tokenizer* tok = &loaded_tokenizer(dir);
   const std::string text = "emoji 😀👍🏽 and 漢字 and ünïcode\n";
   auto ids = tok->encode(text);
   StreamDecoder dec(*tok);
@@ -460,6 +487,7 @@ class HfTokenizerParity : public ::testing::TestWithParam<std::string> {
       texts_.insert(texts_.end(), real.begin(), real.end());
     }
     const fs::path input = write_texts(tmp_, "texts.jsonl", texts_);
+    std::ofstream jobs(tmp_ / "rust_jobs.jsonl");
     for (const char* name : {"qwen3", "llama3", "llama2"}) {
       auto dir = npm_model_dir(name);
       if (!dir) continue;
@@ -467,11 +495,24 @@ class HfTokenizerParity : public ::testing::TestWithParam<std::string> {
       refs_[name] = std::async(std::launch::async, [cmd = js_command(*dir, input), out] {
                       return run_reference(cmd, out);
                     }).share();
+      jobs << json{{"tokenizer", (*dir / "tokenizer.json").string()},
+                   {"input", input.string()},
+                   {"output", (tmp_ / (std::string(name) + ".rust.jsonl")).string()}}
+                  .dump()
+           << "\n";
     }
+    jobs.close();
+    if (have_rust_reference())
+      rust_ = std::async(std::launch::async, [] {
+                return run_reference("node " + quote(rust_reference_script()) + " --jobs " +
+                                         quote(tmp_ / "rust_jobs.jsonl"),
+                                     tmp_ / "rust.stdout");
+              }).share();
   }
   static void TearDownTestSuite() {
     for (auto& [name, f] : refs_) f.wait();
     refs_.clear();
+    if (rust_.valid()) rust_.wait();
     if (!tmp_.empty()) fs::remove_all(tmp_);
   }
   static inline fs::path tmp_;
@@ -479,26 +520,38 @@ class HfTokenizerParity : public ::testing::TestWithParam<std::string> {
   static inline std::size_t n_hard_ = 0;
   static inline bool have_data_ = false;
   static inline std::map<std::string, std::shared_future<Reference>> refs_;
+  static inline std::shared_future<Reference> rust_;  // writes <name>.rust.jsonl
 };
 
-TEST_P(HfTokenizerParity, MatchesJavaScriptOnHardCasesAndAllData) {
+// Ids against the Rust `tokenizers` library (the reference) and, where they agree, against
+// @huggingface/tokenizers (an independent second implementation) on the hard cases and on every
+// GSM8K and MATH test question.
+TEST_P(HfTokenizerParity, MatchesRustAndJavaScriptOnHardCasesAndAllData) {
   const std::string name = GetParam();
   REQUIRE_NPM_MODEL(dir, name);
-  METAMATH_REQUIRE(have_js_reference(),
-                   "@huggingface/tokenizers or node not found: run scripts/install-node-deps.sh");
+  METAMATH_REQUIRE(have_js_reference() && have_rust_reference(),
+                   "tokenizers, @huggingface/tokenizers or node not found: run "
+                   "scripts/install-node-deps.sh");
   // Without the real data only the hard cases run: fine on a developer's machine, an error in CI.
   METAMATH_REQUIRE(have_data_ || !testing::ci_mode(),
                    "real data not found (METAMATH_DATA or ../shared/data)");
   if (!have_data_)
     std::printf("[ %s ] real data not found (METAMATH_DATA or ../shared/data): hard cases only\n",
                 name.c_str());
-  const auto t0 = std::chrono::steady_clock::now();
-  auto tok = Tokenizer::load(dir);
-  std::printf("[ %s ] loaded tokenizer.json in %.2f s\n", name.c_str(),
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const Tokenizer* tok = &loaded_tokenizer(dir);
   ASSERT_TRUE(refs_.count(name));
-  const Reference& r = refs_[name].get();
+  rust_.get();
+  const Reference r = read_reference(tmp_ / (name + ".rust.jsonl"));
   ASSERT_EQ(r.ids.size(), texts_.size());
+  // The JavaScript implementation agrees with the Rust one on all of these texts.
+  const Reference& js = refs_[name].get();
+  ASSERT_EQ(js.ids.size(), texts_.size());
+  std::size_t js_differs = 0;
+  for (std::size_t i = 0; i < texts_.size(); ++i)
+    if (js.ids[i] != r.ids[i] && ++js_differs <= 3)
+      ADD_FAILURE() << name << ": @huggingface/tokenizers and the Rust tokenizers differ on text "
+                    << i << " " << json(texts_[i]).dump();
+  EXPECT_EQ(js_differs, 0u);
   const auto n_hard = static_cast<long>(n_hard_);
   const bool nfc = name == "qwen3";  // Qwen's normalizer is NFC
   // Hard cases: ids must match; the round trip is exact except that the LLaMA-2 form gives each
@@ -506,18 +559,662 @@ TEST_P(HfTokenizerParity, MatchesJavaScriptOnHardCasesAndAllData) {
   const std::vector<std::string> hard(texts_.begin(), texts_.begin() + n_hard);
   Reference rh;
   rh.ids.assign(r.ids.begin(), r.ids.begin() + n_hard);
-  expect_parity(*tok, hard, rh, name + " hard cases vs @huggingface/tokenizers",
+  expect_parity(*tok, hard, rh, name + " hard cases vs tokenizers (Rust) and JS",
                 /*check_roundtrip=*/name != "llama2", nfc);
   if (have_data_) {
     const std::vector<std::string> real(texts_.begin() + n_hard, texts_.end());
     Reference rr;
     rr.ids.assign(r.ids.begin() + n_hard, r.ids.end());
-    expect_parity(*tok, real, rr, name + " GSM8K+MATH test vs @huggingface/tokenizers", true, nfc);
+    expect_parity(*tok, real, rr, name + " GSM8K+MATH test vs tokenizers (Rust) and JS", true, nfc);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Npm, HfTokenizerParity, ::testing::Values("qwen3", "llama3", "llama2"),
                          [](const auto& info) { return info.param; });
+
+// ---- adversarial Unicode corpus vs the Rust `tokenizers` library and python3-sentencepiece
+// ---------
+
+// A seeded generator of hostile text: every script (the newest Unicode letters and digits
+// included), emoji ZWJ sequences, variation selectors, every Unicode space, combining-mark stacks,
+// long runs, special-token-looking strings, arbitrary code points. The same seed gives the same
+// corpus on every machine (splitmix64; no <random> distributions, whose output is not portable).
+class AdversarialCorpus {
+ public:
+  explicit AdversarialCorpus(uint64_t seed) : state_(seed) {}
+
+  std::vector<std::string> texts(std::size_t n) {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string s;
+      const std::size_t parts = 1 + below(8);
+      for (std::size_t k = 0; k < parts; ++k) {
+        if (k > 0 && below(3) == 0) s += below(2) ? " " : pick_space();
+        s += fragment();
+      }
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+ private:
+  struct Block {
+    char32_t lo, hi;
+  };
+  // Letters of many scripts; the last lines are Unicode 15.0, 15.1, 16.0 and 17.0 additions.
+  static constexpr Block kScripts[] = {
+      {0x41, 0x7A},       {0xC0, 0x24F},      {0x250, 0x2FF},     {0x370, 0x3FF},
+      {0x400, 0x52F},     {0x531, 0x58F},     {0x5D0, 0x5EA},     {0x600, 0x6FF},
+      {0x710, 0x74F},     {0x780, 0x7B1},     {0x7C0, 0x7FF},     {0x900, 0x97F},
+      {0x980, 0x9FF},     {0xA00, 0xA7F},     {0xB80, 0xBFF},     {0xC00, 0xC7F},
+      {0xD00, 0xDFF},     {0xE00, 0xEFF},     {0xF00, 0xFFF},     {0x1000, 0x109F},
+      {0x10A0, 0x10FF},   {0x1100, 0x11FF},   {0x1200, 0x137F},   {0x13A0, 0x13FF},
+      {0x1400, 0x167F},   {0x16A0, 0x16FF},   {0x1780, 0x18AF},   {0x1C80, 0x1CBF},
+      {0x1E00, 0x1FFF},   {0x2070, 0x218F},   {0x2C00, 0x2C7F},   {0x3040, 0x312F},
+      {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},   {0xA720, 0xA7FF},
+      {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},   {0xFB00, 0xFDFF},   {0xFF00, 0xFFEF},
+      {0x10000, 0x1007F}, {0x10330, 0x1034F}, {0x10400, 0x1044F}, {0x11000, 0x1107F},
+      {0x12000, 0x123FF}, {0x13000, 0x1345F}, {0x17000, 0x187FF}, {0x1B000, 0x1B16F},
+      {0x1D400, 0x1D7FF}, {0x1E900, 0x1E95F}, {0x20000, 0x2A6DF}, {0x30000, 0x3134F},
+      {0x1D2C0, 0x1D2DF}, {0x31350, 0x323AF}, {0x11F00, 0x11F5F}, {0x1E4D0, 0x1E4FF},
+      {0x2EBF0, 0x2EE5F}, {0x10D40, 0x10D8F}, {0x16100, 0x1613F}, {0x16D40, 0x16D7F},
+      {0x1E5D0, 0x1E5FF}, {0x11BC0, 0x11BFF}, {0x105C0, 0x105FF}, {0x11380, 0x113FF},
+      {0x1CC00, 0x1CEBF}, {0x10EC0, 0x10EFF}, {0x10940, 0x1095F}, {0x11DB0, 0x11DEF},
+      {0x16EA0, 0x16EDF}, {0x1E6C0, 0x1E6FF}, {0x323B0, 0x3347F}};
+  static constexpr Block kDigits[] = {
+      {0x30, 0x39},       {0xB2, 0xB3},       {0xB9, 0xB9},       {0xBC, 0xBE},
+      {0x660, 0x669},     {0x6F0, 0x6F9},     {0x966, 0x96F},     {0x9E6, 0x9EF},
+      {0xE50, 0xE59},     {0x2070, 0x2089},   {0x2150, 0x218B},   {0x2460, 0x249B},
+      {0x3007, 0x3007},   {0x3021, 0x3029},   {0xFF10, 0xFF19},   {0x1D7CE, 0x1D7FF},
+      {0x1D2C0, 0x1D2D3}, {0x11F50, 0x11F59}, {0x1E4F0, 0x1E4F9}, {0x10D40, 0x10D49},
+      {0x1E5F1, 0x1E5FA}, {0x16130, 0x16139}, {0x16D70, 0x16D79}, {0x11BF0, 0x11BF9},
+      {0x1CCF0, 0x1CCF9}, {0x11DE0, 0x11DE9}};
+  static constexpr Block kMarks[] = {
+      {0x300, 0x36F},     {0x483, 0x489},     {0x591, 0x5BD},     {0x64B, 0x65F},
+      {0x900, 0x903},     {0x93C, 0x94D},     {0xE31, 0xE3A},     {0x1AB0, 0x1ACE},
+      {0x1DC0, 0x1DFF},   {0x20D0, 0x20F0},   {0xFE00, 0xFE0F},   {0xFE20, 0xFE2F},
+      {0x302A, 0x302F},   {0x3099, 0x309A},   {0x1D165, 0x1D169}, {0x1D16D, 0x1D172},
+      {0x1E4EC, 0x1E4EF}, {0x1E5EE, 0x1E5EF}, {0x11F00, 0x11F03}, {0x113B8, 0x113C0},
+      {0x16D6B, 0x16D6C}, {0xE0100, 0xE01EF}};
+  static constexpr char32_t kSpaces[] = {0x09,   0x0A,   0x0B,   0x0C,   0x0D,   0x1C,   0x1F,
+                                         0x20,   0x85,   0xA0,   0x1680, 0x180E, 0x2000, 0x2001,
+                                         0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008,
+                                         0x2009, 0x200A, 0x200B, 0x200C, 0x200D, 0x2028, 0x2029,
+                                         0x202F, 0x205F, 0x2060, 0x3000, 0xFEFF, 0xAD,   0x61C};
+  static constexpr const char* kEmoji[] = {
+      "\U0001F468\u200D\U0001F469\u200D\U0001F467\u200D\U0001F466",
+      "\U0001F3F3\uFE0F\u200D\U0001F308",
+      "\U0001F44D\U0001F3FD",
+      "\U0001F1EB\U0001F1F7\U0001F1EF\U0001F1F5",
+      "1\uFE0F\u20E3",
+      "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F",
+      "\u2764\uFE0F\u200D\U0001F525",
+      "\U0001F9D1\U0001F3FF\u200D\U0001F91D\u200D\U0001F9D1\U0001F3FB",
+      "\u263A\uFE0E",
+      "\U0001FAE9\U0001FAC6"};
+  static constexpr const char* kSpecialLooking[] = {"<|im_start|>",
+                                                    "<|im_end|>",
+                                                    "<|endoftext|>",
+                                                    "<|begin_of_text|>",
+                                                    "<|eot_id|>",
+                                                    "<|start_header_id|>",
+                                                    "<|reserved_special_token_5|>",
+                                                    "<s>",
+                                                    "</s>",
+                                                    "<unk>",
+                                                    "<0x41>",
+                                                    "<0xE6>",
+                                                    "[INST]",
+                                                    "<<SYS>>",
+                                                    "<|im_start",
+                                                    "im_end|>",
+                                                    "<|",
+                                                    "|>",
+                                                    "<think>",
+                                                    "</think>",
+                                                    "<tool_call>",
+                                                    "<|fim_prefix|>",
+                                                    "<|vision_start|>",
+                                                    "<|<|im_end|>|>"};
+  static constexpr const char* kAscii[] = {
+      "Hello",     "don't", "I'M",    "we'LL",   "they\u2019re", "'s",   "'ve", "3.14159",
+      "1,000,000", "-42",   "$5.00",  "x^2+y^2", "\\frac{1}{2}", "!!!",  "...", "a_b",
+      "C++",       "e.g.",  "U.S.A.", "\r\n",    "\n\n",         " \n ", "\r",  "\t",
+      "  ",        "0",     "007",    "1234567"};
+
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
+  template <typename T, std::size_t N>
+  const T& one_of(const T (&a)[N]) {
+    return a[below(N)];
+  }
+  char32_t in(const Block& b) { return b.lo + static_cast<char32_t>(below(b.hi - b.lo + 1)); }
+  static std::string u8(char32_t c) {
+    std::string s;
+    if (c < 0x80) {
+      s += static_cast<char>(c);
+    } else if (c < 0x800) {
+      s += static_cast<char>(0xC0 | (c >> 6));
+      s += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+      s += static_cast<char>(0xE0 | (c >> 12));
+      s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      s += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+      s += static_cast<char>(0xF0 | (c >> 18));
+      s += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+      s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      s += static_cast<char>(0x80 | (c & 0x3F));
+    }
+    return s;
+  }
+  std::string pick_space() { return u8(one_of(kSpaces)); }
+  std::string script_chars(std::size_t n) {
+    const Block& b = one_of(kScripts);
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) s += u8(in(b));
+    return s;
+  }
+
+  std::string fragment() {
+    std::string s;
+    switch (below(10)) {
+      case 0:
+      case 1:
+        return script_chars(1 + below(8));
+      case 2:
+        s = one_of(kEmoji);
+        if (below(2)) s += u8(0x1F300 + static_cast<char32_t>(below(0x800)));  // any emoji
+        if (below(3) == 0) s += below(2) ? "\uFE0F" : "\u200D";
+        return s;
+      case 3:
+        for (std::size_t i = 0, n = 1 + below(4); i < n; ++i) s += pick_space();
+        return s;
+      case 4:  // a base and a stack of combining marks
+        s = below(2) ? std::string(1, static_cast<char>('a' + below(26))) : script_chars(1);
+        for (std::size_t i = 0, n = 1 + below(8); i < n; ++i) s += u8(in(one_of(kMarks)));
+        return s;
+      case 5: {  // a long run
+        const std::string unit = below(2) ? fragment_short() : u8(in(one_of(kScripts)));
+        for (std::size_t i = 0, n = 20 + below(280); i < n; ++i) s += unit;
+        return s;
+      }
+      case 6:
+        return one_of(kSpecialLooking);
+      case 7:
+        return one_of(kAscii);
+      case 8:
+        for (std::size_t i = 0, n = 1 + below(6); i < n; ++i) s += u8(in(one_of(kDigits)));
+        return s;
+      default: {  // any code point but a surrogate
+        char32_t c = static_cast<char32_t>(below(0x110000 - 0x800));
+        if (c >= 0xD800) c += 0x800;
+        return u8(c);
+      }
+    }
+  }
+  std::string fragment_short() {
+    static constexpr const char* kUnits[] = {"a", " ", "\n", "7", "!", " \n", "ab ", "\t", "'s"};
+    return one_of(kUnits);
+  }
+
+  uint64_t state_;
+};
+
+// Random id sequences that decode to invalid UTF-8: runs of byte tokens / partial characters with
+// other tokens and special tokens between them.
+std::vector<std::vector<int32_t>> invalid_utf8_id_sequences(const Tokenizer& tok, std::size_t n,
+                                                            uint64_t seed) {
+  std::vector<int32_t> partial, whole;  // tokens whose bytes are / are not valid UTF-8 alone
+  for (int32_t id = 0; id < static_cast<int32_t>(tok.vocab_size()); ++id) {
+    if (tok.is_special(id)) continue;
+    const std::string b = tok.token_bytes(id);
+    (utf8_lossy(b) == b ? whole : partial).push_back(id);
+  }
+  std::vector<int32_t> specials;
+  for (const auto& a : tok.added_tokens()) specials.push_back(a.id);
+  uint64_t s = seed;
+  auto rnd = [&](std::size_t m) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::size_t>((s >> 33) % m);
+  };
+  std::vector<std::vector<int32_t>> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::vector<int32_t> ids;
+    for (std::size_t k = 0, len = 1 + rnd(8); k < len; ++k) {
+      const std::size_t r = rnd(10);
+      if (r < 6 && !partial.empty())
+        ids.push_back(partial[rnd(partial.size())]);
+      else if (r < 9 || specials.empty())
+        ids.push_back(whole[rnd(whole.size())]);
+      else
+        ids.push_back(specials[rnd(specials.size())]);
+    }
+    out.push_back(std::move(ids));
+  }
+  return out;
+}
+
+fs::path write_id_lines(const fs::path& p, const std::vector<std::vector<int32_t>>& seqs) {
+  std::ofstream out(p);
+  for (const auto& ids : seqs) out << json{{"ids", ids}}.dump() << "\n";
+  return p;
+}
+
+// Our encode and decode against a reference's: ids of every text, the decode of those ids, and the
+// decode of every id sequence. Prints the counts.
+void expect_same_as(const Tokenizer& tok, const std::vector<std::string>& texts,
+                    const Reference& ref, const std::vector<std::vector<int32_t>>& id_seqs,
+                    const Reference& ref_decode, const std::string& what, bool parse_special) {
+  ASSERT_EQ(ref.ids.size(), texts.size()) << what;
+  ASSERT_EQ(ref.decoded.size(), texts.size()) << what;
+  ASSERT_EQ(ref_decode.decoded.size(), id_seqs.size()) << what;
+  std::size_t id_bad = 0, decode_bad = 0, invalid_decode_bad = 0, tokens = 0;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const auto ours = tok.encode(texts[i], false, parse_special);
+    tokens += ours.size();
+    if (ours != ref.ids[i] && ++id_bad <= 5)
+      ADD_FAILURE() << what << ": ids differ for text " << i << " " << json(texts[i]).dump()
+                    << "\n ours " << show(ours) << "\n ref  " << show(ref.ids[i]);
+    const std::string dec = tok.decode(ref.ids[i]);
+    if (dec != ref.decoded[i] && ++decode_bad <= 5)
+      ADD_FAILURE() << what << ": decode differs for text " << i << " " << show(ref.ids[i])
+                    << "\n ours " << json(dec).dump() << "\n ref  " << json(ref.decoded[i]).dump();
+  }
+  for (std::size_t i = 0; i < id_seqs.size(); ++i) {
+    const std::string dec = tok.decode(id_seqs[i]);
+    if (dec != ref_decode.decoded[i] && ++invalid_decode_bad <= 5)
+      ADD_FAILURE() << what << ": decode differs for ids " << show(id_seqs[i]) << "\n ours "
+                    << json(dec).dump() << "\n ref  " << json(ref_decode.decoded[i]).dump();
+  }
+  std::printf("[ %s ] %zu adversarial texts (%zu tokens): %zu id mismatches, %zu decode mismatches",
+              what.c_str(), texts.size(), tokens, id_bad, decode_bad);
+  if (!id_seqs.empty())
+    std::printf("; %zu id sequences with invalid UTF-8: %zu decode mismatches", id_seqs.size(),
+                invalid_decode_bad);
+  std::printf("\n");
+  EXPECT_EQ(id_bad, 0u) << what;
+  EXPECT_EQ(decode_bad, 0u) << what;
+  EXPECT_EQ(invalid_decode_bad, 0u) << what;
+}
+
+constexpr std::size_t kAdversarialTexts = 3000;
+constexpr std::size_t kInvalidIdSequences = 300;
+constexpr uint64_t kCorpusSeed = 20;
+
+TEST(TokenizerUnicode, Llama2SentencePieceMatchesPythonOnAdversarialText) {
+  REQUIRE_SP_MODEL(model);
+  METAMATH_REQUIRE(testing::run_command("/usr/bin/python3 -c 'import sentencepiece'").code == 0,
+                   "python3-sentencepiece not installed");
+  auto tok = Tokenizer::from_sentencepiece(model);
+  const auto texts = AdversarialCorpus(kCorpusSeed).texts(kAdversarialTexts);
+  auto seqs = invalid_utf8_id_sequences(*tok, kInvalidIdSequences, kCorpusSeed);
+  // SentencePiece's decode drops control tokens (<s>, </s>), ours writes them unless asked to
+  // skip them, which also drops <unk>: compare on sequences without control tokens.
+  for (auto& ids : seqs)
+    std::erase_if(ids, [&](int32_t id) { return id == tok->bos_id() || id == tok->eos_id(); });
+  auto tmp = testing::temp_dir("tok_adv_sp");
+  write_texts(tmp, "texts.jsonl", texts);
+  write_id_lines(tmp / "ids.jsonl", seqs);
+  auto ref_ids = std::async(std::launch::async, [&] {
+    return run_reference(sp_command(model, tmp / "texts.jsonl"), tmp / "ref.jsonl");
+  });
+  const Reference ref_dec = run_reference(sp_command(model, tmp / "ids.jsonl"), tmp / "dec.jsonl");
+  // python's SentencePieceProcessor.encode does not parse control-token text.
+  expect_same_as(*tok, texts, ref_ids.get(), seqs, ref_dec, "llama2 tokenizer.model",
+                 /*parse_special=*/false);
+}
+
+// Reads a tokenizer.json, lets `edit` change it, and writes it to dir/name.json.
+fs::path edited_tokenizer_json(const fs::path& from, const fs::path& dir, const std::string& name,
+                               const std::function<void(json&)>& edit) {
+  std::ifstream in(from);
+  json j = json::parse(in);
+  edit(j);
+  const fs::path p = dir / (name + ".json");
+  std::ofstream(p) << j.dump();
+  return p;
+}
+
+// A byte-level BPE small enough to load in milliseconds: LLaMA-3's first merges over the 256
+// byte characters, with no added tokens; `pre` is its pre_tokenizer.
+json small_byte_level_bpe(const json& llama3, const json& pre) {
+  json vocab = json::object(), merges = json::array();
+  int32_t next = 0;
+  auto add = [&](const std::string& t) {
+    if (!vocab.contains(t)) vocab[t] = next++;
+  };
+  for (const auto& [tok, id] : llama3.at("model").at("vocab").items())
+    if (id.get<int32_t>() < 256) add(tok);  // LLaMA-3's first 256 ids are the byte characters
+  for (const auto& m : llama3.at("model").at("merges")) {
+    if (merges.size() == 6000) break;
+    std::string a, b;
+    if (m.is_array()) {
+      a = m[0].get<std::string>();
+      b = m[1].get<std::string>();
+    } else {
+      const auto s = m.get<std::string>();
+      a = s.substr(0, s.find(' ', 1));
+      b = s.substr(a.size() + 1);
+    }
+    add(a);  // (a part may come from a later merge: it is then a token of its own here)
+    add(b);
+    add(a + b);
+    merges.push_back(json::array({a, b}));
+  }
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", json::array()},
+          {"normalizer", nullptr},
+          {"pre_tokenizer", pre},
+          {"post_processor", nullptr},
+          {"decoder",
+           {{"type", "ByteLevel"},
+            {"add_prefix_space", false},
+            {"trim_offsets", false},
+            {"use_regex", false}}},
+          {"model",
+           {{"type", "BPE"},
+            {"dropout", nullptr},
+            {"unk_token", nullptr},
+            {"continuing_subword_prefix", nullptr},
+            {"end_of_word_suffix", nullptr},
+            {"fuse_unk", false},
+            {"byte_fallback", false},
+            {"ignore_merges", false},
+            {"vocab", vocab},
+            {"merges", merges}}}};
+}
+
+json split(const std::string& regex, const std::string& behavior, bool invert = false) {
+  return {{"type", "Split"},
+          {"pattern", {{"Regex", regex}}},
+          {"behavior", behavior},
+          {"invert", invert}};
+}
+json byte_level(bool add_prefix_space, bool use_regex) {
+  return {{"type", "ByteLevel"},
+          {"add_prefix_space", add_prefix_space},
+          {"trim_offsets", false},
+          {"use_regex", use_regex}};
+}
+json sequence(const std::vector<json>& steps) {
+  json j = {{"type", "Sequence"}};
+  j["pretokenizers"] = steps;
+  return j;
+}
+
+// Synthetic tokenizer.json files for the pre-tokenizers and decoders the shipped models do not use:
+// name -> file.
+std::vector<std::pair<std::string, fs::path>> synthetic_tokenizers(const fs::path& dir,
+                                                                   const fs::path& llama3_dir,
+                                                                   const fs::path& llama2_dir) {
+  std::vector<std::pair<std::string, fs::path>> out;
+  json llama3;
+  {
+    std::ifstream in(llama3_dir / "tokenizer.json");
+    llama3 = json::parse(in);
+  }
+  const std::string o200k =
+      R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  const std::string deepseek3 =
+      R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  const std::vector<std::pair<std::string, json>> byte_level_variants = {
+      {"digits+bytelevel(add_prefix_space)",
+       sequence({{{"type", "Digits"}, {"individual_digits", false}}, byte_level(true, true)})},
+      {"digits(individual)+split", sequence({{{"type", "Digits"}, {"individual_digits", true}},
+                                             split(o200k, "Isolated"),
+                                             byte_level(false, false)})},
+      {"split(whitespace,removed)+bytelevel(add_prefix_space)",
+       sequence({split(R"(\s+)", "Removed"), byte_level(true, false)})},
+      {"o200k-regex", sequence({split(o200k, "Isolated"), byte_level(false, false)})},
+      {"deepseek-v3-regex",
+       sequence({split(R"(\p{N}{1,3})", "Isolated"),
+                 split("[\u4E00-\u9FA5\u3040-\u309F\u30A0-\u30FF]+", "Isolated"),
+                 split(deepseek3, "Isolated"), byte_level(false, false)})},
+      {"split(line-end)+classes",
+       sequence({split(R"(\s+$|\h+|\d+|\w+|\W)", "Isolated"), byte_level(false, false)})},
+      {"split(punct,merged-with-previous)",
+       sequence({split(R"(\p{P})", "MergedWithPrevious"), byte_level(false, false)})},
+      {"split(punct,merged-with-next)",
+       sequence({split(R"(\p{P})", "MergedWithNext"), byte_level(false, false)})},
+      {"split(letters,contiguous,invert)",
+       sequence({split(R"(\p{L})", "Contiguous", true), byte_level(false, false)})},
+      {"split(spaces,removed,invert)",
+       sequence({split(R"(\s)", "Removed", true), byte_level(false, false)})},
+      {"split(empty-matches)",
+       sequence({split(R"((?=\p{Lu})|\b)", "Isolated"), byte_level(false, false)})},
+      {"split(string,merged-with-next)", sequence({{{"type", "Split"},
+                                                    {"pattern", {{"String", " "}}},
+                                                    {"behavior", "MergedWithNext"},
+                                                    {"invert", false}},
+                                                   byte_level(false, false)})},
+  };
+  for (const auto& [name, pre] : byte_level_variants) {
+    const fs::path p = dir / (name + ".json");
+    std::ofstream(p) << small_byte_level_bpe(llama3, pre).dump();
+    out.emplace_back(name, p);
+  }
+  // Metaspace and byte fallback: the LLaMA-2 tokenizer.json with other pre-tokenizers.
+  for (const std::string scheme : {"always", "first", "never"})
+    for (bool split_on : {true, false}) {
+      const std::string name = "metaspace(" + scheme + (split_on ? ",split" : "") + ")";
+      out.emplace_back(
+          name, edited_tokenizer_json(llama2_dir / "tokenizer.json", dir, name, [&](json& j) {
+            j["normalizer"] = nullptr;
+            j["pre_tokenizer"] = sequence({split(R"(\p{N}+|[\p{P}\p{S}])", "Isolated"),
+                                           {{"type", "Metaspace"},
+                                            {"replacement", "\u2581"},
+                                            {"prepend_scheme", scheme},
+                                            {"split", split_on}}});
+            j["decoder"] = {{"type", "Sequence"},
+                            {"decoders",
+                             {{{"type", "Metaspace"},
+                               {"replacement", "\u2581"},
+                               {"prepend_scheme", scheme},
+                               {"split", split_on}},
+                              {{"type", "ByteFallback"}},
+                              {{"type", "Fuse"}}}}};
+          }));
+    }
+  return out;
+}
+
+class TokenizerUnicodeRust : public ::testing::Test {
+ protected:
+  // One node process computes every reference (shipped models and synthetic ones) at once.
+  static void SetUpTestSuite() {
+    auto qwen3 = npm_model_dir("qwen3"), llama3 = npm_model_dir("llama3"),
+         llama2 = npm_model_dir("llama2");
+    if (!have_rust_reference() || !qwen3 || !llama3 || !llama2) return;
+    tmp_ = testing::temp_dir("tok_adv_rust");
+    texts_ = AdversarialCorpus(kCorpusSeed).texts(kAdversarialTexts);
+    write_texts(tmp_, "texts.jsonl", texts_);
+    // The synthetic tokenizers get every fifth text (they are many, and cheap ones).
+    // (plus the cases of issue 20 and a few shapes each behaviour cares about).
+    few_texts_ = {" \u00B2",
+                  "\t2",
+                  "x\u00B2\u00B3 \u0663\u0664 \U00011DE0",
+                  "a--b, c!",
+                  " \u2581\u2581a",
+                  "  Hey   friend!  ",
+                  "\u2581",
+                  "Hello WORLD",
+                  "a\n\n b\r\n"};
+    for (std::size_t i = 0; i < texts_.size(); i += 5) few_texts_.push_back(texts_[i]);
+    write_texts(tmp_, "few.jsonl", few_texts_);
+    std::ofstream jobs(tmp_ / "jobs.jsonl");
+    auto job = [&](const std::string& name, const fs::path& file, bool shipped) {
+      models_.push_back({name, file, shipped});
+      jobs << json{{"tokenizer", file.string()},
+                   {"input", (tmp_ / (shipped ? "texts.jsonl" : "few.jsonl")).string()},
+                   {"output", (tmp_ / (name + ".ref.jsonl")).string()}}
+                  .dump()
+           << "\n";
+      if (shipped)
+        jobs << json{{"tokenizer", file.string()},
+                     {"input", (tmp_ / (name + ".ids.jsonl")).string()},
+                     {"output", (tmp_ / (name + ".dec.jsonl")).string()}}
+                    .dump()
+             << "\n";
+    };
+    for (auto [name, dir] :
+         {std::pair{"qwen3", *qwen3}, std::pair{"llama3", *llama3}, std::pair{"llama2", *llama2}}) {
+      const Tokenizer* tok = &loaded_tokenizer(dir);
+      write_id_lines(tmp_ / (std::string(name) + ".ids.jsonl"),
+                     invalid_utf8_id_sequences(*tok, kInvalidIdSequences, kCorpusSeed));
+      job(name, dir / "tokenizer.json", true);
+    }
+    for (const auto& [name, file] : synthetic_tokenizers(tmp_, *llama3, *llama2))
+      job(name, file, false);
+    jobs.close();
+    reference_ =
+        std::async(std::launch::async, [] {
+          const fs::path err = tmp_ / "node.stderr";
+          return testing::run_command("node " + quote(rust_reference_script()) + " --jobs " +
+                                      quote(tmp_ / "jobs.jsonl") + " 2> " + quote(err));
+        }).share();
+  }
+  static void TearDownTestSuite() {
+    if (reference_.valid()) reference_.wait();
+    models_.clear();
+  }
+  static void require_reference() {
+    METAMATH_REQUIRE(have_rust_reference(),
+                     "the Rust `tokenizers` npm binding or node not found: run "
+                     "scripts/install-node-deps.sh");
+    METAMATH_REQUIRE(npm_model_dir("qwen3") && npm_model_dir("llama3") && npm_model_dir("llama2"),
+                     "tokenizer.json files not found: run scripts/install-node-deps.sh");
+  }
+  static const testing::RunResult& reference() { return reference_.get(); }
+
+  struct Model {
+    std::string name;
+    fs::path file;
+    bool shipped;
+  };
+  static inline fs::path tmp_;
+  static inline std::vector<std::string> texts_, few_texts_;
+  static inline std::vector<Model> models_;
+  static inline std::shared_future<testing::RunResult> reference_;
+};
+
+TEST_F(TokenizerUnicodeRust, ShippedModelsMatchOnAdversarialText) {
+  require_reference();
+  ASSERT_EQ(reference().code, 0) << "encode_rust.mjs failed: " << reference().output;
+  for (const auto& m : models_) {
+    if (!m.shipped) continue;
+    const Tokenizer* tok = &loaded_tokenizer(m.file.parent_path());
+    std::vector<std::vector<int32_t>> seqs;
+    for (const auto& line : read_reference(tmp_ / (m.name + ".ids.jsonl")).ids)
+      seqs.push_back(line);
+    expect_same_as(*tok, texts_, read_reference(tmp_ / (m.name + ".ref.jsonl")), seqs,
+                   read_reference(tmp_ / (m.name + ".dec.jsonl")), m.name + " tokenizer.json",
+                   /*parse_special=*/true);
+  }
+}
+
+TEST_F(TokenizerUnicodeRust, SyntheticPreTokenizersAndDecodersMatch) {
+  require_reference();
+  ASSERT_EQ(reference().code, 0) << "encode_rust.mjs failed: " << reference().output;
+  std::size_t n = 0;
+  for (const auto& m : models_) {
+    if (m.shipped) continue;
+    ++n;
+    auto tok = Tokenizer::from_hf_json(m.file);
+    expect_same_as(*tok, few_texts_, read_reference(tmp_ / (m.name + ".ref.jsonl")), {},
+                   Reference{}, m.name, /*parse_special=*/true);
+  }
+  EXPECT_GE(n, 15u);
+}
+
+// The cases of issue 20, each checked with the Rust `tokenizers` 0.23.2 / python3-sentencepiece.
+TEST(TokenizerUnicode, HandCheckedCases) {
+  if (auto dir = npm_model_dir("qwen3")) {
+    const Tokenizer* tok = &loaded_tokenizer(*dir);
+    // U+180E is not White_Space since Unicode 6.3 (PCRE2's \s still counts it).
+    EXPECT_EQ(tok->encode(" \u180Ei"), (std::vector<int32_t>{86089, 254, 236, 72}));
+    // U+1D2C0 KAKTOVIK NUMERAL ZERO (Unicode 15.0) is \p{N}.
+    EXPECT_EQ(tok->encode(" \U0001D2C0"), (std::vector<int32_t>{220, 56252, 233, 222}));
+  }
+  if (auto dir = npm_model_dir("llama2")) {
+    const Tokenizer* tok = &loaded_tokenizer(*dir);
+    // A run of byte tokens that is not valid UTF-8 decodes to one U+FFFD per byte, ASCII included.
+    EXPECT_EQ(tok->decode({162, 33, 201}), "\uFFFD\uFFFD\uFFFD");
+  }
+  if (auto model = llama2_sp_model()) {
+    auto tok = Tokenizer::from_sentencepiece(*model);
+    EXPECT_EQ(tok->decode({229, 150}), "\uFFFD\uFFFD");  // SentencePiece: one U+FFFD per byte
+  }
+}
+
+// The generated tables (read off tokenizers 0.23.2) against Unicode facts checked by hand in the
+// Unicode Character Database.
+TEST(TokenizerUnicode, TablesHoldKnownCharacters) {
+  using namespace unicode;
+  const std::vector<std::pair<char32_t, GeneralCategory>> known = {
+      {0x41, Lu},    {0x61, Ll},    {0x1C5, Lt},   {0x2B0, Lm},   {0x4E00, Lo}, {0x301, Mn},
+      {0x903, Mc},   {0x20DD, Me},  {0x661, Nd},   {0x2160, Nl},  {0xB2, No},   {0x5F, Pc},
+      {0x2D, Pd},    {0x28, Ps},    {0x29, Pe},    {0xAB, Pi},    {0xBB, Pf},   {0xA7, Po},
+      {0x2B, Sm},    {0x24, Sc},    {0x5E, Sk},    {0xA9, So},    {0x20, Zs},   {0x2028, Zl},
+      {0x2029, Zp},  {0x0, Cc},     {0xAD, Cf},    {0x180E, Cf},  {0xE000, Co}, {0x378, Cn},
+      {0x1D2C0, No}, {0x2EBF0, Lo}, {0x31350, Lo}, {0x10FFFF, Cn}};
+  for (auto [cp, gc] : known)
+    EXPECT_EQ(general_category(cp), gc) << std::hex << static_cast<uint32_t>(cp);
+  EXPECT_TRUE(is_white_space(0x85));
+  EXPECT_TRUE(is_white_space(0x3000));
+  EXPECT_FALSE(is_white_space(0x180E));  // White_Space no more since Unicode 6.3
+  EXPECT_FALSE(is_white_space(0x200B));
+  EXPECT_TRUE(is_numeric('7'));
+  EXPECT_TRUE(is_numeric(0xB2));     // superscript two
+  EXPECT_TRUE(is_numeric(0x2160));   // Roman numeral one
+  EXPECT_TRUE(is_numeric(0x11DE0));  // Tolong Siki digit zero (Unicode 17.0, Rust's std)
+  EXPECT_FALSE(is_numeric('a'));
+  EXPECT_TRUE(is_nfc_inert(0xD3B));  // Malayalam sign vertical bar virama (Unicode 10.0)
+  EXPECT_FALSE(is_nfc_inert(0x301));
+  EXPECT_EQ(property_ranges("Letter"), property_ranges("L"));
+  EXPECT_EQ(property_ranges("uppercase_letter"), property_ranges("Lu"));
+  EXPECT_FALSE(property_ranges("Han"));
+  EXPECT_EQ(complement(std::vector<Range>{{0, 9}, {20, 0x10FFFF}}), (std::vector<Range>{{10, 19}}));
+}
+
+// How the Oniguruma patterns of tokenizer.json become PCRE2 ones.
+TEST(TokenizerRegex, TranslatesPatterns) {
+  // ASCII patterns over classes run on stand-ins; a non-ASCII literal or a script needs the full
+  // ranges (and then no \p{..} is left to PCRE2's older tables).
+  EXPECT_TRUE(oniguruma_to_pcre2(R"('s|\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S))").stand_ins);
+  const auto cjk = oniguruma_to_pcre2("[\u4E00-\u9FA5]+|\\p{N}+|\\s+");
+  EXPECT_FALSE(cjk.stand_ins);
+  EXPECT_EQ(cjk.pcre2.find("\\p{"), std::string::npos);
+  EXPECT_EQ(cjk.pcre2.find("\\s"), std::string::npos);
+  EXPECT_FALSE(oniguruma_to_pcre2("\\p{Han}+").stand_ins);
+  EXPECT_THROW(oniguruma_to_pcre2("[a-z&&[^aeiou]]"), Error);
+  EXPECT_THROW(oniguruma_to_pcre2("[abc"), Error);
+
+  auto matches = [](const std::string& pattern, const std::string& text) {
+    std::vector<std::string> out;
+    SplitRegex(pattern).for_each_match(
+        text, [&](std::size_t a, std::size_t b) { out.push_back(text.substr(a, b - a)); });
+    return out;
+  };
+  using V = std::vector<std::string>;
+  // Expected matches checked with tokenizers 0.23.2 (a Split pre-tokenizer with the pattern).
+  EXPECT_EQ(matches(R"(\s+)", "a\u180Eb \u0085c"), (V{" \u0085"}));
+  EXPECT_EQ(matches(R"(\h+)", "xyz0aF g"), (V{"0aF"}));  // Oniguruma: \h is a hex digit
+  EXPECT_EQ(matches(R"(\d+)", "a1\u00B2\u0663"), (V{"1", "\u0663"}));  // \d is \p{Nd}
+  EXPECT_EQ(matches(R"(\s+$)", "a  \nb  "), (V{"  ", "  "}));          // $ ends every line
+  EXPECT_EQ(matches(R"(\p{L}+)", "\U0001D2C0\U0002EBF0x"), (V{"\U0002EBF0x"}));
+  EXPECT_EQ(matches(R"((?i:'s))", "'S 'ſ"), (V{"'S", "'ſ"}));
+  // Mixed: a pattern with a non-ASCII literal (full ranges) still sees tokenizers' classes.
+  EXPECT_EQ(matches("[\u4E00-\u9FA5]+|\\s+", "\u4E00\u4E8C\u180E\u3000"),
+            (V{"\u4E00\u4E8C", "\u3000"}));
+}
 
 // ---- Unicode helpers
 // -----------------------------------------------------------------------------

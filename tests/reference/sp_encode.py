@@ -5,7 +5,8 @@ metamath's tokenizer parity tests.
     /usr/bin/python3 tests/reference/sp_encode.py <tokenizer.model> <input.jsonl> [output.jsonl]
 
 Reads JSON Lines {"text": "..."} and writes one line per input: {"ids": [...], "decoded": "..."}
-(plain encode: no BOS/EOS, control-token text is not parsed; decoded = decode(ids)).
+(plain encode: no BOS/EOS, control-token text is not parsed; decoded = decode(ids)). A line
+{"ids": [...]} gives {"decoded": "..."}, the decode of those ids.
 """
 import json
 import sys
@@ -23,9 +24,13 @@ def main():
             if not line.strip():
                 continue
             try:
-                text = json.loads(line)["text"]
-            except (ValueError, KeyError) as e:
-                sys.exit(f"{sys.argv[2]}:{n}: expected a JSON object with a string field \"text\": {e}")
+                rec = json.loads(line)
+                if "ids" in rec:
+                    out.write(json.dumps({"decoded": sp.decode(rec["ids"])}, ensure_ascii=False) + "\n")
+                    continue
+                text = rec["text"]
+            except (ValueError, KeyError, TypeError) as e:
+                sys.exit(f"{sys.argv[2]}:{n}: expected a JSON object with a string field \"text\" or a list \"ids\": {e}")
             ids = sp.encode(text)
             out.write(json.dumps({"ids": ids, "decoded": sp.decode(ids)}, ensure_ascii=False) + "\n")
     out.close()
