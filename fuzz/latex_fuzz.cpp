@@ -1,12 +1,15 @@
 // libFuzzer target for the answer checker: the input is split at the first '\n' into a predicted
 // and a gold answer (no newline: the input is compared with itself), then equivalent() runs in both
-// styles and normalize_math() on each side. Any sanitizer report, escaped exception or a single
+// styles and normalize_math() on each side; extract() (lenient and strict) and extract_gold() on
+// the whole input in both styles, and answer_kind() on the prediction, so every public entry point
+// of the checker is under the same budget. Any sanitizer report, escaped exception or a single
 // input taking longer than the wall-clock budget is a crash.
 //
 // Environment (optional):
 //   METAMATH_FUZZ_BUDGET_MS  wall-clock budget for one whole input (default 100)
-//   METAMATH_FUZZ_CALL_MS    Limits::time_ms passed to each library call (default 15; four calls
-//                            per input, so the library's own limits fit inside the budget)
+//   METAMATH_FUZZ_CALL_MS    Limits::time_ms passed to each library call (default 12; five calls
+//                            with a limit per input, so the library's own limits fit inside the
+//                            budget)
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -48,7 +51,7 @@ double ms_since(Clock::time_point t) { return Clock::now() - t; }
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_budget_ms = env_ms("METAMATH_FUZZ_BUDGET_MS", 100.0);
-  g_limits.time_ms = env_ms("METAMATH_FUZZ_CALL_MS", 15.0);
+  g_limits.time_ms = env_ms("METAMATH_FUZZ_CALL_MS", 12.0);
   // Warm up library statics (GiNaC, tables) so the first input is not charged for them.
   (void)ans::equivalent("\\frac{1}{2}", "0.5", ans::Style::Math, g_limits);
   (void)ans::equivalent("1,000", "1000", ans::Style::Gsm8k, g_limits);
@@ -62,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view pred = in.substr(0, nl);
   std::string_view gold = nl == std::string_view::npos ? in : in.substr(nl + 1);
 
-  double t[4] = {};
+  double t[5] = {};
   const char* stage = "equivalent(Math)";
   auto start = Clock::now();
   try {
@@ -81,6 +84,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     t0 = Clock::now();
     (void)ans::normalize_math(gold, g_limits);
     t[3] = ms_since(t0);
+    // The other public entry points, on the whole input as a completion or a solution.
+    stage = "extract/extract_gold/answer_kind";
+    t0 = Clock::now();
+    for (ans::Style style : {ans::Style::Math, ans::Style::Gsm8k}) {
+      (void)ans::extract(in, style, true);
+      (void)ans::extract(in, style, false);
+      (void)ans::extract_gold(in, style);
+    }
+    (void)ans::answer_kind(pred, ans::Style::Math, g_limits);
+    t[4] = ms_since(t0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "latex_fuzz: %s threw: %s\n", stage, e.what());
     __builtin_trap();
@@ -92,8 +105,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (total > g_budget_ms) {
     std::fprintf(stderr,
                  "latex_fuzz: input took %.1f ms > budget %.0f ms (equivalent Math %.1f, Gsm8k "
-                 "%.1f, normalize_math pred %.1f, gold %.1f; library limit %.0f ms per call)\n",
-                 total, g_budget_ms, t[0], t[1], t[2], t[3], g_limits.time_ms);
+                 "%.1f, normalize_math pred %.1f, gold %.1f, extract/kind %.1f; library limit "
+                 "%.0f ms per call)\n",
+                 total, g_budget_ms, t[0], t[1], t[2], t[3], t[4], g_limits.time_ms);
     __builtin_trap();
   }
   return 0;
