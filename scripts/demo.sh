@@ -4,7 +4,8 @@
 # that HTTP endpoint, assembling MetaMathQA, fine-tuning a tiny model from scratch on GSM8K,
 # evaluating it, and re-scoring the bundled hand-checked sample outputs (samples/). A random model
 # writes gibberish, so yields and accuracies are ~0: the point is that every stage runs and reports
-# honestly. Outputs go to build/demo/.
+# honestly. The symbolic bootstrap (no LLM) gives real verified backward questions, shown at the
+# end. Outputs go to build/demo/.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -21,8 +22,28 @@ echo "== metamath score: the bundled GSM8K- and MATH-style sample outputs (hand-
   --summary "$out/math_summary.json" -q
 echo
 
+# Symbolic backward questions need no model: GSM8K's calculator annotations are replayed with a
+# masked number as x and solved exactly, so these records are real and verified on any machine.
+show_symbolic() {
+  [ -f "$out/symbolic/records.jsonl" ] || return 0
+  echo "== verified symbolic records: $(wc -l <"$out/symbolic/records.jsonl") in $out/symbolic/records.jsonl; two of them:"
+  python3 - "$out/symbolic/records.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+for r in [rows[0], rows[len(rows) // 2]]:
+    print(f"--- {r['type']} ({r['provenance']}, {r['id']})\n{r['query']}\n>>>\n{r['response']}\n")
+PY
+}
+
+if [ -d "$data" ]; then
+  echo "== metamath bootstrap --methods symbolic: LLM-free GSM8K backward questions (50 train questions)"
+  "$bin" bootstrap --out "$out/symbolic" --datasets gsm8k --limit 50 --methods symbolic -q
+  echo
+fi
+
 if [ ! -f "$tok/tokenizer.model" ] || [ ! -d "$data" ]; then
   echo "demo: $tok or $data missing (put ../shared beside the checkout); skipping the model stages"
+  show_symbolic
   exit 0
 fi
 
@@ -54,8 +75,9 @@ wait "$serve_pid" || true
 trap - EXIT
 echo
 
-echo "== metamath assemble: MetaMathQA JSONL from the bootstrap run"
-"$bin" assemble "$out/boot" --out "$out/MetaMathQA.jsonl" --scale 0.0001
+echo "== metamath assemble: MetaMathQA JSONL from the bootstrap runs (LLM and symbolic, half each)"
+"$bin" assemble "$out/boot" "$out/symbolic" --out "$out/MetaMathQA.jsonl" --scale 0.0001 \
+  --symbolic-share 0.5
 echo
 
 echo "== metamath train: a tiny model from scratch on GSM8K train (30 steps)"
@@ -68,4 +90,5 @@ echo "== metamath eval: the trained model on 10 GSM8K test problems"
 "$bin" eval --backend local --model "$out/sft" -b gsm8k --limit 10 --max-tokens 48 \
   --out "$out/eval"
 echo
+show_symbolic
 echo "demo outputs: $out"

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -48,6 +49,7 @@ struct Entry {
   uint64_t exact, near, group, order;
   uint32_t file, query_chars, response_chars;
   uint8_t type;
+  bool symbolic;
 };
 
 }  // namespace
@@ -110,6 +112,8 @@ TypeReport AssembleReport::total() const {
     t.kept += v.kept;
     t.samples += v.samples;
     t.accepted += v.accepted;
+    t.symbolic_read += v.symbolic_read;
+    t.symbolic_kept += v.symbolic_kept;
     q += v.query_chars * static_cast<double>(v.kept);
     r += v.response_chars * static_cast<double>(v.kept);
   }
@@ -155,6 +159,7 @@ std::vector<fs::path> input_files(const AssembleOptions& opts, AssembleReport& r
       if (fs::exists(st)) {
         json j = read_json_file(st);
         for (auto& [m, v] : j["methods"].items()) {
+          if (m == "symbolic") continue;  // not sampled: its records are exact, no yield
           rep.types["?" + m].samples += v.value("samples", uint64_t{0});
           rep.types["?" + m].accepted += v.value("kept", uint64_t{0});
         }
@@ -189,6 +194,12 @@ void scan_record(const json& r, const std::string& where, uint32_t file, uint64_
       r.contains("original_question") ? require_string(r, "original_question", where) : query;
   TypeReport& tr = rep.types[type];
   ++tr.read;
+  const bool symbolic = r.contains("provenance") && r["provenance"].is_string() &&
+                        r["provenance"].get<std::string>() == "symbolic";
+  if (symbolic) {
+    ++tr.symbolic_read;
+    if (opts.no_symbolic) return;
+  }
   std::string method = type.substr(type.find('_') + 1);
   (type[0] == 'G' ? scan.styles_per_method[method].first : scan.styles_per_method[method].second) =
       true;
@@ -217,6 +228,7 @@ void scan_record(const json& r, const std::string& where, uint32_t file, uint64_
   e.query_chars = static_cast<uint32_t>(query.size());
   e.response_chars = static_cast<uint32_t>(response.size());
   e.type = static_cast<uint8_t>(ti - type_names().begin());
+  e.symbolic = symbolic;
   scan.entries.push_back(e);
 }
 
@@ -299,19 +311,42 @@ std::vector<Entry> select_entries(std::vector<Entry> entries, const AssembleOpti
   });
   std::vector<Entry> picked;
   std::vector<uint64_t> taken(type_names().size(), 0);
-  for (std::size_t i : idx) {
+  // With a symbolic share: per type and pool (LLM 0, symbolic 1) a quota, then the rest of the
+  // target from whatever is left.
+  std::vector<std::array<uint64_t, 2>> pool_taken(type_names().size(), {0, 0});
+  auto target_of = [&](uint8_t type) {
+    auto tg = opts.targets.find(type_names()[type]);
+    return tg == opts.targets.end() ? uint64_t{0} : tg->second;
+  };
+  auto quota = [&](uint8_t type, bool symbolic) {
+    uint64_t target = target_of(type);
+    auto sym =
+        static_cast<uint64_t>(std::llround(opts.symbolic_share * static_cast<double>(target)));
+    return symbolic ? sym : target - sym;
+  };
+  std::vector<bool> used(entries.size(), false);
+  auto take = [&](std::size_t i) {
     const Entry& e = entries[i];
-    const std::string& t = type_names()[e.type];
-    auto tg = opts.targets.find(t);
-    uint64_t target = tg == opts.targets.end() ? 0 : tg->second;
-    if (taken[e.type] >= target) continue;
+    used[i] = true;
     ++taken[e.type];
-    TypeReport& tr = rep.types[t];
+    ++pool_taken[e.type][e.symbolic ? 1 : 0];
+    TypeReport& tr = rep.types[type_names()[e.type]];
     ++tr.kept;
+    if (e.symbolic) ++tr.symbolic_kept;
     tr.query_chars += e.query_chars;
     tr.response_chars += e.response_chars;
     picked.push_back(e);
+  };
+  const bool shares = opts.symbolic_share >= 0;
+  for (std::size_t i : idx) {
+    const Entry& e = entries[i];
+    if (taken[e.type] >= target_of(e.type)) continue;
+    if (shares && pool_taken[e.type][e.symbolic ? 1 : 0] >= quota(e.type, e.symbolic)) continue;
+    take(i);
   }
+  if (shares)
+    for (std::size_t i : idx)
+      if (!used[i] && taken[entries[i].type] < target_of(entries[i].type)) take(i);
   for (auto& [t, tr] : rep.types)
     if (tr.kept) {
       tr.query_chars /= static_cast<double>(tr.kept);
@@ -381,6 +416,12 @@ std::string format_report(const AssembleReport& r) {
   };
   for (const auto& [name, t] : r.types) row(name, t);
   row("**total**", r.total());
+  std::string sym;
+  for (const auto& [name, t] : r.types)
+    if (t.symbolic_read)
+      sym += fmt::format("{}{} {} of {} read", sym.empty() ? "" : ", ", name, t.symbolic_kept,
+                         t.symbolic_read);
+  if (!sym.empty()) out += "\nsymbolic records kept: " + sym + "\n";
   return out;
 }
 

@@ -33,12 +33,20 @@ struct AssembleOptions {
   std::vector<std::filesystem::path> test_gsm8k, test_math;
   bool near_dedup = true;
   uint64_t seed = 1;
+  // Mixing symbolic records (provenance "symbolic", bootstrap's symbolic method) with LLM-made
+  // ones: below 0 (the default) both compete alike for a type's target; in [0, 1] that share of
+  // each target is reserved for symbolic records and the rest for the others, and a pool that
+  // runs short is filled from the other. 0 keeps symbolic records only where LLM ones run short;
+  // 1 prefers them.
+  double symbolic_share = -1;
+  bool no_symbolic = false;  // drop symbolic records altogether
 };
 
 struct TypeReport {
   uint64_t read = 0, exact_dups = 0, near_dups = 0, contaminated = 0, target = 0, kept = 0;
   uint64_t samples = 0, accepted = 0;  // from the shards' stats.json: solve samples and kept
-  double query_chars = 0, response_chars = 0;  // means over kept records
+  uint64_t symbolic_read = 0, symbolic_kept = 0;  // records of provenance "symbolic"
+  double query_chars = 0, response_chars = 0;     // means over kept records
 };
 struct AssembleReport {
   std::map<std::string, TypeReport> types;

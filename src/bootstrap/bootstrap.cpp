@@ -13,6 +13,7 @@
 #include "answer/equiv.h"
 #include "bootstrap/mask.h"
 #include "bootstrap/store.h"
+#include "bootstrap/symbolic.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/jsonl.h"
@@ -26,7 +27,7 @@ using json = nlohmann::json;
 
 namespace {
 
-enum Kind { kSolve = 0, kBackwardSolve = 1, kRephrase = 2, kRewrite = 3 };
+enum Kind { kSolve = 0, kBackwardSolve = 1, kRephrase = 2, kRewrite = 3, kSymbolic = 4 };
 enum State { kPending = 0, kInFlight = 1, kDone = 2, kFailed = 3 };
 
 uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
@@ -107,6 +108,8 @@ const char* method_name(Method m) {
       return "SV";
     case Method::FOBAR:
       return "FOBAR";
+    case Method::Symbolic:
+      return "symbolic";
   }
   return "?";
 }
@@ -117,7 +120,8 @@ Method parse_method(std::string_view name) {
   if (n == "rephrased" || n == "rephrase" || n == "rephrasing") return Method::Rephrased;
   if (n == "sv" || n == "self-verification") return Method::SV;
   if (n == "fobar") return Method::FOBAR;
-  fail("unknown method '{}': expected AnsAug, Rephrased, SV or FOBAR", name);
+  if (n == "symbolic") return Method::Symbolic;
+  fail("unknown method '{}': expected AnsAug, Rephrased, SV, FOBAR or symbolic", name);
 }
 
 std::string record_type(answer::Style style, Method m) {
@@ -235,10 +239,15 @@ Verified verify_solution(std::string_view text, std::string_view gold, answer::S
 }
 
 json Record::to_json() const {
-  return {{"query", query},   {"response", response},
-          {"type", type},     {"original_question", original_question},
-          {"id", problem_id}, {"job", job},
-          {"choice", choice}, {"gold", gold}};
+  return {{"query", query},
+          {"response", response},
+          {"type", type},
+          {"original_question", original_question},
+          {"id", problem_id},
+          {"job", job},
+          {"choice", choice},
+          {"gold", gold},
+          {"provenance", provenance}};
 }
 
 MethodStats Stats::total() const {
@@ -381,6 +390,8 @@ struct Bootstrap::Impl {
         return fill_prompt(prompts.rephrase, j.query);
       case kRewrite:
         return fill_prompt(prompts.sv_rewrite, j.query, j.answer);
+      case kSymbolic:
+        break;
     }
     return {};
   }
@@ -434,6 +445,12 @@ void Bootstrap::initialize(const std::vector<data::Problem>& problems, const Opt
     if (has(Method::Rephrased))
       I.add_job(ij, "R/" + ps, pid, Method::Rephrased, kRephrase, p.question, p.answer, "", 0, 0,
                 opts.rephrasings, opts.max_tokens_rewrite);
+    // Symbolic: GSM8K seeds whose gold solution carries calculator annotations. The solution
+    // travels in the job's answer column.
+    if (has(Method::Symbolic) && st == answer::Style::Gsm8k &&
+        p.solution.find("<<") != std::string::npos)
+      I.add_job(ij, "Y/" + ps, pid, Method::Symbolic, kSymbolic, p.question, p.answer, p.solution,
+                0, 0, 1, 0);
     auto masks = mask_numbers(p.question, st);
     for (Method m : {Method::SV, Method::FOBAR}) {
       if (!has(m) || masks.empty()) continue;
@@ -507,6 +524,7 @@ std::vector<PlanRow> Bootstrap::plan() const {
     double rewrite_tokens = std::min(tok(qlen) * 1.1, rewrite_limit);
     PlanRow& r = rows[m];
     r.method = m;
+    if (kind == kSymbolic) continue;  // computed here: no request, no token
     r.first_requests += 1;
     switch (kind) {
       case kSolve:
@@ -531,6 +549,8 @@ std::vector<PlanRow> Bootstrap::plan() const {
         r.completion_tokens += R * sol_tokens;
         break;
       }
+      case kSymbolic:
+        break;
       case kRewrite: {
         double B = I.opts.backward_samples;
         r.expected_requests += 2;
@@ -656,7 +676,7 @@ Bootstrap::Impl::Session::Session(Impl& impl, llm::Backend& backend_, const RunO
       bar("bootstrap", st.total().jobs - finished_before, devnull.get()),
       sel(I.db,
           "SELECT jid, key, pid, method, kind, query, gold, answer, aux, attempt, n, max_tokens,"
-          " seed FROM jobs WHERE state IN (0, 1) ORDER BY jid"),
+          " seed FROM jobs WHERE state IN (0, 1) AND kind != 4 ORDER BY jid"),
       mark(I.db, "UPDATE jobs SET state=1, sends=sends+1 WHERE jid=?"),
       done(I.db,
            "UPDATE jobs SET state=?, samples=?, kept=?, prompt_tokens=?, completion_tokens=?,"
@@ -742,6 +762,8 @@ void Bootstrap::Impl::Session::record(const JobRow& j, const llm::Result& r) {
         break;
       case kRewrite:
         on_rewrite(j, r, prob);
+        break;
+      case kSymbolic:
         break;
     }
   } else if (r.error_kind == llm::ErrorKind::Fatal && fatal.empty()) {
@@ -843,9 +865,75 @@ void Bootstrap::Impl::Session::count_result(const JobRow& j, const llm::Result& 
   if (ro.after_result) ro.after_result(recorded);
 }
 
+bool Bootstrap::llm_jobs_pending() const {
+  Stmt c(impl_->db, "SELECT count(*) FROM jobs WHERE state IN (0, 1) AND kind != 4");
+  c.step();
+  return c.int_at(0) > 0;
+}
+
+Stats Bootstrap::run_local(const RunOptions& ro) {
+  Impl& I = *impl_;
+  if (!initialized()) fail("{}: the job store is not initialized", dir_.string());
+  std::vector<JobRow> jobs;
+  {
+    Stmt sel(
+        I.db,
+        "SELECT jid, key, pid, query, gold, answer FROM jobs WHERE state IN (0, 1) AND kind = 4"
+        " ORDER BY jid");
+    while (sel.step()) {
+      JobRow j;
+      j.jid = sel.int_at(0);
+      j.key = sel.text_at(1);
+      j.pid = sel.int_at(2);
+      j.query = sel.text_at(3);
+      j.gold = sel.text_at(4);
+      j.answer = sel.text_at(5);
+      jobs.push_back(std::move(j));
+    }
+  }
+  if (jobs.empty()) return stats();
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> devnull(
+      ro.progress ? nullptr : std::fopen("/dev/null", "w"), &std::fclose);
+  Progress bar("symbolic", jobs.size(), devnull.get());
+  Stmt ins(I.db,
+           "INSERT OR IGNORE INTO records(key, choice, pid, method, query, response, gold)"
+           " VALUES(?,?,?,?,?,?,?)");
+  Stmt done(I.db,
+            "UPDATE jobs SET state=2, samples=?, kept=?, attempts=attempts+1, result=?"
+            " WHERE jid=?");
+  uint64_t recorded = 0, kept_total = 0;
+  for (const JobRow& j : jobs) {
+    SymbolicResult r = symbolic_backward(j.query, j.answer, j.gold);
+    Transaction tx(I.db);
+    int64_t kept = 0;
+    for (std::size_t c = 0; c < r.records.size(); ++c) {
+      const SymbolicRecord& rec = r.records[c];
+      Method m = rec.type == "SV" ? Method::SV : Method::FOBAR;
+      ins.bind(1, j.key).bind(2, static_cast<int64_t>(c)).bind(3, j.pid);
+      ins.bind(4, static_cast<int64_t>(m)).bind(5, rec.query).bind(6, rec.response);
+      ins.bind(7, rec.x).run();
+      if (I.db.changes() > 0) ++kept;
+    }
+    json summary = {{"linked", r.linked()}, {"failure", r.failure}, {"masks", json::array()}};
+    for (const SymbolicMask& m : r.masks)
+      summary["masks"].push_back({{"written", m.written}, {"x", m.x}, {"cause", m.cause}});
+    done.bind(1, static_cast<int64_t>(r.masks.size())).bind(2, kept);
+    done.bind(3, summary.dump()).bind(4, j.jid).run();
+    tx.commit();
+    kept_total += static_cast<uint64_t>(kept);
+    ++recorded;
+    bar.set_postfix(fmt::format("{} records", kept_total));
+    bar.tick();
+    if (ro.after_result) ro.after_result(recorded);
+  }
+  bar.finish();
+  return stats();
+}
+
 Stats Bootstrap::run(llm::Backend& backend, const RunOptions& ro) {
   Impl& I = *impl_;
   if (!initialized()) fail("{}: the job store is not initialized", dir_.string());
+  run_local(ro);
   if (ro.retry_failed) I.db.exec("UPDATE jobs SET state=0, error=NULL WHERE state=3");
   Impl::Session session(I, backend, ro, stats());
   for (std::vector<JobRow> jobs = session.next_batch(); !jobs.empty();
@@ -875,6 +963,7 @@ std::vector<Record> Bootstrap::records() const {
     r.gold = s.text_at(6);
     r.original_question = p.question;
     r.problem_id = p.id;
+    if (r.job.starts_with("Y/")) r.provenance = "symbolic";
     out.push_back(std::move(r));
   }
   return out;

@@ -32,11 +32,17 @@
 
 namespace metamath::bootstrap {
 
-enum class Method { AnsAug = 0, Rephrased = 1, SV = 2, FOBAR = 3 };
+// Symbolic (issue 18, bootstrap/symbolic.h): LLM-free backward questions for GSM8K seeds, solved
+// exactly from the gold solution's calculator annotations. One job per seed question, run
+// locally (no backend); it keeps GSM_FOBAR and GSM_SV records (provenance "symbolic"). Not among
+// the default methods.
+enum class Method { AnsAug = 0, Rephrased = 1, SV = 2, FOBAR = 3, Symbolic = 4 };
+// The LLM methods (the default selection).
 inline constexpr std::array<Method, 4> kMethods = {Method::AnsAug, Method::Rephrased, Method::SV,
                                                    Method::FOBAR};
-const char* method_name(Method m);           // "AnsAug", "Rephrased", "SV", "FOBAR"
-Method parse_method(std::string_view name);  // case-insensitive; also "rephrase"; throws
+const char* method_name(Method m);  // "AnsAug", "Rephrased", "SV", "FOBAR", "symbolic"
+// Case-insensitive; also "rephrase"; throws.
+Method parse_method(std::string_view name);
 // MetaMathQA type: "GSM_AnsAug", ..., "MATH_FOBAR".
 std::string record_type(answer::Style style, Method m);
 
@@ -89,8 +95,10 @@ Verified verify_solution(std::string_view text, std::string_view gold, answer::S
 struct Record {
   std::string query, response, type, original_question;
   std::string problem_id, job, gold;
+  std::string provenance = "llm";  // "llm" or "symbolic" (Method::Symbolic's records)
   int choice = 0;
-  nlohmann::json to_json() const;  // query, response, type, original_question, id, job, gold
+  // query, response, type, original_question, id, job, choice, gold, provenance
+  nlohmann::json to_json() const;
 };
 
 // Per-method counters.
@@ -141,8 +149,14 @@ class Bootstrap {
     std::function<void(uint64_t)> after_result;
   };
   // Sends every pending job (and follow-ups) until none is left. Returns the final stats.
-  // A Fatal backend error stops the run after the current batch with an error.
+  // A Fatal backend error stops the run after the current batch with an error. Symbolic jobs are
+  // run first, locally (run_local).
   Stats run(llm::Backend& backend, const RunOptions& ro);
+  // Runs the pending symbolic jobs only (no backend needed); each job's records and its done state
+  // are written in one transaction, so a killed run resumes where it stopped.
+  Stats run_local(const RunOptions& ro);
+  // Whether jobs other than symbolic ones are pending or in flight.
+  bool llm_jobs_pending() const;
 
   // Every kept record in a stable order (problem, method, job, choice).
   std::vector<Record> records() const;

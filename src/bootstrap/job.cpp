@@ -79,13 +79,19 @@ BootstrapJobResult plan_only(const Bootstrap& b) {
   return r;
 }
 
-// Sends every pending job, then writes records.jsonl and stats.json.
+// Sends every pending job, then writes records.jsonl and stats.json. A store holding only
+// symbolic jobs (or only those left) needs no backend: it is run locally.
 BootstrapJobResult send_and_export(Bootstrap& b, const BootstrapJob& job) {
-  auto backend = llm::make_backend(job.backend);
   Bootstrap::RunOptions ro;
   ro.retry_failed = job.retry_failed;
   ro.progress = job.progress;
-  Stats st = b.run(*backend, ro);
+  Stats st;
+  if (!b.llm_jobs_pending() && !job.retry_failed) {
+    st = b.run_local(ro);
+  } else {
+    auto backend = llm::make_backend(job.backend);
+    st = b.run(*backend, ro);
+  }
   BootstrapJobResult r;
   r.records = b.export_records(job.out / "records.jsonl");
   b.export_stats(job.out / "stats.json");

@@ -32,7 +32,9 @@ struct BootstrapJob {
   std::vector<std::string> datasets = {"gsm8k", "math"};  // seed datasets (train splits)
   std::filesystem::path gsm8k, math;  // seed files (default: data::default_path(name, "train"))
   std::size_t limit = 0;              // first N questions of each dataset (0 = all)
-  std::string methods = "AnsAug,Rephrased,SV,FOBAR";  // comma-separated; replaces options.methods
+  // Comma-separated; replaces options.methods. "symbolic" (LLM-free backward questions for GSM8K
+  // seeds) is not among the defaults; a run of symbolic jobs alone needs no backend.
+  std::string methods = "AnsAug,Rephrased,SV,FOBAR";
   Options options;
   std::filesystem::path prompts_dir;          // default: default_prompts_dir()
   std::vector<std::string> prompt_overrides;  // NAME=FILE

@@ -19,8 +19,8 @@ void register_assemble(CLI::App& app) {
   struct Opts {
     std::vector<std::string> inputs, targets;
     std::string out, test_gsm8k, test_math;
-    double scale = 1.0;
-    bool no_near = false, no_contamination = false;
+    double scale = 1.0, symbolic_share = -1;
+    bool no_near = false, no_contamination = false, no_symbolic = false;
     uint64_t seed = 1;
   };
   auto o = std::make_shared<Opts>();
@@ -42,6 +42,12 @@ void register_assemble(CLI::App& app) {
   cmd->add_flag("--no-contamination-check", o->no_contamination, "skip the test-set check");
   cmd->add_flag("--no-near-dedup", o->no_near, "keep near duplicates (normalised text equal)");
   cmd->add_option("--seed", o->seed, "seed for which records fill a target")->capture_default_str();
+  cmd->add_option("--symbolic-share", o->symbolic_share,
+                  "share of each type's target reserved for symbolic records (bootstrap "
+                  "--methods symbolic), the rest for LLM-made ones; a pool that runs short is "
+                  "filled from the other (default: both compete alike)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--no-symbolic", o->no_symbolic, "leave symbolic records out");
   cmd->callback([o]() {
     log::init();
     bootstrap::AssembleOptions a;
@@ -50,6 +56,8 @@ void register_assemble(CLI::App& app) {
     a.targets = bootstrap::parse_targets(o->scale, o->targets);
     a.near_dedup = !o->no_near;
     a.seed = o->seed;
+    a.symbolic_share = o->symbolic_share;
+    a.no_symbolic = o->no_symbolic;
     if (!o->no_contamination) bootstrap::add_test_sets(a, o->test_gsm8k, o->test_math);
     bootstrap::AssembleReport r = bootstrap::assemble(a);
     std::fputs(bootstrap::format_report(r).c_str(), stdout);

@@ -27,7 +27,10 @@ void register_bootstrap(CLI::App& app) {
                   "MATH train JSONL or folder (default: $METAMATH_DATA/math/train.jsonl)");
   cmd->add_option("--limit", job->limit,
                   "use only the first N questions of each dataset (0 = all)");
-  cmd->add_option("--methods", job->methods, "comma-separated subset of AnsAug,Rephrased,SV,FOBAR")
+  cmd->add_option("--methods", job->methods,
+                  "comma-separated subset of AnsAug,Rephrased,SV,FOBAR,symbolic (symbolic: "
+                  "LLM-free GSM8K backward questions solved from the gold solution's calculator "
+                  "annotations; needs no backend)")
       ->capture_default_str();
   cmd->add_option("-k,--samples", b.ansaug_samples, "AnsAug: CoT samples per question")
       ->check(CLI::Range(1, 128))
