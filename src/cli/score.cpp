@@ -20,7 +20,7 @@ void register_score(CLI::App& app) {
       "level; "
       "writes one verdict row per input row.");
   struct Opts {
-    std::string input, out, summary, bench = "gsm8k", level = "";
+    std::string input, out, summary, bench = "gsm8k", level = "", scoring = "ours";
     eval::ScoreOptions score;
     double time_ms = 100;
     bool skip_bad = false, quiet = false;
@@ -53,6 +53,12 @@ void register_score(CLI::App& app) {
   cmd->add_option("--level-field", o->score.level_field,
                   "MATH level field (auto: level, doc.level)")
       ->capture_default_str();
+  cmd->add_option("--scoring", o->scoring,
+                  "ours (any output format, CAS comparison), official (MetaMath's released eval "
+                  "scripts: 'The answer is: ' only, rounded number / strip_string comparison, as "
+                  "the paper's table), or both (two columns and their difference)")
+      ->check(CLI::IsMember({"ours", "official", "both"}))
+      ->capture_default_str();
   cmd->add_option("--out,-o", o->out,
                   "write per-row verdicts here (JSONL: id, correct, pred_answer, "
                   "gold_answer, verdict, pred_method, reason)");
@@ -66,6 +72,7 @@ void register_score(CLI::App& app) {
   cmd->callback([o]() {
     log::init();
     o->score.style = answer::parse_style(o->bench);
+    o->score.scoring = eval::parse_scoring(o->scoring);
     o->score.jsonl.skip_bad = o->skip_bad;
     o->score.limits.time_ms = o->time_ms;
     o->score.progress = !o->quiet;

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "answer/official.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/text.h"
@@ -108,8 +109,58 @@ RowVerdict score_one(const std::string& pred_text, const std::string& gold_text,
   return v;
 }
 
+Scoring parse_scoring(std::string_view name) {
+  if (name == "ours") return Scoring::Ours;
+  if (name == "official") return Scoring::Official;
+  if (name == "both") return Scoring::Both;
+  fail("unknown scoring \"{}\" (expected ours, official or both)", name);
+}
+
+const char* scoring_name(Scoring s) {
+  return s == Scoring::Ours ? "ours" : s == Scoring::Official ? "official" : "both";
+}
+
+namespace {
+
+// Adds one row's verdict to the overall, subject and level tallies of one scoring.
+void add_all(Tally& overall, std::map<std::string, Tally>& by_subject,
+             std::map<std::string, Tally>& by_level, const std::string& subject,
+             const std::string& level, bool correct, bool unparsable) {
+  add(overall, correct, unparsable);
+  if (!subject.empty()) add(by_subject[subject], correct, unparsable);
+  if (!level.empty()) add(by_level[level], correct, unparsable);
+}
+
+json verdict_row(const json& id, const RowVerdict& v, const answer::official::Verdict* off,
+                 Scoring scoring) {
+  json row;
+  row["id"] = id;
+  if (scoring == Scoring::Official) {
+    row["correct"] = off->correct;
+    row["pred_answer"] = off->pred;
+    row["gold_answer"] = off->gold;
+    row["scoring"] = "official";
+    return row;
+  }
+  row["correct"] = v.correct;
+  row["pred_answer"] = v.pred_answer;
+  row["gold_answer"] = v.gold_answer;
+  row["verdict"] = answer::verdict_name(v.verdict);
+  row["pred_method"] = answer::method_name(v.pred_method);
+  row["reason"] = v.reason;
+  if (off) {
+    row["official_correct"] = off->correct;
+    row["official_pred"] = off->pred;
+    row["official_gold"] = off->gold;
+  }
+  return row;
+}
+
+}  // namespace
+
 ScoreSummary score_file(const fs::path& input, const fs::path& out, const ScoreOptions& opts) {
   ScoreSummary s;
+  s.scoring = opts.scoring;
   JsonlReader reader(input, opts.jsonl);
   std::unique_ptr<JsonlWriter> writer;
   if (!out.empty()) writer = std::make_unique<JsonlWriter>(out, JsonlWriter::Mode::Atomic);
@@ -138,30 +189,32 @@ ScoreSummary score_file(const fs::path& input, const fs::path& out, const ScoreO
     if (!pred) fail("{}: missing prediction field \"{}\"", reader.where(), s.pred_field);
     if (!gold) fail("{}: missing gold field \"{}\"", reader.where(), s.gold_field);
 
-    RowVerdict v = score_one(field_text(*pred), field_text(*gold), opts.style, opts.limits);
-    bool unparsable = v.verdict == answer::Verdict::Unparsable;
-    add(s.overall, v.correct, unparsable);
-    ++s.pred_methods[answer::method_name(v.pred_method)];
+    std::string subject, level;
     if (opts.style == answer::Style::Math) {
       if (const json* sub = subject_field.empty() ? nullptr : lookup(rec, subject_field))
-        add(s.by_subject[field_text(*sub)], v.correct, unparsable);
-      if (const json* lv = level_field.empty() ? nullptr : lookup(rec, level_field)) {
-        std::string level = field_text(*lv);
-        if (lv->is_number()) level = "Level " + level;
-        add(s.by_level[level], v.correct, unparsable);
-      }
+        subject = field_text(*sub);
+      if (const json* lv = level_field.empty() ? nullptr : lookup(rec, level_field))
+        level = lv->is_number() ? "Level " + field_text(*lv) : field_text(*lv);
+    }
+    RowVerdict v;
+    if (opts.scoring != Scoring::Official) {
+      v = score_one(field_text(*pred), field_text(*gold), opts.style, opts.limits);
+      add_all(s.overall, s.by_subject, s.by_level, subject, level, v.correct,
+              v.verdict == answer::Verdict::Unparsable);
+      ++s.pred_methods[answer::method_name(v.pred_method)];
+    }
+    std::optional<answer::official::Verdict> off;
+    if (opts.scoring != Scoring::Ours) {
+      off = answer::official::score(field_text(*pred), field_text(*gold), opts.style);
+      if (opts.scoring == Scoring::Official)
+        add_all(s.overall, s.by_subject, s.by_level, subject, level, off->correct, false);
+      else
+        add_all(s.official, s.official_by_subject, s.official_by_level, subject, level,
+                off->correct, false);
     }
     if (writer) {
-      json row;
       const json* id = lookup(rec, opts.id_field);
-      row["id"] = id ? *id : json(index);
-      row["correct"] = v.correct;
-      row["pred_answer"] = v.pred_answer;
-      row["gold_answer"] = v.gold_answer;
-      row["verdict"] = answer::verdict_name(v.verdict);
-      row["pred_method"] = answer::method_name(v.pred_method);
-      row["reason"] = v.reason;
-      writer->write(row);
+      writer->write(verdict_row(id ? *id : json(index), v, off ? &*off : nullptr, opts.scoring));
     }
     ++index;
     if (bar) {
@@ -177,18 +230,41 @@ ScoreSummary score_file(const fs::path& input, const fs::path& out, const ScoreO
 }
 
 namespace {
-void table_rows(std::string& md, const std::map<std::string, Tally>& m) {
-  for (const auto& [k, t] : m)
-    md += fmt::format("| {} | {} | {} | {:.2f} |\n", k, t.total, t.correct, 100.0 * t.accuracy());
+// One table row; with an official tally beside ours (Scoring::Both), its columns too.
+std::string table_row(const std::string& name, const Tally& t, const Tally* off) {
+  std::string row =
+      fmt::format("| {} | {} | {} | {:.2f} |", name, t.total, t.correct, 100.0 * t.accuracy());
+  if (off)
+    row += fmt::format(" {} | {:.2f} | {:+.2f} |", off->correct, 100.0 * off->accuracy(),
+                       100.0 * (t.accuracy() - off->accuracy()));
+  return row + "\n";
+}
+
+void table_rows(std::string& md, const std::map<std::string, Tally>& m,
+                const std::map<std::string, Tally>* off) {
+  for (const auto& [k, t] : m) {
+    const Tally* o = nullptr;
+    if (off && off->count(k)) o = &off->at(k);
+    md += table_row(k, t, off ? o : nullptr);
+  }
 }
 }  // namespace
 
 std::string format_summary(const ScoreSummary& s) {
-  std::string md = "| split | n | correct | accuracy (%) |\n|---|---:|---:|---:|\n";
-  md += fmt::format("| **overall** | {} | {} | {:.2f} |\n", s.overall.total, s.overall.correct,
-                    100.0 * s.overall.accuracy());
-  table_rows(md, s.by_subject);
-  table_rows(md, s.by_level);
+  bool both = s.scoring == Scoring::Both;
+  std::string md;
+  if (s.scoring == Scoring::Official)
+    md += "Scored as MetaMath's official eval scripts do (--scoring official).\n\n";
+  if (both) {
+    md +=
+        "| split | n | correct | accuracy (%) | official correct | official accuracy (%) | "
+        "difference (points) |\n|---|---:|---:|---:|---:|---:|---:|\n";
+  } else {
+    md += "| split | n | correct | accuracy (%) |\n|---|---:|---:|---:|\n";
+  }
+  md += table_row("**overall**", s.overall, both ? &s.official : nullptr);
+  table_rows(md, s.by_subject, both ? &s.official_by_subject : nullptr);
+  table_rows(md, s.by_level, both ? &s.official_by_level : nullptr);
   if (s.overall.unparsable)
     md += fmt::format("\n{} rows could not be parsed (counted wrong).\n", s.overall.unparsable);
   if (s.bad_lines) md += fmt::format("{} malformed lines skipped.\n", s.bad_lines);
@@ -202,13 +278,16 @@ json summary_json(const ScoreSummary& s) {
                 {"unparsable", t.unparsable},
                 {"accuracy", t.accuracy()}};
   };
-  json j{{"overall", tj(s.overall)},
-         {"pred_field", s.pred_field},
-         {"gold_field", s.gold_field},
-         {"bad_lines", s.bad_lines},
-         {"pred_methods", s.pred_methods}};
+  json j{{"scoring", scoring_name(s.scoring)}, {"overall", tj(s.overall)},
+         {"pred_field", s.pred_field},         {"gold_field", s.gold_field},
+         {"bad_lines", s.bad_lines},           {"pred_methods", s.pred_methods}};
   for (const auto& [k, t] : s.by_subject) j["by_subject"][k] = tj(t);
   for (const auto& [k, t] : s.by_level) j["by_level"][k] = tj(t);
+  if (s.scoring == Scoring::Both) {
+    j["official"]["overall"] = tj(s.official);
+    for (const auto& [k, t] : s.official_by_subject) j["official"]["by_subject"][k] = tj(t);
+    for (const auto& [k, t] : s.official_by_level) j["official"]["by_level"][k] = tj(t);
+  }
   return j;
 }
 

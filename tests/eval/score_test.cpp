@@ -44,6 +44,38 @@ TEST(Score, Gsm8kSampleHandChecked) {
       EXPECT_TRUE(r.contains(f)) << f;
 }
 
+// The same sample under MetaMath's official scoring (answer/official.h), checked by hand: only
+// rows with "The answer is: " count, and the first number after it is rounded: g5 "3/4" rounds
+// to 1 (gold 0.75), g10 "\frac{2}{5}" reads 2; g6 and g7 have no marker.
+TEST(Score, Gsm8kSampleOfficialAndBoth) {
+  auto dir = testing::temp_dir("score_gsm_official");
+  ScoreOptions o;
+  o.progress = false;
+  o.style = answer::Style::Gsm8k;
+  o.scoring = Scoring::Official;
+  ScoreSummary s = score_file(sample("gsm8k_outputs.jsonl"), dir / "v.jsonl", o);
+  EXPECT_EQ(s.overall.total, 12u);
+  EXPECT_EQ(s.overall.correct, 5u);
+  std::map<std::string, bool> expect = {
+      {"g1", true},  {"g2", true}, {"g3", true},  {"g4", false},  {"g5", false}, {"g6", false},
+      {"g7", false}, {"g8", true}, {"g9", false}, {"g10", false}, {"g11", true}, {"g12", false}};
+  EXPECT_EQ(verdicts(dir / "v.jsonl"), expect);
+  EXPECT_EQ(read_jsonl(dir / "v.jsonl")[4]["pred_answer"], "1");
+
+  o.scoring = Scoring::Both;
+  s = score_file(sample("gsm8k_outputs.jsonl"), dir / "b.jsonl", o);
+  EXPECT_EQ(s.overall.correct, 9u);
+  EXPECT_EQ(s.official.correct, 5u);
+  std::string md = format_summary(s);
+  EXPECT_NE(md.find("| **overall** | 12 | 9 | 75.00 | 5 | 41.67 | +33.33 |"), std::string::npos)
+      << md;
+  auto rows = read_jsonl(dir / "b.jsonl");
+  EXPECT_EQ(rows[4]["correct"], true);
+  EXPECT_EQ(rows[4]["official_correct"], false);
+  EXPECT_EQ(summary_json(s)["official"]["overall"]["correct"], 5);
+  EXPECT_THROW(parse_scoring("sympy"), Error);
+}
+
 TEST(Score, MathSampleHandCheckedWithBreakdown) {
   auto dir = testing::temp_dir("score_math");
   ScoreOptions o;
