@@ -91,4 +91,9 @@ echo "== metamath eval: the trained model on 10 GSM8K test problems"
   --out "$out/eval"
 echo
 show_symbolic
+
+echo "== metamath report: one self-contained HTML page over the demo's runs"
+"$bin" report "$out/boot" "$out/symbolic" "$out/sft" "$out/eval" --out "$out/report.html"
+echo
 echo "demo outputs: $out"
+echo "report: $out/report.html (self-contained: open it in any browser, offline)"

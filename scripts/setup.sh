@@ -10,7 +10,7 @@ PACKAGES=(
   clang-14 clang-format-14 libfuzzer-14-dev libclang-rt-14-dev
   libginac-dev libcln-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-  libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev libutf8proc-dev
+  libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev libcpp-httplib-dev libutf8proc-dev
   libgtest-dev libgmock-dev
   libtorch-dev libopenblas-dev libgloo-dev
   libfaiss-dev

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/shard.h"
 #include "eval/compare.h"
+#include "eval/provenance.h"
 #include "eval/runner.h"
 
 namespace metamath::cli {
@@ -19,7 +20,7 @@ namespace {
 struct Opts {
   llm::BackendOptions backend;
   eval::EvalOptions eval;
-  std::string benches = "gsm8k,math", out, shard, merge, rescore;
+  std::string benches = "gsm8k,math", out, shard, merge, rescore, scoring = "ours";
   std::vector<std::string> data, stop, compare;
   bool no_stop = false, quiet = false;
   double time_ms = 100;
@@ -64,6 +65,11 @@ void add_eval_flags(CLI::App* cmd, Opts& o) {
   cmd->add_option("--shard", o.shard,
                   "I/N: run every N-th problem starting at I (default: RANK/WORLD_SIZE when set); "
                   "then --merge the folder");
+  cmd->add_option("--scoring", o.scoring,
+                  "accuracy printed: ours, official (MetaMath's released eval scripts, as the "
+                  "paper's table), or both with their difference; summary.json always holds both")
+      ->check(CLI::IsMember({"ours", "official", "both"}))
+      ->capture_default_str();
   cmd->add_option("--time-limit-ms", o.time_ms, "hard time limit for one answer comparison")
       ->capture_default_str();
   cmd->add_flag("--retry-errors", o.eval.retry_errors,
@@ -126,6 +132,8 @@ void run_new(Opts& o, const answer::Limits& limits) {
   e.shard = resolve_shard(o.shard);
   e.progress = !o.quiet;
   e.limits = limits;
+  e.scoring = eval::parse_scoring(o.scoring);
+  e.provenance = eval::backend_provenance(o.backend);
   std::unique_ptr<llm::Backend> backend = llm::make_backend(o.backend);
   eval::EvalResult r = eval::run_eval(*backend, e);
   std::fputs(r.markdown.c_str(), stdout);

@@ -8,12 +8,14 @@
 #include <set>
 #include <tuple>
 
+#include "answer/official.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/text.h"
 #include "eval/metrics.h"
+#include "eval/provenance.h"
 #include "eval/score.h"
 
 namespace metamath::eval {
@@ -39,6 +41,9 @@ void score_row(json& row, answer::Style style, const answer::Limits& limits) {
   row["correct"] = v.correct;
   row["verdict"] = answer::verdict_name(v.verdict);
   row["reason"] = v.reason;
+  row["official_correct"] = answer::official::score(c ? field_text(*c) : std::string(),
+                                                    g ? field_text(*g) : std::string(), style)
+                                .correct;
 }
 
 namespace {
@@ -87,7 +92,7 @@ json summarize_benchmark(std::vector<json> rows, int n, answer::Style style, boo
   std::map<std::string, std::size_t> methods;
   std::map<int, double> pass_sum, maj_sum;
   std::vector<int> ks = report_ks(n);
-  std::size_t unparsable = 0, errors = 0, truncated = 0;
+  std::size_t unparsable = 0, errors = 0, truncated = 0, official_correct = 0;
   std::uint64_t prompt_tokens = 0, completion_tokens = 0;
   json per_problem = json::object();
 
@@ -105,6 +110,7 @@ json summarize_benchmark(std::vector<json> rows, int n, answer::Style style, boo
              j - i, n - 1);
       bool ok = r.value("correct", false);
       c += ok;
+      official_correct += r.value("official_correct", false);
       votes.push_back({r.value("pred_answer", std::string()), ok});
       ++methods[r.value("pred_method", std::string("none"))];
       if (r.value("verdict", std::string()) == "unparsable") ++unparsable;
@@ -149,6 +155,11 @@ json summarize_benchmark(std::vector<json> rows, int n, answer::Style style, boo
   out["errors"] = errors;
   out["truncated"] = truncated;
   out["pred_methods"] = methods;
+  // MetaMath's official scoring of the same samples (answer/official.h), for --scoring.
+  out["official"] = {{"correct", official_correct},
+                     {"accuracy", all.samples ? static_cast<double>(official_correct) /
+                                                    static_cast<double>(all.samples)
+                                              : 0.0}};
   out["tokens"] = {{"prompt", prompt_tokens}, {"completion", completion_tokens}};
   if (breakdown) {
     json bs = json::object(), bl = json::object();
@@ -161,7 +172,7 @@ json summarize_benchmark(std::vector<json> rows, int n, answer::Style style, boo
   return out;
 }
 
-std::string format_eval_summary(const json& summary) {
+std::string format_eval_summary(const json& summary, Scoring scoring) {
   const json& settings = summary.at("settings");
   const json& results = summary.at("results");
   const int n = settings.value("n", 1);
@@ -171,8 +182,13 @@ std::string format_eval_summary(const json& summary) {
   md += n == 1 && settings.value("temperature", 0.0) == 0.0
             ? std::string("greedy")
             : fmt::format("n={} temperature={}", n, settings.value("temperature", 0.0));
+  if (scoring == Scoring::Official) md += " · scored as MetaMath's official eval scripts";
   md += "\n\n| benchmark | problems | correct | accuracy (%) |";
   std::string rule = "|---|---:|---:|---:|";
+  if (scoring == Scoring::Both) {
+    md += " official correct | official accuracy (%) | difference (points) |";
+    rule += "---:|---:|---:|";
+  }
   if (n > 1) {
     for (int k : ks) {
       md += fmt::format(" pass@{} (%) |", k);
@@ -189,8 +205,15 @@ std::string format_eval_summary(const json& summary) {
     const std::string name = b.at("name");
     if (!results.contains(name)) continue;
     const json& r = results.at(name);
+    const json off = r.value("official", json::object());
+    const bool official = scoring == Scoring::Official;
     md += fmt::format("| {} | {} | {} | {:.2f} |", name, r.value("problems", 0),
-                      r.value("correct", 0), 100.0 * r.value("accuracy", 0.0));
+                      (official ? off : r).value("correct", 0),
+                      100.0 * (official ? off : r).value("accuracy", 0.0));
+    if (scoring == Scoring::Both)
+      md += fmt::format(" {} | {:.2f} | {:+.2f} |", off.value("correct", 0),
+                        100.0 * off.value("accuracy", 0.0),
+                        100.0 * (r.value("accuracy", 0.0) - off.value("accuracy", 0.0)));
     if (n > 1) {
       for (int k : ks)
         md += fmt::format(" {:.2f} |", 100.0 * r["pass@k"].value(std::to_string(k), 0.0));
@@ -309,10 +332,10 @@ json make_summary(const json& settings, const fs::path& dir, const Shard& sh,
 }
 
 EvalResult write_summary(const json& settings, const fs::path& dir, const Shard& sh,
-                         const answer::Limits& limits) {
+                         const answer::Limits& limits, Scoring scoring = Scoring::Ours) {
   EvalResult r;
   r.summary = make_summary(settings, dir, sh, limits);
-  r.markdown = format_eval_summary(r.summary);
+  r.markdown = format_eval_summary(r.summary, scoring);
   write_file_atomic(summary_path(dir, sh, ".json"), r.summary.dump(2) + "\n");
   write_file_atomic(summary_path(dir, sh, ".md"), r.markdown);
   return r;
@@ -352,6 +375,7 @@ struct BenchRun {
 struct EvalPlan {
   std::vector<BenchRun> benches;  // parallel to EvalOptions::benchmarks
   json settings;
+  json provenance;  // EvalOptions::provenance plus "data": benchmark -> data_file_provenance
 };
 
 // Loads one benchmark's problems and template; appends its entry of settings["benchmarks"].
@@ -392,14 +416,19 @@ EvalPlan plan_eval(const llm::Backend& backend, const EvalOptions& o) {
   for (const Benchmark& b : o.benchmarks)
     plan.benches.push_back(plan_benchmark(b, o, bench_settings));
   plan.settings["benchmarks"] = bench_settings;
+  plan.provenance = o.provenance.is_object() ? o.provenance : json::object();
+  for (const json& b : bench_settings)
+    plan.provenance["data"][b.at("name").get<std::string>()] =
+        data_file_provenance(b.at("data").get<std::string>());
   return plan;
 }
 
 // Writes run{SFX}.json; a folder holding a run with other settings is an error.
-void write_run_file(const EvalOptions& o, const json& settings) {
+void write_run_file(const EvalOptions& o, const json& settings, const json& provenance) {
   const fs::path run_file = run_path(o.out_dir, o.shard);
   json run = {{"settings", settings},
-              {"shard", {{"index", o.shard.index}, {"count", o.shard.count}}}};
+              {"shard", {{"index", o.shard.index}, {"count", o.shard.count}}},
+              {"provenance", provenance}};
   if (fs::exists(run_file)) {
     json old = read_json_file(run_file);
     std::string d = first_difference(old.value("settings", json()), settings);
@@ -498,6 +527,18 @@ std::vector<llm::Request> make_requests(const EvalOptions& o, const EvalPlan& pl
   return requests;
 }
 
+// Whitespace-separated words (the question length the report buckets by).
+std::size_t word_count(std::string_view s) {
+  std::size_t n = 0;
+  bool in_word = false;
+  for (char c : s) {
+    const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+    n += !space && !in_word;
+    in_word = !space;
+  }
+  return n;
+}
+
 // The scored row of sample s of a finished request (a BadRequest result gives error rows).
 json sample_row(const Work& wk, const Benchmark& b, const llm::Request& req, const llm::Result& res,
                 int s, const answer::Limits& limits) {
@@ -518,6 +559,7 @@ json sample_row(const Work& wk, const Benchmark& b, const llm::Request& req, con
     row["error"] = res.error.empty() ? std::string("bad request") : res.error;
   }
   row["gold"] = wk.problem->answer;
+  row["question_words"] = word_count(wk.problem->question);
   if (b.breakdown) {
     row["subject"] = wk.problem->subject;
     row["level"] = wk.problem->level;
@@ -640,11 +682,11 @@ EvalResult run_eval(llm::Backend& backend, const EvalOptions& o) {
   check_options(o);
   fs::create_directories(o.out_dir);
   const EvalPlan plan = plan_eval(backend, o);
-  write_run_file(o, plan.settings);
+  write_run_file(o, plan.settings, plan.provenance);
   Resumed work = resume(o, plan);
   const std::size_t generated = generate_remaining(backend, o, plan, work);
   sort_samples_files(o);
-  EvalResult r = write_summary(plan.settings, o.out_dir, o.shard, o.limits);
+  EvalResult r = write_summary(plan.settings, o.out_dir, o.shard, o.limits, o.scoring);
   r.generated = generated;
   r.resumed = work.problems;
   return r;
@@ -702,9 +744,12 @@ EvalResult merge_shards(const fs::path& dir) {
            b.value("problems", std::size_t{0}));
     write_rows_atomic(samples_path(dir, name, Shard{}), rows);
   }
-  write_file_atomic(
-      run_path(dir, Shard{}),
-      json{{"settings", settings}, {"shard", {{"index", 0}, {"count", 1}}}}.dump(2) + "\n");
+  const json provenance = runs.begin()->second.value("provenance", json::object());
+  write_file_atomic(run_path(dir, Shard{}), json{{"settings", settings},
+                                                 {"shard", {{"index", 0}, {"count", 1}}},
+                                                 {"provenance", provenance}}
+                                                    .dump(2) +
+                                                "\n");
   return write_summary(settings, dir, Shard{}, answer::Limits{});
 }
 

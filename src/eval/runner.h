@@ -13,6 +13,10 @@
 //                                 samples are kept, the rest is generated.
 //   summary{SFX}.json / .md       metrics, computed only from the samples files, so a resumed run
 //                                 and a merged sharded run give the same summary as one run.
+// run{SFX}.json also records the run's "provenance" (backend, data files' sha256, the model's
+// training record: eval/provenance.h), beside the settings and not compared on resume.
+// Sample rows also record question_words (whitespace-separated words of the question), for the
+// report's accuracy-by-question-length chart.
 // merge_shards() turns the shard files of a finished sharded run into the whole-run files.
 #include <cstdint>
 #include <filesystem>
@@ -25,6 +29,7 @@
 #include "core/jsonl.h"
 #include "core/shard.h"
 #include "eval/benchmark.h"
+#include "eval/score.h"
 #include "llm/backend.h"
 
 namespace metamath::eval {
@@ -50,6 +55,10 @@ struct EvalOptions {
   bool progress = true;
   bool retry_errors = false;  // regenerate problems whose saved samples hold a backend error
   answer::Limits limits;
+  Scoring scoring = Scoring::Ours;  // what the printed table shows (the summary holds both)
+  // What the run was made with (eval/provenance.h's backend_provenance); run_eval adds the data
+  // files' hashes and writes it into run{SFX}.json.
+  json provenance = json::object();
 };
 
 struct EvalResult {
@@ -82,8 +91,10 @@ void score_row(json& row, answer::Style style, const answer::Limits& limits);
 json summarize_benchmark(std::vector<json> rows, int n, answer::Style style, bool breakdown,
                          const answer::Limits& limits = {});
 
-// Markdown tables of a summary (one row per benchmark, then MATH breakdowns).
-std::string format_eval_summary(const json& summary);
+// Markdown tables of a summary (one row per benchmark, then MATH breakdowns). Scoring::Official
+// shows the official scoring's accuracy (the summary's "official" entries) in the benchmark
+// table, Scoring::Both shows it beside ours with the difference; breakdowns stay ours.
+std::string format_eval_summary(const json& summary, Scoring scoring = Scoring::Ours);
 
 // Reads a samples file; the torn last line of a killed run is dropped (with a warning).
 std::vector<json> read_samples(const std::filesystem::path& file);

@@ -181,11 +181,20 @@ void LocalBackend::generate(const std::vector<Request>& requests, const ResultCa
 }
 
 std::vector<std::vector<float>> LocalBackend::embed(const std::vector<std::string>& texts) {
+  uint64_t tokens = 0;
+  auto out = mean_pooled_embeddings(impl_->model, *impl_->tok, texts, impl_->max_len, &tokens);
+  usage_.prompt_tokens.fetch_add(tokens);
+  return out;
+}
+
+std::vector<std::vector<float>> mean_pooled_embeddings(const model::Model& model,
+                                                       const model::Tokenizer& tok,
+                                                       const std::vector<std::string>& texts,
+                                                       int max_len, uint64_t* tokens) {
   constexpr std::size_t kChunk = 16;
   c10::InferenceMode guard;
   std::vector<std::vector<float>> out;
   out.reserve(texts.size());
-  const model::Tokenizer& tok = *impl_->tok;
   for (std::size_t start = 0; start < texts.size(); start += kChunk) {
     const std::size_t end = std::min(texts.size(), start + kChunk);
     std::vector<std::vector<int32_t>> ids;
@@ -193,9 +202,8 @@ std::vector<std::vector<float>> LocalBackend::embed(const std::vector<std::strin
     for (std::size_t i = start; i < end; ++i) {
       ids.push_back(tok.encode(texts[i], tok.add_bos_token() && tok.bos_id().has_value()));
       if (ids.back().empty()) fail("embeddings: input {} is empty", i);
-      if (static_cast<int>(ids.back().size()) > impl_->max_len)
-        fail("embeddings: input {} has {} tokens; the limit is {}", i, ids.back().size(),
-             impl_->max_len);
+      if (static_cast<int>(ids.back().size()) > max_len)
+        fail("embeddings: input {} has {} tokens; the limit is {}", i, ids.back().size(), max_len);
       T = std::max(T, ids.back().size());
     }
     const auto B = static_cast<int64_t>(ids.size());
@@ -209,9 +217,9 @@ std::vector<std::vector<float>> LocalBackend::embed(const std::vector<std::strin
         ma[b][static_cast<int64_t>(t)] = 1;
       }
     model::ForwardInput fin;
-    fin.input_ids = in_ids.to(impl_->model.device());
-    fin.attention_mask = mask.to(impl_->model.device());
-    at::Tensor h = impl_->model.forward_hidden(fin).to(at::kCPU).to(at::kFloat);  // [B, T, H]
+    fin.input_ids = in_ids.to(model.device());
+    fin.attention_mask = mask.to(model.device());
+    at::Tensor h = model.forward_hidden(fin).to(at::kCPU).to(at::kFloat);  // [B, T, H]
     at::Tensor m = mask.to(at::kFloat).unsqueeze(-1);
     // Padding positions are unspecified (maybe NaN): zero them rather than multiply.
     at::Tensor mean = h.masked_fill(m == 0, 0.0).sum(1) / m.sum(1);  // [B, H]
@@ -220,9 +228,8 @@ std::vector<std::vector<float>> LocalBackend::embed(const std::vector<std::strin
       const float* p = mean[b].data_ptr<float>();
       out.emplace_back(p, p + mean.size(1));
     }
-    std::size_t toks = 0;
-    for (const auto& x : ids) toks += x.size();
-    usage_.prompt_tokens.fetch_add(toks);
+    if (tokens)
+      for (const auto& x : ids) *tokens += x.size();
   }
   return out;
 }

@@ -17,6 +17,7 @@
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
 #include "train/distributed.h"
+#include "train/run_record.h"
 
 namespace metamath::train {
 
@@ -142,7 +143,10 @@ Batch batch_from_tensors(const at::Tensor& input_ids, const at::Tensor& targets)
   return b;
 }
 
-at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch) {
+namespace {
+
+// Float32 logits at the batch's label positions, [N, V].
+at::Tensor label_logits(const model::Model& model, const Batch& batch) {
   const c10::Device dev = model.device();
   model::ForwardInput in;
   // Right padding needs no attention mask: causal attention never lets a real token see the
@@ -152,9 +156,19 @@ at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch) {
   at::Tensor h = model.forward_hidden(in);  // [B, T, H]
   const int64_t H = h.size(-1);
   at::Tensor sel = h.reshape({-1, H}).index_select(0, batch.label_index.to(dev));
-  at::Tensor logits = model::linear_recorded(sel, model.lm_head, {}).to(at::kFloat);
-  return at::cross_entropy_loss(logits, batch.label_targets.to(dev), {}, at::Reduction::Sum,
-                                kIgnoreIndex);
+  return model::linear_recorded(sel, model.lm_head, {}).to(at::kFloat);
+}
+
+}  // namespace
+
+at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch) {
+  return at::cross_entropy_loss(label_logits(model, batch), batch.label_targets.to(model.device()),
+                                {}, at::Reduction::Sum, kIgnoreIndex);
+}
+
+at::Tensor batch_token_losses(const model::Model& model, const Batch& batch) {
+  return at::cross_entropy_loss(label_logits(model, batch), batch.label_targets.to(model.device()),
+                                {}, at::Reduction::None, kIgnoreIndex);
 }
 
 model::Model make_bf16_shadow(const model::Model& master) {
@@ -636,6 +650,8 @@ TrainSummary run_training(const TrainOptions& o) {
 
   TrainLog log;
   log.writer = open_train_log(o, ranks, resume.has_value(), step);
+  json record = ranks.main ? training_record(o, data, ranks.world, sched.total) : json();
+  if (ranks.main) write_training_record(o.out, record);
   log_run_start(o, ranks, data, sched, t.params);
   TrainSummary sum = start_summary(data, sched, step, resume);
   start_progress(o, ranks, sched, step, log);
@@ -674,7 +690,13 @@ TrainSummary run_training(const TrainOptions& o) {
     }
   }
   if (log.bar) log.bar->finish();
-  if (ranks.main) save_final(o, step, t, opt, trainer_state(o, ranks, data, sched, step));
+  if (ranks.main) {
+    save_final(o, step, t, opt, trainer_state(o, ranks, data, sched, step));
+    record["status"] = "finished";
+    record["steps_done"] = step;
+    if (!sum.losses.empty()) record["final_loss"] = sum.losses.back();
+    write_training_record(o.out, record);
+  }
   if (ranks.world > 1) o.comm->barrier();
   sum.last_checkpoint = training_checkpoint_dir(o.out, step);
   sum.final_dir = o.out;

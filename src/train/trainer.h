@@ -61,6 +61,9 @@ Batch batch_from_tensors(const at::Tensor& input_ids, const at::Tensor& targets)
 // Sum over the batch's label positions of -log softmax(logits)[target], float32 scalar that
 // autograd can differentiate.
 at::Tensor batch_loss_sum(const model::Model& model, const Batch& batch);
+// The terms of that sum one by one: -log softmax(logits)[target] at each label position, in
+// label_index order, float32 [N] (evaluation: `metamath ppl`; call it under c10::InferenceMode).
+at::Tensor batch_token_losses(const model::Model& model, const Batch& batch);
 
 // bf16 training with fp32 master weights: a bfloat16 model whose weight slots are casts of the
 // master's fp32 tensors recorded by autograd (Model::cast_of), so its forward runs in bf16 (HF's
