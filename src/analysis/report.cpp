@@ -44,17 +44,6 @@ std::string run_label(const fs::path& dir, const fs::path& root) {
   return s;
 }
 
-int count_words(std::string_view s) {
-  int n = 0;
-  bool in_word = false;
-  for (char c : s) {
-    const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
-    n += !space && !in_word;
-    in_word = !space;
-  }
-  return n;
-}
-
 // The question's words of a sample row: its question_words, else the prompt with the template's
 // fixed text taken away.
 int question_words(const json& row, const std::string& tmpl) {
@@ -74,10 +63,12 @@ int question_words(const json& row, const std::string& tmpl) {
     const std::string pre = tmpl.substr(0, at), post = tmpl.substr(at + 10);
     if (text::starts_with(prompt, pre) && text::ends_with(prompt, post) &&
         prompt.size() >= pre.size() + post.size())
-      return count_words(
-          std::string_view(prompt).substr(pre.size(), prompt.size() - pre.size() - post.size()));
+      return static_cast<int>(text::word_count(
+          std::string_view(prompt).substr(pre.size(), prompt.size() - pre.size() - post.size())));
   }
-  return std::max(0, count_words(prompt) - count_words(text::replace_all(tmpl, "{question}", "")));
+  return std::max(
+      0, static_cast<int>(text::word_count(prompt)) -
+             static_cast<int>(text::word_count(text::replace_all(tmpl, "{question}", ""))));
 }
 
 // Problems of one benchmark from its samples file: per id, the fraction of samples correct.

@@ -422,6 +422,36 @@ std::string format_report(const AssembleReport& r) {
       sym += fmt::format("{}{} {} of {} read", sym.empty() ? "" : ", ", name, t.symbolic_kept,
                          t.symbolic_read);
   if (!sym.empty()) out += "\nsymbolic records kept: " + sym + "\n";
+  std::vector<std::string> short_of = shortfalls(r);
+  if (!short_of.empty()) out += "\ntargets not met:\n";
+  for (const std::string& line : short_of) out += "- " + line + "\n";
+  return out;
+}
+
+std::vector<std::string> shortfalls(const AssembleReport& r) {
+  std::vector<std::string> out;
+  for (const auto& [name, t] : r.types) {
+    if (t.kept >= t.target) continue;
+    // Which bootstrap setting yields more records of this type.
+    std::string more = "more seed questions";
+    if (name.ends_with("_AnsAug")) more = "more samples per question (bootstrap -k)";
+    if (name.ends_with("_Rephrased")) more = "more rephrasings per question (--rephrasings)";
+    if (name.ends_with("_SV") || name.ends_with("_FOBAR"))
+      more = "more masks or backward samples per question (--masks, --backward-samples)";
+    if (t.read == 0) {
+      out.push_back(fmt::format(
+          "{}: kept 0 of the {} target: no record of this type was read (was the method run on "
+          "these seed problems?)",
+          name, t.target));
+      continue;
+    }
+    out.push_back(fmt::format(
+        "{}: kept {} of the {} target ({:.1f}%): not enough kept samples of this type: {} were "
+        "read, of which {} exact duplicates, {} near duplicates and {} test-set questions were "
+        "removed; bootstrap {}",
+        name, t.kept, t.target, 100.0 * static_cast<double>(t.kept) / static_cast<double>(t.target),
+        t.read, t.exact_dups, t.near_dups, t.contaminated, more));
+  }
   return out;
 }
 

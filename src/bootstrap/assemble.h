@@ -60,6 +60,12 @@ void add_test_sets(AssembleOptions& opts, const std::filesystem::path& gsm8k,
                    const std::filesystem::path& math);
 
 AssembleReport assemble(const AssembleOptions& opts);
+// The report table; below it, the shortfalls when any.
 std::string format_report(const AssembleReport& r);
+
+// One plain sentence per type whose target was not met, saying why: how many records of the type
+// were read and how many were left after removing duplicates and test-set overlaps, and which
+// bootstrap setting gives more of them. Empty when every target was met.
+std::vector<std::string> shortfalls(const AssembleReport& r);
 
 }  // namespace metamath::bootstrap

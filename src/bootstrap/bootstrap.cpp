@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -12,6 +13,7 @@
 
 #include "answer/equiv.h"
 #include "bootstrap/mask.h"
+#include "bootstrap/metamathqa.h"
 #include "bootstrap/store.h"
 #include "bootstrap/symbolic.h"
 #include "core/atomic_file.h"
@@ -230,11 +232,8 @@ Verified verify_solution(std::string_view text, std::string_view gold, answer::S
     std::size_t p = t.rfind("####");
     if (p != std::string::npos) body = t.substr(0, p);
   }
-  std::string_view b = text::trim(body);
   v.ok = true;
-  v.response = b.empty() ? "" : std::string(b) + "\n";
-  v.response += "The answer is: ";
-  v.response += gold;
+  v.response = metamathqa_response(body, gold, style);
   return v;
 }
 
@@ -262,6 +261,7 @@ MethodStats Stats::total() const {
     t.kept += s.kept;
     t.prompt_tokens += s.prompt_tokens;
     t.completion_tokens += s.completion_tokens;
+    for (const auto& [why, n] : s.rejected) t.rejected[why] += n;
   }
   return t;
 }
@@ -293,6 +293,13 @@ struct Bootstrap::Impl {
         "CREATE TABLE IF NOT EXISTS records(key TEXT NOT NULL, choice INTEGER NOT NULL,"
         " pid INTEGER NOT NULL, method INTEGER NOT NULL, query TEXT NOT NULL,"
         " response TEXT NOT NULL, gold TEXT NOT NULL, PRIMARY KEY(key, choice));");
+    // Stores made before SV rewrites could be rejected lack the column that says why.
+    bool has_rejected = false;
+    {
+      Stmt cols(db, "PRAGMA table_info(jobs)");
+      while (cols.step()) has_rejected |= cols.text_at(1) == "rejected";
+    }
+    if (!has_rejected) db.exec("ALTER TABLE jobs ADD COLUMN rejected TEXT");
   }
 
   std::optional<std::string> meta(const std::string& key) const {
@@ -388,8 +395,11 @@ struct Bootstrap::Impl {
         return fill_prompt(math ? prompts.backward_math : prompts.backward_gsm8k, j.query);
       case kRephrase:
         return fill_prompt(prompts.rephrase, j.query);
-      case kRewrite:
-        return fill_prompt(prompts.sv_rewrite, j.query, j.answer);
+      case kRewrite:  // only the final sentence is rewritten (metamathqa.h)
+        return fill_prompt(
+            prompts.sv_rewrite,
+            sv_split(j.query, style_of(problems[static_cast<std::size_t>(j.pid)].style)).final,
+            j.answer);
       case kSymbolic:
         break;
     }
@@ -467,10 +477,7 @@ void Bootstrap::initialize(const std::vector<data::Problem>& problems, const Opt
           I.add_job(ij, key, pid, m, kRewrite, mk.question, mk.value, p.answer,
                     static_cast<int64_t>(order[k]), 0, 1, opts.max_tokens_rewrite);
         } else {
-          std::string q = fmt::format(
-              "{} If we know the answer to the above question is {}, what is the value of unknown "
-              "variable {}?",
-              text::trim(mk.question), p.answer, unknown_name(st));
+          std::string q = fobar_query(mk.question, p.answer, st);
           I.add_job(ij, key, pid, m, kBackwardSolve, q, mk.value, p.answer,
                     static_cast<int64_t>(order[k]), 0, opts.backward_samples, max_tok);
         }
@@ -599,6 +606,12 @@ Stats Bootstrap::stats() const {
     ms.prompt_tokens += static_cast<uint64_t>(s.int_at(5));
     ms.completion_tokens += static_cast<uint64_t>(s.int_at(6));
   }
+  Stmt r(I.db,
+         "SELECT method, rejected, count(*) FROM jobs WHERE rejected IS NOT NULL"
+         " GROUP BY method, rejected");
+  while (r.step())
+    st.methods[static_cast<Method>(r.int_at(0))].rejected[r.text_at(1)] +=
+        static_cast<uint64_t>(r.int_at(2));
   return st;
 }
 
@@ -646,8 +659,10 @@ struct Bootstrap::Impl::Session {
   // One handler per job kind: what a successful result yields.
   Yield on_solve(const JobRow& j, const llm::Result& r, const ProblemRow& prob);
   void on_rephrase(const JobRow& j, const llm::Result& r, const ProblemRow& prob);
-  void on_rewrite(const JobRow& j, const llm::Result& r, const ProblemRow& prob);
-  void mark_finished(const JobRow& j, const llm::Result& r, const Yield& y, const json& result);
+  // Returns why the statement was rejected ("" when a backward solve was added).
+  std::string on_rewrite(const JobRow& j, const llm::Result& r, const ProblemRow& prob);
+  void mark_finished(const JobRow& j, const llm::Result& r, const Yield& y, const json& result,
+                     const std::string& rejected);
   int64_t count_jobs();
   void count_result(const JobRow& j, const llm::Result& r, const Yield& y, int64_t jobs_now);
 
@@ -680,7 +695,7 @@ Bootstrap::Impl::Session::Session(Impl& impl, llm::Backend& backend_, const RunO
       mark(I.db, "UPDATE jobs SET state=1, sends=sends+1 WHERE jid=?"),
       done(I.db,
            "UPDATE jobs SET state=?, samples=?, kept=?, prompt_tokens=?, completion_tokens=?,"
-           " attempts=?, error=?, result=? WHERE jid=? AND state=1"),
+           " attempts=?, error=?, result=?, rejected=? WHERE jid=? AND state=1"),
       ins_rec(I.db,
               "INSERT OR IGNORE INTO records(key, choice, pid, method, query, response, gold)"
               " VALUES(?,?,?,?,?,?,?)"),
@@ -749,6 +764,7 @@ void Bootstrap::Impl::Session::record(const JobRow& j, const llm::Result& r) {
   Transaction tx(I.db);
   Yield y;
   json result = json::array();
+  std::string rejected;
   if (r.ok()) {
     for (const auto& c : r.choices)
       result.push_back({{"text", c.text}, {"finish", c.finish_reason}});
@@ -761,7 +777,7 @@ void Bootstrap::Impl::Session::record(const JobRow& j, const llm::Result& r) {
         on_rephrase(j, r, prob);
         break;
       case kRewrite:
-        on_rewrite(j, r, prob);
+        rejected = on_rewrite(j, r, prob);
         break;
       case kSymbolic:
         break;
@@ -769,7 +785,7 @@ void Bootstrap::Impl::Session::record(const JobRow& j, const llm::Result& r) {
   } else if (r.error_kind == llm::ErrorKind::Fatal && fatal.empty()) {
     fatal = r.error;
   }
-  mark_finished(j, r, y, result);
+  mark_finished(j, r, y, result, rejected);
   const int64_t jobs_now = count_jobs();
   tx.commit();
   count_result(j, r, y, jobs_now);
@@ -809,27 +825,34 @@ void Bootstrap::Impl::Session::on_rephrase(const JobRow& j, const llm::Result& r
     if (nk.empty() || q.size() > 4 * prob.question.size() + 200) continue;
     if (std::find(seen.begin(), seen.end(), nk) != seen.end()) continue;
     seen.push_back(nk);
-    std::string key = fmt::format("RS/{}/{}/0", j.pid, c);
-    I.add_job(ins_job, key, j.pid, j.method, kSolve, q, j.gold, "", static_cast<int64_t>(c), 0, 1,
+    // A top-up round's rephrase job carries its round in aux: its rephrasings get their own keys.
+    const int64_t aux = (j.aux << 20) + static_cast<int64_t>(c);
+    std::string key = fmt::format("RS/{}/{}/0", j.pid, aux);
+    I.add_job(ins_job, key, j.pid, j.method, kSolve, q, j.gold, "", aux, 0, 1,
               I.solve_tokens(prob.style));
   }
 }
 
-// SV statement rewrites: the statement plus the question for x becomes a backward solve job.
-void Bootstrap::Impl::Session::on_rewrite(const JobRow& j, const llm::Result& r,
-                                          const ProblemRow& prob) {
-  if (r.choices.empty()) return;
+// SV statement rewrites (of the masked question's final sentence): the kept part, the statement
+// and the question for x become a backward solve job, unless sv_check rejects the statement.
+std::string Bootstrap::Impl::Session::on_rewrite(const JobRow& j, const llm::Result& r,
+                                                 const ProblemRow& prob) {
+  if (r.choices.empty()) return kSvEmpty;
+  answer::Style st = style_of(prob.style);
+  SvParts parts = sv_split(j.query, st);
   std::string s = first_paragraph(r.choices[0].text, "Statement:");
-  if (s.empty() || s.size() >= 4 * j.query.size() + 200) return;
-  std::string q = fmt::format("{} What is the value of unknown variable {}?", s,
-                              unknown_name(style_of(prob.style)));
+  if (s.size() >= 4 * parts.final.size() + 200) return "too long";
+  std::string why = sv_check(parts, s, j.gold, j.answer, st);
+  if (!why.empty()) return why;
+  std::string q = sv_query(parts, s, st);
   std::string key = fmt::format("SS/{}/{}", j.pid, j.key.substr(j.key.rfind('/') + 1));
   I.add_job(ins_job, key, j.pid, j.method, kBackwardSolve, q, j.gold, j.answer, j.aux, 0,
             I.opts.backward_samples, I.solve_tokens(prob.style));
+  return "";
 }
 
 void Bootstrap::Impl::Session::mark_finished(const JobRow& j, const llm::Result& r, const Yield& y,
-                                             const json& result) {
+                                             const json& result, const std::string& rejected) {
   done.bind(1, static_cast<int64_t>(r.ok() ? kDone : kFailed)).bind(2, y.samples).bind(3, y.kept);
   done.bind(4, static_cast<int64_t>(r.prompt_tokens));
   done.bind(5, static_cast<int64_t>(r.completion_tokens));
@@ -839,7 +862,13 @@ void Bootstrap::Impl::Session::mark_finished(const JobRow& j, const llm::Result&
   } else {
     done.bind(7, fmt::format("{}: {}", error_kind_name(r.error_kind), r.error));
   }
-  done.bind(8, result.dump()).bind(9, j.jid).run();
+  done.bind(8, result.dump());
+  if (rejected.empty()) {
+    done.bind_null(9);
+  } else {
+    done.bind(9, rejected);
+  }
+  done.bind(10, j.jid).run();
 }
 
 int64_t Bootstrap::Impl::Session::count_jobs() {
@@ -869,6 +898,263 @@ bool Bootstrap::llm_jobs_pending() const {
   Stmt c(impl_->db, "SELECT count(*) FROM jobs WHERE state IN (0, 1) AND kind != 4");
   c.step();
   return c.int_at(0) > 0;
+}
+
+std::map<std::string, uint64_t> Bootstrap::kept_by_type() const {
+  Impl& I = *impl_;
+  std::map<std::string, uint64_t> out;
+  Stmt s(I.db,
+         "SELECT p.style, r.method, count(*) FROM records r JOIN problems p ON p.pid = r.pid"
+         " GROUP BY p.style, r.method");
+  while (s.step())
+    out[record_type(style_of(s.text_at(0)), static_cast<Method>(s.int_at(1)))] +=
+        static_cast<uint64_t>(s.int_at(2));
+  return out;
+}
+
+namespace {
+
+// ceil(target * (1 + margin)), without floating-point noise (50000 * 1.1 is 55000, not 55001).
+uint64_t wanted(uint64_t target, double margin) {
+  return static_cast<uint64_t>(std::ceil(static_cast<double>(target) * (1.0 + margin) - 1e-6));
+}
+
+// The units a type is sampled in, per base (a question, or a backward question for SV/FOBAR):
+// what was requested so far, and the row to copy for a new round's job.
+struct Base {
+  int64_t pid = 0, aux = 0, units = 0;
+  std::string query, gold, answer, key;
+  int64_t max_tokens = 0;
+};
+
+}  // namespace
+
+TopUp Bootstrap::top_up(const Targets& t) {
+  Impl& I = *impl_;
+  TopUp out;
+  out.round = std::stoi(I.meta("round").value_or("0")) + 1;
+  const std::map<std::string, uint64_t> kept = kept_by_type();
+  std::vector<std::string> short_types;
+  for (const auto& [type, target] : t.per_type) {
+    auto want = wanted(target, t.margin);
+    auto it = kept.find(type);
+    if ((it == kept.end() ? 0 : it->second) < want) short_types.push_back(type);
+  }
+  if (short_types.empty()) return out;
+  auto stop_all = [&](const std::string& why) {
+    for (const auto& type : short_types) out.stopped[type] = why;
+    return out;
+  };
+  if (out.round > t.max_rounds) return stop_all(fmt::format("{} rounds done", t.max_rounds));
+  if (t.budget_tokens || t.budget_usd > 0) {
+    MethodStats tot = stats().total();
+    if (t.budget_tokens && tot.prompt_tokens + tot.completion_tokens >= t.budget_tokens)
+      return stop_all(fmt::format("token budget ({}) spent", t.budget_tokens));
+    if (t.budget_usd > 0 && t.price_prompt_per_m <= 0 && t.price_completion_per_m <= 0)
+      fail("--budget-usd needs the token prices (--price PROMPT,COMPLETION)");
+    double usd = (static_cast<double>(tot.prompt_tokens) * t.price_prompt_per_m +
+                  static_cast<double>(tot.completion_tokens) * t.price_completion_per_m) /
+                 1e6;
+    if (t.budget_usd > 0 && usd >= t.budget_usd)
+      return stop_all(fmt::format("cost budget (${:.2f}) spent", t.budget_usd));
+  }
+  Transaction tx(I.db);
+  Stmt ins(I.db, Impl::kInsertJob);
+  for (const std::string& type : short_types) {
+    const bool math = type.starts_with("MATH_");
+    const std::string style = math ? "math" : "gsm8k";
+    const Method m = parse_method(type.substr(type.find('_') + 1));
+    if (std::find(I.opts.methods.begin(), I.opts.methods.end(), m) == I.opts.methods.end()) {
+      out.stopped[type] = "method not selected (--methods)";
+      continue;
+    }
+    // The bases and the units requested on each so far: AnsAug samples and rephrasings per
+    // question; backward solves per backward question (FOBAR's masked questions, SV's accepted
+    // statements).
+    const Kind base_kind = m == Method::AnsAug      ? kSolve
+                           : m == Method::Rephrased ? kRephrase
+                                                    : kBackwardSolve;
+    Stmt b(I.db,
+           "SELECT j.pid, min(j.aux), sum(j.n), j.query, j.gold, j.answer, min(j.key),"
+           " max(j.max_tokens) FROM jobs j JOIN problems p ON p.pid = j.pid"
+           " WHERE j.method = ? AND j.kind = ? AND p.style = ? AND j.attempt = 0"
+           " GROUP BY j.pid, CASE WHEN j.kind = 1 THEN j.query ELSE '' END ORDER BY min(j.jid)");
+    b.bind(1, static_cast<int64_t>(m)).bind(2, static_cast<int64_t>(base_kind)).bind(3, style);
+    std::vector<Base> bases;
+    int64_t units = 0;
+    while (b.step()) {
+      Base x{b.int_at(0),  b.int_at(1),  b.int_at(2),  b.text_at(3),
+             b.text_at(4), b.text_at(5), b.text_at(6), b.int_at(7)};
+      units += x.units;
+      bases.push_back(std::move(x));
+    }
+    if (bases.empty()) {
+      out.stopped[type] =
+          m == Method::SV ? "no accepted SV statement to sample" : "no seed question to sample";
+      continue;
+    }
+    // The measured yield: records per unit (a sample, or a rephrasing); a pessimistic guess
+    // while nothing was kept yet.
+    auto have = kept.count(type) ? kept.at(type) : 0;
+    double y =
+        units > 0 ? std::max(static_cast<double>(have), 0.5) / static_cast<double>(units) : 0.5;
+    auto want = static_cast<double>(wanted(t.per_type.at(type), t.margin));
+    double needed = (want - static_cast<double>(have)) / y;
+    auto per_base = static_cast<int64_t>(std::ceil(needed / static_cast<double>(bases.size())));
+    uint64_t added = 0;
+    for (const Base& x : bases) {
+      int64_t n = std::min<int64_t>(per_base, t.per_question_cap - x.units);
+      if (n <= 0) continue;
+      std::string key = fmt::format("{}/r{}", x.key, out.round);
+      if (m == Method::Rephrased) {
+        I.add_job(ins, key, x.pid, m, kRephrase, x.query, x.gold, "", out.round, 0,
+                  static_cast<int>(n), I.opts.max_tokens_rewrite);
+      } else {
+        I.add_job(ins, key, x.pid, m, base_kind, x.query, x.gold, x.answer, x.aux, 0,
+                  static_cast<int>(n), static_cast<int>(x.max_tokens));
+      }
+      ++added;
+    }
+    if (added == 0)
+      out.stopped[type] = fmt::format("per-question cap ({}) reached", t.per_question_cap);
+    out.jobs += added;
+  }
+  if (out.jobs > 0) I.set_meta("round", std::to_string(out.round));
+  tx.commit();
+  return out;
+}
+
+namespace {
+
+// Assumed records per unit before anything was measured (our guesses for a GPT-3.5-class model,
+// not the paper's numbers): GSM8K / MATH.
+double prior_yield(Method m, bool math) {
+  switch (m) {
+    case Method::AnsAug:
+      return math ? 0.45 : 0.75;
+    case Method::Rephrased:
+      return math ? 0.4 : 0.7;
+    case Method::SV:
+      return math ? 0.25 : 0.45;
+    default:
+      return math ? 0.35 : 0.6;
+  }
+}
+
+}  // namespace
+
+std::vector<TargetPlanRow> Bootstrap::target_plan(const Targets& t) const {
+  Impl& I = *impl_;
+  const std::map<std::string, uint64_t> kept = kept_by_type();
+  // Per method: first-round cost (plan()) and first-round units, to price one unit.
+  std::map<Method, PlanRow> first;
+  for (const PlanRow& r : plan()) first[r.method] = r;
+  std::map<Method, double> first_units;
+  {
+    Stmt u(I.db,
+           "SELECT method, sum(CASE WHEN kind = 3 THEN ? ELSE n END) FROM jobs"
+           " WHERE attempt = 0 AND kind IN (0, 1, 2, 3) AND key NOT LIKE 'SS/%'"
+           " AND key NOT LIKE 'RS/%' AND key NOT LIKE '%/r%' GROUP BY method");
+    u.bind(1, static_cast<int64_t>(I.opts.backward_samples));
+    while (u.step()) first_units[static_cast<Method>(u.int_at(0))] = u.double_at(1);
+  }
+  std::vector<TargetPlanRow> rows;
+  for (const auto& [type, target] : t.per_type) {
+    TargetPlanRow r;
+    r.type = type;
+    r.target = target;
+    r.want = wanted(target, t.margin);
+    r.kept = kept.count(type) ? kept.at(type) : 0;
+    const bool math = type.starts_with("MATH_");
+    const Method m = parse_method(type.substr(type.find('_') + 1));
+    // Bases: seed questions with a gold answer, or masked questions for SV/FOBAR.
+    Stmt b(I.db,
+           "SELECT count(DISTINCT j.key), sum(j.samples), sum(j.kept) FROM jobs j"
+           " JOIN problems p ON p.pid = j.pid WHERE j.method = ? AND p.style = ?"
+           " AND j.attempt = 0 AND j.key NOT LIKE '%/r%' AND j.kind = ?");
+    const Kind base_kind = m == Method::AnsAug      ? kSolve
+                           : m == Method::Rephrased ? kRephrase
+                           : m == Method::SV        ? kRewrite
+                                                    : kBackwardSolve;
+    b.bind(1, static_cast<int64_t>(m)).bind(2, math ? "math" : "gsm8k");
+    b.bind(3, static_cast<int64_t>(base_kind));
+    b.step();
+    r.bases = static_cast<uint64_t>(b.int_at(0));
+    MethodStats ms;
+    {
+      Stmt y(I.db,
+             "SELECT sum(j.samples), sum(j.kept) FROM jobs j JOIN problems p ON p.pid = j.pid"
+             " WHERE j.method = ? AND p.style = ?");
+      y.bind(1, static_cast<int64_t>(m)).bind(2, math ? "math" : "gsm8k");
+      y.step();
+      ms.samples = static_cast<uint64_t>(y.int_at(0));
+      ms.kept = static_cast<uint64_t>(y.int_at(1));
+    }
+    r.measured = ms.samples > 0 && ms.kept > 0 && m != Method::Rephrased;
+    r.yield = r.measured ? ms.yield() : prior_yield(m, math);
+    double missing = r.want > r.kept ? static_cast<double>(r.want - r.kept) : 0.0;
+    r.units = missing / r.yield;
+    r.reachable = static_cast<double>(t.per_question_cap) * static_cast<double>(r.bases) * r.yield;
+    auto f = first.find(m);
+    auto fu = first_units.find(m);
+    if (f != first.end() && fu != first_units.end() && fu->second > 0) {
+      double scale = r.units / fu->second;
+      r.requests = scale * static_cast<double>(f->second.expected_requests);
+      r.prompt_tokens = scale * f->second.prompt_tokens;
+      r.completion_tokens = scale * f->second.completion_tokens;
+    }
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::string format_target_plan(const std::vector<TargetPlanRow>& rows, const Targets& t) {
+  std::string out = fmt::format(
+      "target-driven sampling: margin {:.0f}%, per-question cap {}, at most {} rounds{} (the "
+      "estimates cover every round, the first one above included)\n\n"
+      "| type | target | + margin | kept | questions | yield (%) | units needed | cap allows |"
+      " requests (est.) | prompt tokens (est.) | completion tokens (est.) |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+      100.0 * t.margin, t.per_question_cap, t.max_rounds,
+      t.budget_tokens ? fmt::format(", token budget {}", t.budget_tokens) : "");
+  TargetPlanRow tot;
+  for (const TargetPlanRow& r : rows) {
+    out += fmt::format(
+        "| {} | {} | {} | {} | {} | {:.0f}{} | {:.0f} | {} | {:.0f} | {:.0f} | {:.0f} |\n", r.type,
+        r.target, r.want, r.kept, r.bases, 100.0 * r.yield, r.measured ? "" : " (assumed)", r.units,
+        r.reachable >= static_cast<double>(r.want) ? "yes" : "**no**", r.requests, r.prompt_tokens,
+        r.completion_tokens);
+    tot.requests += r.requests;
+    tot.prompt_tokens += r.prompt_tokens;
+    tot.completion_tokens += r.completion_tokens;
+  }
+  out += fmt::format("| **total** | | | | | | | | {:.0f} | {:.0f} | {:.0f} |\n", tot.requests,
+                     tot.prompt_tokens, tot.completion_tokens);
+  if (t.price_prompt_per_m > 0 || t.price_completion_per_m > 0)
+    out += fmt::format("\nestimated cost: ${:.0f} at ${}/M prompt and ${}/M completion tokens\n",
+                       (tot.prompt_tokens * t.price_prompt_per_m +
+                        tot.completion_tokens * t.price_completion_per_m) /
+                           1e6,
+                       t.price_prompt_per_m, t.price_completion_per_m);
+  return out;
+}
+
+Stats Bootstrap::run_to_targets(llm::Backend& backend, const RunOptions& ro,
+                                const Targets& targets) {
+  Targets t = targets;
+  if (t.price_prompt_per_m <= 0 && t.price_completion_per_m <= 0) {
+    t.price_prompt_per_m = backend.price_prompt_per_m;
+    t.price_completion_per_m = backend.price_completion_per_m;
+  }
+  Stats st = run(backend, ro);
+  for (;;) {
+    TopUp u = top_up(t);
+    for (const auto& [type, why] : u.stopped) log::warn("{}: no more samples: {}", type, why);
+    if (u.jobs == 0) break;
+    log::info("round {}: {} more requests for the types short of their targets", u.round, u.jobs);
+    st = run(backend, ro);
+  }
+  return st;
 }
 
 Stats Bootstrap::run_local(const RunOptions& ro) {
@@ -996,7 +1282,8 @@ json stats_json(const Stats& s) {
                                     {"kept", ms.kept},
                                     {"yield", ms.yield()},
                                     {"prompt_tokens", ms.prompt_tokens},
-                                    {"completion_tokens", ms.completion_tokens}};
+                                    {"completion_tokens", ms.completion_tokens},
+                                    {"rejected", ms.rejected}};
   return j;
 }
 
@@ -1013,6 +1300,17 @@ std::string format_stats(const Stats& s) {
   };
   for (const auto& [m, ms] : s.methods) row(method_name(m), ms);
   row("**total**", s.total());
+  for (const auto& [m, ms] : s.methods) {
+    if (ms.rejected.empty()) continue;
+    uint64_t n = 0;
+    std::vector<std::string> parts;
+    for (const auto& [why, k] : ms.rejected) {
+      n += k;
+      parts.push_back(fmt::format("{} {}", why, k));
+    }
+    out +=
+        fmt::format("\n{} rewrites rejected: {} ({})\n", method_name(m), n, fmt::join(parts, ", "));
+  }
   return out;
 }
 

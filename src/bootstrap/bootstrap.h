@@ -4,11 +4,16 @@
 //   AnsAug     few-shot CoT solve of the seed question, K samples; keep those reaching the gold.
 //   Rephrased  few-shot rephrasing, R samples; each rephrasing is solved (up to M sequential
 //              attempts) and kept with the first solve that reaches the gold.
-//   SV         mask a number (mask.h); the LLM rewrites "masked question + answer" as a statement,
-//              "What is the value of unknown variable x?" is appended; keep solves giving the
-//              masked value.
-//   FOBAR      "{masked question} If we know the answer to the above question is {A}, what is the
-//              value of unknown variable x?"; keep solves giving the masked value.
+//   SV         mask a number (mask.h); the LLM rewrites the masked question's final sentence plus
+//              the answer as a statement, the rest is kept word for word and "What is the value of
+//              unknown variable x?" is appended (metamathqa.h); statements that drop the unknown
+//              or state the masked value are rejected and counted; keep solves giving the masked
+//              value.
+//   FOBAR      "{masked question}\nIf we know the answer to the above question is {A}, what is
+//              the value of unknown variable x?"; keep solves giving the masked value.
+//
+// Every kept response ends as MetaMathQA's do: "\n#### {A}\nThe answer is: {A}" for GSM8K,
+// "\nThe answer is: {A}" for MATH.
 //
 // Every request is a row of the job store (SQLite, WAL) before it is sent, and every result is
 // recorded in one transaction from the backend's callback together with the records it yields and
@@ -82,7 +87,8 @@ uint64_t job_seed(uint64_t run_seed, std::string_view key);
 
 // Normalises a solve: cuts a continued few-shot transcript ("\nQuestion:"), extracts the final
 // answer (The answer is / \boxed / The value of x is / ####; never a bare last number), compares
-// it with gold, and on success returns the text ending with "The answer is: {gold}".
+// it with gold, and on success returns the text ending as MetaMathQA's responses do
+// (metamathqa_response: "#### {gold}\nThe answer is: {gold}" for GSM8K).
 struct Verified {
   bool ok = false;
   std::string response;   // normalised, when ok
@@ -107,6 +113,8 @@ struct MethodStats {
   uint64_t samples = 0;  // solve completions checked
   uint64_t kept = 0;     // records
   uint64_t prompt_tokens = 0, completion_tokens = 0;
+  // SV: statement rewrites rejected, by cause (metamathqa.h sv_check, or "too long").
+  std::map<std::string, uint64_t> rejected;
   double yield() const { return samples ? static_cast<double>(kept) / samples : 0.0; }
 };
 struct Stats {
@@ -122,6 +130,46 @@ struct PlanRow {
   uint64_t expected_requests = 0;  // including follow-ups (rephrase solves, SV solves), estimated
   uint64_t max_requests = 0;       // upper bound
   double prompt_tokens = 0, completion_tokens = 0;  // estimates (about 4 characters per token)
+};
+
+// Target-driven sampling (issue 16): how many records of each MetaMathQA type this store should
+// keep. Bootstrap::run_to_targets sends rounds: after each, every type below
+// ceil(target * (1 + margin)) gets more samples, sized from the yield measured so far (kept per
+// sample of that type), until every type is met, a question reaches the per-question cap, the
+// token budget is spent, or max_rounds rounds were added. A round's jobs are ordinary jobs (keys
+// "A/12/r2", "F/12/3/r2", "SS/12/3/r2", "R/12/r2"), added in one transaction with the round
+// number: a killed run re-sends them when resumed, and the next round is sized from the store
+// alone, so a resumed run ends with the same records as an uninterrupted one. Records of a type
+// count towards its target whatever their provenance (symbolic ones included).
+struct Targets {
+  std::map<std::string, uint64_t> per_type;  // "GSM_AnsAug" -> N (assemble.h default_targets)
+  double margin = 0.1;                       // extra share, lost later to deduplication
+  int max_rounds = 8;
+  int per_question_cap = 64;   // samples (AnsAug), rephrasings or backward solves per question
+  uint64_t budget_tokens = 0;  // prompt + completion tokens; 0 = no limit
+  double budget_usd = 0;       // dollars at the prices below; 0 = no limit
+  double price_prompt_per_m = 0, price_completion_per_m = 0;  // dollars per million tokens
+};
+
+// What one top-up added, and why a type short of its target got nothing more.
+struct TopUp {
+  int round = 0;
+  uint64_t jobs = 0;
+  std::map<std::string, std::string> stopped;  // type -> reason (cap, no question, budget)
+};
+
+// The --dry-run plan of target-driven sampling, per type: the units (samples; rephrasings for
+// Rephrased) needed at the measured yield (an assumed prior one before anything was measured),
+// whether the per-question cap allows them, and the requests and tokens they cost, scaled from
+// this store's first-round estimate (plan()).
+struct TargetPlanRow {
+  std::string type;
+  uint64_t target = 0, want = 0, kept = 0;  // want = ceil(target * (1 + margin))
+  uint64_t bases = 0;                       // questions (backward questions for SV/FOBAR)
+  double yield = 0;                         // records per unit
+  bool measured = false;                    // yield measured here (else the prior)
+  double units = 0, requests = 0, prompt_tokens = 0, completion_tokens = 0;
+  double reachable = 0;  // records the per-question cap allows at this yield
 };
 
 class Bootstrap {
@@ -158,6 +206,15 @@ class Bootstrap {
   // Whether jobs other than symbolic ones are pending or in flight.
   bool llm_jobs_pending() const;
 
+  // Records kept per MetaMathQA type ("GSM_AnsAug" ...), and samples checked per type.
+  std::map<std::string, uint64_t> kept_by_type() const;
+  // Adds one round of jobs for the types short of their targets (one transaction, with the round
+  // number, so a killed run resumes it). Nothing is added when every target is met.
+  TopUp top_up(const Targets& t);
+  std::vector<TargetPlanRow> target_plan(const Targets& t) const;
+  // run(), then top_up() and run() again until top_up adds nothing or max_rounds is reached.
+  Stats run_to_targets(llm::Backend& backend, const RunOptions& ro, const Targets& t);
+
   // Every kept record in a stable order (problem, method, job, choice).
   std::vector<Record> records() const;
   // Writes records() as JSONL atomically; returns how many.
@@ -177,5 +234,6 @@ nlohmann::json stats_json(const Stats& s);
 // The status table (markdown) of `metamath bootstrap status`.
 std::string format_stats(const Stats& s);
 std::string format_plan(const std::vector<PlanRow>& rows);
+std::string format_target_plan(const std::vector<TargetPlanRow>& rows, const Targets& t);
 
 }  // namespace metamath::bootstrap

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <stdexcept>
+
+#include "bootstrap/assemble.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/shard.h"
@@ -46,6 +49,38 @@ std::vector<data::Problem> load_seed_problems(const BootstrapJob& job) {
   return all;
 }
 
+std::optional<Targets> resolve_targets(const BootstrapJob& job) {
+  if (job.mixture.empty() && job.target_flags.empty() && job.scale == 0) return std::nullopt;
+  if (!job.mixture.empty() && job.mixture != "paper")
+    fail("--mixture '{}': the only mixture is 'paper' (use --target TYPE=N for others)",
+         job.mixture);
+  if (job.scale < 0) fail("--scale {}: must be positive", job.scale);
+  Targets t = job.targets;
+  const double scale = job.scale > 0 ? job.scale : 1.0;
+  if (!job.mixture.empty() || job.scale > 0) {
+    t.per_type = parse_targets(scale, job.target_flags);
+  } else {  // --target alone: only the listed types
+    std::map<std::string, uint64_t> all = parse_targets(scale, job.target_flags);
+    for (const std::string& f : job.target_flags) {
+      std::string type = f.substr(0, f.find('='));
+      t.per_type[type] = all.at(type);
+    }
+  }
+  if (t.margin < 0) fail("--margin {}: must be at least 0", t.margin);
+  if (!job.backend.price.empty()) {  // "PROMPT,COMPLETION" dollars per million tokens
+    auto parts = text::split(job.backend.price, ',');
+    try {
+      if (parts.size() != 2) throw std::invalid_argument("two values");
+      t.price_prompt_per_m = std::stod(parts[0]);
+      t.price_completion_per_m = std::stod(parts[1]);
+    } catch (const std::exception&) {
+      fail("--price '{}': expected PROMPT,COMPLETION dollars per million tokens",
+           job.backend.price);
+    }
+  }
+  return t;
+}
+
 std::string bootstrap_status(const fs::path& dir) {
   if (!fs::exists(dir / "jobs.sqlite")) fail("{}: no jobs.sqlite here", dir.string());
   Bootstrap b(dir);
@@ -72,16 +107,18 @@ void open_job_store(Bootstrap& b, const BootstrapJob& job, const Options& opts,
               shard.index, shard.count);
 }
 
-// The plan and the status table; sends nothing.
-BootstrapJobResult plan_only(const Bootstrap& b) {
+// The plan and the status table (and the target plan); sends nothing.
+BootstrapJobResult plan_only(const Bootstrap& b, const std::optional<Targets>& targets) {
   BootstrapJobResult r;
   r.report = format_plan(b.plan()) + "\n" + format_stats(b.stats());
+  if (targets) r.report += "\n" + format_target_plan(b.target_plan(*targets), *targets);
   return r;
 }
 
 // Sends every pending job, then writes records.jsonl and stats.json. A store holding only
 // symbolic jobs (or only those left) needs no backend: it is run locally.
-BootstrapJobResult send_and_export(Bootstrap& b, const BootstrapJob& job) {
+BootstrapJobResult send_and_export(Bootstrap& b, const BootstrapJob& job,
+                                   const std::optional<Targets>& targets) {
   Bootstrap::RunOptions ro;
   ro.retry_failed = job.retry_failed;
   ro.progress = job.progress;
@@ -90,7 +127,7 @@ BootstrapJobResult send_and_export(Bootstrap& b, const BootstrapJob& job) {
     st = b.run_local(ro);
   } else {
     auto backend = llm::make_backend(job.backend);
-    st = b.run(*backend, ro);
+    st = targets ? b.run_to_targets(*backend, ro, *targets) : b.run(*backend, ro);
   }
   BootstrapJobResult r;
   r.records = b.export_records(job.out / "records.jsonl");
@@ -109,6 +146,7 @@ BootstrapJobResult run_bootstrap_job(const BootstrapJob& job) {
   Prompts prompts = load_prompts(job.prompts_dir.empty() ? default_prompts_dir() : job.prompts_dir,
                                  parse_prompt_overrides(job.prompt_overrides));
   const Shard shard = resolve_shard(job.shard);
+  const std::optional<Targets> targets = resolve_targets(job);
 
   // A dry run on a new folder plans in a scratch store and leaves `out` untouched.
   const bool fresh = !fs::exists(job.out / "jobs.sqlite");
@@ -121,7 +159,7 @@ BootstrapJobResult run_bootstrap_job(const BootstrapJob& job) {
   {
     Bootstrap b(scratch.empty() ? job.out : scratch);
     open_job_store(b, job, opts, prompts, shard);
-    result = job.dry_run ? plan_only(b) : send_and_export(b, job);
+    result = job.dry_run ? plan_only(b, targets) : send_and_export(b, job, targets);
   }
   if (!scratch.empty()) fs::remove_all(scratch);
   return result;

@@ -11,12 +11,15 @@
 //   3. a dry run returns the plan and the status table and sends nothing (on a folder without a
 //      job store it plans in a scratch store under the temp folder and leaves `out` untouched);
 //      otherwise every pending job is sent through the backend, then records.jsonl and stats.json
-//      are written (atomically) and the status table is returned.
+//      are written (atomically) and the status table is returned. With targets (--mixture paper,
+//      --target, --scale) the run goes on in rounds until each type's target is kept
+//      (Bootstrap::run_to_targets), and a dry run adds the target plan.
 // Errors name the flag or file to fix; a run stopped by a fatal backend error resumes when run
 // again with the same job.
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +43,12 @@ struct BootstrapJob {
   std::vector<std::string> prompt_overrides;  // NAME=FILE
   std::string shard;                          // "I/N"; empty: torchrun's environment, else 0/1
   llm::BackendOptions backend;
+  // Target-driven sampling: the paper's mixture ("paper") times `scale`, with TYPE=N overrides;
+  // --target alone selects only the listed types. No targets: one round, as before.
+  std::string mixture;
+  std::vector<std::string> target_flags;
+  double scale = 0;  // 0 = not given (1 with --mixture paper)
+  Targets targets;   // margin, caps and budget; per_type is filled from the flags above
   bool dry_run = false;
   bool retry_failed = false;  // re-send requests the backend gave up on earlier
   bool progress = true;
@@ -56,6 +65,10 @@ BootstrapJobResult run_bootstrap_job(const BootstrapJob& job);
 // The status table of an existing bootstrap folder (`metamath bootstrap status`); throws when it
 // holds no jobs.sqlite.
 std::string bootstrap_status(const std::filesystem::path& dir);
+
+// The per-type targets from job.mixture, job.target_flags and job.scale, or nullopt when none
+// was asked for; throws naming the bad flag.
+std::optional<Targets> resolve_targets(const BootstrapJob& job);
 
 // "AnsAug,SV" -> the methods (names as parse_method); throws when none is selected.
 std::vector<Method> parse_methods(std::string_view list);

@@ -1,5 +1,6 @@
 #include "bootstrap/mask.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace metamath::bootstrap {
@@ -49,9 +50,18 @@ Masked make(std::string_view q, std::size_t begin, std::size_t end, std::string_
   return m;
 }
 
-// The whitespace-token rule over q[begin, end).
+// The number words of MetaMath's script (its string_number_dict), with their values.
+struct NumberWord {
+  std::string_view word, value;
+};
+constexpr NumberWord kNumberWords[] = {
+    {"one", "1"},     {"two", "2"},     {"three", "3"}, {"four", "4"},     {"five", "5"},
+    {"six", "6"},     {"seven", "7"},   {"eight", "8"}, {"nine", "9"},     {"ten", "10"},
+    {"eleven", "11"}, {"twelve", "12"}, {"fifth", "5"}, {"sixteen", "16"}, {"half", "50"}};
+
+// The whitespace-token rule over q[begin, end); number words too when `words`.
 void text_candidates(std::string_view q, std::size_t begin, std::size_t end,
-                     std::string_view unknown, std::vector<Masked>& out) {
+                     std::string_view unknown, bool words, std::vector<Masked>& out) {
   std::size_t i = begin;
   while (i < end) {
     while (i < end && is_space(q[i])) ++i;
@@ -59,6 +69,16 @@ void text_candidates(std::string_view q, std::size_t begin, std::size_t end,
     while (i < end && !is_space(q[i])) ++i;
     std::size_t te = i;
     if (ts == te) continue;
+    std::string_view word_value = words ? number_word_value(q.substr(ts, te - ts)) : "";
+    if (!word_value.empty()) {
+      // MetaMath writes the word's value and masks that: "half" -> "50%" -> "x%".
+      std::string u(unknown);
+      if (q.substr(ts, te - ts) == "half") u += '%';
+      Masked m = make(q, ts, te, u);
+      m.value = std::string(word_value);
+      out.push_back(std::move(m));
+      continue;
+    }
     std::size_t first_digit = te;
     bool letter = false;
     for (std::size_t k = ts; k < te; ++k) {
@@ -184,7 +204,7 @@ std::vector<Segment> split_math(std::string_view q) {
 }
 
 // Does q use the letter `u` as a standalone word/variable?
-bool uses_unknown(std::string_view q, char u) {
+bool uses_letter(std::string_view q, char u) {
   for (std::size_t i = 0; i < q.size(); ++i) {
     if (q[i] != u) continue;
     auto wordish = [](char c) { return is_alpha(c) || c == '-' || c == '\''; };
@@ -197,6 +217,72 @@ bool uses_unknown(std::string_view q, char u) {
 }
 
 }  // namespace
+
+std::string_view number_word_value(std::string_view word) {
+  for (const NumberWord& w : kNumberWords)
+    if (w.word == word) return w.value;
+  return {};
+}
+
+bool uses_unknown(std::string_view question, answer::Style style) {
+  return uses_letter(question, style == answer::Style::Math ? 'X' : 'x');
+}
+
+std::size_t final_sentence_start(std::string_view question, answer::Style style) {
+  std::string_view q = question;
+  while (!q.empty() && is_space(q.back())) q.remove_suffix(1);
+  std::vector<Segment> segs;
+  if (style == answer::Style::Math) {
+    segs = split_math(q);
+  } else {
+    segs.push_back({0, q.size(), false});
+  }
+  auto lower_word_after = [&](std::size_t k) {
+    while (k < q.size() && is_space(q[k])) ++k;
+    return k < q.size() && q[k] >= 'a' && q[k] <= 'z';
+  };
+  auto word_before = [&](std::size_t k) {  // the token ending just before q[k]
+    std::size_t b = k;
+    while (b > 0 && !is_space(q[b - 1])) --b;
+    return q.substr(b, k - b);
+  };
+  std::size_t start = 0;
+  for (const Segment& s : segs) {
+    if (s.math) {
+      // "$a = 5.$ What is $a$?": a sentence ending inside math mode, just before the closer.
+      std::size_t e = s.end;
+      while (e > s.begin && is_space(q[e - 1])) --e;
+      if (e == s.begin || (q[e - 1] != '.' && q[e - 1] != '!' && q[e - 1] != '?')) continue;
+      std::size_t after = s.end;
+      if (after < q.size() && q[after] == '\\') {
+        after += 2;
+      } else {
+        while (after < q.size() && q[after] == '$') ++after;
+      }
+      if (after < q.size() && is_space(q[after])) start = std::max(start, after);
+      continue;
+    }
+    for (std::size_t i = s.begin; i < s.end; ++i) {
+      char c = q[i];
+      std::size_t after = i + 1;
+      if (c == '\n') {
+        if (after < q.size()) start = std::max(start, after);
+        continue;
+      }
+      if (c != '.' && c != '!' && c != '?') continue;
+      while (after < q.size() && (q[after] == '"' || q[after] == '\'' || q[after] == ')')) ++after;
+      if (after >= q.size() || !is_space(q[after])) continue;
+      if (c == '.') {
+        std::string_view w = word_before(i);
+        if (w == "Mr" || w == "Mrs" || w == "Ms" || w == "Dr" || w == "St" || w == "Jr") continue;
+        if ((w == "a.m" || w == "p.m") && lower_word_after(after)) continue;
+      }
+      start = std::max(start, after);
+    }
+  }
+  while (start < q.size() && is_space(q[start])) ++start;
+  return start >= q.size() ? 0 : start;
+}
 
 std::string_view unknown_name(answer::Style style) {
   return style == answer::Style::Math ? "X" : "x";
@@ -218,16 +304,16 @@ std::string plain_number(std::string_view written) {
 std::vector<Masked> mask_numbers(std::string_view question, answer::Style style) {
   std::vector<Masked> out;
   if (style == answer::Style::Gsm8k) {
-    if (uses_unknown(question, 'x')) return out;
-    text_candidates(question, 0, question.size(), "x", out);
+    if (uses_letter(question, 'x')) return out;
+    text_candidates(question, 0, question.size(), "x", true, out);
     return out;
   }
-  if (uses_unknown(question, 'X')) return out;
+  if (uses_letter(question, 'X')) return out;
   for (const Segment& s : split_math(question)) {
     if (s.math) {
       math_candidates(question, s.begin, s.end, out);
     } else {
-      text_candidates(question, s.begin, s.end, "X", out);
+      text_candidates(question, s.begin, s.end, "X", false, out);
     }
   }
   return out;

@@ -7,6 +7,8 @@
 #include <map>
 #include <set>
 
+#include "bootstrap/metamathqa.h"
+
 namespace metamath::bootstrap::symbolic {
 namespace {
 
@@ -400,13 +402,7 @@ std::vector<MaskOutcome> backward_masks(const Graph& g) {
 }
 
 std::string fobar_question(std::string_view masked_question, std::string_view answer) {
-  std::string_view q = masked_question;
-  while (!q.empty() && (q.back() == ' ' || q.back() == '\n')) q.remove_suffix(1);
-  while (!q.empty() && (q.front() == ' ' || q.front() == '\n')) q.remove_prefix(1);
-  return fmt::format(
-      "{}\nIf we know the answer to the above question is {}, what is the value of unknown "
-      "variable x?",
-      q, answer);
+  return fobar_query(masked_question, answer, answer::Style::Gsm8k);
 }
 
 // ---------------------------------------------------------------------------------------------

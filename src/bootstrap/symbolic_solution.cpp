@@ -7,6 +7,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "bootstrap/metamathqa.h"
+
 namespace metamath::bootstrap::symbolic {
 namespace {
 
@@ -734,12 +736,11 @@ Written write_solution(const Graph& g, const MaskOutcome& o, BackwardType type,
     return w;
   }
   lines.push_back(fmt::format("The value of x is {}.", q.x_plain));
-  lines.push_back(fmt::format("The answer is: {}", q.x_plain));
   for (const std::string& l : lines) {
     w.text += l;
     w.text += '\n';
   }
-  w.text.pop_back();
+  w.text = metamathqa_response(w.text, q.x_plain, answer::Style::Gsm8k);
   w.ok = true;
   return w;
 }

@@ -61,6 +61,7 @@ void register_assemble(CLI::App& app) {
     if (!o->no_contamination) bootstrap::add_test_sets(a, o->test_gsm8k, o->test_math);
     bootstrap::AssembleReport r = bootstrap::assemble(a);
     std::fputs(bootstrap::format_report(r).c_str(), stdout);
+    for (const std::string& line : bootstrap::shortfalls(r)) log::warn("target not met: {}", line);
     log::info("{} records written to {} ({} test questions checked)", r.total().kept, o->out,
               r.test_questions);
   });

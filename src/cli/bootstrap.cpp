@@ -68,6 +68,28 @@ void register_bootstrap(CLI::App& app) {
   cmd->add_option("--prompt", job->prompt_overrides,
                   "NAME=FILE: replace one template (solve_gsm8k, solve_math, backward_gsm8k, "
                   "backward_math, rephrase, sv_rewrite)");
+  cmd->add_option(
+      "--mixture", job->mixture,
+      "paper: keep sampling in rounds until the paper's mixture (GSM8K 80K/80K/40K/40K, "
+      "MATH 75K/50K/15K/15K, times --scale) is kept");
+  cmd->add_option("--target", job->target_flags,
+                  "TYPE=N: a target for one type (GSM_AnsAug ... MATH_FOBAR); alone, only the "
+                  "listed types get rounds");
+  cmd->add_option("--scale", job->scale, "scale of the paper's mixture (implies --mixture paper)");
+  cmd->add_option("--margin", job->targets.margin,
+                  "targets: extra share requested for later deduplication")
+      ->capture_default_str();
+  cmd->add_option("--max-rounds", job->targets.max_rounds, "targets: at most this many rounds")
+      ->capture_default_str();
+  cmd->add_option("--per-question-cap", job->targets.per_question_cap,
+                  "targets: at most this many samples (rephrasings, backward solves) per question")
+      ->capture_default_str();
+  cmd->add_option("--budget-tokens", job->targets.budget_tokens,
+                  "targets: no new round once this many tokens were spent (0 = no limit)")
+      ->capture_default_str();
+  cmd->add_option("--budget-usd", job->targets.budget_usd,
+                  "targets: no new round once this many dollars were spent (needs --price)")
+      ->capture_default_str();
   cmd->add_flag("--dry-run", job->dry_run,
                 "print the plan with request and token estimates; send nothing");
   cmd->add_flag("--retry-failed", job->retry_failed,

@@ -44,6 +44,17 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
   return s;
 }
 
+std::size_t word_count(std::string_view s) {
+  std::size_t n = 0;
+  bool in_word = false;
+  for (char c : s) {
+    const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+    n += !space && !in_word;
+    in_word = !space;
+  }
+  return n;
+}
+
 std::string collapse_spaces(std::string_view s) {
   std::string out;
   bool space = false;

@@ -15,6 +15,9 @@ std::vector<std::string> split(std::string_view s, char sep);
 std::string replace_all(std::string s, std::string_view from, std::string_view to);
 // Collapses runs of ASCII whitespace into one space and trims.
 std::string collapse_spaces(std::string_view s);
+// Number of runs of non-whitespace characters (ASCII whitespace): the question length that eval
+// records and the report buckets by.
+std::size_t word_count(std::string_view s);
 bool is_valid_utf8(std::string_view s);
 // Length of the longest prefix of s that ends on a UTF-8 character boundary.
 std::size_t utf8_safe_prefix(std::string_view s);

@@ -527,18 +527,6 @@ std::vector<llm::Request> make_requests(const EvalOptions& o, const EvalPlan& pl
   return requests;
 }
 
-// Whitespace-separated words (the question length the report buckets by).
-std::size_t word_count(std::string_view s) {
-  std::size_t n = 0;
-  bool in_word = false;
-  for (char c : s) {
-    const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
-    n += !space && !in_word;
-    in_word = !space;
-  }
-  return n;
-}
-
 // The scored row of sample s of a finished request (a BadRequest result gives error rows).
 json sample_row(const Work& wk, const Benchmark& b, const llm::Request& req, const llm::Result& res,
                 int s, const answer::Limits& limits) {
@@ -559,7 +547,7 @@ json sample_row(const Work& wk, const Benchmark& b, const llm::Request& req, con
     row["error"] = res.error.empty() ? std::string("bad request") : res.error;
   }
   row["gold"] = wk.problem->answer;
-  row["question_words"] = word_count(wk.problem->question);
+  row["question_words"] = text::word_count(wk.problem->question);
   if (b.breakdown) {
     row["subject"] = wk.problem->subject;
     row["level"] = wk.problem->level;

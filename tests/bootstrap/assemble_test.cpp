@@ -82,6 +82,22 @@ TEST(Assemble, DedupContaminationTargetsAndShardMerge) {
   for (const auto& [q, n] : per_question) EXPECT_EQ(n, 2) << q;
   EXPECT_NE(format_report(r).find("| GSM_AnsAug | 24 | 2 | 1 | 1 | 10 | 10 |"), std::string::npos)
       << format_report(r);
+  // Every target but GSM_AnsAug's is the paper's, so those are not met: each says why.
+  std::vector<std::string> s = shortfalls(r);
+  ASSERT_EQ(s.size(), 7u);
+  std::map<std::string, std::string> by_type;
+  for (const std::string& line : s) by_type[line.substr(0, line.find(':'))] = line;
+  EXPECT_EQ(by_type.count("GSM_AnsAug"), 0u);
+  EXPECT_EQ(by_type["GSM_Rephrased"],
+            "GSM_Rephrased: kept 0 of the 80000 target (0.0%): not enough kept samples of this "
+            "type: 1 were read, of which 0 exact duplicates, 0 near duplicates and 1 test-set "
+            "questions were removed; bootstrap more rephrasings per question (--rephrasings)");
+  EXPECT_EQ(by_type["MATH_FOBAR"].substr(0, 43), "MATH_FOBAR: kept 1 of the 15000 target (0.0");
+  EXPECT_EQ(by_type["MATH_SV"],
+            "MATH_SV: kept 0 of the 15000 target: no record of this type was read (was the method "
+            "run on these seed problems?)");
+  EXPECT_NE(format_report(r).find("targets not met:\n- GSM_FOBAR: kept 0"), std::string::npos)
+      << format_report(r);
 }
 
 TEST(Assemble, BadInputNamesFileAndLine) {

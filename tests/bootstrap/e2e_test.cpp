@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <random>
 #include <thread>
 
@@ -240,6 +242,71 @@ TEST(EndToEnd, SigkillAtRandomPointsThenResumeGivesTheSameOutput) {
   EXPECT_TRUE(a == b) << "records differ after kills";
   EXPECT_EQ(read_records(dir / "killed" / "records.jsonl"),
             testing::expected_records(seeds.problems, e2e_options()));
+}
+
+// Target-driven sampling end to end: `--scale 0.001` of the paper's mixture (GSM8K 80/80/40/40,
+// MATH 75/50/15/15, plus the 10% margin) from 30 GSM8K and 15 MATH train problems needs several
+// rounds beyond the first; the bootstrap keeps going until every type is met, and a run killed
+// with SIGKILL at random points, then resumed, ends with the same records.
+TEST(EndToEnd, ScaledMixtureIsReachedInRoundsAndSurvivesSigkill) {
+  METAMATH_REQUIRE_DATA(data);
+  auto dir = metamath::testing::temp_dir("boot_scale");
+  Seeds seeds = make_seeds(data, dir, 30, 15);
+  Prompts prompts = load_prompts(default_prompts_dir());
+  testing::ScriptedWorld world(seeds.problems, prompts);
+  ScriptedServer srv(world, 1000);
+  auto cmd = [&](const char* out) {
+    return metamath::testing::metamath_bin() +
+           " bootstrap -q --backend openai --model scripted --base-url " + srv.url() +
+           " --concurrency 8 --max-attempts 1 --gsm8k " + seeds.gsm8k.string() + " --math " +
+           seeds.math.string() + " --out " + (dir / out).string() +
+           " -k 1 --rephrasings 1 --masks 1 --backward-samples 1 --seed 7 --scale 0.001";
+  };
+  auto ref = metamath::testing::run_command(cmd("ref"));
+  ASSERT_EQ(ref.code, 0) << ref.output;
+  // One sample per question in the first round: the targets need more rounds.
+  EXPECT_NE(ref.output.find("round 2:"), std::string::npos) << ref.output;
+  std::map<std::string, uint64_t> kept;
+  for (const auto& r : read_jsonl(dir / "ref" / "records.jsonl")) ++kept[r["type"]];
+  for (const auto& [type, target] : default_targets(0.001)) {
+    EXPECT_GE(kept[type],
+              static_cast<uint64_t>(std::ceil(static_cast<double>(target) * 1.1 - 1e-6)))
+        << type;
+  }
+  // The yields measured (stats.json), for the record.
+  json st = json::parse(read_file(dir / "ref" / "stats.json"));
+  for (auto& [m, v] : st["methods"].items())
+    std::printf("measured yield %s: %.1f%% of %llu samples\n", m.c_str(),
+                100.0 * v["yield"].get<double>(),
+                static_cast<unsigned long long>(v["samples"].get<uint64_t>()));
+
+  std::mt19937 rng(77);
+  int killed = 0;
+  for (int i = 0; i < 6; ++i) {
+    pid_t pid = spawn_shell(cmd("killed"));
+    ASSERT_GT(pid, 0);
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 500)(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) ++killed;
+  }
+  EXPECT_GE(killed, 3);
+  auto fin = metamath::testing::run_command(cmd("killed"));
+  ASSERT_EQ(fin.code, 0) << fin.output;
+  EXPECT_TRUE(read_file(dir / "ref" / "records.jsonl") ==
+              read_file(dir / "killed" / "records.jsonl"))
+      << "records differ after kills";
+
+  // assemble says plainly which targets the kept records cannot fill after deduplication (the
+  // script's correct solutions of one question are all the same text).
+  auto a = metamath::testing::run_command(
+      metamath::testing::metamath_bin() + " assemble " + (dir / "ref").string() + " --out " +
+      (dir / "mmqa.jsonl").string() + " --scale 0.001 --no-contamination-check");
+  ASSERT_EQ(a.code, 0) << a.output;
+  EXPECT_NE(a.output.find("targets not met:"), std::string::npos) << a.output;
+  EXPECT_NE(a.output.find("GSM_AnsAug: kept 30 of the 80 target"), std::string::npos) << a.output;
 }
 
 }  // namespace

@@ -64,5 +64,51 @@ TEST(BootstrapJob, SeedsAndFlagValues) {
             (dir.string() + ": no jobs.sqlite here"));
 }
 
+TEST(BootstrapJob, TargetsFromMixtureTargetAndScaleFlags) {
+  BootstrapJob job;
+  EXPECT_FALSE(resolve_targets(job).has_value());  // no targets: one round, as before
+  job.mixture = "paper";
+  auto t = resolve_targets(job);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->per_type.size(), 8u);
+  EXPECT_EQ(t->per_type.at("GSM_Rephrased"), 80000u);  // the paper's Table 1
+  job.scale = 0.01;
+  job.target_flags = {"MATH_SV=7"};
+  t = resolve_targets(job);
+  EXPECT_EQ(t->per_type.at("GSM_AnsAug"), 800u);
+  EXPECT_EQ(t->per_type.at("MATH_SV"), 7u);
+  // --target alone: only the listed types.
+  BootstrapJob only;
+  only.target_flags = {"GSM_FOBAR=12"};
+  t = resolve_targets(only);
+  ASSERT_EQ(t->per_type.size(), 1u);
+  EXPECT_EQ(t->per_type.at("GSM_FOBAR"), 12u);
+  only.mixture = "alpaca";
+  EXPECT_NE(testing::error_of([&] { resolve_targets(only); }).find("--mixture 'alpaca'"),
+            std::string::npos);
+  only.mixture.clear();
+  only.backend.price = "0.5";
+  EXPECT_NE(testing::error_of([&] { resolve_targets(only); }).find("--price '0.5'"),
+            std::string::npos);
+}
+
+TEST(BootstrapJob, DryRunWithTargetsPrintsTheTargetPlan) {
+  auto dir = testing::temp_dir("bootstrap_job_dry_targets");
+  BootstrapJob job;
+  job.out = dir / "out";
+  job.datasets = {"gsm8k"};
+  job.gsm8k = write_seeds(dir);
+  job.scale = 0.001;
+  job.backend.price = "1,2";
+  job.dry_run = true;
+  BootstrapJobResult r = run_bootstrap_job(job);
+  EXPECT_FALSE(fs::exists(job.out));
+  // 5 GSM8K questions; 80 * 1.1 = 88 GSM_AnsAug records wanted.
+  EXPECT_NE(r.report.find("| GSM_AnsAug | 80 | 88 | 0 | 5 |"), std::string::npos) << r.report;
+  // No MATH seeds here: those targets cannot be met by any cap.
+  EXPECT_NE(r.report.find("| MATH_AnsAug | 75 | 83 | 0 | 0 |"), std::string::npos) << r.report;
+  EXPECT_NE(r.report.find("estimated cost: $"), std::string::npos) << r.report;
+}
+
 }  // namespace
 }  // namespace metamath::bootstrap

@@ -27,13 +27,58 @@ TEST(Mask, Gsm8kPlainNumbers) {
       "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
       "May. How many clips did Natalia sell altogether in April and May?",
       Style::Gsm8k);
-  ASSERT_EQ(ms.size(), 1u);  // "half" is a number word, not a number
+  ASSERT_EQ(ms.size(), 2u);
   EXPECT_EQ(ms[0].value, "48");
   EXPECT_EQ(ms[0].written, "48");
   EXPECT_EQ(ms[0].offset, 22u);
   EXPECT_EQ(ms[0].question,
             "Natalia sold clips to x of her friends in April, and then she sold half as many clips "
             "in May. How many clips did Natalia sell altogether in April and May?");
+  // "half" is masked as MetaMath's script masks it: 50%, so "x%" with x = 50 (the paper's
+  // GSM8K_Backward holds such questions: "... x% an hour" for "half an hour").
+  EXPECT_EQ(ms[1].value, "50");
+  EXPECT_EQ(ms[1].written, "half");
+  EXPECT_EQ(ms[1].question,
+            "Natalia sold clips to 48 of her friends in April, and then she sold x% as many clips "
+            "in May. How many clips did Natalia sell altogether in April and May?");
+}
+
+TEST(Mask, Gsm8kNumberWordsAsMetaMathMasksThem) {
+  auto ms = mask_numbers(
+      "Two cats and two dogs, one-third of ten, twelve. The fifth of sixteen is twice eleven.",
+      Style::Gsm8k);
+  // Exact lower-case tokens only: "Two", "one-third", "twelve.", "eleven." and "twice" are not
+  // masked; "fifth" is one of the script's words (value 5).
+  EXPECT_EQ(values(ms), (std::vector<std::string>{"2", "5", "16"}));
+  ASSERT_EQ(ms.size(), 3u);
+  EXPECT_EQ(ms[0].question,
+            "Two cats and x dogs, one-third of ten, twelve. The fifth of sixteen is twice eleven.");
+  EXPECT_EQ(ms[1].written, "fifth");
+  EXPECT_EQ(ms[2].question,
+            "Two cats and two dogs, one-third of ten, twelve. The fifth of x is twice eleven.");
+  auto f = mask_numbers("On day one she read ten pages, 3 more than before.", Style::Gsm8k);
+  EXPECT_EQ(values(f), (std::vector<std::string>{"1", "10", "3"}));
+  // MATH questions: the script masks no words there.
+  EXPECT_TRUE(mask_numbers("Two of the three dice show one.", Style::Math).empty());
+}
+
+TEST(Mask, FinalSentenceStart) {
+  auto final = [](std::string_view q, Style st) {
+    return std::string(q.substr(final_sentence_start(q, st)));
+  };
+  EXPECT_EQ(final("Tom has x apples. He eats 2.5 of them. How many are left?  ", Style::Gsm8k),
+            "How many are left?  ");
+  EXPECT_EQ(final("If Tom has x apples, how many are left?", Style::Gsm8k),
+            "If Tom has x apples, how many are left?");
+  EXPECT_EQ(final("Mr. Li left at 8 a.m. and came back at 9 p.m. to rest. How long was he out?",
+                  Style::Gsm8k),
+            "How long was he out?");
+  EXPECT_EQ(final("She said \"Stop.\" Then what?", Style::Gsm8k), "Then what?");
+  // MATH: a period inside math mode is not a sentence end; a line break is.
+  EXPECT_EQ(final("Let $f(x) = x. 5$ and $g = X$. Find $f(2)$.", Style::Math), "Find $f(2)$.");
+  EXPECT_EQ(final("Let $a = X.$ What is $a$?", Style::Math), "What is $a$?");
+  EXPECT_EQ(final("[asy]\ndraw((0,0)--(X,0));\n[/asy]\nWhat is the length?", Style::Math),
+            "What is the length?");
 }
 
 TEST(Mask, Gsm8kSymbolsAndPunctuationStay) {
@@ -62,16 +107,16 @@ TEST(Mask, Gsm8kSymbolsAndPunctuationStay) {
 }
 
 TEST(Mask, Gsm8kTokensThatAreNotCandidates) {
-  // Letters in the token, several numbers in one token, number words.
-  auto ms = mask_numbers(
-      "A 5-year-old left at 9:30 with 10-15 friends on the 2nd day, three times, (7) or 8.",
-      Style::Gsm8k);
+  // Letters in the token, several numbers in one token, words that are not MetaMath's.
+  auto ms =
+      mask_numbers("A 5-year-old left at 9:30 with 10-15 friends on the 2nd day, thrice, (7) or 8.",
+                   Style::Gsm8k);
   EXPECT_EQ(values(ms), (std::vector<std::string>{"7", "8"}));
   ASSERT_EQ(ms.size(), 2u);
   EXPECT_EQ(ms[0].question,
-            "A 5-year-old left at 9:30 with 10-15 friends on the 2nd day, three times, (x) or 8.");
+            "A 5-year-old left at 9:30 with 10-15 friends on the 2nd day, thrice, (x) or 8.");
   EXPECT_EQ(ms[1].question,
-            "A 5-year-old left at 9:30 with 10-15 friends on the 2nd day, three times, (7) or x.");
+            "A 5-year-old left at 9:30 with 10-15 friends on the 2nd day, thrice, (7) or x.");
 }
 
 TEST(Mask, Gsm8kWhitespaceIsKeptExactly) {
@@ -158,6 +203,10 @@ TEST(MaskData, Gsm8kTrainInvariants) {
       for (char c : tok)
         if (std::isalnum(static_cast<unsigned char>(c))) bare.push_back(c);
       if (bare == "x" && tok.find('-') == std::string::npos) uses_x = true;
+      // MetaMath's number words, as exact tokens.
+      for (const char* w : {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                            "ten", "eleven", "twelve", "fifth", "sixteen", "half"})
+        if (tok == w) ++expected;
       bool letter = false, digit = false;
       for (char c : tok) {
         letter |= std::isalpha(static_cast<unsigned char>(c)) != 0;
@@ -189,7 +238,7 @@ TEST(MaskData, Gsm8kTrainInvariants) {
     for (const auto& m : ms) {
       ++total;
       std::string back = m.question;
-      back.replace(m.offset, 1, m.written);
+      back.replace(m.offset, m.written == "half" ? 2 : 1, m.written);  // "half" -> "x%"
       EXPECT_EQ(back, p.question) << p.id;
       EXPECT_EQ(m.question.substr(m.offset, 1), "x");
       EXPECT_FALSE(m.value.empty());
@@ -209,7 +258,7 @@ TEST(MaskData, AgreesWithGsm8kBackward) {
   METAMATH_REQUIRE_DATA(dir);
   auto rows = read_jsonl(dir / "gsm8k_backward" / "test.jsonl");
   ASSERT_EQ(rows.size(), 1270u);
-  std::size_t compared = 0, text_equal = 0;
+  std::size_t compared = 0, text_equal = 0, words = 0;
   for (const auto& r : rows) {
     std::string q = r["question"].get<std::string>();
     std::string masked = q.substr(0, q.find("\nIf we know"));
@@ -227,7 +276,6 @@ TEST(MaskData, AgreesWithGsm8kBackward) {
     if (diffs != 1) continue;
     bool letter = false;
     for (char c : from) letter |= std::isalpha(static_cast<unsigned char>(c)) != 0;
-    if (letter) continue;  // the reference also masked number words ("two", "half"); we do not
     // Questions using x as a word ("a 2 x 4 board") have no candidates by our rule.
     if (mask_numbers(orig, Style::Gsm8k).empty() && orig.find(" x ") != std::string::npos) continue;
     ++compared;
@@ -240,6 +288,11 @@ TEST(MaskData, AgreesWithGsm8kBackward) {
     }
     EXPECT_TRUE(value_found) << orig << "\nmasked: " << masked << "\ngold: " << gold;
     if (text_found) ++text_equal;
+    if (letter) {  // a number word ("two" -> "x", "half" -> "x%"): masked exactly as there
+      ++words;
+      EXPECT_TRUE(text_found) << orig << "\nmasked: " << masked;
+      continue;
+    }
     // The reference sometimes dropped the symbols around the number ("$45." -> "x.",
     // "€1090" -> "x", "#12" -> "x"); elsewhere the text agrees.
     auto symbols = [](const std::string& t, bool number) {
@@ -261,6 +314,7 @@ TEST(MaskData, AgreesWithGsm8kBackward) {
   }
   EXPECT_GT(compared, 700u);
   EXPECT_GT(text_equal, 650u);
+  EXPECT_GT(words, 120u);  // about 140 of the reference's masks are number words
 }
 
 }  // namespace

@@ -85,21 +85,23 @@ std::vector<Expected> got(const Bootstrap& b) {
   return out;
 }
 
+// Kept responses end as MetaMathQA's: "#### A\nThe answer is: A" for GSM8K, "The answer is: A"
+// for MATH.
 TEST(Verify, NormalisesTheEnding) {
   using answer::Style;
   auto v = verify_solution(" 12 + 30 = 42 apples.\nThe answer is: 42\n\nQuestion: next", "42",
                            Style::Gsm8k);
   ASSERT_TRUE(v.ok) << v.reason;
-  EXPECT_EQ(v.response, "12 + 30 = 42 apples.\nThe answer is: 42");
+  EXPECT_EQ(v.response, "12 + 30 = 42 apples.\n#### 42\nThe answer is: 42");
   v = verify_solution("He has 12 + 30 = 42.\n#### 42", "42", Style::Gsm8k);
   ASSERT_TRUE(v.ok);
-  EXPECT_EQ(v.response, "He has 12 + 30 = 42.\nThe answer is: 42");
+  EXPECT_EQ(v.response, "He has 12 + 30 = 42.\n#### 42\nThe answer is: 42");
   v = verify_solution("So $x = \\boxed{\\frac{1}{2}}$.", "\\frac12", Style::Math);
   ASSERT_TRUE(v.ok);
   EXPECT_EQ(v.response, "So $x = \\boxed{\\frac{1}{2}}$.\nThe answer is: \\frac12");
   v = verify_solution("1.5x = 72, so x = 48.\nThe value of x is 48.", "48", Style::Gsm8k);
   ASSERT_TRUE(v.ok);
-  EXPECT_EQ(v.response, "1.5x = 72, so x = 48.\nThe value of x is 48.\nThe answer is: 48");
+  EXPECT_EQ(v.response, "1.5x = 72, so x = 48.\nThe value of x is 48.\n#### 48\nThe answer is: 48");
   // lm-eval minerva_math's ending: the sentence goes, MetaMath's ending replaces it.
   v = verify_solution("So $x=5$.\nFinal Answer: The final answer is $5$. I hope it is correct.",
                       "5", Style::Math);
@@ -107,7 +109,11 @@ TEST(Verify, NormalisesTheEnding) {
   EXPECT_EQ(v.response, "So $x=5$.\nThe answer is: 5");
   v = verify_solution("Thus 2+3 = 5. The final answer is 5.", "5", Style::Gsm8k);
   ASSERT_TRUE(v.ok) << v.reason;
-  EXPECT_EQ(v.response, "Thus 2+3 = 5.\nThe answer is: 5");
+  EXPECT_EQ(v.response, "Thus 2+3 = 5.\n#### 5\nThe answer is: 5");
+  // A model that already wrote both lines: one of each is kept.
+  v = verify_solution("So 5.\n#### 5\nThe answer is: 5", "5", Style::Gsm8k);
+  ASSERT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.response, "So 5.\n#### 5\nThe answer is: 5");
   // Wrong answer, and a bare last number that is not a stated final answer.
   EXPECT_FALSE(verify_solution("So 43.\nThe answer is: 43", "42", Style::Gsm8k).ok);
   EXPECT_FALSE(
@@ -239,6 +245,170 @@ TEST(Pipeline, PlanCountsFirstRequests) {
   EXPECT_EQ(rows[2].first_requests, 4u);
   EXPECT_EQ(rows[3].first_requests, 4u);
   EXPECT_GT(rows[0].completion_tokens, 0);
+}
+
+// Target-driven sampling: rounds sized from the measured yield until each target (plus margin) is
+// kept. The scripted world gets about one solve in three wrong, so one sample per question is far
+// from the targets and only rounds can reach them.
+Options one_sample_options() {
+  Options o = test_options();
+  o.ansaug_samples = 1;
+  o.rephrasings = 1;
+  o.backward_samples = 1;
+  return o;
+}
+
+Targets small_targets() {
+  Targets t;
+  t.per_type = {{"GSM_AnsAug", 10},
+                {"GSM_FOBAR", 6},
+                {"GSM_SV", 4},
+                {"GSM_Rephrased", 3},
+                {"MATH_AnsAug", 5}};
+  t.margin = 0.2;
+  return t;
+}
+
+// Records as (job, choice, query, response): what a resumed run must reproduce exactly.
+std::set<std::tuple<std::string, int, std::string, std::string>> record_set(const Bootstrap& b) {
+  std::set<std::tuple<std::string, int, std::string, std::string>> out;
+  for (const Record& r : b.records()) out.insert({r.job, r.choice, r.query, r.response});
+  return out;
+}
+
+TEST(Targets, RoundsReachEachTargetPlusMargin) {
+  auto dir = metamath::testing::temp_dir("boot_targets");
+  Prompts prompts = load_prompts(default_prompts_dir());
+  auto probs = small_problems();
+  ScriptedWorld world(probs, prompts);
+  FakeBackend be(world);
+  Bootstrap b(dir);
+  b.initialize(probs, one_sample_options(), prompts);
+  Bootstrap::RunOptions ro;
+  ro.progress = false;
+  b.run_to_targets(be, ro, small_targets());
+  auto kept = b.kept_by_type();
+  // ceil(target * 1.2): 12, 8, 5, 4, 6.
+  EXPECT_GE(kept["GSM_AnsAug"], 12u);
+  EXPECT_GE(kept["GSM_FOBAR"], 8u);
+  EXPECT_GE(kept["GSM_SV"], 5u);
+  EXPECT_GE(kept["GSM_Rephrased"], 4u);
+  EXPECT_GE(kept["MATH_AnsAug"], 6u);
+  // Types without a target got no round: MATH FOBAR keeps its first-round records only.
+  EXPECT_LE(kept["MATH_FOBAR"], 2u);
+  // Everything sent was recorded; nothing is left over.
+  Stats st = b.stats();
+  EXPECT_EQ(st.total().pending + st.total().in_flight + st.total().failed, 0u);
+  // Every kept record is still a verified one (ends as MetaMathQA's).
+  for (const Record& r : b.records())
+    EXPECT_TRUE(text::ends_with(r.response, "The answer is: " + r.gold)) << r.response;
+  // Met: another top-up adds nothing.
+  EXPECT_EQ(b.top_up(small_targets()).jobs, 0u);
+}
+
+TEST(Targets, PerQuestionCapAndRoundLimitStopWithAReason) {
+  auto dir = metamath::testing::temp_dir("boot_targets_cap");
+  Prompts prompts = load_prompts(default_prompts_dir());
+  auto probs = small_problems();
+  ScriptedWorld world(probs, prompts);
+  FakeBackend be(world);
+  Bootstrap b(dir);
+  Options o = one_sample_options();
+  o.methods = {Method::AnsAug};
+  b.initialize(probs, o, prompts);
+  Bootstrap::RunOptions ro;
+  ro.progress = false;
+  Targets t;
+  t.per_type = {{"GSM_AnsAug", 1000}, {"GSM_FOBAR", 5}};
+  t.per_question_cap = 5;
+  b.run_to_targets(be, ro, t);
+  // The one GSM8K question was sampled exactly up to the cap.
+  EXPECT_EQ(b.stats().methods.at(Method::AnsAug).samples, 5u + 1u);  // + the MATH question's one
+  TopUp u = b.top_up(t);
+  EXPECT_EQ(u.jobs, 0u);
+  EXPECT_EQ(u.stopped["GSM_AnsAug"], "per-question cap (5) reached");
+  EXPECT_EQ(u.stopped["GSM_FOBAR"], "method not selected (--methods)");
+  t.per_question_cap = 1000;
+  t.max_rounds = 1;
+  EXPECT_EQ(b.top_up(t).stopped["GSM_AnsAug"], "1 rounds done");
+}
+
+TEST(Targets, CrashesMidRoundResumeWithoutLossOrDuplicates) {
+  Prompts prompts = load_prompts(default_prompts_dir());
+  auto probs = small_problems();
+  ScriptedWorld world(probs, prompts);
+  Bootstrap::RunOptions ro;
+  ro.progress = false;
+  auto clean_dir = metamath::testing::temp_dir("boot_targets_clean");
+  {
+    FakeBackend be(world);
+    Bootstrap b(clean_dir);
+    b.initialize(probs, one_sample_options(), prompts);
+    b.run_to_targets(be, ro, small_targets());
+  }
+  auto dir = metamath::testing::temp_dir("boot_targets_crash");
+  {
+    Bootstrap b(dir);
+    b.initialize(probs, one_sample_options(), prompts);
+  }
+  std::mt19937 rng(5);
+  int crashes = 0;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    FakeBackend be(world);
+    Bootstrap b(dir);
+    Bootstrap::RunOptions kill = ro;
+    uint64_t stop_at = std::uniform_int_distribution<uint64_t>(1, 8)(rng);
+    kill.after_result = [&](uint64_t n) {
+      if (n == stop_at) throw std::runtime_error("simulated crash");
+    };
+    try {
+      b.run_to_targets(be, kill, small_targets());
+      break;
+    } catch (const std::runtime_error& e) {
+      ASSERT_STREQ(e.what(), "simulated crash");
+      ++crashes;
+    }
+  }
+  EXPECT_GT(crashes, 3);
+  Bootstrap clean(clean_dir), resumed(dir);
+  EXPECT_EQ(record_set(resumed), record_set(clean));
+  EXPECT_EQ(resumed.kept_by_type(), clean.kept_by_type());
+}
+
+TEST(Targets, BudgetStopsRoundsAndThePlanSaysWhatTheCapAllows) {
+  auto dir = metamath::testing::temp_dir("boot_targets_budget");
+  Prompts prompts = load_prompts(default_prompts_dir());
+  auto probs = small_problems();
+  ScriptedWorld world(probs, prompts);
+  FakeBackend be(world);
+  Bootstrap b(dir);
+  b.initialize(probs, one_sample_options(), prompts);
+  Targets t = small_targets();
+  t.budget_tokens = 1;  // spent by the first round
+  Bootstrap::RunOptions ro;
+  ro.progress = false;
+  b.run_to_targets(be, ro, t);
+  TopUp u = b.top_up(t);
+  EXPECT_EQ(u.jobs, 0u);
+  EXPECT_EQ(u.stopped["GSM_AnsAug"], "token budget (1) spent");
+  // Dollars: the FakeBackend reports 10 completion tokens per sample; at $1e6 per million that
+  // is far over a $1 budget.
+  t.budget_tokens = 0;
+  t.budget_usd = 1;
+  EXPECT_NE(metamath::testing::error_of([&] { b.top_up(t); }).find("--price"), std::string::npos);
+  t.price_completion_per_m = 1e6;
+  EXPECT_EQ(b.top_up(t).stopped["GSM_AnsAug"], "cost budget ($1.00) spent");
+
+  // The plan: one GSM8K question can give at most cap * yield AnsAug records.
+  Targets big;
+  big.per_type = {{"GSM_AnsAug", 100}};
+  big.per_question_cap = 5;
+  auto rows = b.target_plan(big);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].want, 110u);
+  EXPECT_EQ(rows[0].bases, 1u);
+  EXPECT_LT(rows[0].reachable, 5.01);
+  EXPECT_NE(format_target_plan(rows, big).find("| **no** |"), std::string::npos);
 }
 
 }  // namespace

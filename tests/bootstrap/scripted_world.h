@@ -8,7 +8,8 @@
 //               only, to exercise normalisation); wrong text ends in a different number.
 //   rephrase    choice 0: "Put differently: Q", choice 1: "In other words, Q", later choices
 //               repeat choice 0 (duplicates the pipeline must drop).
-//   sv_rewrite  "{masked question} The answer is {A}." (the fixed rewrite).
+//   sv_rewrite  statement(final sentence, A): "The answer to: {final sentence without ?} is {A}."
+//               (keeps the unknown, never states the masked value: always accepted).
 //   backward    "The value of x is v." with the masked value v, or a wrong value.
 #include <algorithm>
 #include <cstdint>
@@ -20,6 +21,7 @@
 
 #include "bootstrap/bootstrap.h"
 #include "bootstrap/mask.h"
+#include "bootstrap/metamathqa.h"
 #include "core/text.h"
 #include "data/problem.h"
 
@@ -42,6 +44,20 @@ inline bool wrong(std::string_view question, uint64_t seed, int choice) {
          0;
 }
 
+// The scripted SV rewrite of a final sentence.
+inline std::string statement(std::string_view final_sentence, std::string_view answer) {
+  std::string f(text::trim(final_sentence));
+  while (!f.empty() && (f.back() == '?' || f.back() == '.')) f.pop_back();
+  return "The answer to: " + f + " is " + std::string(answer) + ".";
+}
+
+// The SV query the pipeline builds from the scripted rewrite.
+inline std::string scripted_sv_query(const std::string& masked_question, const std::string& answer,
+                                     answer::Style st) {
+  SvParts parts = sv_split(masked_question, st);
+  return sv_query(parts, text::collapse_spaces(statement(parts.final, answer)), st);
+}
+
 inline const char* kRephraseA = "Put differently: ";
 inline const char* kRephraseB = "In other words, ";
 
@@ -53,8 +69,10 @@ class ScriptedWorld {
       const auto& p = problems_[i];
       by_question_[text::collapse_spaces(p.question)] = i;
       auto st = p.style == "math" ? answer::Style::Math : answer::Style::Gsm8k;
-      for (const auto& m : mask_numbers(p.question, st))
+      for (const auto& m : mask_numbers(p.question, st)) {
         masked_[text::collapse_spaces(m.question)] = m.value;
+        masked_[text::collapse_spaces(scripted_sv_query(m.question, p.answer, st))] = m.value;
+      }
     }
   }
 
@@ -117,8 +135,8 @@ class ScriptedWorld {
     std::string rest = prompt.substr(pre.size());
     std::size_t a = rest.rfind("\nAnswer: ");
     std::size_t s = rest.rfind("\nStatement:");
-    std::string masked = rest.substr(0, a), ans = rest.substr(a + 9, s - a - 9);
-    out = " " + masked + " The answer is " + ans + ".";
+    std::string final_sentence = rest.substr(0, a), ans = rest.substr(a + 9, s - a - 9);
+    out = " " + statement(final_sentence, ans);
     return true;
   }
 
@@ -138,16 +156,10 @@ class ScriptedWorld {
   }
 
   std::string backward(const std::string& q, uint64_t seed, int choice) const {
-    std::string masked;
-    const std::string fobar = " If we know the answer to the above question is ";
+    // FOBAR: the masked question before the newline; SV: the whole query.
+    const std::string fobar = "\nIf we know the answer to the above question is ";
     std::size_t f = q.find(fobar);
-    if (f != std::string::npos) {
-      masked = q.substr(0, f);
-    } else {
-      std::size_t a = q.rfind(" The answer is ");
-      if (a == std::string::npos) throw std::runtime_error("scripted world: bad SV query " + q);
-      masked = q.substr(0, a);
-    }
+    std::string masked = f != std::string::npos ? q.substr(0, f) : q;
     auto it = masked_.find(text::collapse_spaces(masked));
     if (it == masked_.end()) throw std::runtime_error("scripted world: unknown masked " + masked);
     bool bad = wrong(q, seed, choice);
@@ -199,10 +211,9 @@ inline std::vector<Expected> expected_records(const std::vector<data::Problem>& 
     auto masks = mask_numbers(p.question, st);
     for (std::size_t mi = 0; mi < masks.size(); ++mi) {
       const auto& m = masks[mi];
-      std::string sv = text::collapse_spaces(m.question + " The answer is " + p.answer + ".") +
-                       " What is the value of unknown variable " + x + "?";
+      std::string sv = scripted_sv_query(m.question, p.answer, st);
       std::string fb = std::string(text::trim(m.question)) +
-                       " If we know the answer to the above question is " + p.answer +
+                       "\nIf we know the answer to the above question is " + p.answer +
                        ", what is the value of unknown variable " + x + "?";
       uint64_t ss = job_seed(o.seed, "SS/" + pid + "/" + std::to_string(mi));
       uint64_t sf = job_seed(o.seed, "F/" + pid + "/" + std::to_string(mi));

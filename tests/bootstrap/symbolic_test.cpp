@@ -201,6 +201,7 @@ Natalia sold x + x/2 = 1.5x clips altogether in April and May.
 We are given that the answer to the question is 72, so we can write: 1.5x = 72.
 Dividing both sides by 1.5, we get: x = 48.
 The value of x is 48.
+#### 48
 The answer is: 48)"},
     {1,
      R"(Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?)",
@@ -215,6 +216,7 @@ Natalia sold x + x/2 = 1.5x clips altogether in April and May.
 We know that the result is 72, so we can write: 1.5x = 72.
 Dividing both sides by 1.5, we get: x = 48.
 The value of x is 48.
+#### 48
 The answer is: 48)"},
     {2,
      R"(Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?)",
@@ -230,6 +232,7 @@ We know that the result is 10, so we can write: 5x/6 = 10.
 Multiplying both sides by 6, we get: 5x = 60.
 Dividing both sides by 5, we get: x = 12.
 The value of x is 12.
+#### 12
 The answer is: 12)"},
     {2,
      R"(Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?)",
@@ -244,6 +247,7 @@ Working x minutes, she earned 0.2 * x = x/5.
 We are given that the answer to the question is 10, so we can write: x/5 = 10.
 Multiplying both sides by 5, we get: x = 50.
 The value of x is 50.
+#### 50
 The answer is: 50)"},
     {20,
      R"(Tim rides his bike back and forth to work for each of his 5 workdays.  His work is 20 miles away.  He also goes for a weekend bike ride of 200 miles.    If he can bike at 25 mph how much time does he spend biking a week?)",
@@ -264,6 +268,7 @@ Multiplying both sides by x, we get: 400 = 16x.
 Rearranging, we get: 16x = 400.
 Dividing both sides by 16, we get: x = 25.
 The value of x is 25.
+#### 25
 The answer is: 25)"},
     {24,
      R"(Ann's favorite store was having a summer clearance. For $75 she bought 5 pairs of shorts for $7 each and 2 pairs of shoes for $10 each. She also bought 4 tops, all at the same price. How much did each top cost?)",
@@ -286,6 +291,7 @@ Multiplying both sides by x, we get: 20 = 5x.
 Rearranging, we get: 5x = 20.
 Dividing both sides by 5, we get: x = 4.
 The value of x is 4.
+#### 4
 The answer is: 4)"},
     {31,
      R"(Ann, Bill, Cate, and Dale each buy personal pan pizzas cut into 4 pieces. If Bill and Dale eat 50% of their pizzas and Ann and Cate eat 75% of the pizzas, how many pizza pieces are left uneaten?)",
@@ -307,6 +313,7 @@ We are given that the answer to the question is 6, so we can write: 12 - 0.08x =
 Subtracting 12 from both sides, we get: -0.08x = -6.
 Dividing both sides by -0.08, we get: x = 75.
 The value of x is 75.
+#### 75
 The answer is: 75)"},
     {39,
      R"(Artemis is making tea for a party. She knows her mom drinks an 8-ounce cup of tea and uses one ounce of tea. She will use this same ratio for the party. The party has 12 people there and each of them wants a 6-ounce cup of tea. How many ounces of tea does she need?)",
@@ -323,6 +330,7 @@ Multiplying both sides by x, we get: 72 = 9x.
 Rearranging, we get: 9x = 72.
 Dividing both sides by 9, we get: x = 8.
 The value of x is 8.
+#### 8
 The answer is: 8)"},
     {39,
      R"(Artemis is making tea for a party. She knows her mom drinks an 8-ounce cup of tea and uses one ounce of tea. She will use this same ratio for the party. The party has 12 people there and each of them wants a 6-ounce cup of tea. How many ounces of tea does she need?)",
@@ -337,6 +345,7 @@ She needs 1.5x ounces of tea because 12x/8 = 1.5x
 We know that the result is 9, so we can write: 1.5x = 9.
 Dividing both sides by 1.5, we get: x = 6.
 The value of x is 6.
+#### 6
 The answer is: 6)"},
     {182,
      R"(A certain tree was 100 meters tall at the end of 2017. It will grow 10% more than its previous height each year. How long has the tree grown from 2017 until the end of 2019?)",
@@ -361,6 +370,7 @@ Factoring, we get: (x - 10)(x + 210) = 0.
 So x = 10 or x = -210.
 Since x must be positive, x = 10.
 The value of x is 10.
+#### 10
 The answer is: 10)"},
     {285,
      R"(Matt buys a massager.  At the lowest setting, it vibrates at 1600 vibrations per second.  At the highest setting, it vibrates 60% faster.  Matt uses it for 5 minutes at the highest setting.  How many vibrations does he experience?)",
@@ -379,6 +389,7 @@ That means he experienced 2560 * (60x) = 153600x vibrations
 We are given that the answer to the question is 768000, so we can write: 153600x = 768000.
 Dividing both sides by 153600, we get: x = 5.
 The value of x is 5.
+#### 5
 The answer is: 5)"},
     {700,
      R"(Marla is planning the lunch menu for an elementary school. There are 5 third grade classes with 30 students each, 4 fourth grade classes with 28 students each, and 4 fifth grade classes with 27 students each. Each student gets a hamburger, which costs $2.10, some carrots, which cost $0.50, and a cookie, which cost $0.20. How much does one lunch for all the students cost?)",
@@ -402,6 +413,7 @@ We are given that the answer to the question is 1036, so we can write: 370x + 25
 Subtracting 259 from both sides, we get: 370x = 777.
 Dividing both sides by 370, we get: x = 2.1.
 The value of x is 2.1.
+#### 2.1
 The answer is: 2.1)"},
     {1541,
      R"(Sam invested $10,000 and earned 20% interest compounded for 3 years. He then invested more until he had three times as much invested. The next year, he got a 15% return on his investment. How much money does he have now?)",
@@ -426,6 +438,7 @@ Factoring, we get: 69(x - 20)(x^2 + 320x + 36400) = 0.
 x^2 + 320x + 36400 = 0 has no real solution.
 So x = 20.
 The value of x is 20.
+#### 20
 The answer is: 20)"},
     {1839,
      R"(Jacob loves to build things. In Jacob's toy bin there are 18 red blocks. There are 7 more yellow blocks than red blocks. There are also 14 more blue blocks than red blocks. How many blocks are there in all?)",
@@ -443,6 +456,7 @@ We are given that the answer to the question is 75, so we can write: 3x + 21 = 7
 Subtracting 21 from both sides, we get: 3x = 54.
 Dividing both sides by 3, we get: x = 18.
 The value of x is 18.
+#### 18
 The answer is: 18)"},
     {2100,
      R"(Elmo has 3 times as many books as his sister, Laura. Laura has twice as many books as her brother, Stu. If Elmo has 24 books, how many books does Stu have?)",
@@ -459,6 +473,7 @@ Multiplying both sides by x, we get: 12 = 4x.
 Rearranging, we get: 4x = 12.
 Dividing both sides by 4, we get: x = 3.
 The value of x is 3.
+#### 3
 The answer is: 3)"},
     {2100,
      R"(Elmo has 3 times as many books as his sister, Laura. Laura has twice as many books as her brother, Stu. If Elmo has 24 books, how many books does Stu have?)",
@@ -473,6 +488,7 @@ Stu has x/3/2 = x/6 books.
 We know that the result is 4, so we can write: x/6 = 4.
 Multiplying both sides by 6, we get: x = 24.
 The value of x is 24.
+#### 24
 The answer is: 24)"},
     {2800,
      R"(Jake agrees to work part of his debt off.  He owed someone $100 but paid them $40 before agreeing to work off the rest.   He worked for $15 an hour.  How many hours did he have to work?)",
@@ -489,6 +505,7 @@ Multiplying both sides by x, we get: 60 = 4x.
 Rearranging, we get: 4x = 60.
 Dividing both sides by 4, we get: x = 15.
 The value of x is 15.
+#### 15
 The answer is: 15)"},
     {3065,
      R"(Buying a toaster requires an insurance plan that is 20% of the MSRP, plus a mandatory state tax rate of 50% after the insurance plan calculation. Jon chooses to buy a toaster that costs $30 at MSRP. What is the total he must pay?)",
@@ -508,6 +525,7 @@ We are given that the answer to the question is 54, so we can write: 0.45x + 45 
 Subtracting 45 from both sides, we get: 0.45x = 9.
 Dividing both sides by 0.45, we get: x = 20.
 The value of x is 20.
+#### 20
 The answer is: 20)"},
     {3500,
      R"(Isabella is twice as old as Antonio.  In 18 months, she will be 10 years old.  How many months old is Antonio?)",
@@ -525,6 +543,7 @@ We are given that the answer to the question is 51, so we can write: 60 - x/2 = 
 Subtracting 60 from both sides, we get: -x/2 = -9.
 Multiplying both sides by -2, we get: x = 18.
 The value of x is 18.
+#### 18
 The answer is: 18)"},
     {3678,
      R"(A pumpkin patch allows people to come pick pumpkins to carve in the fall every year. They charge $3 per person for a pumpkin. The remaining pumpkins get turned into cans of pie filling, 3 pumpkins to a can. They grew 83 pumpkins this year and made $96 selling pumpkins for carving. How many cans of pie filling will the pumpkin patch produce?)",
@@ -543,6 +562,7 @@ Multiplying both sides by 9, we get: 249 - x = 153.
 Subtracting 249 from both sides, we get: -x = -96.
 Multiplying both sides by -1, we get: x = 96.
 The value of x is 96.
+#### 96
 The answer is: 96)"},
     {3678,
      R"(A pumpkin patch allows people to come pick pumpkins to carve in the fall every year. They charge $3 per person for a pumpkin. The remaining pumpkins get turned into cans of pie filling, 3 pumpkins to a can. They grew 83 pumpkins this year and made $96 selling pumpkins for carving. How many cans of pie filling will the pumpkin patch produce?)",
@@ -560,6 +580,7 @@ We know that the result is 17, so we can write: (x - 32)/3 = 17.
 Multiplying both sides by 3, we get: x - 32 = 51.
 Adding 32 to both sides, we get: x = 83.
 The value of x is 83.
+#### 83
 The answer is: 83)"},
     {4200,
      R"(Jenn is saving up money to buy a bike. She has 5 jars full of quarters. Each jar can hold 160 quarters. If the bike costs 180 dollars, how much money will she have left over after buying it?)",
@@ -577,6 +598,7 @@ We know that the result is 20, so we can write: 40x - 180 = 20.
 Adding 180 to both sides, we get: 40x = 200.
 Dividing both sides by 40, we get: x = 5.
 The value of x is 5.
+#### 5
 The answer is: 5)"},
 };
 
@@ -610,7 +632,8 @@ TEST(SymbolicSolutions, SolvingEquationsHoldAtX) {
   for (const Case& c : kCases) {
     SymbolicResult r = symbolic_backward(c.question, c.solution, c.answer);
     for (const auto& rec : r.records) {
-      EXPECT_NE(rec.response.find("The value of x is " + rec.x + ".\nThe answer is: " + rec.x),
+      EXPECT_NE(rec.response.find("The value of x is " + rec.x + ".\n#### " + rec.x +
+                                  "\nThe answer is: " + rec.x),
                 std::string::npos);
       EXPECT_TRUE(rec.response.ends_with("The answer is: " + rec.x));
     }
