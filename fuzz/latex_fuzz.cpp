@@ -3,10 +3,10 @@
 // styles and normalize_math() on each side; extract() (lenient and strict) and extract_gold() on
 // the whole input in both styles, and answer_kind() on the prediction, so every public entry point
 // of the checker is under the same budget. Any sanitizer report, escaped exception or a single
-// input taking longer than the wall-clock budget is a crash.
+// input taking longer than the budget (thread CPU time) is a crash.
 //
 // Environment (optional):
-//   METAMATH_FUZZ_BUDGET_MS  wall-clock budget for one whole input (default 100)
+//   METAMATH_FUZZ_BUDGET_MS  budget for one whole input, thread CPU ms (default 100)
 //   METAMATH_FUZZ_CALL_MS    Limits::time_ms passed to each library call (default 12; five calls
 //                            with a limit per input, so the library's own limits fit inside the
 //                            budget)
