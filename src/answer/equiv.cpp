@@ -1064,7 +1064,7 @@ Normalized normalize_math(std::string_view input, const Limits& lim) {
     latex::Deadline dl(lim.time_ms);
     Value v = latex::parse_answer(input, parse_limits(lim), dl);
     n.kind = kind_of(v);
-    n.canonical = latex::print(v);
+    n.canonical = latex::print(v, &dl);
     n.error = v.error;
   } catch (const std::exception& e) {
     n.kind = Kind::Text;

@@ -77,8 +77,9 @@ struct Value {
 // Throws ParseError only for limit violations (size, nodes, depth, deadline, huge numbers).
 Value parse_answer(std::string_view s, const ParseLimits& lim, const Deadline& deadline);
 
-// Canonical printed form; parse_answer(print(v)) is equivalent to v (see equiv.cpp tests).
-std::string print(const Value& v);
+// Canonical printed form; parse_answer(print(v)) is equivalent to v (see equiv.cpp tests). With a
+// deadline, throws ParseError once it has passed (printing a big expanded sum is work too).
+std::string print(const Value& v, const Deadline* deadline = nullptr);
 // Canonical form of one GiNaC expression in the LaTeX dialect parse_answer reads.
 std::string print_expr(const GiNaC::ex& e);
 

@@ -28,6 +28,9 @@ std::string num_str(const numeric& n) {
 
 std::string pr(const ex& e, int prec);
 
+// The deadline of the print() call running on this thread, if it has one.
+thread_local const Deadline* t_deadline = nullptr;
+
 std::string print_rational(const numeric& n, int prec) {
   if (n.is_integer()) {
     std::string s = num_str(n);
@@ -113,6 +116,7 @@ bool positive_sum(ex& b) {
 }
 
 std::string pr(const ex& e, int prec) {
+  if (t_deadline && t_deadline->expired()) throw ParseError("time limit exceeded while printing");
   if (GiNaC::is_a<numeric>(e)) return print_numeric(GiNaC::ex_to<numeric>(e), prec);
   if (GiNaC::is_a<GiNaC::symbol>(e)) return GiNaC::ex_to<GiNaC::symbol>(e).get_name();
   if (GiNaC::is_a<GiNaC::constant>(e)) return e.is_equal(GiNaC::Pi) ? "\\pi" : "\\pi";
@@ -187,7 +191,15 @@ std::string print_expr(const GiNaC::ex& e) {
   return pr(e, 0);
 }
 
-std::string print(const Value& v) {
+std::string print(const Value& v, const Deadline* deadline) {
+  if (deadline) {
+    struct Scope {  // the outermost call with a deadline sets it for the nested ones
+      const Deadline* saved = t_deadline;
+      explicit Scope(const Deadline* d) { t_deadline = d; }
+      ~Scope() { t_deadline = saved; }
+    } scope(deadline);
+    return print(v, nullptr);
+  }
   auto join = [](const std::vector<Value>& items, const char* sep) {
     std::string s;
     for (std::size_t i = 0; i < items.size(); ++i) s += (i ? sep : "") + print(items[i]);

@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "answer/latex.h"
+
 namespace metamath::answer {
 namespace {
 
@@ -604,6 +606,9 @@ TEST(Equiv, AdversarialInputsFinish) {
       {"(8xx\n(8x    9008\n10.00 - 0 908\n)^    9008\n10.00-8\n10.001)^3(x+31)^32C", "1"},
       // normal() would multiply out the 28th power of the sum to find a common denominator.
       {"(x+7)(7p+4e+5333333)^{-28}", "e(999A9999991999999999-1)^3(ci1)"},
+      // Printing the canonical form multiplies out the exponent's 24th power of a sum: ~10 ms,
+      // uninterruptible until the printer checked the deadline (found by a fuzz campaign).
+      {"29b(5b+1)^{$99(5b+1)^{24}}", "1"},
   };
   std::string sum;  // 1+1+...+1 (1900 terms) against 1899: node limit, not a wrong answer
   for (int i = 0; i < 1900; ++i) sum += "1+";
@@ -630,6 +635,16 @@ TEST(Equiv, AdversarialInputsFinish) {
   EXPECT_TRUE(equivalent("2^{2008}-2", "2(2^{2007}-1)", Style::Math, relaxed()).equal());
   EXPECT_FALSE(equivalent("3000!", "3000!+1", Style::Math, relaxed()).equal());
   EXPECT_FALSE(equivalent("2^{300}", "2^{300}+1", Style::Math, relaxed()).equal());
+}
+
+// The printer stops at the deadline too (normalize_math passes its deadline to print): a long
+// expanded sum whose parse took only a few nodes is no longer printed past the time limit.
+TEST(Equiv, PrintStopsAtTheDeadline) {
+  latex::Deadline later(5000), passed(-1);
+  latex::Value v = latex::parse_answer("29b(5b+1)^{99(5b+1)^{24}}", {}, later);
+  EXPECT_FALSE(latex::print(v, &later).empty());
+  EXPECT_THROW(latex::print(v, &passed), latex::ParseError);
+  EXPECT_FALSE(latex::print(v).empty());  // no deadline: prints
 }
 
 TEST(Equiv, ConcurrentCallsAreSafe) {
