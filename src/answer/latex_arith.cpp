@@ -119,6 +119,16 @@ ex safe_pow(const ex& base, const ex& expo) {
         if (bits > static_cast<double>(kMaxBits)) throw ParseError("power too large");
         if (bits > kHoldBits && x.is_integer() && b.is_rational())
           return hold_big(bigpow(base, expo), bits);
+      } else if (GiNaC::is_a<GiNaC::mul>(base) && x.is_integer()) {
+        // GiNaC distributes an integer power over a product: (c y)^n computes c^n at once.
+        double bits = 0;
+        for (std::size_t i = 0; i < base.nops(); ++i)
+          if (GiNaC::is_a<numeric>(base.op(i))) {
+            const numeric& c = GiNaC::ex_to<numeric>(base.op(i));
+            bits += static_cast<double>(bit_length(c.real()) + bit_length(c.imag()) + 1);
+          }
+        if (bits * GiNaC::abs(x).to_double() > static_cast<double>(kMaxBits))
+          throw ParseError("power too large");
       }
     }
     if (base.is_zero() && x.is_negative()) syntax("division by zero");
@@ -207,6 +217,21 @@ double coefficient_bits(const GiNaC::ex& e) {
 // Coefficients past this many bits (~20k digits) make expand() slow however few its terms.
 constexpr double kMaxExpandBits = 65536;
 
+double term_count(const GiNaC::ex& e);
+
+// Terms of base^n multiplied out, n a positive integer.
+double power_terms(const GiNaC::ex& base, const GiNaC::numeric& n) {
+  double t = term_count(base);
+  if (t <= 1) return 1;
+  double m = n.to_double();
+  if (m > 40) return 1e18;  // big binomial coefficients too: never worth expanding
+  // A sum of k monomials has C(m + k - 1, k - 1) terms in its m-th power; when its terms are
+  // themselves sums, expand() multiplies out t^m products before collecting.
+  if (GiNaC::is_a<GiNaC::add>(base) && t == static_cast<double>(base.nops()))
+    return std::exp(std::lgamma(m + t) - std::lgamma(t) - std::lgamma(m + 1));
+  return std::pow(t, m);
+}
+
 double term_count(const GiNaC::ex& e) {
   if (GiNaC::is_a<GiNaC::add>(e)) {
     double s = 0;
@@ -218,20 +243,23 @@ double term_count(const GiNaC::ex& e) {
     for (std::size_t i = 0; i < e.nops(); ++i) p *= term_count(e.op(i));
     return p;
   }
-  if (GiNaC::is_a<GiNaC::power>(e) && GiNaC::is_a<GiNaC::numeric>(e.op(1))) {
+  if (!GiNaC::is_a<GiNaC::power>(e)) return 1;
+  const GiNaC::ex& base = e.op(0);
+  if (GiNaC::is_a<GiNaC::numeric>(e.op(1))) {
     const GiNaC::numeric& n = GiNaC::ex_to<GiNaC::numeric>(e.op(1));
-    const GiNaC::ex& base = e.op(0);
-    double t = term_count(base);
-    if (n.is_pos_integer() && t > 1) {
-      double m = n.to_double();
-      if (m > 40) return 1e18;  // big binomial coefficients too: never worth expanding
-      // A sum of k monomials has C(m + k - 1, k - 1) terms in its m-th power; when its terms are
-      // themselves sums, expand() multiplies out t^m products before collecting.
-      if (GiNaC::is_a<GiNaC::add>(base) && t == static_cast<double>(base.nops()))
-        return std::exp(std::lgamma(m + t) - std::lgamma(t) - std::lgamma(m + 1));
-      return std::pow(t, m);
-    }
+    return n.is_pos_integer() ? power_terms(base, n) : 1;
   }
+  // expand() splits a sum in an (expanded) exponent, a^(x + n) = a^x a^n, and multiplies a^n out
+  // ("(b+1)^{99 \cdot 25 (c+4)}" holds (b+1)^9900).
+  if (term_count(base) <= 1) return 1;
+  GiNaC::ex x = e.op(1);
+  if (term_count(x) > 300 || coefficient_bits(x) > 4096) return 1e18;
+  x = x.expand();
+  if (!GiNaC::is_a<GiNaC::add>(x)) return 1;
+  for (std::size_t i = 0; i < x.nops(); ++i)
+    if (GiNaC::is_a<GiNaC::numeric>(x.op(i)) &&
+        GiNaC::ex_to<GiNaC::numeric>(x.op(i)).is_pos_integer())
+      return power_terms(base, GiNaC::ex_to<GiNaC::numeric>(x.op(i)));
   return 1;
 }
 

@@ -609,6 +609,12 @@ TEST(Equiv, AdversarialInputsFinish) {
       // Printing the canonical form multiplies out the exponent's 24th power of a sum: ~10 ms,
       // uninterruptible until the printer checked the deadline (found by a fuzz campaign).
       {"29b(5b+1)^{$99(5b+1)^{24}}", "1"},
+      // expand() splits the exponent's constant term off and multiplies out (b+1)^9900 (4 s);
+      // GiNaC's power of a product computed a 9008th power of its decimal coefficient (1 s).
+      {"(b+1)^{$99(5^2){b1+4}}", "1"},
+      {"(8x(x8x    9008\n10.00-   09x8x    9008\n10.00-   0908\n)^    9008\n10.08\n)^    "
+       "9008\n10.00-8\n10.001)^3(x+31)^32C",
+       "1"},
   };
   std::string sum;  // 1+1+...+1 (1900 terms) against 1899: node limit, not a wrong answer
   for (int i = 0; i < 1900; ++i) sum += "1+";
