@@ -62,25 +62,6 @@ void mark_done(const fs::path& dir, const std::string& name, json info) {
   write_file_atomic(stages_file(dir), stages.dump(2) + "\n");
 }
 
-// The first key path where two settings differ ("" when equal).
-std::string first_difference(const json& a, const json& b, const std::string& path) {
-  if (a.is_object() && b.is_object()) {
-    std::set<std::string> keys;
-    for (const auto& [k, v] : a.items()) keys.insert(k);
-    for (const auto& [k, v] : b.items()) keys.insert(k);
-    for (const auto& k : keys) {
-      const std::string p = path.empty() ? k : path + "." + k;
-      if (!a.contains(k) || !b.contains(k))
-        return fmt::format("{}: was {}, now {}", p, a.contains(k) ? a[k].dump() : "absent",
-                           b.contains(k) ? b[k].dump() : "absent");
-      std::string d = first_difference(a[k], b[k], p);
-      if (!d.empty()) return d;
-    }
-    return {};
-  }
-  return a == b ? std::string() : fmt::format("{}: was {}, now {}", path, a.dump(), b.dump());
-}
-
 // Writes OUT/sweep.json, or checks that the folder's sweep has the same settings.
 void open_sweep_folder(const SweepOptions& o) {
   fs::create_directories(o.out);

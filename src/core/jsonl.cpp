@@ -1,11 +1,13 @@
 #include "core/jsonl.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -149,6 +151,40 @@ void JsonlWriter::commit() {
       ::close(fd);
     }
   }
+}
+
+std::string first_difference(const json& a, const json& b, const std::string& path) {
+  if (a.type() != b.type() || !a.is_structured()) {
+    return a == b ? std::string()
+                  : fmt::format("{}: was {}, now {}", path.empty() ? "settings" : path, a.dump(),
+                                b.dump());
+  }
+  if (a.is_object()) {
+    std::set<std::string> keys;
+    for (const auto& [k, v] : a.items()) keys.insert(k);
+    for (const auto& [k, v] : b.items()) keys.insert(k);
+    // Plain values first: "prompt" says more than the template text it implies.
+    for (bool nested : {false, true}) {
+      for (const auto& k : keys) {
+        std::string p = path.empty() ? k : path + "." + k;
+        bool structured =
+            (a.contains(k) && a[k].is_structured()) || (b.contains(k) && b[k].is_structured());
+        if (structured != nested) continue;
+        if (!a.contains(k) || !b.contains(k))
+          return fmt::format("{}: was {}, now {}", p, a.contains(k) ? a[k].dump() : "absent",
+                             b.contains(k) ? b[k].dump() : "absent");
+        std::string d = first_difference(a[k], b[k], p);
+        if (!d.empty()) return d;
+      }
+    }
+    return {};
+  }
+  if (a.size() != b.size()) return fmt::format("{}: was {}, now {}", path, a.dump(), b.dump());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    std::string d = first_difference(a[i], b[i], fmt::format("{}[{}]", path, i));
+    if (!d.empty()) return d;
+  }
+  return {};
 }
 
 }  // namespace metamath

@@ -55,6 +55,11 @@ json parse_json(std::string_view text, const std::string& where);
 //   FILE:LINE: malformed JSON (parse error at line LINE, column C: ...)
 json read_json_file(const std::filesystem::path& path);
 
+// The first key path where two JSON values differ, as "PATH: was A, now B" ("" when equal). At
+// each level plain values are compared before nested ones, so a changed option is named before the
+// text it implies ("prompt" before the template). A difference at the top is named "settings".
+std::string first_difference(const json& a, const json& b, const std::string& path = "");
+
 // Reads all records of a file (convenience for small files).
 std::vector<json> read_jsonl(const std::filesystem::path& path, JsonlOptions opts = {});
 
