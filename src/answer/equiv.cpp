@@ -220,13 +220,21 @@ bool has_high_power_of_sum(const ex& e) {
   return false;
 }
 
+// Whether a - b can be multiplied out within the time limit: expand() cannot be interrupted, so
+// its work is bounded before it starts (latex::expand_work; 4000 is about 2 ms here, 20 ms under
+// the fuzzer's sanitizers).
+bool cheap_to_expand(const ex& a, const ex& b) {
+  return latex::expanded_terms(a) + latex::expanded_terms(b) < 2000 &&
+         latex::expand_work(a) + latex::expand_work(b) < 4000;
+}
+
 Outcome compare_scalar(const Value& a, const Value& b, const Ctx& ctx) {
   ctx.check();
   const ex ea = latex::unhold(a.expr);
   const ex eb = latex::unhold(b.expr);
   const auto& inf = latex::infinity_symbol();
   if (ea.has(inf) || eb.has(inf)) {
-    bool eq = (ea - eb).expand().is_zero();
+    bool eq = cheap_to_expand(ea, eb) ? (ea - eb).expand().is_zero() : ea.is_equal(eb);
     return {eq, "infinity"};
   }
   if (GiNaC::is_a<numeric>(ea) && GiNaC::is_a<numeric>(eb)) {
@@ -235,8 +243,7 @@ Outcome compare_scalar(const Value& a, const Value& b, const Ctx& ctx) {
     return {false, "exact"};
   }
   ex diff = ea - eb;
-  bool small = latex::expanded_terms(ea) + latex::expanded_terms(eb) < 2000;
-  if (small) {
+  if (cheap_to_expand(ea, eb)) {
     ex d = diff.expand();
     if (d.is_zero()) return {true, "symbolic"};
     // An expanded polynomial with rational coefficients is a canonical form: a nonzero one means
@@ -597,7 +604,7 @@ RealSet solve_one_variable(const ex& lhs, const std::string& op, const ex& rhs, 
   return solution_set(sign < 0 ? flip(op) : op, -b / a);
 }
 
-std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var);
+std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var, const Ctx& ctx);
 
 // The symbols in e other than \infty, as expressions (a GiNaC::symbol copy would lose the
 // realsymbol type, and with it equality to the symbol in the expression).
@@ -626,12 +633,13 @@ std::optional<ex> single_variable(const std::vector<Value>& sides) {
 // A relation in one variable with at least one inequality ("-x > -1", "1 < x \le 3", "x \ne 3",
 // "x^2 \ge 9", "x \in [1, 2)") as the set it describes; a chain is the intersection of its
 // links. In a union ("x < 1 or x = 3") an equation alone is a set too (in_union).
-std::optional<RealSet> relation_set(const Value& r, std::optional<ex>& var, bool in_union) {
+std::optional<RealSet> relation_set(const Value& r, std::optional<ex>& var, bool in_union,
+                                    const Ctx& ctx) {
   if (r.ops.size() == 1 && r.ops[0] == "in") {
     if (!is_bare_symbol(r.items[0])) return std::nullopt;
     var = r.items[0].expr;
     std::optional<ex> inner;
-    return as_real_set(r.items[1], inner);
+    return as_real_set(r.items[1], inner, ctx);
   }
   if (r.ops.size() > kMaxSetPieces ||
       (!in_union && std::none_of(r.ops.begin(), r.ops.end(), is_inequality)))
@@ -642,9 +650,11 @@ std::optional<RealSet> relation_set(const Value& r, std::optional<ex>& var, bool
   if (!x) return std::nullopt;
   var = *x;
   RealSet s = {{-latex::infinity_symbol(), latex::infinity_symbol(), false, false}};
-  for (std::size_t i = 0; i < r.ops.size(); ++i)
+  for (std::size_t i = 0; i < r.ops.size(); ++i) {
+    ctx.check();  // each link is a sign analysis: a long chain must not outrun the limit
     s = intersect(s, solve_one_variable(latex::unhold(r.items[i].expr), r.ops[i],
                                         latex::unhold(r.items[i + 1].expr), *x));
+  }
   return s;
 }
 
@@ -662,7 +672,7 @@ ex set_end(const Value& v) {
 // Intervals, unions (of intervals, or of relations: "x < -2 or x > 3"), finite sets of constants
 // and one-variable relations as RealSets; `var` gets the relations' variable. nullopt for anything
 // else (symbolic ends, equations, relations in different variables, degree-5 inequalities).
-std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var) {
+std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var, const Ctx& ctx) {
   if (v.items.size() > kMaxSetPieces) return std::nullopt;
   try {
     switch (v.type) {
@@ -679,8 +689,10 @@ std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var) {
       case VType::Union: {
         RealSet s;
         for (const auto& i : v.items) {
+          ctx.check();
           std::optional<ex> inner;
-          auto p = i.type == VType::Relation ? relation_set(i, inner, true) : as_real_set(i, inner);
+          auto p = i.type == VType::Relation ? relation_set(i, inner, true, ctx)
+                                             : as_real_set(i, inner, ctx);
           if (!p) return std::nullopt;
           if (inner && var && !var->is_equal(*inner)) return std::nullopt;
           if (inner) var = inner;
@@ -689,7 +701,7 @@ std::optional<RealSet> as_real_set(const Value& v, std::optional<ex>& var) {
         return normalize_set(s);
       }
       case VType::Relation:
-        return relation_set(v, var, false);
+        return relation_set(v, var, false, ctx);
       default:
         return std::nullopt;
     }
@@ -720,9 +732,9 @@ bool same_set(const RealSet& a, const RealSet& b) {
 std::optional<Outcome> compare_as_sets(const Value& a, const Value& b, const Ctx& ctx) {
   ctx.check();
   std::optional<ex> va, vb;
-  auto sa = as_real_set(a, va);
+  auto sa = as_real_set(a, va, ctx);
   if (!sa) return std::nullopt;
-  auto sb = as_real_set(b, vb);
+  auto sb = as_real_set(b, vb, ctx);
   if (!sb) return std::nullopt;
   if (va && vb && !va->is_equal(*vb)) return Outcome{false, "relation: different variables"};
   if (same_set(*sa, *sb)) return Outcome{true, "relation: same solution set"};
@@ -733,8 +745,7 @@ std::optional<Outcome> compare_as_sets(const Value& a, const Value& b, const Ctx
 // then at random points); nullopt otherwise.
 std::optional<cplx> constant_ratio(const ex& da, const ex& db, const Ctx& ctx) {
   if (da.is_zero() || db.is_zero()) return std::nullopt;
-  if (latex::expanded_terms(da) + latex::expanded_terms(db) < 2000 && (da - db).expand().is_zero())
-    return cplx(1, 0);
+  if (cheap_to_expand(da, db) && (da - db).expand().is_zero()) return cplx(1, 0);
   std::set<std::string> names;
   std::vector<GiNaC::symbol> syms;
   collect_symbols(da, names, syms);

@@ -270,6 +270,30 @@ double expanded_terms(const GiNaC::ex& e) {
   return term_count(e);
 }
 
+namespace {
+
+// The distinct factors a term of e multiplied out can hold: symbols, and powers or functions
+// that expand() keeps whole ("99^x", "\sin x"); numbers are not counted.
+void collect_atoms(const GiNaC::ex& e, GiNaC::exset& atoms) {
+  if (GiNaC::is_a<GiNaC::numeric>(e)) return;
+  if (GiNaC::is_a<GiNaC::symbol>(e) || GiNaC::is_a<GiNaC::function>(e) ||
+      (GiNaC::is_a<GiNaC::power>(e) && !GiNaC::is_a<GiNaC::numeric>(e.op(1)))) {
+    atoms.insert(e);
+    return;
+  }
+  for (std::size_t i = 0; i < e.nops(); ++i) collect_atoms(e.op(i), atoms);
+}
+
+}  // namespace
+
+double expand_work(const GiNaC::ex& e) {
+  const double terms = expanded_terms(e);
+  if (terms >= 1e18) return terms;
+  GiNaC::exset atoms;
+  collect_atoms(e, atoms);
+  return terms * std::max<double>(1, atoms.size());
+}
+
 GiNaC::ex unhold(const GiNaC::ex& e) {
   if (GiNaC::is_a<GiNaC::power>(e)) return GiNaC::pow(unhold(e.op(0)), unhold(e.op(1)));
   if (GiNaC::is_a<GiNaC::function>(e)) {

@@ -615,7 +615,17 @@ TEST(Equiv, AdversarialInputsFinish) {
       {"(8x(x8x    9008\n10.00-   09x8x    9008\n10.00-   0908\n)^    9008\n10.08\n)^    "
        "9008\n10.00-8\n10.001)^3(x+31)^32C",
        "1"},
+      // A product of seven sums whose terms hold powers like 99^x: 820 terms, each a product of
+      // up to nine factors that GiNaC merges (7 ms; 60 ms under the fuzzer's sanitizers).
+      {"(-9^x2/x+2)(992^xx++92x^xr+x+2)(99^s xx2x+2)(99^2xx++x+22^x99x+-9^x2/x+2)(992^xx++92x^"
+       "xr+x+2)(99^x2x+2)(99c3^2xx++92+92x^xr+x+2)",
+       "s056^8"},
   };
+  // A union of long inequality chains: each link is a sign analysis, and the deadline is checked
+  // between links (the chain below took 44 ms in one call under the fuzzer's sanitizers).
+  std::string chains;
+  for (int i = 0; i < 12; ++i) chains += (i ? " \\lor " : "") + std::string("6<41 >x<46<41 >x<41");
+  cases.push_back({chains, "x = 31"});
   std::string sum;  // 1+1+...+1 (1900 terms) against 1899: node limit, not a wrong answer
   for (int i = 0; i < 1900; ++i) sum += "1+";
   cases.push_back({sum + "1", "1899"});
@@ -641,6 +651,31 @@ TEST(Equiv, AdversarialInputsFinish) {
   EXPECT_TRUE(equivalent("2^{2008}-2", "2(2^{2007}-1)", Style::Math, relaxed()).equal());
   EXPECT_FALSE(equivalent("3000!", "3000!+1", Style::Math, relaxed()).equal());
   EXPECT_FALSE(equivalent("2^{300}", "2^{300}+1", Style::Math, relaxed()).equal());
+}
+
+// expand() cannot be interrupted, so its work is bounded before it starts: terms times the
+// distinct factors a term holds (hand-counted below).
+TEST(Equiv, ExpandWorkCountsTermsTimesFactors) {
+  latex::Deadline later(5000);
+  auto work = [&](const char* s) {
+    return latex::expand_work(latex::unhold(latex::parse_answer(s, {}, later).expr));
+  };
+  const std::string ten_pairs = "(a+b)(c+d)(f+g)(h+j)(k+l)(m+n)(p+q)(r+s)(t+u)(v+w)";
+  const std::string one_var = "(x+1)(x+2)(x+3)(x+4)(x+5)(x+6)(x+7)(x+8)(x+9)(x+10)";
+  EXPECT_EQ(work(ten_pairs.c_str()), 1024.0 * 20);  // 2^10 terms of 20 distinct symbols (no e, i)
+  EXPECT_EQ(work(one_var.c_str()), 1024.0);         // 2^10 products, one symbol
+  EXPECT_EQ(work("99^x (x+1)"), 2.0 * 2);           // x and 99^x
+  EXPECT_EQ(work("(a+b+c)^2"), 6.0 * 3);            // C(4, 2) terms
+  // The cheap one is multiplied out and compared exactly; the costly one goes to random points.
+  const char* one_var_expanded =
+      "x^{10}+55x^9+1320x^8+18150x^7+157773x^6+902055x^5+3416930x^4+8409500x^3+12753576x^2+"
+      "10628640x+3628800";
+  EXPECT_EQ(equivalent(one_var, one_var_expanded, Style::Math).reason, "symbolic");
+  // Nine pairs: 512 terms a side, under the term bound, but 512 x 18 factors of work a side.
+  Result r = equivalent("(a+b)(c+d)(f+g)(h+j)(k+l)(m+n)(p+q)(r+s)(t+u)+1",
+                        "(b+a)(d+c)(g+f)(j+h)(l+k)(n+m)(q+p)(s+r)(u+t)", Style::Math);
+  EXPECT_FALSE(r.equal());
+  EXPECT_NE(r.reason.find("random point"), std::string::npos) << r.reason;
 }
 
 // The printer stops at the deadline too (normalize_math passes its deadline to print): a long

@@ -35,7 +35,14 @@ std::vector<std::pair<std::string, std::string>> hostile_rows() {
       {"The answer is: 1e999999", "1"},
       {"The answer is: " + std::string(400, '(') + "1" + std::string(400, ')'), "2"},
       {"The answer is: " + std::string(3999, '7'), "7"},
+      // Seven sums of terms like 99^x multiplied out: 820 terms of up to nine factors.
+      {"The answer is: (-9^x2/x+2)(992^xx++92x^xr+x+2)(99^s xx2x+2)(99^2xx++x+22^x99x+-9^x2/x+2)"
+       "(992^xx++92x^xr+x+2)(99^x2x+2)(99c3^2xx++92+92x^xr+x+2)",
+       "s056^8"},
   };
+  std::string chains;  // a union of twelve inequality chains, each link a sign analysis
+  for (int i = 0; i < 12; ++i) chains += (i ? " \\lor " : "") + std::string("6<41 >x<46<41 >x<41");
+  rows.push_back({"The answer is: $" + chains + "$", "x = 31"});
   std::string sum;
   for (int i = 0; i < 1900; ++i) sum += "1+";
   rows.push_back({"The answer is: " + sum + "1", "1899"});
@@ -52,7 +59,7 @@ TEST(ScoreLimits, EveryHostileRowGetsAVerdict) {
   }
   for (const char* bench : {"math", "gsm8k"}) {
     const auto out = dir / (std::string(bench) + ".jsonl");
-    // 15 rows x 100 ms each is 1.5 s; a row that escapes the limits runs for minutes (the first
+    // 17 rows x 100 ms each is 1.7 s; a row that escapes the limits runs for minutes (the first
     // one took 2.6 GB and was still running after 30 s before its guard existed).
     const auto r = testing::run_command("timeout 120 " + testing::metamath_bin() + " score -q -i " +
                                         (dir / "in.jsonl").string() + " -b " + bench + " -o " +
