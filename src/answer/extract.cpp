@@ -208,7 +208,11 @@ std::optional<Extracted> find_value_of_x(const Input& in) {
                        {{"value of x is", Method::ValueOfX},
                         {"variable x is", Method::ValueOfX},
                         {"value of unknown variable x is", Method::ValueOfX},
-                        {"value of the unknown variable x is", Method::ValueOfX}});
+                        {"value of the unknown variable x is", Method::ValueOfX},
+                        // the unknown in math mode, as MATH backward solutions write it
+                        {"value of $x$ is", Method::ValueOfX},
+                        {"variable $x$ is", Method::ValueOfX},
+                        {"value of \\(x\\) is", Method::ValueOfX}});
   if (!m) return std::nullopt;
   std::string_view tail = text::trim(m->first);
   if (!tail.empty() && tail.front() == ':') tail.remove_prefix(1);

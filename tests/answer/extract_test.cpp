@@ -169,6 +169,13 @@ TEST(Extract, HashesAndValueOfX) {
        Method::Hashes},
       {"Thus $x$ satisfies $2x = 10$.\nThe value of x is $5$.", Style::Math, "5", Method::ValueOfX},
       {"The value of x is: $\\frac{1}{2}$", Style::Math, "\\frac{1}{2}", Method::ValueOfX},
+      // The unknown in math mode, as the official MATH backward shots write it (a last number
+      // fallback would pick 2 from "2X" here, a math span "X = 7" the whole equation).
+      {"Since $2X = 14$, we get $X = 7$.\nThe value of $X$ is 7.", Style::Math, "7",
+       Method::ValueOfX},
+      {"So $X - 2 = 3$ and the value of unknown variable $X$ is $5$.", Style::Math, "5",
+       Method::ValueOfX},
+      {"Hence the value of \\(x\\) is \\(12\\).", Style::Math, "12", Method::ValueOfX},
   });
 }
 
