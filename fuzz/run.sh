@@ -6,8 +6,9 @@
 # Configures and builds build-fuzz/ with clang++-14 (-DMETAMATH_FUZZ=ON), builds a seed corpus from
 # the MATH train/test answers (one file per distinct answer plus "answer\nshuffled answer" pairs)
 # in build-fuzz/corpus/seed, and runs latex_fuzz for SECONDS with -timeout=1 -rss_limit_mb=2048
-# -max_len=512, in FUZZ_WORKERS processes (default 1). New inputs go to build-fuzz/corpus/work,
-# crash inputs to build-fuzz/artifacts/.
+# -max_len=512, in FUZZ_WORKERS processes (default 1). New inputs go to build-fuzz/corpus/work
+# (minimised first once it has grown past FUZZ_MINIMIZE_OVER files), crash inputs to
+# build-fuzz/artifacts/.
 # Exits non-zero on any crash, sanitizer report, leak, timeout or over-budget input, or build error.
 #
 # Environment: METAMATH_DATA (data folder, default ../shared/data next to the repo), CXX_FUZZ
@@ -95,13 +96,32 @@ n2 = sum(put(a + "\n" + b) for a, b in list(zip(distinct, shuffled))[:npairs])
 print("fuzz: seed corpus %d distinct answers + %d pairs in %s" % (n1, n2, out))
 PY
 
+# ---- minimise ------------------------------------------------------------------------------------
+# Campaigns grow the work corpus with near-duplicates of slow inputs (15,600 files after a day,
+# where 4,500 keep every feature): libFuzzer then spends its time re-mutating them and runs a
+# third as many inputs per second. Past FUZZ_MINIMIZE_OVER files (default 8000) it is merged down
+# to a set with the same coverage first.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_return=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/fuzz/lsan.supp:print_suppressions=0}"
+nwork="$(find "$work" -type f | wc -l)"
+if [ "$nwork" -gt "${FUZZ_MINIMIZE_OVER:-8000}" ]; then
+  rm -rf "$work.min"
+  mkdir -p "$work.min"
+  if "$build/fuzz/latex_fuzz" -merge=1 -timeout=1 -rss_limit_mb=2048 -max_len=512 \
+      "$work.min" "$work" >"$build/fuzz.merge.log" 2>&1; then
+    rm -rf "$work" && mv "$work.min" "$work"
+    echo "fuzz: work corpus minimised from $nwork to $(find "$work" -type f | wc -l) files"
+  else
+    echo "fuzz: corpus minimisation failed (log: $build/fuzz.merge.log); keeping $nwork files"
+    rm -rf "$work.min"
+  fi
+fi
+
 # ---- run -----------------------------------------------------------------------------------------
 # FUZZ_WORKERS processes (default 1) share the work corpus (libFuzzer reloads it as the others add
 # to it); each has its own seed and log, and the run fails if any of them fails.
 workers="${FUZZ_WORKERS:-1}"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_return=1}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/fuzz/lsan.supp:print_suppressions=0}"
 echo "fuzz: running $workers latex_fuzz process(es) for ${secs}s (logs: $build/fuzz.*.log)"
 pids=()
 for w in $(seq 1 "$workers"); do

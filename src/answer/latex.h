@@ -87,8 +87,9 @@ std::string print_expr(const GiNaC::ex& e);
 // their total size is bounded at parse time.
 GiNaC::ex unhold(const GiNaC::ex& e);
 
-// Upper bound on the number of terms expand() would produce; guards against (a+b+c)^500. 1e18
-// (never expand) also when its coefficients would exceed ~20k digits.
+// Upper bound on the number of terms expand() would produce, for e or for any subexpression it
+// multiplies out on the way (a base under a symbolic power, a function argument); guards against
+// (a+b+c)^500. 1e18 (never expand) also when its coefficients would exceed ~20k digits.
 double expanded_terms(const GiNaC::ex& e);
 // Bound on the work of e.expand(), which cannot be interrupted: its terms times the distinct
 // factors a term can hold (symbols and powers with symbolic exponents), since GiNaC merges the

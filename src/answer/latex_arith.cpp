@@ -217,11 +217,15 @@ double coefficient_bits(const GiNaC::ex& e) {
 // Coefficients past this many bits (~20k digits) make expand() slow however few its terms.
 constexpr double kMaxExpandBits = 65536;
 
-double term_count(const GiNaC::ex& e);
+// term_count(e, most) is the number of terms of e multiplied out; `most` gets the largest such
+// count over e's subexpressions too, since expand() multiplies out every base, exponent and
+// function argument on its way, even where the result is one term again ("(s)^{x-68}" with a
+// (x-69)^{977} deep inside s).
+double term_count(const GiNaC::ex& e, double& most);
 
 // Terms of base^n multiplied out, n a positive integer.
-double power_terms(const GiNaC::ex& base, const GiNaC::numeric& n) {
-  double t = term_count(base);
+double power_terms(const GiNaC::ex& base, const GiNaC::numeric& n, double& most) {
+  double t = term_count(base, most);
   if (t <= 1) return 1;
   double m = n.to_double();
   if (m > 40) return 1e18;  // big binomial coefficients too: never worth expanding
@@ -232,42 +236,51 @@ double power_terms(const GiNaC::ex& base, const GiNaC::numeric& n) {
   return std::pow(t, m);
 }
 
-double term_count(const GiNaC::ex& e) {
-  if (GiNaC::is_a<GiNaC::add>(e)) {
-    double s = 0;
-    for (std::size_t i = 0; i < e.nops(); ++i) s += term_count(e.op(i));
-    return s;
-  }
-  if (GiNaC::is_a<GiNaC::mul>(e)) {
-    double p = 1;
-    for (std::size_t i = 0; i < e.nops(); ++i) p *= term_count(e.op(i));
-    return p;
-  }
-  if (!GiNaC::is_a<GiNaC::power>(e)) return 1;
+double term_count_of_power(const GiNaC::ex& e, double& most) {
   const GiNaC::ex& base = e.op(0);
   if (GiNaC::is_a<GiNaC::numeric>(e.op(1))) {
     const GiNaC::numeric& n = GiNaC::ex_to<GiNaC::numeric>(e.op(1));
-    return n.is_pos_integer() ? power_terms(base, n) : 1;
+    if (n.is_pos_integer()) return power_terms(base, n, most);
+    term_count(base, most);
+    return 1;
   }
   // expand() splits a sum in an (expanded) exponent, a^(x + n) = a^x a^n, and multiplies a^n out
   // ("(b+1)^{99 \cdot 25 (c+4)}" holds (b+1)^9900).
-  if (term_count(base) <= 1) return 1;
+  if (term_count(base, most) <= 1) return 1;
   GiNaC::ex x = e.op(1);
-  if (term_count(x) > 300 || coefficient_bits(x) > 4096) return 1e18;
+  if (term_count(x, most) > 300 || coefficient_bits(x) > 4096) return 1e18;
   x = x.expand();
   if (!GiNaC::is_a<GiNaC::add>(x)) return 1;
   for (std::size_t i = 0; i < x.nops(); ++i)
     if (GiNaC::is_a<GiNaC::numeric>(x.op(i)) &&
         GiNaC::ex_to<GiNaC::numeric>(x.op(i)).is_pos_integer())
-      return power_terms(base, GiNaC::ex_to<GiNaC::numeric>(x.op(i)));
+      return power_terms(base, GiNaC::ex_to<GiNaC::numeric>(x.op(i)), most);
   return 1;
+}
+
+double term_count(const GiNaC::ex& e, double& most) {
+  double t = 1;
+  if (GiNaC::is_a<GiNaC::add>(e)) {
+    t = 0;
+    for (std::size_t i = 0; i < e.nops(); ++i) t += term_count(e.op(i), most);
+  } else if (GiNaC::is_a<GiNaC::mul>(e)) {
+    for (std::size_t i = 0; i < e.nops(); ++i) t *= term_count(e.op(i), most);
+  } else if (GiNaC::is_a<GiNaC::power>(e)) {
+    t = term_count_of_power(e, most);
+  } else {  // functions: their arguments are multiplied out; the call stays one term
+    for (std::size_t i = 0; i < e.nops(); ++i) term_count(e.op(i), most);
+  }
+  most = std::max(most, t);
+  return t;
 }
 
 }  // namespace
 
 double expanded_terms(const GiNaC::ex& e) {
   if (coefficient_bits(e) > kMaxExpandBits) return 1e18;  // as if too many terms: never expanded
-  return term_count(e);
+  double most = 0;
+  term_count(e, most);
+  return most;
 }
 
 namespace {

@@ -620,6 +620,12 @@ TEST(Equiv, AdversarialInputsFinish) {
       {"(-9^x2/x+2)(992^xx++92x^xr+x+2)(99^s xx2x+2)(99^2xx++x+22^x99x+-9^x2/x+2)(992^xx++92x^"
        "xr+x+2)(99^x2x+2)(99c3^2xx++92+92x^xr+x+2)",
        "s056^8"},
+      // One term at the top, a power of a sum with a symbolic exponent; deep inside its base
+      // expand() multiplied out (x-69)^977 (150 ms under sanitizers; found by a fuzz campaign).
+      {"822",
+       "822\n2\n\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_2{x+9-22\n822\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_"
+       "2{x+9-22\n822\n2\n\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_2{x+9-78}^{x+9%77}78}^{x+9-77}"
+       "\n2\n\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_2{x+9-78}^{x+9-77}78}^{x+9-77}"},
   };
   // A union of long inequality chains: each link is a sign analysis, and the deadline is checked
   // between links (the chain below took 44 ms in one call under the fuzzer's sanitizers).
@@ -666,6 +672,9 @@ TEST(Equiv, ExpandWorkCountsTermsTimesFactors) {
   EXPECT_EQ(work(one_var.c_str()), 1024.0);         // 2^10 products, one symbol
   EXPECT_EQ(work("99^x (x+1)"), 2.0 * 2);           // x and 99^x
   EXPECT_EQ(work("(a+b+c)^2"), 6.0 * 3);            // C(4, 2) terms
+  // One term in the end, but expand() multiplies out (x-69)^977 inside the base first.
+  EXPECT_GE(work("(x+(x-69)^{977+x})^{x-68}"), 1e18);
+  EXPECT_GE(work("\\sin((x+1)^{50})"), 1e18);
   // The cheap one is multiplied out and compared exactly; the costly one goes to random points.
   const char* one_var_expanded =
       "x^{10}+55x^9+1320x^8+18150x^7+157773x^6+902055x^5+3416930x^4+8409500x^3+12753576x^2+"
