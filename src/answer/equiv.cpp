@@ -221,11 +221,10 @@ bool has_high_power_of_sum(const ex& e) {
 }
 
 // Whether a - b can be multiplied out within the time limit: expand() cannot be interrupted, so
-// its work is bounded before it starts (latex::expand_work; 4000 is about 2 ms here, 20 ms under
-// the fuzzer's sanitizers).
+// its work is bounded before it starts (latex::expand_work).
 bool cheap_to_expand(const ex& a, const ex& b) {
   return latex::expanded_terms(a) + latex::expanded_terms(b) < 2000 &&
-         latex::expand_work(a) + latex::expand_work(b) < 4000;
+         latex::expand_work(a) + latex::expand_work(b) < latex::kMaxExpandWork;
 }
 
 Outcome compare_scalar(const Value& a, const Value& b, const Ctx& ctx) {

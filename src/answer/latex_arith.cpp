@@ -285,11 +285,12 @@ double expanded_terms(const GiNaC::ex& e) {
 
 namespace {
 
-// The distinct factors a term of e multiplied out can hold: symbols, and powers or functions
-// that expand() keeps whole ("99^x", "\sin x"); numbers are not counted.
+// The distinct factors a term of e multiplied out can hold: symbols, constants (\pi), and powers
+// or functions that expand() keeps whole ("99^x", "\sin x"); numbers are not counted.
 void collect_atoms(const GiNaC::ex& e, GiNaC::exset& atoms) {
   if (GiNaC::is_a<GiNaC::numeric>(e)) return;
-  if (GiNaC::is_a<GiNaC::symbol>(e) || GiNaC::is_a<GiNaC::function>(e) ||
+  if (GiNaC::is_a<GiNaC::symbol>(e) || GiNaC::is_a<GiNaC::constant>(e) ||
+      GiNaC::is_a<GiNaC::function>(e) ||
       (GiNaC::is_a<GiNaC::power>(e) && !GiNaC::is_a<GiNaC::numeric>(e.op(1)))) {
     atoms.insert(e);
     return;
@@ -304,7 +305,9 @@ double expand_work(const GiNaC::ex& e) {
   if (terms >= 1e18) return terms;
   GiNaC::exset atoms;
   collect_atoms(e, atoms);
-  return terms * std::max<double>(1, atoms.size());
+  // Each term's coefficient is computed too: one more unit per 64-bit limb past the first.
+  const double limbs = std::floor(coefficient_bits(e) / 64);
+  return terms * std::max<double>(1, static_cast<double>(atoms.size()) + limbs);
 }
 
 GiNaC::ex unhold(const GiNaC::ex& e) {

@@ -111,7 +111,7 @@ bool positive_sum(ex& b) {
   if (terms.empty() || terms[0][0] != '-') return false;
   // GiNaC distributes the -1 over the sum itself; expand() also multiplies out the terms, which
   // is only affordable for small ones ("x - (x-1)^3 (z+2)^{301}" would take 50 ms).
-  b = expanded_terms(b) < 300 ? (-b).expand() : -b;
+  b = expanded_terms(b) < 300 && expand_work(b) < kMaxExpandWork ? (-b).expand() : -b;
   return true;
 }
 
@@ -187,7 +187,7 @@ const char* op_latex(const std::string& op) {
 std::string print_expr(const GiNaC::ex& e) {
   // Expanded when that is cheap: factored and expanded forms then print alike, and GiNaC's
   // run-dependent choice of which factor carries a sign disappears.
-  if (expanded_terms(e) < 300) return pr(e.expand(), 0);
+  if (expanded_terms(e) < 300 && expand_work(e) < kMaxExpandWork) return pr(e.expand(), 0);
   return pr(e, 0);
 }
 

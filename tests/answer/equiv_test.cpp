@@ -626,6 +626,9 @@ TEST(Equiv, AdversarialInputsFinish) {
        "822\n2\n\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_2{x+9-22\n822\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_"
        "2{x+9-22\n822\n2\n\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_2{x+9-78}^{x+9%77}78}^{x+9-77}"
        "\n2\n\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_2{x+9-78}^{x+9-77}78}^{x+9-77}"},
+      // The 21st power of a sum with 54-bit coefficients, x, A and \pi: 253 terms, each with a
+      // 1134-bit coefficient (25 ms in each call under sanitizers; found by a fuzz campaign).
+      {"(ty)(x9998-99A999pi996x99999999-900A990)^21=y", "4-2=y"},
   };
   // A union of long inequality chains: each link is a sign analysis, and the deadline is checked
   // between links (the chain below took 44 ms in one call under the fuzzer's sanitizers).
@@ -675,6 +678,11 @@ TEST(Equiv, ExpandWorkCountsTermsTimesFactors) {
   // One term in the end, but expand() multiplies out (x-69)^977 inside the base first.
   EXPECT_GE(work("(x+(x-69)^{977+x})^{x-68}"), 1e18);
   EXPECT_GE(work("\\sin((x+1)^{50})"), 1e18);
+  // Coefficients count too: 2 terms of 1 symbol, the larger coefficient 3^70 (111 bits, and one
+  // each for the denominators of its real and imaginary parts: 113, one limb past the first).
+  EXPECT_EQ(work("3^{70}x+1"), 2.0 * (1 + 1));
+  EXPECT_EQ(work("3^{30}x+1"), 2.0 * 1);   // 48 + 2 bits: no limb past the first
+  EXPECT_EQ(work("\\pi x + 1"), 2.0 * 2);  // constants are factors too
   // The cheap one is multiplied out and compared exactly; the costly one goes to random points.
   const char* one_var_expanded =
       "x^{10}+55x^9+1320x^8+18150x^7+157773x^6+902055x^5+3416930x^4+8409500x^3+12753576x^2+"
