@@ -98,6 +98,57 @@ struct ProblemRow {
   std::string id, style, question, answer;
 };
 
+// Our six templates, by name.
+using TemplateField = std::pair<const char*, const std::string Prompts::*>;
+const std::array<TemplateField, 6>& template_fields() {
+  static const std::array<TemplateField, 6> fields = {
+      TemplateField{"solve_gsm8k", &Prompts::solve_gsm8k},
+      TemplateField{"solve_math", &Prompts::solve_math},
+      TemplateField{"backward_gsm8k", &Prompts::backward_gsm8k},
+      TemplateField{"backward_math", &Prompts::backward_math},
+      TemplateField{"rephrase", &Prompts::rephrase},
+      TemplateField{"sv_rewrite", &Prompts::sv_rewrite}};
+  return fields;
+}
+
+const char* prompt_set_name(const Prompts& p) {
+  return p.official ? "the official MetaMath prompts" : "our prompt templates";
+}
+
+// Why `now` differs from the prompts a store was started with ("" when the same). The official
+// set's folder may move; its texts and system message may not change.
+std::string prompts_difference(const Prompts& now, const Prompts& then) {
+  if (now.official.has_value() != then.official.has_value())
+    return fmt::format("this folder was started with {}, not {}", prompt_set_name(then),
+                       prompt_set_name(now));
+  if (now.official) {
+    if (now.official->system != then.official->system)
+      return "the system message differs from the one this folder was started with";
+    for (const auto& [name, text] : now.official->files)
+      if (then.official->files.at(name) != text)
+        return fmt::format(
+            "official prompt file {} differs from the one this folder was "
+            "started with",
+            name);
+    return "";
+  }
+  for (const auto& [name, field] : template_fields())
+    if (now.*field != then.*field)
+      return fmt::format("prompt '{}' differs from the one this folder was started with", name);
+  return "";
+}
+
+// FNV-1a over every prompt text (and the official system message), as 16 hex digits.
+std::string prompts_digest(const Prompts& p) {
+  uint64_t h = fnv1a("");
+  for (const auto& [name, field] : template_fields()) h = fnv1a(p.*field, fnv1a(name, h));
+  if (p.official) {
+    h = fnv1a(p.official->system, fnv1a("system", h));
+    for (const auto& [name, text] : p.official->files) h = fnv1a(text, fnv1a(name, h));
+  }
+  return fmt::format("{:016x}", h);
+}
+
 }  // namespace
 
 const char* method_name(Method m) {
@@ -149,6 +200,21 @@ fs::path default_prompts_dir() {
 }
 
 Prompts load_prompts(const fs::path& dir, const std::map<std::string, fs::path>& overrides) {
+  if (std::optional<fs::path> configs = find_official_prompts(dir)) {
+    if (fs::exists(*configs / "solve_gsm8k.txt"))
+      fail(
+          "{}: holds both our prompt templates and the official MetaMath prompts; use one folder "
+          "per set",
+          configs->string());
+    if (!overrides.empty())
+      fail(
+          "--prompt {}=...: replaces one of our templates, but {} holds the official MetaMath "
+          "prompts; edit its files instead",
+          overrides.begin()->first, configs->string());
+    Prompts p;
+    p.official = load_official_prompts(*configs);
+    return p;
+  }
   for (const auto& [name, file] : overrides)
     if (std::find(prompt_names().begin(), prompt_names().end(), name) == prompt_names().end())
       fail("--prompt {}={}: unknown prompt name (expected one of {})", name, file.string(),
@@ -342,6 +408,9 @@ struct Bootstrap::Impl {
     prompts.backward_math = p.value("backward_math", "");
     prompts.rephrase = p.value("rephrase", "");
     prompts.sv_rewrite = p.value("sv_rewrite", "");
+    prompts.official.reset();
+    if (p.contains("official"))
+      prompts.official = official_prompts_from_json(p["official"], meta_where("prompts"));
     problems.clear();
     Stmt s(db, "SELECT pid, id, style, question, answer FROM problems ORDER BY pid");
     while (s.step()) {
@@ -351,13 +420,17 @@ struct Bootstrap::Impl {
     }
   }
 
+  // Our templates, plus the official set under "official" when it is used (stores made before
+  // it have no such key).
   static json prompts_json(const Prompts& p) {
-    return {{"solve_gsm8k", p.solve_gsm8k},
-            {"solve_math", p.solve_math},
-            {"backward_gsm8k", p.backward_gsm8k},
-            {"backward_math", p.backward_math},
-            {"rephrase", p.rephrase},
-            {"sv_rewrite", p.sv_rewrite}};
+    json j = {{"solve_gsm8k", p.solve_gsm8k},
+              {"solve_math", p.solve_math},
+              {"backward_gsm8k", p.backward_gsm8k},
+              {"backward_math", p.backward_math},
+              {"rephrase", p.rephrase},
+              {"sv_rewrite", p.sv_rewrite}};
+    if (p.official) j["official"] = official_prompts_json(*p.official);
+    return j;
   }
 
   uint64_t job_seed(const std::string& key) const { return bootstrap::job_seed(opts.seed, key); }
@@ -404,6 +477,73 @@ struct Bootstrap::Impl {
         break;
     }
     return {};
+  }
+
+  // The official set's request kind for a job.
+  static OfficialKind official_kind(const JobRow& j) {
+    switch (j.kind) {
+      case kSolve:
+        return OfficialKind::Solve;
+      case kRephrase:
+        return OfficialKind::Rephrase;
+      case kRewrite:
+        return OfficialKind::SvRewrite;
+      default:
+        return j.method == Method::SV ? OfficialKind::SvSolve : OfficialKind::FobarSolve;
+    }
+  }
+
+  // A request's text and stop strings: a raw prompt from our templates, or the official set's
+  // chat messages (no stop strings, as the official scripts send none).
+  void set_content(const JobRow& j, llm::Request& r) const {
+    if (!prompts.official) {
+      r.prompt = prompt_for(j);
+      r.sampling.stop = {"\nQuestion:", "\n\nQuestion", "\n\n\n"};
+      if (j.kind == kRephrase || j.kind == kRewrite) r.sampling.stop.push_back("\n\n");
+      return;
+    }
+    const answer::Style st = style_of(problems[static_cast<std::size_t>(j.pid)].style);
+    if (j.kind == kRewrite) {  // only the final sentence is rewritten (metamathqa.h)
+      r.messages = official_messages(*prompts.official, OfficialKind::SvRewrite, st,
+                                     sv_split(j.query, st).final, j.answer);
+    } else {
+      r.messages = official_messages(*prompts.official, official_kind(j), st, j.query);
+    }
+  }
+
+  // The label a rephrasing or statement reply may start with.
+  std::string_view reply_label(Kind kind) const {
+    if (prompts.official)
+      return official_reply_label(kind == kRephrase ? OfficialKind::Rephrase
+                                                    : OfficialKind::SvRewrite);
+    return kind == kRephrase ? "Rephrased:" : "Statement:";
+  }
+
+  // Characters of a request's fixed part, for the plan's token estimates (`m` tells SV's
+  // backward solves from FOBAR's).
+  double prompt_chars(Kind kind, bool math, Method m) const {
+    if (prompts.official) {
+      JobRow j;
+      j.kind = kind;
+      j.method = m;
+      const std::string name =
+          official_file_name(official_kind(j), math ? answer::Style::Math : answer::Style::Gsm8k);
+      return static_cast<double>(prompts.official->files.at(name).size() +
+                                 prompts.official->system.size());
+    }
+    switch (kind) {
+      case kSolve:
+        return static_cast<double>((math ? prompts.solve_math : prompts.solve_gsm8k).size());
+      case kBackwardSolve:
+        return static_cast<double>((math ? prompts.backward_math : prompts.backward_gsm8k).size());
+      case kRephrase:
+        return static_cast<double>(prompts.rephrase.size());
+      case kRewrite:
+        return static_cast<double>(prompts.sv_rewrite.size());
+      case kSymbolic:
+        break;
+    }
+    return 0;
   }
 };
 
@@ -495,13 +635,9 @@ void Bootstrap::check_same(const Options& opts, const Prompts& prompts) const {
           "{}: this folder was started with {}={}, not {}; use the same settings to resume or "
           "another --out",
           dir_.string(), k, then[k].dump(), v.dump());
-  json pn = Impl::prompts_json(prompts), pt = Impl::prompts_json(impl_->prompts);
-  for (auto& [k, v] : pn.items())
-    if (pt[k] != v)
-      fail(
-          "{}: prompt '{}' differs from the one this folder was started with; use the same "
-          "prompts to resume or another --out",
-          dir_.string(), k);
+  std::string why = prompts_difference(prompts, impl_->prompts);
+  if (!why.empty())
+    fail("{}: {}; use the same prompts to resume or another --out", dir_.string(), why);
 }
 
 std::vector<PlanRow> Bootstrap::plan() const {
@@ -520,9 +656,8 @@ std::vector<PlanRow> Bootstrap::plan() const {
     double qlen = static_cast<double>(s.int_at(3));
     double sol = static_cast<double>(s.int_at(4));
     bool math = s.text_at(6) == "math";
-    const Prompts& p = I.prompts;
-    double solve_prompt = static_cast<double>((math ? p.solve_math : p.solve_gsm8k).size());
-    double back_prompt = static_cast<double>((math ? p.backward_math : p.backward_gsm8k).size());
+    double solve_prompt = I.prompt_chars(kSolve, math, m);
+    double back_prompt = I.prompt_chars(kBackwardSolve, math, m);
     // A completion is never longer than its request's limit (--max-tokens-*).
     double solve_limit = I.solve_tokens(math ? "math" : "gsm8k");
     double rewrite_limit = I.opts.max_tokens_rewrite;
@@ -550,7 +685,7 @@ std::vector<PlanRow> Bootstrap::plan() const {
         double R = n, M = I.opts.rephrase_attempts;
         r.expected_requests += 1 + R;  // assumes most rephrasings are solved at the first try
         r.max_requests += 1 + R * M;
-        r.prompt_tokens += tok(static_cast<double>(p.rephrase.size()) + qlen);
+        r.prompt_tokens += tok(I.prompt_chars(kRephrase, math, m) + qlen);
         r.completion_tokens += R * rewrite_tokens;
         r.prompt_tokens += R * tok(solve_prompt + qlen * 1.1);
         r.completion_tokens += R * sol_tokens;
@@ -562,7 +697,7 @@ std::vector<PlanRow> Bootstrap::plan() const {
         double B = I.opts.backward_samples;
         r.expected_requests += 2;
         r.max_requests += 2;
-        r.prompt_tokens += tok(static_cast<double>(p.sv_rewrite.size()) + qlen);
+        r.prompt_tokens += tok(I.prompt_chars(kRewrite, math, m) + qlen);
         r.completion_tokens += rewrite_tokens;
         r.prompt_tokens += tok(back_prompt + qlen * 1.1);
         r.completion_tokens += B * back_tokens;
@@ -579,6 +714,11 @@ Stats Bootstrap::stats() const {
   Impl& I = *impl_;
   Stats st;
   st.problems = I.problems.size();
+  if (I.prompts.official) {
+    st.prompt_set = "official";
+    st.prompt_dir = I.prompts.official->dir.string();
+  }
+  st.prompt_digest = prompts_digest(I.prompts);
   for (Method m : I.opts.methods) st.methods[m];
   Stmt s(I.db,
          "SELECT method, state, count(*), sum(samples), sum(kept), sum(prompt_tokens),"
@@ -734,13 +874,11 @@ std::vector<JobRow> Bootstrap::Impl::Session::next_batch() {
 llm::Request Bootstrap::Impl::Session::request_for(const JobRow& j) const {
   llm::Request r;
   r.id = static_cast<uint64_t>(j.jid);
-  r.prompt = I.prompt_for(j);
+  I.set_content(j, r);
   r.sampling.max_tokens = static_cast<int>(j.max_tokens);
   r.sampling.temperature = I.opts.temperature;
   r.sampling.n = static_cast<int>(j.n);
   r.sampling.seed = j.seed;
-  r.sampling.stop = {"\nQuestion:", "\n\nQuestion", "\n\n\n"};
-  if (j.kind == kRephrase || j.kind == kRewrite) r.sampling.stop.push_back("\n\n");
   return r;
 }
 
@@ -820,7 +958,7 @@ void Bootstrap::Impl::Session::on_rephrase(const JobRow& j, const llm::Result& r
                                            const ProblemRow& prob) {
   std::vector<std::string> seen = {norm_key(prob.question)};
   for (std::size_t c = 0; c < r.choices.size(); ++c) {
-    std::string q = first_paragraph(r.choices[c].text, "Rephrased:");
+    std::string q = first_paragraph(r.choices[c].text, I.reply_label(kRephrase));
     std::string nk = norm_key(q);
     if (nk.empty() || q.size() > 4 * prob.question.size() + 200) continue;
     if (std::find(seen.begin(), seen.end(), nk) != seen.end()) continue;
@@ -840,7 +978,7 @@ std::string Bootstrap::Impl::Session::on_rewrite(const JobRow& j, const llm::Res
   if (r.choices.empty()) return kSvEmpty;
   answer::Style st = style_of(prob.style);
   SvParts parts = sv_split(j.query, st);
-  std::string s = first_paragraph(r.choices[0].text, "Statement:");
+  std::string s = first_paragraph(r.choices[0].text, I.reply_label(kRewrite));
   if (s.size() >= 4 * parts.final.size() + 200) return "too long";
   std::string why = sv_check(parts, s, j.gold, j.answer, st);
   if (!why.empty()) return why;
@@ -1271,7 +1409,10 @@ void Bootstrap::export_stats(const fs::path& file) const {
 }
 
 json stats_json(const Stats& s) {
-  json j = {{"problems", s.problems}, {"methods", json::object()}};
+  json j = {{"problems", s.problems},
+            {"prompts", {{"set", s.prompt_set}, {"digest", s.prompt_digest}}},
+            {"methods", json::object()}};
+  if (!s.prompt_dir.empty()) j["prompts"]["dir"] = s.prompt_dir;
   for (const auto& [m, ms] : s.methods)
     j["methods"][method_name(m)] = {{"jobs", ms.jobs},
                                     {"pending", ms.pending},
@@ -1288,7 +1429,10 @@ json stats_json(const Stats& s) {
 }
 
 std::string format_stats(const Stats& s) {
-  std::string out = fmt::format("{} seed problems\n\n", s.problems);
+  std::string out = fmt::format("{} seed problems\n", s.problems);
+  out += s.prompt_set == "official"
+             ? fmt::format("prompts: the official MetaMath prompts from {}\n\n", s.prompt_dir)
+             : "prompts: metamath (our templates)\n\n";
   out +=
       "| method | requests | done | pending | in flight | failed | samples | kept | yield (%) | "
       "tokens |\n";

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "answer/extract.h"
+#include "bootstrap/official_prompts.h"
 #include "data/problem.h"
 #include "llm/backend.h"
 
@@ -52,8 +53,11 @@ Method parse_method(std::string_view name);
 std::string record_type(answer::Style style, Method m);
 
 // The prompt templates (prompts/*.txt). Each holds "{question}" (sv_rewrite also "{answer}").
+// With `official` set (load_prompts on a folder in the official layout), requests are built from
+// the official MetaMath prompts instead (official_prompts.h) and the templates are empty.
 struct Prompts {
   std::string solve_gsm8k, solve_math, backward_gsm8k, backward_math, rephrase, sv_rewrite;
+  std::optional<OfficialPrompts> official;
 };
 // Names accepted by load_prompts overrides: the file stems above.
 const std::vector<std::string>& prompt_names();
@@ -61,7 +65,9 @@ const std::vector<std::string>& prompt_names();
 // source tree's prompts/.
 std::filesystem::path default_prompts_dir();
 // Loads <dir>/<name>.txt for every name; overrides maps a name to another file. Errors name the
-// file and the missing placeholder.
+// file and the missing placeholder. A folder in the official MetaMath layout (at dir, dir/configs
+// or dir/code_for_generating_data/configs: find_official_prompts) loads the official set
+// instead; overrides are refused with it.
 Prompts load_prompts(const std::filesystem::path& dir,
                      const std::map<std::string, std::filesystem::path>& overrides = {});
 // Replaces "{question}" and "{answer}" literally (LaTeX braces elsewhere are left alone).
@@ -120,6 +126,10 @@ struct MethodStats {
 struct Stats {
   std::map<Method, MethodStats> methods;
   uint64_t problems = 0;
+  // The prompt set the store was started with: "metamath" (prompts/*.txt templates) or
+  // "official" (the official MetaMath prompts, read from prompt_dir); prompt_digest tells two
+  // sets apart (FNV-1a of every prompt text and the system message).
+  std::string prompt_set = "metamath", prompt_dir, prompt_digest;
   MethodStats total() const;
 };
 

@@ -3,8 +3,9 @@
 //
 // run_bootstrap_job(job), in order:
 //   1. the settings: --methods, the prompt templates (job.prompts_dir or the bundled ones, with
-//      NAME=FILE overrides), the shard (job.shard "I/N", else torchrun's RANK/WORLD_SIZE, by
-//      core/shard.h's rules);
+//      NAME=FILE overrides; a prompts_dir in the official MetaMath layout gives the official
+//      prompt set, official_prompts.h), the shard (job.shard "I/N", else torchrun's
+//      RANK/WORLD_SIZE, by core/shard.h's rules);
 //   2. the job store <out>/jobs.sqlite: a new one gets this shard's seed questions (seed problem i
 //      of the concatenated datasets, each cut to `limit`, belongs to shard i % N); an existing one
 //      is resumed and must have been started with the same options and prompts;
@@ -39,7 +40,7 @@ struct BootstrapJob {
   // seeds) is not among the defaults; a run of symbolic jobs alone needs no backend.
   std::string methods = "AnsAug,Rephrased,SV,FOBAR";
   Options options;
-  std::filesystem::path prompts_dir;          // default: default_prompts_dir()
+  std::filesystem::path prompts_dir;          // ours or the official layout; default: bundled
   std::vector<std::string> prompt_overrides;  // NAME=FILE
   std::string shard;                          // "I/N"; empty: torchrun's environment, else 0/1
   llm::BackendOptions backend;

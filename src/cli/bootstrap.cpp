@@ -64,10 +64,16 @@ void register_bootstrap(CLI::App& app) {
   cmd->add_option("--shard", job->shard,
                   "i/n: take every n-th question starting at i (default: RANK/WORLD_SIZE or 0/1)");
   cmd->add_option("--prompts", job->prompts_dir,
-                  "folder of prompt templates (default: bundled prompts/)");
+                  "prompt folder (default: the bundled prompts/): either our templates "
+                  "(solve_gsm8k.txt ... sv_rewrite.txt), or the official MetaMath prompts: the "
+                  "configs folder of a meta-math/MetaMath checkout "
+                  "(code_for_generating_data/configs, or the checkout itself), sent as the "
+                  "official scripts send them (system message, the same shots and labels; see "
+                  "docs/official_prompts.md)");
   cmd->add_option("--prompt", job->prompt_overrides,
-                  "NAME=FILE: replace one template (solve_gsm8k, solve_math, backward_gsm8k, "
-                  "backward_math, rephrase, sv_rewrite)");
+                  "NAME=FILE: replace one of our templates (solve_gsm8k, solve_math, "
+                  "backward_gsm8k, backward_math, rephrase, sv_rewrite; not with the official "
+                  "prompts)");
   cmd->add_option(
       "--mixture", job->mixture,
       "paper: keep sampling in rounds until the paper's mixture (GSM8K 80K/80K/40K/40K, "

@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
+#include <httplib.h>
 
+#include <chrono>
+#include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "answer/equiv.h"
 #include "bootstrap/bootstrap.h"
@@ -152,6 +156,258 @@ TEST(Pipeline, KeepsExactlyTheScriptedCorrectRecords) {
   again.run(be, ro);
   EXPECT_EQ(be.sent, sent);
   EXPECT_EQ(got(again), want);
+}
+
+// The official prompt set (bootstrap/official_prompts.h) in a checkout-like fixture written here
+// (tests/bootstrap/fixtures/official_prompts: our own shots in the official layout).
+const std::filesystem::path kOfficialCheckout =
+    std::filesystem::path(METAMATH_SOURCE_DIR) / "tests/bootstrap/fixtures/official_prompts";
+
+// Turns an official request's user message back into the prompt our templates would have made
+// for the same question (the kind told by the prompt file the message starts with), so that the
+// scripted world can answer it.
+class OfficialToOurs {
+ public:
+  OfficialToOurs(const Prompts& ours, const OfficialPrompts& official)
+      : ours_(ours), official_(official) {}
+
+  std::string operator()(const std::string& user) const {
+    const std::string marker = "\n\nQuestion: ";
+    std::string q = user.substr(user.rfind(marker) + marker.size());
+    for (const auto& [name, text] : official_.files) {
+      if (!text::starts_with(user, text + marker)) continue;
+      const bool math = text::ends_with(name, "_math.txt");
+      if (name.starts_with("rephrase_cot"))
+        return fill_prompt(ours_.rephrase, q.substr(0, q.rfind("\nRephrase the above question: ")));
+      if (name.starts_with("sv_rewrite")) {
+        std::size_t a = q.rfind(" The answer is ");
+        std::string ans = q.substr(a + 15, q.rfind(".\n Result: ") - a - 15);
+        return fill_prompt(ours_.sv_rewrite, q.substr(0, a), ans);
+      }
+      q = q.substr(0, q.rfind("\nA: Let's think step by step.\n"));
+      if (name.starts_with("ansaug_cot"))
+        return fill_prompt(math ? ours_.solve_math : ours_.solve_gsm8k, q);
+      // Backward: back to MetaMathQA's form.
+      q = text::replace_all(text::replace_all(q, "\n### If we know", "\nIf we know"),
+                            "variable $X$?", "variable X?");
+      return fill_prompt(math ? ours_.backward_math : ours_.backward_gsm8k, q);
+    }
+    throw std::runtime_error("not an official prompt: " + user.substr(0, 80));
+  }
+
+ private:
+  const Prompts& ours_;
+  const OfficialPrompts& official_;
+};
+
+// An in-process Backend for the official prompt set: records every request and answers it from
+// the scripted world.
+class OfficialScriptedBackend : public llm::Backend {
+ public:
+  OfficialScriptedBackend(const ScriptedWorld& w, const OfficialToOurs& to_ours)
+      : world_(w), to_ours_(to_ours) {}
+  void generate(const std::vector<llm::Request>& reqs, const llm::ResultCallback& cb) override {
+    for (const auto& r : reqs) {
+      sent.push_back(r);
+      llm::Result res;
+      res.id = r.id;
+      const std::string prompt = to_ours_(r.messages.back().content);
+      for (int c = 0; c < r.sampling.n; ++c)
+        res.choices.push_back({world_.respond(prompt, r.sampling.seed.value_or(0), c), "stop"});
+      cb(std::move(res));
+    }
+  }
+  std::vector<std::vector<float>> embed(const std::vector<std::string>&) override { return {}; }
+  std::string model_name() const override { return "scripted"; }
+
+  std::vector<llm::Request> sent;
+
+ private:
+  const ScriptedWorld& world_;
+  const OfficialToOurs& to_ours_;
+};
+
+// Four of the requests bootstrap must send for small_problems() with the fixture's prompts,
+// written out by hand: the prompt file, then the question as the official scripts ask it.
+std::vector<std::string> hand_written_official_requests() {
+  return {
+      // FOBAR, MATH, 7 masked: "### " and "$X$".
+      "Find the unknown variable $X$ from the answer each problem is given.\n"
+      "\n"
+      "Question: What is $2^X$?\n"
+      "### If we know the answer to the above question is 32, what is the value of unknown "
+      "variable $X$?\n"
+      "A: Let's think step by step.\n"
+      "We have $2^X = 32 = 2^5$, so $X = 5$.\n"
+      "The value of X is 5.\n"
+      "\n"
+      "Question: Compute $X \\cdot 6$.\n"
+      "### If we know the answer to the above question is 42, what is the value of unknown "
+      "variable $X$?\n"
+      "A: Let's think step by step.\n",
+      // SV step 1, GSM8K: the final sentence and the answer.
+      "Help me turn a question and its answer into one statement.\n"
+      "\n"
+      "Question: How many pens does Tom have? The answer is 12.\n"
+      "Result: Tom has 12 pens.\n"
+      "\n"
+      "Question: How many apples does he have? The answer is 42.\n"
+      " Result: ",
+      // SV step 2, GSM8K, 12 masked: the kept part, the scripted statement, the question for x.
+      "Find the unknown variable x from the facts each problem gives.\n"
+      "\n"
+      "Question: Tom has x boxes with 4 pens in each box. Tom has 12 pens. What is the value "
+      "of unknown variable x?\n"
+      "A: Let's think step by step.\n"
+      "Tom has 4x pens, and 4x = 12, so x = 3.\n"
+      "The value of x is 3.\n"
+      "\n"
+      "Question: Sam has x apples and buys 30 more. The answer to: How many apples does he have "
+      "is 42. What is the value of unknown variable x?\n"
+      "A: Let's think step by step.\n",
+      // The solve of the MATH question's second rephrasing.
+      "Question: What is $2^5$?\n"
+      "A: Let's think step by step.\n"
+      "Doubling $1$ five times gives $2^5 = \\boxed{32}$.\n"
+      "The answer is 32\n"
+      "\n"
+      "Question: In other words, Compute $7 \\cdot 6$.\n"
+      "A: Let's think step by step.\n"};
+}
+
+// With the official prompt set, bootstrap sends the official requests (chat messages, the
+// system message first, no stop strings) and keeps the same records as with our templates.
+TEST(Pipeline, OfficialPromptsSendTheOfficialRequests) {
+  Prompts ours = load_prompts(default_prompts_dir());
+  Prompts official = load_prompts(kOfficialCheckout);
+  ASSERT_TRUE(official.official.has_value());
+  auto probs = small_problems();
+  ScriptedWorld world(probs, ours);
+  OfficialToOurs to_ours(ours, *official.official);
+  OfficialScriptedBackend be(world, to_ours);
+  auto dir = metamath::testing::temp_dir("boot_official");
+  Bootstrap b(dir);
+  b.initialize(probs, test_options(), official);
+  Bootstrap::RunOptions ro;
+  ro.progress = false;
+  Stats st = b.run(be, ro);
+  EXPECT_EQ(got(b), testing::expected_records(probs, test_options()));
+  EXPECT_EQ(st.prompt_set, "official");
+
+  std::set<std::string> users;
+  for (const llm::Request& r : be.sent) {
+    ASSERT_EQ(r.messages.size(), 2u);
+    EXPECT_EQ(r.messages[0].role, "system");
+    EXPECT_EQ(r.messages[0].content, "Answer the way the examples do.");
+    EXPECT_EQ(r.messages[1].role, "user");
+    EXPECT_TRUE(r.prompt.empty());
+    EXPECT_TRUE(r.sampling.stop.empty());
+    users.insert(r.messages[1].content);
+  }
+  for (const std::string& want : hand_written_official_requests())
+    EXPECT_EQ(users.count(want), 1u) << want;
+}
+
+// An OpenAI-compatible chat endpoint over the scripted world that keeps every request body.
+class ScriptedChatServer {
+ public:
+  ScriptedChatServer(const ScriptedWorld& w, const OfficialToOurs& to_ours)
+      : world_(w), to_ours_(to_ours) {
+    svr_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      nlohmann::json b = nlohmann::json::parse(req.body);
+      const int n = b.value("n", 1);
+      const uint64_t seed = b.value("seed", uint64_t{0});
+      nlohmann::json out = {
+          {"id", "x"}, {"object", "chat.completion"}, {"choices", nlohmann::json::array()}};
+      try {
+        const std::string prompt = to_ours_(b["messages"].back()["content"].get<std::string>());
+        for (int c = 0; c < n; ++c)
+          out["choices"].push_back(
+              {{"index", c},
+               {"message", {{"role", "assistant"}, {"content", world_.respond(prompt, seed, c)}}},
+               {"finish_reason", "stop"}});
+      } catch (const std::exception& e) {
+        res.status = 400;
+        res.set_content(nlohmann::json{{"error", {{"message", e.what()}}}}.dump(),
+                        "application/json");
+        return;
+      }
+      out["usage"] = {
+          {"prompt_tokens", 100}, {"completion_tokens", 20 * n}, {"total_tokens", 100 + 20 * n}};
+      {
+        std::lock_guard lock(mu_);
+        bodies.push_back(std::move(b));
+      }
+      res.set_content(out.dump(), "application/json");
+    });
+    port_ = svr_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { svr_.listen_after_bind(); });
+    while (!svr_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~ScriptedChatServer() {
+    svr_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  std::vector<nlohmann::json> bodies;  // read after the client is done
+
+ private:
+  const ScriptedWorld& world_;
+  const OfficialToOurs& to_ours_;
+  httplib::Server svr_;
+  std::mutex mu_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// `metamath bootstrap --prompts CHECKOUT` over HTTP: the endpoint gets the official requests,
+// records.jsonl holds the records the script must yield, stats.json names the prompt set.
+TEST(Pipeline, CliWithOfficialPromptsSendsTheOfficialRequestsOverHttp) {
+  auto dir = metamath::testing::temp_dir("boot_official_cli");
+  auto probs = small_problems();
+  JsonlWriter g(dir / "gsm8k.jsonl");
+  g.write({{"question", probs[0].question}, {"answer", probs[0].solution}});
+  g.commit();
+  JsonlWriter m(dir / "math.jsonl");
+  m.write({{"problem", probs[1].question}, {"solution", probs[1].solution}});
+  m.commit();
+  std::vector<data::Problem> seeds = data::load_gsm8k(dir / "gsm8k.jsonl");
+  for (auto& p : data::load_math(dir / "math.jsonl")) seeds.push_back(p);
+
+  Prompts ours = load_prompts(default_prompts_dir());
+  Prompts official = load_prompts(kOfficialCheckout);
+  ScriptedWorld world(seeds, ours);
+  OfficialToOurs to_ours(ours, *official.official);
+  ScriptedChatServer srv(world, to_ours);
+  const std::string cmd =
+      metamath::testing::metamath_bin() + " bootstrap -q --backend openai --model scripted" +
+      " --base-url " + srv.url() + " --max-attempts 1 --gsm8k " + (dir / "gsm8k.jsonl").string() +
+      " --math " + (dir / "math.jsonl").string() + " --prompts " + kOfficialCheckout.string() +
+      " --out " + (dir / "out").string() +
+      " -k 4 --rephrasings 3 --rephrase-attempts 3 --masks 64 --backward-samples 2 --seed 7";
+  auto r = metamath::testing::run_command(cmd);
+  ASSERT_EQ(r.code, 0) << r.output;
+
+  std::vector<Expected> records;
+  for (const auto& j : read_jsonl(dir / "out" / "records.jsonl"))
+    records.push_back({j["type"], j["query"], j["gold"]});
+  std::sort(records.begin(), records.end());
+  EXPECT_EQ(records, testing::expected_records(seeds, test_options()));
+  auto stats = read_json_file(dir / "out" / "stats.json");
+  EXPECT_EQ(stats["prompts"]["set"], "official");
+  EXPECT_EQ(stats["prompts"]["dir"],
+            (kOfficialCheckout / "code_for_generating_data/configs").string());
+
+  std::set<std::string> users;
+  for (const auto& b : srv.bodies) {
+    EXPECT_FALSE(b.contains("stop")) << b.dump();
+    ASSERT_EQ(b["messages"].size(), 2u);
+    EXPECT_EQ(b["messages"][0]["role"], "system");
+    EXPECT_EQ(b["messages"][0]["content"], "Answer the way the examples do.");
+    users.insert(b["messages"][1]["content"].get<std::string>());
+  }
+  for (const std::string& want : hand_written_official_requests())
+    EXPECT_EQ(users.count(want), 1u) << want;
 }
 
 TEST(Pipeline, ResumeAfterCrashesNeverLosesOrDuplicates) {
