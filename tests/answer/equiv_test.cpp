@@ -629,6 +629,17 @@ TEST(Equiv, AdversarialInputsFinish) {
       // The 21st power of a sum with 54-bit coefficients, x, A and \pi: 253 terms, each with a
       // 1134-bit coefficient (25 ms in each call under sanitizers; found by a fuzz campaign).
       {"(ty)(x9998-99A999pi996x99999999-900A990)^21=y", "4-2=y"},
+      // A symbolic power of a symbolic power of a sum: printing the gold expanded
+      // (x-69)^{4624} (2.6 s; found by a fuzz campaign).
+      {"822",
+       "8\n2\n^\n2e2x2_2^{x+9-78}2\n\ne^{x0}50\nx2_2{x+9-22\n822\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_"
+       "2{x+9-22\n822\n2\n\ne^x2_2^{x+9-78}2\n\ne^0xx\n05}{2_2{x+9-78}^{x+9-77}58}^{x+9-77}"
+       "\n2\n\ne^x2_2^{x+9-78}2\n\ne^{x0}50\nx2_2{x+9-78}^{x+9-77}78}^{x+9-77}"},
+      // An exponent holding a symbolic power of a sum inside a symbolic power of a sum (printing
+      // it took 60 ms under sanitizers; found by a fuzz campaign).
+      {"28b(5b29b(5b+1)^{J$09(5b+0)^y24}+1)^{$09(5b+1)^{24}}8b(5b29b(5b+1)^{J$09(5b+0)^y24}+1)^{$"
+       "09(5b+1)^{24}}",
+       "1"},
   };
   // A union of long inequality chains: each link is a sign analysis, and the deadline is checked
   // between links (the chain below took 44 ms in one call under the fuzzer's sanitizers).
@@ -683,6 +694,9 @@ TEST(Equiv, ExpandWorkCountsTermsTimesFactors) {
   EXPECT_EQ(work("3^{70}x+1"), 2.0 * (1 + 1));
   EXPECT_EQ(work("3^{30}x+1"), 2.0 * 1);   // 48 + 2 bits: no limb past the first
   EXPECT_EQ(work("\\pi x + 1"), 2.0 * 2);  // constants are factors too
+  // expand() multiplies the exponents, then splits (x-69)^{4624} off (x-69)^{(x-68)^2}.
+  EXPECT_GE(work("(58(x-69)^{x-68})^{x-68}"), 1e18);
+  EXPECT_LT(work("(58(x-69))^{x-68}"), 1e18);
   // The cheap one is multiplied out and compared exactly; the costly one goes to random points.
   const char* one_var_expanded =
       "x^{10}+55x^9+1320x^8+18150x^7+157773x^6+902055x^5+3416930x^4+8409500x^3+12753576x^2+"
