@@ -127,17 +127,35 @@ std::vector<Record> read_records(const PplOptions& o) {
   return recs;
 }
 
+// The training prompt style and where it came from: the flag, the model's training record, or the
+// default (see ppl.h).
+struct ResolvedStyle {
+  data::PromptStyle style = data::PromptStyle::Official;
+  std::string from = "default";
+};
+
+ResolvedStyle resolve_prompt_style(const PplOptions& o, const json& training) {
+  if (!o.prompt_style.empty()) return {data::parse_prompt_style(o.prompt_style), "flag"};
+  if (training.is_object() && training.contains("options")) {
+    // A record written before the setting existed trained with the plain prompt.
+    const json& opts = training["options"];
+    const std::string name = opts.value("prompt_style", std::string("plain"));
+    return {data::parse_prompt_style(name), "train_run.json"};
+  }
+  return {};
+}
+
 // Tokenises every record as training does; rows[i] gets its truncation flag, and example k of the
 // returned data is record example_of[k] (records whose prompt fills max_len have no example).
 train::SftData tokenize_records(const std::vector<Record>& recs, const model::Tokenizer& tok,
-                                const PplOptions& o, std::vector<PplRow>& rows,
-                                std::vector<std::size_t>& example_of) {
+                                const PplOptions& o, data::PromptStyle style,
+                                std::vector<PplRow>& rows, std::vector<std::size_t>& example_of) {
   std::vector<train::TokenizedExample> ex(recs.size());
   std::unique_ptr<Progress> bar;
   if (o.progress) bar = std::make_unique<Progress>("tokenize", recs.size());
   at::parallel_for(0, static_cast<int64_t>(recs.size()), 64, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      ex[i] = train::tokenize_example(tok, recs[i].query, recs[i].response, o.max_len);
+      ex[i] = train::tokenize_example(tok, recs[i].query, recs[i].response, o.max_len, style);
       if (bar) bar->tick();
     }
   });
@@ -161,7 +179,8 @@ json group_json(const PplGroup& g) {
           {"mean_example_ppl", g.mean_example_ppl}};
 }
 
-json report_json(const PplOptions& o, const PplResult& r, const fs::path& tokenizer) {
+json report_json(const PplOptions& o, const PplResult& r, const fs::path& tokenizer,
+                 const json& training, const ResolvedStyle& style) {
   json by_type = json::object();
   for (const auto& g : r.by_type) by_type[g.type] = group_json(g);
   json data = eval::data_file_provenance(o.data);
@@ -175,7 +194,7 @@ json report_json(const PplOptions& o, const PplResult& r, const fs::path& tokeni
            {{"path", fs::absolute(o.model).lexically_normal().string()},
             {"name", fs::absolute(o.model).lexically_normal().filename().string()},
             {"tokenizer", fs::absolute(tokenizer).lexically_normal().string()},
-            {"training", eval::find_training_record(o.model)}}},
+            {"training", training}}},
           {"backend", {{"kind", "local"}, {"dtype", o.dtype}, {"device", o.device}}},
           {"data", data},
           {"options",
@@ -184,7 +203,9 @@ json report_json(const PplOptions& o, const PplResult& r, const fs::path& tokeni
             {"type_field", o.type_field},
             {"max_len", o.max_len},
             {"limit", o.limit},
-            {"prompt", "alpaca (training prompt, response tokens + EOS)"}}},
+            {"prompt", "alpaca (training prompt, response tokens + EOS)"},
+            {"prompt_style", data::prompt_style_name(style.style)},
+            {"prompt_style_from", style.from}}},
           {"metamath_version", "0.1.0"}};
 }
 
@@ -230,8 +251,11 @@ PplResult run_ppl(const PplOptions& o) {
     r.rows[i].id = recs[i].id;
     r.rows[i].type = recs[i].type;
   }
+  const json training = eval::find_training_record(o.model);
+  const ResolvedStyle style = resolve_prompt_style(o, training);
+  log::info("ppl: {} training prompt ({})", data::prompt_style_name(style.style), style.from);
   std::vector<std::size_t> example_of;
-  const train::SftData data = tokenize_records(recs, *tok, o, r.rows, example_of);
+  const train::SftData data = tokenize_records(recs, *tok, o, style.style, r.rows, example_of);
 
   model::Model m =
       model::Model::load(o.model, model::parse_dtype(o.dtype), model::parse_device(o.device));
@@ -247,7 +271,7 @@ PplResult run_ppl(const PplOptions& o) {
     row.nll = sums[static_cast<std::size_t>(k)] / static_cast<double>(row.tokens);
   }
   summarize_ppl(r);
-  r.report = report_json(o, r, tok_dir);
+  r.report = report_json(o, r, tok_dir, training, style);
   write_outputs(o.out, r);
   log::info("ppl {:.4f} (mean NLL {:.4f}) over {} examples, {} tokens; {} dropped, {} truncated",
             r.overall.ppl, r.overall.mean_nll, r.overall.examples, r.overall.tokens, r.dropped,

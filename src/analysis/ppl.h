@@ -1,7 +1,10 @@
 #pragma once
 // Perplexity of responses under a model: the MetaMath paper's "MetaMathQA is easier to learn"
 // analysis. For each JSONL record, the mean negative log-likelihood (nats) of its response given
-// the Alpaca training prompt of its query, over exactly the tokens `metamath train` learns: the
+// the Alpaca training prompt of its query, over exactly the tokens `metamath train` learns.
+// The prompt style (data/prompt.h: official or plain) is --prompt-style, else the one the model
+// was trained with (its train_run.json; a record older than the setting means plain), else
+// official, `metamath train`'s default. The
 // example is tokenised by train::tokenize_example (prompt + response + EOS, cut to --max-len;
 // labels on the response tokens and EOS), batched by train::make_batch and scored by the
 // trainer's own loss terms (train::batch_token_losses). ppl = exp(mean NLL).
@@ -15,7 +18,8 @@
 //               tokens (label tokens), nll, ppl, truncated; a record whose prompt alone fills
 //               --max-len has tokens 0 and null nll/ppl (counted as dropped)
 //   ppl.json    the summary: overall, by_type, dropped, truncated; model, tokenizer, dtype, data
-//               file (path, sha256, bytes), options
+//               file (path, sha256, bytes), options (with prompt_style and prompt_style_from:
+//               "flag", "train_run.json" or "default")
 //   by_type.csv type,examples,tokens,mean_nll,ppl,mean_example_ppl
 #include <cstdint>
 #include <filesystem>
@@ -49,6 +53,7 @@ struct PplOptions {
   std::filesystem::path out;        // output folder
   std::string query_field = "query", response_field = "response";
   std::string type_field = "type", id_field = "id";
+  std::string prompt_style;     // official, plain, or "": as the model was trained (see above)
   int64_t max_len = 512;        // as `metamath train --max-len`
   int64_t limit = 0;            // first N records (0 = all)
   int64_t batch_tokens = 4096;  // padded tokens per forward pass

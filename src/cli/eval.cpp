@@ -11,6 +11,7 @@
 #include "core/shard.h"
 #include "eval/compare.h"
 #include "eval/provenance.h"
+#include "eval/recipe.h"
 #include "eval/runner.h"
 
 namespace metamath::cli {
@@ -20,7 +21,7 @@ namespace {
 struct Opts {
   llm::BackendOptions backend;
   eval::EvalOptions eval;
-  std::string benches = "gsm8k,math", out, shard, merge, rescore, scoring = "ours";
+  std::string benches = "gsm8k,math", out, shard, merge, rescore, scoring = "ours", recipe;
   std::vector<std::string> data, stop, compare;
   bool no_stop = false, quiet = false;
   double time_ms = 100;
@@ -28,6 +29,10 @@ struct Opts {
 };
 
 void add_eval_flags(CLI::App* cmd, Opts& o) {
+  cmd->add_option("--recipe", o.recipe,
+                  "metamath: the paper's evaluation (official eval_gsm8k.py / eval_math.py): "
+                  "gsm8k and math, the Alpaca prompt, greedy, 512/2048 new tokens, MetaMath's stop "
+                  "strings, --scoring both. Flags given explicitly override the recipe's values");
   cmd->add_option("--bench,-b", o.benches,
                   "comma-separated benchmarks: gsm8k, math, math500, gsm8k_backward, svamp, asdiv, "
                   "or all")
@@ -116,8 +121,9 @@ bool run_on_finished(const Opts& o, const answer::Limits& limits) {
   return false;
 }
 
-// A new or resumed run through the backend.
-void run_new(Opts& o, const answer::Limits& limits) {
+// A new or resumed run through the backend. given(flag): the user gave that flag.
+void run_new(Opts& o, const answer::Limits& limits,
+             const std::function<bool(const std::string&)>& given) {
   eval::EvalOptions& e = o.eval;
   if (o.out.empty()) fail("eval: --out FOLDER is needed (it holds the samples and the summary)");
   if (o.backend.model.empty())
@@ -134,6 +140,12 @@ void run_new(Opts& o, const answer::Limits& limits) {
   e.limits = limits;
   e.scoring = eval::parse_scoring(o.scoring);
   e.provenance = eval::backend_provenance(o.backend);
+  json recipe = nullptr;
+  if (!o.recipe.empty()) {
+    recipe = eval::apply_eval_recipe(eval::find_eval_recipe(o.recipe), e, given);
+    e.provenance["recipe"] = recipe;
+  }
+  log::info("{}", eval::describe_eval_settings(e, recipe));
   std::unique_ptr<llm::Backend> backend = llm::make_backend(o.backend);
   eval::EvalResult r = eval::run_eval(*backend, e);
   std::fputs(r.markdown.c_str(), stdout);
@@ -159,11 +171,19 @@ void register_eval(CLI::App& app) {
       "--rescore re-checks saved completions, --compare A.json B.json compares two runs.");
   auto o = std::make_shared<Opts>();
   add_eval_flags(cmd, *o);
-  cmd->callback([o]() {
+  cmd->callback([o, cmd]() {
     log::init();
     answer::Limits limits;
     limits.time_ms = o->time_ms;
-    if (!run_on_finished(*o, limits)) run_new(*o, limits);
+    // --no-stop stands for --stop as far as a recipe goes.
+    auto given = [cmd](const std::string& flag) {
+      auto count = [cmd](const std::string& f) {
+        const CLI::Option* opt = cmd->get_option_no_throw(f);
+        return opt != nullptr ? opt->count() : 0;
+      };
+      return count(flag) > 0 || (flag == "--stop" && count("--no-stop") > 0);
+    };
+    if (!run_on_finished(*o, limits)) run_new(*o, limits, given);
   });
 }
 

@@ -30,6 +30,12 @@ void register_ppl(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--response-field", o->response_field, "field whose tokens are scored")
       ->capture_default_str();
+  cmd->add_option("--prompt-style", o->prompt_style,
+                  "training prompt: official (split at the query's first newline into "
+                  "instruction and input, as MetaMath's train_math.py) or plain (the whole query "
+                  "as the instruction); default: the style the model was trained with (its "
+                  "train_run.json), else official")
+      ->check(CLI::IsMember({"official", "plain"}));
   cmd->add_option("--type-field", o->type_field, "field grouped in the summary")
       ->capture_default_str();
   cmd->add_option("--id-field", o->id_field, "field copied into each row as id")

@@ -5,7 +5,9 @@
 
 #include "cli/commands.h"
 #include "core/log.h"
+#include "data/prompt.h"
 #include "model/lora.h"
+#include "train/recipe.h"
 #include "train/trainer.h"
 
 namespace metamath::cli {
@@ -16,11 +18,16 @@ void register_train(CLI::App& app) {
       "Supervised fine-tuning of a Hugging Face LLaMA-family model on MetaMathQA-style JSONL "
       "(Alpaca prompt, loss on the response only). Full or LoRA; checkpoints with exact resume; "
       "data-parallel over c10d/Gloo when launched with torchrun's environment (WORLD_SIZE, RANK, "
-      "MASTER_ADDR, MASTER_PORT). Defaults are the MetaMath paper's.");
+      "MASTER_ADDR, MASTER_PORT). --recipe metamath-7b|metamath-13b|metamath-70b sets the "
+      "MetaMath paper's settings (flags given explicitly override them); the effective settings "
+      "are printed at start and recorded in OUT/train_run.json.");
   struct Opts {
     train::TrainOptions t;
     std::string lora_targets = "q,v";
     std::string precision = "f32";
+    std::string prompt_style = "official";
+    std::string loss_reduction = "token";
+    std::string recipe;
     bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
@@ -28,8 +35,21 @@ void register_train(CLI::App& app) {
   cmd->add_option("--data,-d", t.data, "training JSONL (one record per line)")
       ->required()
       ->check(CLI::ExistingFile);
+  cmd->add_option("--recipe", o->recipe,
+                  "the paper's settings: metamath-7b or metamath-13b (full fine-tune: 3 epochs, "
+                  "lr 2e-5, global batch 128 of micro-batches of 4, 3% warmup, cosine, weight "
+                  "decay 0, max length 512, bf16, official prompt, micro-batch loss mean, no "
+                  "length grouping), metamath-70b (the same with LoRA r 96, alpha 16, dropout "
+                  "0.05 on every projection, lr 1e-4, no warmup: LoRA standing in for the "
+                  "paper's QLoRA). Flags given explicitly override the recipe's values");
   cmd->add_option("--query-field", t.query_field, "field rendered into the Alpaca prompt")
       ->capture_default_str();
+  cmd->add_option("--prompt-style", o->prompt_style,
+                  "training prompt: official (MetaMath's train_math.py: a query is split at its "
+                  "first newline into the Alpaca prompt's instruction and input) or plain (the "
+                  "whole query as the instruction)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"official", "plain"}));
   cmd->add_option("--response-field", t.response_field, "field the model learns to produce")
       ->capture_default_str();
   cmd->add_option("--limit", t.limit, "use only the first N records (0 = all)");
@@ -64,6 +84,12 @@ void register_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-grad-norm", t.max_grad_norm, "gradient clipping (0 = off)")
       ->capture_default_str();
+  cmd->add_option("--loss-reduction", o->loss_reduction,
+                  "token: mean over every response token of the global batch; micro-batch: each "
+                  "micro-batch's token mean weighted equally (Hugging Face Trainer with gradient "
+                  "accumulation, as the official MetaMath training ran)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"token", "micro-batch"}));
   cmd->add_option("--seed", t.seed, "seed for init, data order and dropout")->capture_default_str();
   cmd->add_flag("!--no-group-by-length", t.group_by_length,
                 "plain shuffled batches instead of length-grouped ones");
@@ -103,7 +129,15 @@ void register_train(CLI::App& app) {
     t.progress = !o->quiet;
     if (cmd->count("--resume") > 0 && t.resume.empty()) t.resume = "latest";
     t.bf16 = o->precision == "bf16";
-    if (t.lora) t.lora_config.target_modules = model::parse_lora_targets(o->lora_targets);
+    t.lora_config.target_modules = model::parse_lora_targets(o->lora_targets);
+    t.prompt_style = data::parse_prompt_style(o->prompt_style);
+    t.reduction = train::parse_loss_reduction(o->loss_reduction);
+    if (!o->recipe.empty())
+      train::apply_train_recipe(train::find_train_recipe(o->recipe), t,
+                                [cmd](const std::string& flag) {
+                                  const CLI::Option* given = cmd->get_option_no_throw(flag);
+                                  return given != nullptr && given->count() > 0;
+                                });
     const train::TrainRun run = train::train_main(t);
     const train::TrainSummary& s = run.summary;
     if (run.rank0) {

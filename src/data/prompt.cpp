@@ -4,9 +4,35 @@
 
 namespace metamath::data {
 
+PromptStyle parse_prompt_style(std::string_view name) {
+  if (name == "official") return PromptStyle::Official;
+  if (name == "plain") return PromptStyle::Plain;
+  fail("unknown prompt style '{}' (known: official, plain)", name);
+}
+
+std::string_view prompt_style_name(PromptStyle style) {
+  return style == PromptStyle::Official ? "official" : "plain";
+}
+
 std::string alpaca_prompt(std::string_view query) {
-  std::string s(kAlpacaPrefix);
+  std::string s(kAlpacaPreamble);
+  s += kAlpacaInstruction;
   s += query;
+  s += kAlpacaResponse;
+  return s;
+}
+
+std::string training_prompt(std::string_view query, PromptStyle style) {
+  if (style == PromptStyle::Plain) return alpaca_prompt(query);
+  const std::size_t nl = query.find('\n');
+  if (nl == std::string_view::npos) return alpaca_prompt(query);
+  const std::string_view instruction = query.substr(0, nl), input = query.substr(nl + 1);
+  if (input.empty()) return alpaca_prompt(instruction);
+  std::string s(kAlpacaInputPreamble);
+  s += kAlpacaInstruction;
+  s += instruction;
+  s += kAlpacaInput;
+  s += input;
   s += kAlpacaResponse;
   return s;
 }

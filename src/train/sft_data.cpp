@@ -82,6 +82,7 @@ uint64_t cache_key(const SftDataOptions& o) {
   h = fnv(h, &tk, sizeof tk);
   h = fnv_str(h, o.query_field);
   h = fnv_str(h, o.response_field);
+  h = fnv_str(h, std::string(data::prompt_style_name(o.prompt_style)));
   h = fnv(h, &o.max_len, sizeof o.max_len);
   h = fnv(h, &o.limit, sizeof o.limit);
   return h;
@@ -155,10 +156,11 @@ uint64_t hash_tokenizer_dir(const fs::path& dir) {
 }
 
 TokenizedExample tokenize_example(const model::Tokenizer& tok, const std::string& query,
-                                  const std::string& response, int64_t max_len) {
+                                  const std::string& response, int64_t max_len,
+                                  data::PromptStyle style) {
   if (!tok.eos_id()) fail("the tokenizer has no EOS token: SFT examples need one");
   const bool bos = tok.add_bos_token();
-  const std::string prompt = data::alpaca_prompt(query);
+  const std::string prompt = data::training_prompt(query, style);
   TokenizedExample ex;
   // Special-token text inside the data is plain text, never a control token.
   ex.ids = tok.encode(prompt + response, bos, /*parse_special=*/false);
@@ -214,7 +216,7 @@ SftData load_sft_data(const SftDataOptions& o, const model::Tokenizer& tok) {
     pool.emplace_back([&, t] {
       try {
         for (std::size_t i = t; i < n; i += threads) {
-          out[i] = tokenize_example(tok, recs[i].q, recs[i].r, o.max_len);
+          out[i] = tokenize_example(tok, recs[i].q, recs[i].r, o.max_len, o.prompt_style);
           progress.tick();
         }
       } catch (...) {
@@ -334,6 +336,20 @@ std::vector<std::vector<std::vector<int64_t>>> rank_packed_micro_batches(
                      rows.begin() + static_cast<std::ptrdiff_t>(std::min(
                                         rows.size(), s + static_cast<std::size_t>(micro_batch))));
   return out;
+}
+
+int64_t global_micro_batch_count(const SftData& data, const std::vector<int64_t>& global,
+                                 int64_t micro_batch, bool packing, int64_t max_len, int world) {
+  if (micro_batch <= 0) fail("micro batch must be positive (got {})", micro_batch);
+  if (!packing) {
+    const auto n = static_cast<int64_t>(global.size());
+    return (n + micro_batch - 1) / micro_batch;
+  }
+  int64_t count = 0;
+  for (int r = 0; r < world; ++r)
+    count += static_cast<int64_t>(
+        rank_packed_micro_batches(data, global, micro_batch, max_len, r, world).size());
+  return count;
 }
 
 }  // namespace metamath::train

@@ -1,6 +1,8 @@
 #pragma once
 // Supervised fine-tuning data: MetaMathQA-style JSONL (query/response, or chosen fields) rendered
-// with the Alpaca template (data/prompt.h) and tokenised once into a cached binary.
+// with the Alpaca training prompt in the chosen style (data/prompt.h: official = MetaMath's
+// train_math.py, which splits a query at its first newline into instruction and input; plain =
+// the whole query as the instruction) and tokenised once into a cached binary.
 //
 // Tokenisation follows MetaMath's training code: the example text is prompt + response + EOS;
 // ids = encode(prompt + response) (with BOS when the tokenizer adds one) followed by the EOS id;
@@ -18,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "data/prompt.h"
+
 namespace metamath::model {
 class Tokenizer;
 }
@@ -26,8 +30,9 @@ namespace metamath::train {
 
 struct SftDataOptions {
   std::filesystem::path input;              // JSONL file
-  std::string query_field = "query";        // rendered with the Alpaca template
+  std::string query_field = "query";        // rendered with the Alpaca training prompt
   std::string response_field = "response";  // the supervised part
+  data::PromptStyle prompt_style = data::PromptStyle::Official;
   int64_t max_len = 512;
   int64_t limit = 0;                    // use only the first `limit` records (0 = all)
   std::filesystem::path cache_dir;      // where the tokenised binary goes; empty = no cache
@@ -62,11 +67,12 @@ struct TokenizedExample {
   bool truncated = false;
 };
 TokenizedExample tokenize_example(const model::Tokenizer& tok, const std::string& query,
-                                  const std::string& response, int64_t max_len);
+                                  const std::string& response, int64_t max_len,
+                                  data::PromptStyle style);
 
 // Reads, renders and tokenises the input, or reads the cached binary when its key (input file
-// contents, tokenizer files, fields, max_len, limit, format version) matches. Errors name the file
-// and line.
+// contents, tokenizer files, fields, prompt style, max_len, limit, format version) matches. Errors
+// name the file and line.
 SftData load_sft_data(const SftDataOptions& opts, const model::Tokenizer& tok);
 
 // 64-bit FNV-1a over a file's bytes (throws naming the file when unreadable).
@@ -96,5 +102,10 @@ std::vector<std::vector<int64_t>> pack_rows(const SftData& data,
 std::vector<std::vector<std::vector<int64_t>>> rank_packed_micro_batches(
     const SftData& data, const std::vector<int64_t>& global, int64_t micro_batch, int64_t max_len,
     int rank, int world);
+
+// How many micro-batches the whole global batch makes over all `world` ranks: padded
+// (rank_micro_batches) or packed (rank_packed_micro_batches).
+int64_t global_micro_batch_count(const SftData& data, const std::vector<int64_t>& global,
+                                 int64_t micro_batch, bool packing, int64_t max_len, int world);
 
 }  // namespace metamath::train

@@ -60,6 +60,16 @@ std::vector<std::pair<int64_t, fs::path>> list_training_checkpoints(const fs::pa
 
 }  // namespace
 
+LossReduction parse_loss_reduction(std::string_view name) {
+  if (name == "token") return LossReduction::Token;
+  if (name == "micro-batch") return LossReduction::MicroBatch;
+  fail("unknown loss reduction '{}' (known: token, micro-batch)", name);
+}
+
+std::string_view loss_reduction_name(LossReduction r) {
+  return r == LossReduction::Token ? "token" : "micro-batch";
+}
+
 std::optional<fs::path> latest_training_checkpoint(const fs::path& out) {
   auto v = list_training_checkpoints(out);
   if (v.empty()) return std::nullopt;
@@ -187,24 +197,51 @@ model::NamedTensors trainable_model_parameters(model::Model& model) {
   return ps;
 }
 
+namespace {
+
+// What each micro-batch's loss sum is divided by in the step's loss (see the header comment).
+std::vector<double> micro_batch_divisors(const std::vector<Batch>& micro,
+                                         int64_t global_label_tokens, const StepOptions& so,
+                                         const Comm* comm) {
+  if (global_label_tokens <= 0) fail("train_step: the global batch has no label tokens");
+  std::vector<double> d;
+  if (so.reduction == LossReduction::Token) {
+    d.assign(micro.size(), static_cast<double>(global_label_tokens));
+    return d;
+  }
+  int64_t micro_batches = so.global_micro_batches;
+  if (micro_batches <= 0) {
+    if (comm && comm->world_size() > 1)
+      fail("train_step: the micro-batch loss reduction needs the global number of micro-batches");
+    micro_batches = static_cast<int64_t>(micro.size());
+  }
+  for (const Batch& b : micro) {
+    if (b.label_tokens <= 0) fail("train_step: a micro-batch has no label tokens");
+    d.push_back(static_cast<double>(b.label_tokens) * static_cast<double>(micro_batches));
+  }
+  return d;
+}
+
+}  // namespace
+
 StepResult train_step(const model::Model& model, AdamW& opt, const std::vector<Batch>& micro,
                       int64_t global_label_tokens, const StepOptions& so, Comm* comm) {
-  if (global_label_tokens <= 0) fail("train_step: the global batch has no label tokens");
+  const std::vector<double> divisor = micro_batch_divisors(micro, global_label_tokens, so, comm);
   const model::NamedTensors& params = opt.params();
   // Grads start undefined: the first backward hands its gradient over instead of adding it to
   // zeros (one memory pass less per parameter).
   for (auto& [n, p] : params) p.mutable_grad() = at::Tensor();
   double local = 0;
-  for (const Batch& b : micro) {
+  for (std::size_t i = 0; i < micro.size(); ++i) {
     at::Tensor l;
     if (so.bf16_shadow) {
       bind_bf16_shadow(*so.bf16_shadow, model);
-      l = batch_loss_sum(*so.bf16_shadow, b);
+      l = batch_loss_sum(*so.bf16_shadow, micro[i]);
     } else {
-      l = batch_loss_sum(model, b);
+      l = batch_loss_sum(model, micro[i]);
     }
-    (l / static_cast<double>(global_label_tokens)).backward();
-    local += l.item<double>();
+    (l / divisor[i]).backward();
+    local += l.item<double>() / divisor[i];
   }
   for (auto& [n, p] : params)
     if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
@@ -216,7 +253,7 @@ StepResult train_step(const model::Model& model, AdamW& opt, const std::vector<B
     total = t[0].item<double>();
   }
   StepResult r;
-  r.loss = total / static_cast<double>(global_label_tokens);
+  r.loss = total;
   if (!std::isfinite(r.loss)) {
     r.finite = false;
     return r;
@@ -270,6 +307,7 @@ struct TrainLog {
 struct GlobalBatch {
   std::vector<Batch> micro;
   int64_t label_tokens = 0, tokens = 0;  // of the whole global batch (every rank)
+  int64_t micro_batches = 0;             // of the whole global batch (every rank)
   int64_t rows = 0, positions = 0;       // this rank's forward rows and positions incl. padding
 };
 
@@ -379,6 +417,7 @@ SftData load_data(const TrainOptions& o, const Ranks& r, const fs::path& tokeniz
   dopt.input = o.data;
   dopt.query_field = o.query_field;
   dopt.response_field = o.response_field;
+  dopt.prompt_style = o.prompt_style;
   dopt.max_len = o.max_len;
   dopt.limit = o.limit;
   dopt.cache_dir = o.cache_dir.empty() ? o.out / ".cache" : o.cache_dir;
@@ -422,6 +461,15 @@ int64_t resume_from(const TrainingCheckpoint& ck, const TrainOptions& o, const S
       st.value("total_steps", int64_t{-1}) != s.total)
     fail("{}: --global-batch / schedule differ from the checkpoint's (global_batch {}, {} steps)",
          where, st.value("global_batch", int64_t{-1}), st.value("total_steps", int64_t{-1}));
+  // Checkpoints written before these settings existed used the plain prompt and the token mean.
+  const std::string style = st.value("prompt_style", "plain");
+  if (style != data::prompt_style_name(o.prompt_style))
+    fail("{}: the checkpoint was trained with --prompt-style {}, this run asks for {}", where,
+         style, data::prompt_style_name(o.prompt_style));
+  const std::string reduction = st.value("loss_reduction", "token");
+  if (reduction != loss_reduction_name(o.reduction))
+    fail("{}: the checkpoint was trained with --loss-reduction {}, this run asks for {}", where,
+         reduction, loss_reduction_name(o.reduction));
   auto f = model::SafetensorsFile::open(ck.dir / "optimizer.safetensors");
   model::NamedTensors state;
   for (auto& n : f->names()) state.emplace_back(n, f->get(n));
@@ -493,6 +541,8 @@ json trainer_state(const TrainOptions& o, const Ranks& r, const SftData& data, c
               {"group_by_length", o.group_by_length},
               {"packing", o.packing},
               {"lora", o.lora},
+              {"prompt_style", data::prompt_style_name(o.prompt_style)},
+              {"loss_reduction", loss_reduction_name(o.reduction)},
               {"data_order", "epoch_batches(seed, epoch): seeded shuffle + length grouping"},
               {"rng", "dropout generator reseeded each step from (seed, step, rank)"}};
 }
@@ -520,6 +570,8 @@ GlobalBatch global_batch(const TrainOptions& o, const Ranks& r, const SftData& d
     for (auto& mb : rank_micro_batches(gb, o.micro_batch, r.rank, r.world))
       g.micro.push_back(make_batch(data, mb, pad_id));
   }
+  g.micro_batches =
+      global_micro_batch_count(data, gb, o.micro_batch, o.packing, o.max_len, r.world);
   for (const Batch& b : g.micro) {
     g.rows += b.input_ids.size(0);
     g.positions += b.input_ids.numel();
@@ -651,13 +703,17 @@ TrainSummary run_training(const TrainOptions& o) {
   TrainLog log;
   log.writer = open_train_log(o, ranks, resume.has_value(), step);
   json record = ranks.main ? training_record(o, data, ranks.world, sched.total) : json();
-  if (ranks.main) write_training_record(o.out, record);
+  if (ranks.main) {
+    write_training_record(o.out, record);
+    log::info("{}", describe_training_settings(record));
+  }
   log_run_start(o, ranks, data, sched, t.params);
   TrainSummary sum = start_summary(data, sched, step, resume);
   start_progress(o, ranks, sched, step, log);
 
   StepOptions so;
   so.max_grad_norm = o.max_grad_norm;
+  so.reduction = o.reduction;
   std::optional<model::Model> shadow;  // bf16 forward over the float32 master weights
   if (o.bf16) {
     shadow.emplace(make_bf16_shadow(*t.model));
@@ -669,6 +725,7 @@ TrainSummary run_training(const TrainOptions& o) {
     at::manual_seed(
         mix(mix(o.seed, static_cast<uint64_t>(step)), static_cast<uint64_t>(ranks.rank)));
     so.lr = cosine_lr(o.lr, step, sched.total, sched.warmup);
+    so.global_micro_batches = g.micro_batches;
     const auto ts = std::chrono::steady_clock::now();
     StepResult r = train_step(*t.model, opt, g.micro, g.label_tokens, so, o.comm);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();

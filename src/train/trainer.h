@@ -2,10 +2,21 @@
 // Supervised fine-tuning: full or LoRA, from a Hugging Face checkpoint or from scratch, single
 // process or data-parallel over c10d.
 //
-// Loss. The loss of an optimizer step is the mean token cross-entropy over every response token of
-// its global batch: each micro-batch contributes sum(-log p) / (label tokens of the whole global
-// batch), gradients are summed over micro-batches (accumulation) and over ranks (all-reduce). The
-// result does not depend on how the global batch is cut into micro-batches or ranks.
+// Loss (--loss-reduction). The loss of an optimizer step is a weighted sum of the token
+// cross-entropies -log p over the response tokens of its global batch; gradients are summed over
+// micro-batches (accumulation) and over ranks (all-reduce).
+//   token        every response token of the global batch weighs the same: each micro-batch
+//                contributes sum(-log p) / (label tokens of the whole global batch). The result
+//                does not depend on how the global batch is cut into micro-batches or ranks.
+//   micro-batch  every micro-batch weighs the same: each contributes its own token mean
+//                sum(-log p) / (its label tokens), divided by the number of micro-batches of the
+//                global batch (all ranks). This is Hugging Face Trainer's loss with gradient
+//                accumulation over data-parallel ranks (each micro-batch's mean loss divided by
+//                the accumulation steps, gradients averaged over ranks), which MetaMath's
+//                train_math.py ran: a token of a short micro-batch weighs more than one of a
+//                long micro-batch, so the result depends on --micro-batch and on the order.
+//                (A global batch cut short at the end of an epoch divides by its own number of
+//                micro-batches.)
 //
 // Step: zero grads -> forward/backward per micro-batch -> all-reduce -> stop if the loss is not
 // finite -> clip to max_grad_norm -> AdamW with the cosine-with-warmup learning rate.
@@ -31,11 +42,17 @@
 #include "model/model.h"
 #include "train/distributed.h"
 #include "train/optim.h"
+#include "train/recipe.h"
 #include "train/sft_data.h"
 
 namespace metamath::train {
 
 inline constexpr int64_t kIgnoreIndex = -100;
+
+enum class LossReduction { Token, MicroBatch };
+// "token" or "micro-batch"; anything else is an error naming both.
+LossReduction parse_loss_reduction(std::string_view name);
+std::string_view loss_reduction_name(LossReduction r);
 
 // A padded micro-batch. targets[b, t] is the token to predict at position t (the next token), or
 // kIgnoreIndex.
@@ -77,9 +94,13 @@ struct StepOptions {
   double lr = 2e-5;
   double max_grad_norm = 1.0;
   model::Model* bf16_shadow = nullptr;  // set: forward through it (make_bf16_shadow)
+  LossReduction reduction = LossReduction::Token;
+  // Micro-batches of the whole global batch, every rank's (reduction MicroBatch). 0: this rank's
+  // (allowed only in a single process).
+  int64_t global_micro_batches = 0;
 };
 struct StepResult {
-  double loss = 0;       // mean token loss of the global batch
+  double loss = 0;       // the global batch's loss under the reduction (see the header comment)
   double grad_norm = 0;  // before clipping
   bool finite = true;    // false: nothing was updated
 };
@@ -96,6 +117,7 @@ struct TrainOptions {
   // data
   std::filesystem::path data;
   std::string query_field = "query", response_field = "response";
+  data::PromptStyle prompt_style = data::PromptStyle::Official;  // data/prompt.h
   int64_t limit = 0;
   int64_t max_len = 512;
   std::filesystem::path cache_dir;  // empty: OUT/.cache
@@ -123,6 +145,7 @@ struct TrainOptions {
   // instead of padding micro_batch examples per row. Same loss, fewer padding tokens.
   bool packing = false;
   bool gradient_checkpointing = false;  // recompute each decoder layer in the backward pass
+  LossReduction reduction = LossReduction::Token;
   // LoRA
   bool lora = false;
   model::LoraConfig lora_config;
@@ -134,6 +157,8 @@ struct TrainOptions {
   int64_t stop_after = 0;  // > 0: stop after this global step without a final save (tests)
   bool progress = true;
   Comm* comm = nullptr;  // data-parallel group (nullptr: single process)
+  // The recipe these options came from (train/recipe.h), recorded in OUT/train_run.json.
+  RecipeUse recipe;
 };
 
 struct TrainSummary {

@@ -4,7 +4,9 @@
 //     padded, longest-first scoring gives every example's loss;
 //   - `metamath ppl` end to end on real GSM8K/MATH records with a tiny model and the real LLaMA-2
 //     tokenizer: the same token ids, prompt lengths, dropped and truncated records, per-example
-//     NLL, and the per-type and overall summaries.
+//     NLL, and the per-type and overall summaries, under the official training prompt (the
+//     reference renders it on its own: a FOBAR-shaped record gets the prompt with input);
+//   - the prompt style follows --prompt-style, else the model's train_run.json, else official.
 // The issue's bound: mean NLL within 1e-5 of the reference (float32 rounding here is ~1e-6).
 #include "analysis/ppl.h"
 
@@ -123,6 +125,11 @@ TEST(Ppl, CliOnRealRecordsMatchesTheReferenceRowByRowAndPerType) {
   std::string long_q;
   for (int i = 0; i < 30; ++i) long_q += gsm[5]["question"].get<std::string>() + " ";
   add(long_q, "short", "GSM_AnsAug");
+  // FOBAR-shaped (a newline before "If we know"): the official prompt splits it.
+  add(gsm[6]["question"].get<std::string>() +
+          "\nIf we know the answer to the above question is 7, what is the value of unknown "
+          "variable x?",
+      "We solve for x. The answer is: 7", "GSM_FOBAR");
   metamath::write_file_atomic(dir / "data.jsonl", body);
 
   const fs::path model = dir / "model";
@@ -143,10 +150,11 @@ TEST(Ppl, CliOnRealRecordsMatchesTheReferenceRowByRowAndPerType) {
                   {"data", (dir / "data.jsonl").string()},
                   {"tokenizer_model",
                    (*metamath::testing::llama2_tokenizer_dir() / "tokenizer.model").string()},
-                  {"max_len", 256}});
+                  {"max_len", 256},
+                  {"prompt_style", "official"}});
   const json want = run_reference(jobs, "ppl_ref_cli")[0];
   const auto rows = metamath::read_jsonl(dir / "out/ppl.jsonl");
-  ASSERT_EQ(rows.size(), 11u);
+  ASSERT_EQ(rows.size(), 12u);
 
   // Our tokenisation (the trainer's) gives the reference's ids and prompt lengths.
   auto tok = metamath::model::Tokenizer::load(model);
@@ -156,8 +164,8 @@ TEST(Ppl, CliOnRealRecordsMatchesTheReferenceRowByRowAndPerType) {
   int64_t all_tokens = 0, truncated = 0;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     SCOPED_TRACE(i);
-    const auto ex =
-        metamath::train::tokenize_example(*tok, recs[i]["query"], recs[i]["response"], 256);
+    const auto ex = metamath::train::tokenize_example(*tok, recs[i]["query"], recs[i]["response"],
+                                                      256, metamath::data::PromptStyle::Official);
     EXPECT_EQ(rows[i]["id"], recs[i]["id"]);
     EXPECT_EQ(rows[i]["truncated"].get<bool>(), ex.truncated);
     truncated += ex.truncated;
@@ -183,10 +191,10 @@ TEST(Ppl, CliOnRealRecordsMatchesTheReferenceRowByRowAndPerType) {
   const json s = metamath::read_json_file(dir / "out/ppl.json");
   EXPECT_EQ(s["dropped"], 1);
   EXPECT_EQ(s["truncated"], truncated);
-  EXPECT_EQ(s["overall"]["examples"], 10);
+  EXPECT_EQ(s["overall"]["examples"], 11);
   EXPECT_EQ(s["overall"]["tokens"], all_tokens);
   EXPECT_NEAR(s["overall"]["mean_nll"].get<double>(), all_nll / all_tokens, kNllTolerance);
-  ASSERT_EQ(s["by_type"].size(), 2u);
+  ASSERT_EQ(s["by_type"].size(), 3u);
   for (const auto& [type, v] : per_type) {
     EXPECT_EQ(s["by_type"][type]["tokens"], v.second) << type;
     EXPECT_NEAR(s["by_type"][type]["mean_nll"].get<double>(), v.first / v.second, kNllTolerance)
@@ -195,9 +203,67 @@ TEST(Ppl, CliOnRealRecordsMatchesTheReferenceRowByRowAndPerType) {
                 kNllTolerance * std::exp(v.first / v.second))
         << type;
   }
-  EXPECT_EQ(s["data"]["records"], 11);
+  EXPECT_EQ(s["data"]["records"], 12);
+  EXPECT_EQ(s["options"]["prompt_style"], "official");
+  EXPECT_EQ(s["options"]["prompt_style_from"], "default");  // init_model writes no train record
   EXPECT_EQ(s["data"]["sha256"].get<std::string>().size(), 64u);
   EXPECT_TRUE(fs::exists(dir / "out/by_type.csv"));
+}
+
+TEST(Ppl, PromptStyleFollowsTheFlagElseTheTrainingRecordElseOfficial) {
+  METAMATH_REQUIRE_TOKENIZER();
+  const fs::path dir = metamath::testing::temp_dir("ppl_style");
+  const fs::path model = dir / "model";
+  metamath::model::InitModelOptions io;
+  io.tokenizer = *metamath::testing::llama2_tokenizer_dir();
+  io.out = model;
+  io.seed = 3;
+  metamath::model::init_model(io);
+  // One one-line record (the same prompt in both styles) and one FOBAR-shaped record.
+  std::string body =
+      json{{"query", "Ben has 3 cats. How many legs?"}, {"response", "The answer is: 12"}}.dump() +
+      "\n" +
+      json{{"query",
+            "Ben has x cats. How many legs?\nIf we know the answer to the above question "
+            "is 12, what is the value of unknown variable x?"},
+           {"response", "The answer is: 3"}}
+          .dump() +
+      "\n";
+  metamath::write_file_atomic(dir / "data.jsonl", body);
+  int runs = 0;
+  auto ppl = [&](const std::string& flags) {
+    const fs::path out = dir / ("out" + std::to_string(runs++));
+    auto r = metamath::testing::run_command(metamath::testing::metamath_bin() + " ppl -q --model " +
+                                            quote(model) + " --data " + quote(dir / "data.jsonl") +
+                                            " --out " + quote(out) + flags + " 2>&1");
+    EXPECT_EQ(r.code, 0) << r.output;
+    return std::make_pair(metamath::read_json_file(out / "ppl.json"),
+                          metamath::read_jsonl(out / "ppl.jsonl"));
+  };
+  auto [official, rows_official] = ppl("");
+  EXPECT_EQ(official["options"]["prompt_style"], "official");
+  EXPECT_EQ(official["options"]["prompt_style_from"], "default");
+  // A model trained with the plain prompt is scored with it.
+  metamath::write_file_atomic(
+      model / "train_run.json",
+      R"({"kind": "metamath-train", "options": {"prompt_style": "plain"}})");
+  auto [plain, rows_plain] = ppl("");
+  EXPECT_EQ(plain["options"]["prompt_style"], "plain");
+  EXPECT_EQ(plain["options"]["prompt_style_from"], "train_run.json");
+  auto [flag, rows_flag] = ppl(" --prompt-style official");
+  EXPECT_EQ(flag["options"]["prompt_style_from"], "flag");
+  // A record from before the setting existed: that run trained with the plain prompt.
+  metamath::write_file_atomic(model / "train_run.json",
+                              R"({"kind": "metamath-train", "options": {"lr": 2e-5}})");
+  auto [old, rows_old] = ppl("");
+  EXPECT_EQ(old["options"]["prompt_style"], "plain");
+  // The one-line record scores the same under both styles, the FOBAR one does not.
+  ASSERT_EQ(rows_official.size(), 2u);
+  ASSERT_EQ(rows_plain.size(), 2u);
+  EXPECT_EQ(rows_official[0]["nll"], rows_plain[0]["nll"]);
+  EXPECT_NE(rows_official[1]["nll"], rows_plain[1]["nll"]);
+  EXPECT_EQ(rows_flag[1]["nll"], rows_official[1]["nll"]);
+  EXPECT_EQ(rows_old[1]["nll"], rows_plain[1]["nll"]);
 }
 
 TEST(Ppl, SummaryWeightsTokensAndExamplesAsDocumented) {

@@ -180,6 +180,72 @@ TEST(Prompt, AlpacaTemplateIsExact) {
       "completes the request.\n\n### Instruction:\nQ\n\n### Response: Let's think step by step.");
 }
 
+// The training prompt, hand-checked against MetaMath's train_math.py: the query's first line is
+// the instruction, the text after the first newline (kept as it is) the input of Alpaca's prompt
+// with input; a query with nothing after its first newline gets the prompt without input.
+constexpr const char* kNoInput =
+    "Below is an instruction that describes a task. Write a response that appropriately completes "
+    "the request.\n\n";
+constexpr const char* kWithInput =
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request.\n\n";
+
+TEST(Prompt, OfficialTrainingPromptOneLineQuery) {
+  const std::string q = "Lena reads 12 pages a day. How many pages does she read in 5 days?";
+  const std::string want = std::string(kNoInput) +
+                           "### Instruction:\nLena reads 12 pages a day. How many pages does she "
+                           "read in 5 days?\n\n### Response:";
+  EXPECT_EQ(training_prompt(q, PromptStyle::Official), want);
+  EXPECT_EQ(training_prompt(q, PromptStyle::Plain), want);
+}
+
+TEST(Prompt, OfficialTrainingPromptMultiLineMathQuery) {
+  const std::string q =
+      "Let $f(x) = 3x + 2$.\nFind $f(f(1))$.\n\nExpress your answer as an integer.";
+  EXPECT_EQ(training_prompt(q, PromptStyle::Official),
+            std::string(kWithInput) +
+                "### Instruction:\nLet $f(x) = 3x + 2$.\n\n### Input:\nFind $f(f(1))$.\n\n"
+                "Express your answer as an integer.\n\n### Response:");
+  // plain: the whole query in the instruction.
+  EXPECT_EQ(training_prompt(q, PromptStyle::Plain),
+            std::string(kNoInput) +
+                "### Instruction:\nLet $f(x) = 3x + 2$.\nFind $f(f(1))$.\n\nExpress your answer "
+                "as an integer.\n\n### Response:");
+}
+
+TEST(Prompt, OfficialTrainingPromptFobarQuery) {
+  const std::string q =
+      "Omar packs x boxes with 6 mugs each and 4 loose mugs. How many mugs is that?\nIf we know "
+      "the answer to the above question is 22, what is the value of unknown variable x?";
+  EXPECT_EQ(training_prompt(q, PromptStyle::Official),
+            std::string(kWithInput) +
+                "### Instruction:\nOmar packs x boxes with 6 mugs each and 4 loose mugs. How many "
+                "mugs is that?\n\n### Input:\nIf we know the answer to the above question is 22, "
+                "what is the value of unknown variable x?\n\n### Response:");
+}
+
+TEST(Prompt, OfficialTrainingPromptEdgeNewlines) {
+  // Only the first newline splits; nothing is stripped; an empty rest means no input (and the
+  // trailing newline is gone, as in the official split).
+  EXPECT_EQ(training_prompt("Solve it.\n", PromptStyle::Official),
+            std::string(kNoInput) + "### Instruction:\nSolve it.\n\n### Response:");
+  EXPECT_EQ(training_prompt("A\n\nB\n", PromptStyle::Official),
+            std::string(kWithInput) + "### Instruction:\nA\n\n### Input:\n\nB\n\n\n### Response:");
+  EXPECT_EQ(training_prompt("\nB", PromptStyle::Official),
+            std::string(kWithInput) + "### Instruction:\n\n\n### Input:\nB\n\n### Response:");
+  EXPECT_EQ(training_prompt("{x}\n{y}", PromptStyle::Official),
+            std::string(kWithInput) + "### Instruction:\n{x}\n\n### Input:\n{y}\n\n### Response:");
+}
+
+TEST(Prompt, StyleNames) {
+  EXPECT_EQ(parse_prompt_style("official"), PromptStyle::Official);
+  EXPECT_EQ(parse_prompt_style("plain"), PromptStyle::Plain);
+  EXPECT_EQ(prompt_style_name(PromptStyle::Official), "official");
+  const std::string err = testing::error_of([] { parse_prompt_style("alpaca"); });
+  EXPECT_NE(err.find("unknown prompt style 'alpaca' (known: official, plain)"), std::string::npos)
+      << err;
+}
+
 TEST(Prompt, FillTemplate) {
   EXPECT_EQ(fill_template("Q: {question}\nA: {answer} {x^2}", {{"question", "a"}, {"answer", "b"}}),
             "Q: a\nA: b {x^2}");  // non-identifier braces (LaTeX) are left alone

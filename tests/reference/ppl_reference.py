@@ -8,10 +8,14 @@ C++ tokenizer, batching and model.
 JOBS.json is a list of jobs, each {"model": DIR} plus either
   "examples": [{"ids": [...], "prompt_len": P}, ...]        token ids given, or
   "data": FILE.jsonl, "tokenizer_model": tokenizer.model, "max_len": N,
-  "query_field": "query", "response_field": "response"      records tokenised here.
+  "query_field": "query", "response_field": "response",
+  "prompt_style": "official" | "plain"                      records tokenised here.
 
 Tokenisation (MetaMath's training rule, as src/train/sft_data.h states it): the prompt is the
-Alpaca training prompt of the query; ids = [BOS] + encode(prompt + response) + [EOS], cut to
+Alpaca training prompt of the query: "plain" puts the whole query in the instruction; "official"
+(the default, as MetaMath's train_math.py) takes the query's first line as the instruction and the
+lines after it, if any text follows the first newline, as the input of Alpaca's prompt with input.
+ids = [BOS] + encode(prompt + response) + [EOS], cut to
 max_len; the first len([BOS] + encode(prompt)) tokens are the prompt; an example whose prompt
 fills max_len is dropped. The loss of an example is the sum over positions t >= prompt_len of
 -log softmax(logits[t - 1])[ids[t]], each example run alone (no padding).
@@ -31,6 +35,19 @@ import llama_reference as ref  # noqa: E402
 
 ALPACA = ("Below is an instruction that describes a task. Write a response that appropriately "
           "completes the request.\n\n### Instruction:\n{query}\n\n### Response:")
+ALPACA_INPUT = ("Below is an instruction that describes a task, paired with an input that provides "
+                "further context. Write a response that appropriately completes the request.\n\n"
+                "### Instruction:\n{query}\n\n### Input:\n{input}\n\n### Response:")
+
+
+def training_prompt(query, style):
+    if style == "plain":
+        return ALPACA.format(query=query)
+    assert style == "official", style
+    first, _, rest = query.partition("\n")
+    if rest == "":
+        return ALPACA.format(query=first)
+    return ALPACA_INPUT.format(query=first, input=rest)
 
 
 def tokenize(job):
@@ -42,7 +59,8 @@ def tokenize(job):
             if not line.strip():
                 continue
             rec = json.loads(line)
-            prompt = ALPACA.format(query=rec[job.get("query_field", "query")])
+            prompt = training_prompt(rec[job.get("query_field", "query")],
+                                     job.get("prompt_style", "official"))
             ids = [sp.bos_id()] + sp.encode(prompt + rec[job.get("response_field", "response")])
             ids.append(sp.eos_id())
             plen = 1 + len(sp.encode(prompt))

@@ -15,10 +15,16 @@ For each tiny fixture under tests/train/fixtures/<name>/ (random HF-format model
                                            start: the float32 run's own rounding error is
                                            measured against it, and the tests' tolerances are
                                            multiples of it (see tests/train/parity_test.cpp)
-  golden.json also carries f64_loss, f64_losses, f64_lora_loss, f64_lora_losses.
+                      mb.grad.<param>, mb.step10.<param> (and their f64. twins): the same full
+                                           fine-tune under the micro-batch loss reduction
+  golden.json also carries f64_loss, f64_losses, f64_lora_loss, f64_lora_losses, and mb_loss,
+  mb_losses, mb_grad_norms, f64_mb_loss, f64_mb_losses.
 
-The loss of a global batch is sum over micro-batches of sum(-log p(target)) divided by the number of
-target tokens of the whole global batch (targets = next token, -100 where ignored); gradients are
+The loss of a global batch ("token" reduction) is sum over micro-batches of sum(-log p(target))
+divided by the number of target tokens of the whole global batch (targets = next token, -100
+where ignored). Under the "micro-batch" reduction (Hugging Face Trainer with gradient accumulation)
+each micro-batch's loss is its own token mean, divided by the number of micro-batches; the two
+micro-batches here hold 9 and 4 target tokens, so the two reductions differ. Gradients are
 accumulated over micro-batches, clipped with torch.nn.utils.clip_grad_norm_, and applied with
 torch.optim.AdamW (foreach=False) under a LambdaLR with Hugging Face's cosine-with-warmup formula.
 
@@ -145,10 +151,27 @@ def cosine_lambda(total, warmup):
     return f
 
 
-def train(make_model, params, micro):
+def divisors(micro, reduction):
+    """What each micro-batch's loss sum is divided by in the step's loss."""
+    counts = [int((tg != -100).sum()) for _, tg in micro]
+    if reduction == "token":
+        return [sum(counts)] * len(micro)
+    assert reduction == "micro-batch"
+    return [n * len(micro) for n in counts]
+
+
+def step_loss(sums, div, reduction):
+    """The step's loss from the micro-batches' loss sums (the token mean divides once, at the end)."""
+    if reduction == "token":
+        return sum(sums) / div[0]
+    return sum(s / d for s, d in zip(sums, div))
+
+
+def train(make_model, params, micro, reduction="token"):
     n_tokens = sum(int((tg != -100).sum()) for _, tg in micro)
+    div = divisors(micro, reduction)
     model = make_model()
-    total = sum(loss_sum(model, ids, tg) for ids, tg in micro) / n_tokens
+    total = step_loss([loss_sum(model, ids, tg) for ids, tg in micro], div, reduction)
     total.backward()
     grads = {n: p.grad.detach().clone() for n, p in params.items()}
     first_loss = float(total)
@@ -163,12 +186,12 @@ def train(make_model, params, micro):
         opt.zero_grad()
         lrs.append(opt.param_groups[0]["lr"])
         model = make_model()
-        acc = 0.0
-        for ids, tg in micro:
+        sums = []
+        for (ids, tg), d in zip(micro, div):
             ls = loss_sum(model, ids, tg)
-            (ls / n_tokens).backward()
-            acc += float(ls)
-        losses.append(acc / n_tokens)
+            (ls / d).backward()
+            sums.append(float(ls))
+        losses.append(step_loss(sums, div, reduction))
         norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()),
                                                           HP["max_grad_norm"])))
         opt.step()
@@ -226,6 +249,19 @@ def make_fixture(out_root, name, cfg):
             "micro_batches": [{"input_ids": ids.tolist(), "targets": tg.tolist()}
                               for ids, tg in micro]}
 
+    # The same full fine-tune under the micro-batch reduction.
+    pmb = {n: t.clone().requires_grad_(True) for n, t in init.items()}
+    mb_loss, mb_grads, mb_after, mb_losses, _, mb_norms, _ = train(
+        lambda: ref.Model(rcfg, pmb), pmb, micro, "micro-batch")
+    pmb64 = {n: t.double().requires_grad_(True) for n, t in init.items()}
+    mb_loss64, mb_grads64, mb_after64, mb_losses64, _, _, _ = train(
+        lambda: ref.Model(rcfg, pmb64, torch.float64), pmb64, micro, "micro-batch")
+    for n in pmb:
+        golden["mb.grad." + n] = mb_grads[n]
+        golden["mb.step10." + n] = mb_after[n]
+        golden["f64.mb.grad." + n] = mb_grads64[n]
+        golden["f64.mb.step10." + n] = mb_after64[n]
+
     # LoRA on q, v and down projections; base frozen.
     base = {n: t.clone() for n, t in init.items()}
     lora = {}
@@ -254,12 +290,15 @@ def make_fixture(out_root, name, cfg):
         golden["f64.lora_step10." + n] = lafter64[n]
     meta.update({"lora_loss": lloss, "lora_losses": llosses, "lora_grad_norms": lnorms,
                  "f64_lora_loss": lloss64, "f64_lora_losses": llosses64})
+    meta.update({"mb_loss": mb_loss, "mb_losses": mb_losses, "mb_grad_norms": mb_norms,
+                 "f64_mb_loss": mb_loss64, "f64_mb_losses": mb_losses64})
     check_claims(name, cfg, init, golden)
     ref.write_safetensors(os.path.join(out, "golden.safetensors"), golden)
     with open(os.path.join(out, "golden.json"), "w") as f:
         json.dump(meta, f, indent=1)
     print(f"{name}: loss {loss:.6f}, grad norms {[round(x, 4) for x in norms]}, "
-          f"lora loss {lloss:.6f}, lora grad norms {[round(x, 4) for x in lnorms]}")
+          f"lora loss {lloss:.6f}, lora grad norms {[round(x, 4) for x in lnorms]}, "
+          f"micro-batch reduction loss {mb_loss:.6f}")
 
 
 def main():

@@ -1,7 +1,8 @@
 // Training against golden files from plain PyTorch (tests/reference/train_reference.py): the loss
 // and every gradient of a global batch of two micro-batches, and the weights after 10 AdamW steps
 // with the cosine-with-warmup schedule, gradient clipping and weight decay, for a full fine-tune
-// and for LoRA, on a GQA LLaMA and a Qwen2 (bias, tied embeddings) tiny model.
+// (under both loss reductions: token mean and micro-batch mean) and for LoRA, on a GQA LLaMA and a
+// Qwen2 (bias, tied embeddings) tiny model.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include "golden_tolerance.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "test_util.h"
 #include "train/optim.h"
 #include "train/trainer.h"
 
@@ -87,7 +89,8 @@ mt::AdamW make_opt(const json& hp, const mm::NamedTensors& params) {
 }
 
 // Runs the golden 10 steps; returns the per-step losses.
-std::vector<double> run_steps(const Golden& g, const mm::Model& model, mt::AdamW& opt) {
+std::vector<double> run_steps(const Golden& g, const mm::Model& model, mt::AdamW& opt,
+                              mt::LossReduction reduction = mt::LossReduction::Token) {
   const json& hp = g.meta["hyperparameters"];
   const int64_t steps = hp["steps"];
   const int64_t warmup = mt::warmup_steps(steps, hp["warmup_ratio"]);
@@ -97,6 +100,7 @@ std::vector<double> run_steps(const Golden& g, const mm::Model& model, mt::AdamW
     so.lr = mt::cosine_lr(hp["lr"], s, steps, warmup);
     EXPECT_NEAR(so.lr, g.meta["lrs"][s].get<double>(), 1e-12) << "step " << s;
     so.max_grad_norm = hp["max_grad_norm"];
+    so.reduction = reduction;
     mt::StepResult r = mt::train_step(model, opt, g.micro, g.label_tokens, so);
     EXPECT_TRUE(r.finite);
     losses.push_back(r.loss);
@@ -142,6 +146,56 @@ TEST_P(FullParity, TenAdamWStepsWithCosineSchedule) {
         << name;
   }
   EXPECT_EQ(opt.steps(), 10);
+}
+
+// The loss and gradients train_step leaves at the initial weights under a reduction (a step with
+// learning rate 0 on an optimizer of its own moves nothing).
+double first_step_gradients(const Golden& g, const mm::Model& model, const mm::NamedTensors& params,
+                            mt::LossReduction reduction) {
+  mt::AdamW probe(params, {});
+  mt::StepOptions so;
+  so.lr = 0;
+  so.max_grad_norm = 0;
+  so.reduction = reduction;
+  return mt::train_step(model, probe, g.micro, g.label_tokens, so).loss;
+}
+
+TEST_P(FullParity, MicroBatchReductionLossGradientsAndTenSteps) {
+  // Hugging Face Trainer's reduction: each micro-batch's token mean, the micro-batches weighted
+  // equally. The golden micro-batches hold different numbers of label tokens (9 and 4), so it is
+  // not the token mean: each reduction must give its own golden loss, gradients and weights.
+  Golden g = load_golden(GetParam());
+  ASSERT_EQ(g.micro.size(), 2u);
+  ASSERT_NE(g.micro[0].label_tokens, g.micro[1].label_tokens);
+  // The goldens of the two reductions are far apart next to the tolerance, so a swap is caught.
+  const double tol = metamath::testing::golden_tolerance(g.meta["mb_loss"].get<double>(),
+                                                         g.meta["f64_mb_loss"].get<double>());
+  EXPECT_GT(std::abs(g.meta["mb_loss"].get<double>() - g.meta["loss"].get<double>()), 1000 * tol);
+
+  mm::Model model = mm::Model::load(kFixtures / GetParam());
+  mm::NamedTensors params = mt::trainable_model_parameters(model);
+  const double mb = first_step_gradients(g, model, params, mt::LossReduction::MicroBatch);
+  expect_golden_loss(mb, g, "mb_loss");
+  for (auto& [name, p] : params) expect_golden(p.grad(), g, "mb.grad." + name);
+  const double token = first_step_gradients(g, model, params, mt::LossReduction::Token);
+  expect_golden_loss(token, g, "loss");
+  for (auto& [name, p] : params) expect_golden(p.grad(), g, "grad." + name);
+
+  mt::AdamW opt = make_opt(g.meta["hyperparameters"], params);
+  std::vector<double> losses = run_steps(g, model, opt, mt::LossReduction::MicroBatch);
+  for (std::size_t s = 0; s < losses.size(); ++s)
+    expect_golden_loss(losses[s], g, "mb_losses", static_cast<int>(s));
+  for (auto& [name, p] : params) expect_golden(p, g, "mb.step10." + name);
+}
+
+TEST(LossReduction, ParseAndName) {
+  EXPECT_EQ(mt::parse_loss_reduction("token"), mt::LossReduction::Token);
+  EXPECT_EQ(mt::parse_loss_reduction("micro-batch"), mt::LossReduction::MicroBatch);
+  EXPECT_EQ(mt::loss_reduction_name(mt::LossReduction::MicroBatch), "micro-batch");
+  const std::string err = metamath::testing::error_of([] { mt::parse_loss_reduction("mean"); });
+  EXPECT_NE(err.find("unknown loss reduction 'mean' (known: token, micro-batch)"),
+            std::string::npos)
+      << err;
 }
 
 TEST_P(FullParity, LoraGradientsAndTenSteps) {

@@ -32,8 +32,8 @@ std::string write_jsonl(const fs::path& dir, const std::string& body) {
 TEST(SftData, PromptMaskedResponseLabelledEosAppended) {
   METAMATH_REQUIRE_TOKENIZER();
   auto tok = mm::Tokenizer::load(*metamath::testing::llama2_tokenizer_dir());
-  mt::TokenizedExample ex =
-      mt::tokenize_example(*tok, "What is 2+3?", " 2+3=5. The answer is: 5", 512);
+  mt::TokenizedExample ex = mt::tokenize_example(*tok, "What is 2+3?", " 2+3=5. The answer is: 5",
+                                                 512, metamath::data::PromptStyle::Official);
   // BOS, the Alpaca prompt, the response, EOS.
   ASSERT_GE(ex.ids.size(), 3u);
   EXPECT_EQ(ex.ids.front(), *tok->bos_id());
@@ -45,11 +45,34 @@ TEST(SftData, PromptMaskedResponseLabelledEosAppended) {
   EXPECT_EQ(tok->decode(resp, true), "2+3=5. The answer is: 5");
 }
 
+TEST(SftData, MultiLineQueryGetsTheOfficialPromptWithInput) {
+  // The prompt tokens of a FOBAR-shaped query decode to the official rendering (instruction =
+  // first line, input = the rest), under which the labels still start at the response.
+  METAMATH_REQUIRE_TOKENIZER();
+  auto tok = mm::Tokenizer::load(*metamath::testing::llama2_tokenizer_dir());
+  const std::string q =
+      "Ada has x stamps and gets 3 more. How many does she have?\nIf we know the answer to the "
+      "above question is 8, what is the value of unknown variable x?";
+  const std::string r = " She had 8 - 3 = 5. The answer is: 5";
+  using metamath::data::PromptStyle;
+  for (PromptStyle style : {PromptStyle::Official, PromptStyle::Plain}) {
+    SCOPED_TRACE(std::string(metamath::data::prompt_style_name(style)));
+    mt::TokenizedExample ex = mt::tokenize_example(*tok, q, r, 512, style);
+    std::vector<int32_t> prompt(ex.ids.begin(), ex.ids.begin() + ex.prompt_len);
+    EXPECT_EQ(tok->decode(prompt, true), metamath::data::training_prompt(q, style));
+    std::vector<int32_t> resp(ex.ids.begin() + ex.prompt_len, ex.ids.end() - 1);
+    EXPECT_EQ(tok->decode(resp, true), "She had 8 - 3 = 5. The answer is: 5");
+  }
+  EXPECT_NE(metamath::data::training_prompt(q, PromptStyle::Official).find("### Input:\nIf we"),
+            std::string::npos);
+}
+
 TEST(SftData, TruncationDropAndCounts) {
   METAMATH_REQUIRE_TOKENIZER();
   auto tok = mm::Tokenizer::load(*metamath::testing::llama2_tokenizer_dir());
   fs::path dir = metamath::testing::temp_dir("sft_trunc");
-  const int64_t plen = mt::tokenize_example(*tok, "q", "", 512).prompt_len;
+  const int64_t plen =
+      mt::tokenize_example(*tok, "q", "", 512, metamath::data::PromptStyle::Official).prompt_len;
   std::string body = R"({"query": "q", "response": "short"})"
                      "\n"
                      R"({"query": "q", "response": "a much longer response that will not fit"})"
@@ -93,6 +116,16 @@ TEST(SftData, CacheReusedOnlyWhileInputUnchanged) {
   mt::SftData c = mt::load_sft_data(o, *tok);
   EXPECT_FALSE(c.from_cache);
   EXPECT_NE(a.tokens, c.tokens);
+  // The prompt style is part of the key: a two-line query renders differently under each.
+  write_jsonl(dir, R"({"question": "1+2?\nShow your work.", "answer": "3"})"
+                   "\n");
+  o.prompt_style = metamath::data::PromptStyle::Official;
+  mt::SftData official = mt::load_sft_data(o, *tok);
+  o.prompt_style = metamath::data::PromptStyle::Plain;
+  mt::SftData plain = mt::load_sft_data(o, *tok);
+  EXPECT_FALSE(plain.from_cache);
+  EXPECT_NE(official.prompt_len, plain.prompt_len);
+  EXPECT_TRUE(mt::load_sft_data(o, *tok).from_cache);
   fs::remove_all(dir);
 }
 
@@ -138,6 +171,27 @@ TEST(Batching, RanksSplitMicroBatchesWithoutOverlap) {
   auto r0 = mt::rank_micro_batches(g, 2, 0, 2), r1 = mt::rank_micro_batches(g, 2, 1, 2);
   EXPECT_EQ(r0, (std::vector<std::vector<int64_t>>{{9, 8}, {5, 4}}));
   EXPECT_EQ(r1, (std::vector<std::vector<int64_t>>{{7, 6}, {3}}));
+}
+
+TEST(Batching, GlobalMicroBatchCountOverRanks) {
+  // Padded: 7 examples in micro-batches of 2 make 4, however many ranks share them.
+  std::vector<int64_t> g = {9, 8, 7, 6, 5, 4, 3};
+  mt::SftData d = synthetic(10);
+  EXPECT_EQ(mt::global_micro_batch_count(d, g, 2, false, 0, 1), 4);
+  EXPECT_EQ(mt::global_micro_batch_count(d, g, 2, false, 0, 2),
+            static_cast<int64_t>(mt::rank_micro_batches(g, 2, 0, 2).size() +
+                                 mt::rank_micro_batches(g, 2, 1, 2).size()));
+  // Packed: hand-checked with lengths 6, 3, 4, 2 in rows of 8. One rank: rows {0,3} {2,1}, one
+  // micro-batch of 2 rows. Two ranks: rank 0 packs 0 and 2 (6 + 4 > 8: two rows), rank 1 packs
+  // 1 and 3 (one row): micro-batches of up to 2 rows, 1 + 1; of 1 row, 2 + 1.
+  mt::SftData p;
+  p.add({1, 10, 11, 12, 13, 2}, 3);
+  p.add({1, 20, 21}, 2);
+  p.add({1, 30, 31, 32}, 2);
+  p.add({1, 40}, 1);
+  EXPECT_EQ(mt::global_micro_batch_count(p, {0, 1, 2, 3}, 2, true, 8, 1), 1);
+  EXPECT_EQ(mt::global_micro_batch_count(p, {0, 1, 2, 3}, 2, true, 8, 2), 2);
+  EXPECT_EQ(mt::global_micro_batch_count(p, {0, 1, 2, 3}, 1, true, 8, 2), 3);
 }
 
 TEST(Batching, TargetsAreNextTokensOfTheResponse) {
