@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "bootstrap/metamathqa.h"
@@ -185,15 +186,19 @@ Eval evaluate(const Graph& g, int m, const std::map<int, int>& choice,
 // Does a step of the cone multiply the masked number by itself ("4 x 4")? A question's number is
 // rarely squared by a gold solution; when a step seems to, one of the two is usually another
 // quantity of the same value that the question leaves implicit (four people named, not counted).
-bool self_product(const Graph& g, int m) {
+// A literal of `choice` stands for its chosen source only.
+bool self_product(const Graph& g, int m, const std::map<int, int>& choice) {
   for (int s : g.cone) {
     const Step& st = g.steps[s];
     std::function<bool(int)> uses = [&](int k) {
       const Node& nd = st.nodes[k];
       if (nd.op == Node::Op::Lit) {
-        for (const Source& src : g.literals[nd.literal].sources)
-          if (src.kind == Source::Kind::Question && src.index == m) return true;
-        return false;
+        const std::vector<Source>& sources = g.literals[nd.literal].sources;
+        auto is_m = [&](const Source& src) {
+          return src.kind == Source::Kind::Question && src.index == m;
+        };
+        if (auto it = choice.find(nd.literal); it != choice.end()) return is_m(sources[it->second]);
+        return std::any_of(sources.begin(), sources.end(), is_m);
       }
       return (nd.a >= 0 && uses(nd.a)) || (nd.b >= 0 && uses(nd.b));
     };
@@ -259,6 +264,109 @@ void solve(const Graph& g, const QuestionNumber& q, MaskOutcome& o) {
   o.cause = kNotUnique;
 }
 
+// The largest number of distinct question numbers and steps that the literals of the steps up
+// to the answer can stand for, each literal taking one of its sources (a maximum bipartite
+// matching); a literal of `choice` may take only the sources that give it the chosen source's
+// value under this reading. GSM8K's gold solutions use every number of the question and every
+// step they compute, so of the readings of an ambiguous link those that leave the fewest of them
+// unused are the plausible ones.
+int coverage(const Graph& g, int m, const std::map<int, int>& choice, const Eval& r) {
+  const int nq = static_cast<int>(g.numbers.size());
+  std::vector<std::vector<int>> allowed;  // per literal: source keys (question q, step nq + s)
+  for (int li = 0; li < static_cast<int>(g.literals.size()); ++li) {
+    const Literal& lit = g.literals[li];
+    if (lit.step > g.answer_step) continue;
+    std::optional<ex> held;
+    if (auto it = choice.find(li); it != choice.end())
+      held = source_value(g, lit.sources[it->second], m, r.values);
+    std::vector<int> keys;
+    for (const Source& src : lit.sources) {
+      if (src.kind == Source::Kind::Constant) continue;
+      if (held && !(src.kind == Source::Kind::Step && !r.known[src.index]) &&
+          !same_value(source_value(g, src, m, r.values), *held))
+        continue;
+      keys.push_back(src.kind == Source::Kind::Question ? src.index : nq + src.index);
+    }
+    if (!keys.empty()) allowed.push_back(std::move(keys));
+  }
+  std::vector<int> owner(nq + g.steps.size(), -1);  // source key -> literal
+  std::function<bool(int, std::vector<bool>&)> augment = [&](int l, std::vector<bool>& seen) {
+    for (int k : allowed[l]) {
+      if (seen[k]) continue;
+      seen[k] = true;
+      if (owner[k] < 0 || augment(owner[k], seen)) {
+        owner[k] = l;
+        return true;
+      }
+    }
+    return false;
+  };
+  int matched = 0;
+  for (int l = 0; l < static_cast<int>(allowed.size()); ++l) {
+    std::vector<bool> seen(owner.size(), false);
+    if (augment(l, seen)) ++matched;
+  }
+  return matched;
+}
+
+// One reading of the links: the choices of the ambiguous literals and the replay under them.
+struct Reading {
+  std::map<int, int> choice;
+  Eval eval;
+};
+
+// Every reading of the ambiguous literals of the cone (each taking one of its sources with a
+// distinct value), but those that divide by zero (a quantity less itself as a divisor cannot be
+// what the solution meant); false when there are more than kMaxReadings or none.
+bool all_readings(const Graph& g, int m, const std::vector<bool>& in_cone,
+                  std::vector<Reading>& out) {
+  bool ok = true;
+  std::function<void(std::map<int, int>&)> dfs = [&](std::map<int, int>& choice) {
+    if (!ok) return;
+    Eval r = evaluate(g, m, choice, in_cone);
+    if (r.bad) return;
+    if (r.ambiguous < 0) {
+      if (out.size() >= static_cast<std::size_t>(kMaxReadings)) {
+        ok = false;
+        return;
+      }
+      out.push_back({choice, std::move(r)});
+      return;
+    }
+    for (int c : r.choices) {
+      choice[r.ambiguous] = c;
+      dfs(choice);
+      choice.erase(r.ambiguous);
+      if (!ok) return;
+    }
+  };
+  std::map<int, int> choice;
+  dfs(choice);
+  return ok && !out.empty();
+}
+
+// The outcome of one reading: f, the solution and the policy checks.
+void judge(const Graph& g, int m, Reading& r, MaskOutcome& o) {
+  const QuestionNumber& q = g.numbers[m];
+  if (self_product(g, m, r.choice)) {
+    o.cause = kSelfProduct;
+    return;
+  }
+  o.values = std::move(r.eval.values);
+  o.node_values = std::move(r.eval.node_values);
+  o.known = std::move(r.eval.known);
+  o.f = o.values[g.answer_step];
+  solve(g, q, o);
+  if (o.verified() && o.kind == EquationKind::Nonlinear) {
+    // x times x: only for a percentage (growth compounded over steps), and only when no other
+    // number of the question shares the masked value. Elsewhere a square is usually two
+    // quantities read as one: the masked number and an implicit count of the same value.
+    if (q.kind != QuestionNumber::Kind::Percent && q.mask_text != "x%") o.cause = kNonlinearCount;
+    for (int k = 0; k < static_cast<int>(g.numbers.size()); ++k)
+      if (k != m && g.numbers[k].value.is_equal(q.value)) o.cause = kNonlinearShared;
+  }
+}
+
 }  // namespace
 
 const char* equation_kind_name(EquationKind k) {
@@ -299,6 +407,70 @@ int count_real_roots(const ex& poly, const std::optional<numeric>& lo) {
   return changes(at_lo) - changes(at_hi);
 }
 
+namespace {
+
+// An ambiguous link: every reading is replayed; those of the largest coverage are the plausible
+// ones, and the mask is kept when each of them verifies (the first one's values are kept for the
+// written solution). Otherwise the cause is kAmbiguous, and `determined` says whether every
+// reading, plausible or not, gives x = the masked number as its only solution.
+MaskOutcome resolve_readings(const Graph& g, int m, const std::vector<bool>& in_cone,
+                             const std::string& detail, MaskOutcome o) {
+  o.cause = kAmbiguous;
+  o.detail = detail;
+  std::vector<Reading> readings;
+  if (!all_readings(g, m, in_cone, readings)) return o;
+  const std::size_t n = readings.size();
+  // Plausible: the largest coverage, then the fewest literals read through a derived form of
+  // their source (a percentage's complement, a reciprocal, a step's result / 100) rather than
+  // its own value.
+  auto derived = [&](const Reading& r) {
+    int k = 0;
+    for (auto [li, c] : r.choice)
+      if (g.literals[li].sources[c].kind != Source::Kind::Constant &&
+          g.literals[li].sources[c].form != 0)
+        ++k;
+    return k;
+  };
+  // How well the chosen sources' words match the literals' lines.
+  auto fit = [&](const Reading& r) {
+    int k = 0;
+    for (auto [li, c] : r.choice) k += g.literals[li].context[c];
+    return k;
+  };
+  std::vector<std::pair<int, int>> rank(n);  // (coverage, -derived): larger is more plausible
+  std::vector<int> fits(n);
+  std::vector<MaskOutcome> leaves(n);
+  bool all_ok = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    rank[i] = {coverage(g, m, readings[i].choice, readings[i].eval), -derived(readings[i])};
+    fits[i] = fit(readings[i]);
+    leaves[i].number = m;
+    judge(g, m, readings[i], leaves[i]);
+    all_ok = all_ok && leaves[i].verified();
+  }
+  o.readings = static_cast<int>(n);
+  o.determined = all_ok;
+  const std::pair<int, int> best = *std::max_element(rank.begin(), rank.end());
+  int best_fit = -1, chosen = -1, plausible = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (rank[i] == best) best_fit = std::max(best_fit, fits[i]);
+  // Every plausible reading within 1 of the best fit must verify (the margin of 2 that
+  // parse_graph asks of a choice by context); the best-fitting one is written.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (rank[i] != best || fits[i] < best_fit - 1) continue;
+    if (!leaves[i].verified()) return o;
+    ++plausible;
+    if (chosen < 0 || fits[i] > fits[chosen]) chosen = static_cast<int>(i);
+  }
+  MaskOutcome& w = leaves[chosen];
+  w.masked_question = std::move(o.masked_question);
+  w.readings = plausible;
+  w.determined = true;
+  return std::move(w);
+}
+
+}  // namespace
+
 MaskOutcome replay(const Graph& g, int m) {
   MaskOutcome o;
   o.number = m;
@@ -331,64 +503,14 @@ MaskOutcome replay(const Graph& g, int m) {
     o.cause = kNotASolution;
     return o;
   }
-  if (e.ambiguous >= 0) {
-    o.cause = kAmbiguous;
-    o.detail = e.detail;
-    // Is x determined whatever the ambiguous literals stand for?
-    bool all = true;
-    int readings = 0;
-    std::function<void(std::map<int, int>&)> dfs = [&](std::map<int, int>& choice) {
-      if (!all) return;
-      Eval r = evaluate(g, m, choice, in_cone);
-      if (r.bad) {
-        all = false;
-        return;
-      }
-      if (r.ambiguous >= 0) {
-        for (int c : r.choices) {
-          choice[r.ambiguous] = c;
-          dfs(choice);
-          choice.erase(r.ambiguous);
-          if (!all) return;
-        }
-        return;
-      }
-      if (++readings > kMaxReadings) {
-        all = false;
-        return;
-      }
-      MaskOutcome leaf;
-      leaf.number = m;
-      leaf.f = r.values[g.answer_step];
-      solve(g, q, leaf);
-      if (!leaf.verified()) all = false;
-    };
-    std::map<int, int> choice;
-    dfs(choice);
-    o.readings = readings;
-    o.determined = all;
+  if (e.ambiguous < 0) {
+    Reading only{{}, std::move(e)};
+    judge(g, m, only, o);
+    o.readings = 1;
+    o.determined = o.verified();
     return o;
   }
-  if (self_product(g, m)) {
-    o.cause = kSelfProduct;
-    return o;
-  }
-  o.values = std::move(e.values);
-  o.node_values = std::move(e.node_values);
-  o.known = std::move(e.known);
-  o.f = o.values[g.answer_step];
-  o.readings = 1;
-  solve(g, q, o);
-  if (o.verified() && o.kind == EquationKind::Nonlinear) {
-    // x times x: only for a percentage (growth compounded over steps), and only when no other
-    // number of the question shares the masked value. Elsewhere a square is usually two
-    // quantities read as one: the masked number and an implicit count of the same value.
-    if (q.kind != QuestionNumber::Kind::Percent && q.mask_text != "x%") o.cause = kNonlinearCount;
-    for (int k = 0; k < static_cast<int>(g.numbers.size()); ++k)
-      if (k != m && g.numbers[k].value.is_equal(q.value)) o.cause = kNonlinearShared;
-  }
-  o.determined = o.verified();
-  return o;
+  return resolve_readings(g, m, in_cone, e.detail, std::move(o));
 }
 
 std::vector<MaskOutcome> backward_masks(const Graph& g) {

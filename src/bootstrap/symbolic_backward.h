@@ -5,11 +5,21 @@
 // unknown x in the number's place: each literal takes the value of its sources, x (or x/100, 100/x
 // ... by the form it was linked through) for the masked number, and every step becomes an exact
 // rational function of x (GiNaC). The answer step gives f(x); f(x) = A is solved exactly
-// (numerator of f - A, a polynomial; its real roots counted with Sturm sequences). A mask is kept
-// only when
-//   - every literal of the answer's steps is linked, and all of a literal's sources agree on its
-//     value under this mask (else "ambiguous link": e.g. 2 written as "2" and as "twice"; then
-//     MaskOutcome::determined says whether x is determined under every reading);
+// (numerator of f - A, a polynomial; its real roots counted with Sturm sequences).
+//
+// When a literal's sources disagree under the mask (2 written as "2" and as "twice", a number of
+// the question and an earlier step of the same value), every reading of the links is replayed
+// (each such literal standing for one of its sources, at most kMaxReadings). The plausible
+// readings are those that leave the fewest numbers of the question and steps unused (GSM8K's gold
+// solutions use them all; a maximum matching of literals to sources), then that read the fewest
+// literals through a derived form (a percentage's complement, a reciprocal, a step / 100) rather
+// than the source's own value. Every plausible reading whose context fit (the words its sources
+// share with the literals' lines, symbolic_graph.h) is within 1 of the best must pass the checks
+// below; the best-fitting one is kept and written. Otherwise the mask is refused ("ambiguous
+// link") and MaskOutcome::determined says whether x is determined under every reading.
+//
+// A mask (under the reading kept) is kept only when
+//   - every literal of the answer's steps is linked;
 //   - no step multiplies the masked number by itself ("4 x 4": one of the two is usually another
 //     quantity of the same value that the question leaves implicit);
 //   - f depends on x;
@@ -64,15 +74,14 @@ struct MaskOutcome {
   EquationKind kind = EquationKind::Linear;
   std::vector<GiNaC::numeric> other_roots;  // rational roots outside the domain (non-linear)
   int real_roots = 0;                       // distinct real roots of the numerator of f - A
-  // An ambiguous link (cause kAmbiguous): every reading of the ambiguous literals (each taking
-  // one of its sources, at most kMaxReadings readings) was replayed and solved. `determined` is
-  // true when each gives x = the masked number as its only solution: the backward question is
-  // sound whichever reading the gold solution meant, but no response is written for it (its steps
-  // would have to pick one). For a verified mask: determined = true, readings = 1.
+  // An ambiguous link refused (cause kAmbiguous): every reading of the ambiguous literals was
+  // replayed and solved; `determined` is true when each gives x = the masked number as its only
+  // solution, `readings` counts them. For a verified mask: determined = true, and `readings` is
+  // the number of plausible readings that were checked (1 without an ambiguous link).
   bool determined = false;
   int readings = 0;
 };
-inline constexpr int kMaxReadings = 64;
+inline constexpr int kMaxReadings = 256;
 
 // Replays the graph with number `m` masked; fills values, f and the cause (without solving).
 MaskOutcome replay(const Graph& g, int m);

@@ -25,14 +25,16 @@ std::string lower(std::string_view s) {
 }
 
 // End of the digits number starting at s[i] (a digit or a '.' before a digit): digits, thousands
-// groups ("3,000"), decimals, and (when `fraction`) "a/b" of two plain integers.
+// groups ("3,000", and after '$' also "$400 000"), decimals, and (when `fraction`) "a/b" of two
+// plain integers.
 std::size_t match_number(std::string_view s, std::size_t i, bool fraction, bool& is_fraction) {
   is_fraction = false;
   std::size_t j = i, end = s.size();
   while (j < end && is_digit(s[j])) ++j;
   bool plain = true;
   if (j > i && j - i <= 3) {
-    while (j + 3 < end && s[j] == ',' && is_digit(s[j + 1]) && is_digit(s[j + 2]) &&
+    const char sep = i > 0 && s[i - 1] == '$' && j < end && s[j] == ' ' ? ' ' : ',';
+    while (j + 3 < end && s[j] == sep && is_digit(s[j + 1]) && is_digit(s[j + 2]) &&
            is_digit(s[j + 3]) && (j + 4 >= end || !is_digit(s[j + 4]))) {
       j += 4;
       plain = false;
@@ -59,7 +61,7 @@ numeric parse_decimal(std::string_view s) {
   int scale = 0;
   bool point = false;
   for (char c : s) {
-    if (c == ',') continue;
+    if (c == ',' || c == ' ') continue;
     if (c == '.') {
       point = true;
       continue;
@@ -152,13 +154,22 @@ struct NumberWord {
   const char* word;
   int value;
   bool reciprocal;
+  // An ordinal as well ("the fifth day"): a number only as a fraction, after "a", a number word
+  // or a hyphen ("a fifth", "four fifths", "one-eighth").
+  bool ordinal = false;
 };
 constexpr NumberWord kNumberWords[] = {
-    {"half", 2, true},     {"halves", 2, true},   {"twice", 2, false},    {"double", 2, false},
-    {"doubles", 2, false}, {"doubled", 2, false}, {"triple", 3, false},   {"triples", 3, false},
-    {"tripled", 3, false}, {"thrice", 3, false},  {"dozen", 12, false},   {"dozens", 12, false},
-    {"quarter", 4, true},  {"quarters", 4, true}, {"third", 3, true},     {"thirds", 3, true},
-    {"pair", 2, false},    {"pairs", 2, false},   {"quadruple", 4, false}};
+    {"half", 2, true},         {"halves", 2, true},        {"twice", 2, false},
+    {"double", 2, false},      {"doubles", 2, false},      {"doubled", 2, false},
+    {"triple", 3, false},      {"triples", 3, false},      {"tripled", 3, false},
+    {"thrice", 3, false},      {"dozen", 12, false},       {"dozens", 12, false},
+    {"quarter", 4, true},      {"quarters", 4, true},      {"third", 3, true},
+    {"thirds", 3, true},       {"pair", 2, false},         {"pairs", 2, false},
+    {"quadruple", 4, false},   {"fourth", 4, true, true},  {"fourths", 4, true, true},
+    {"fifth", 5, true, true},  {"fifths", 5, true, true},  {"sixth", 6, true, true},
+    {"sixths", 6, true, true}, {"seventh", 7, true, true}, {"sevenths", 7, true, true},
+    {"eighth", 8, true, true}, {"eighths", 8, true, true}, {"ninth", 9, true, true},
+    {"ninths", 9, true, true}, {"tenth", 10, true, true},  {"tenths", 10, true, true}};
 
 bool question_uses_x(std::string_view q) {
   for (std::size_t i = 0; i < q.size(); ++i) {
@@ -172,6 +183,24 @@ bool question_uses_x(std::string_view q) {
 }
 
 ex u() { return own_value(); }
+
+// A count of a unit written right after a number, converted to the next smaller unit as a
+// solution may use it: "1 hour" as 60 minutes, "4 dozen" as 48, "2 weeks" as 14 days.
+std::vector<ex> unit_forms(std::string_view after) {
+  std::size_t i = 0;
+  while (i < after.size() && after[i] == ' ') ++i;
+  if (i == 0) return {};
+  std::size_t j = i;
+  while (j < after.size() && is_alpha(after[j])) ++j;
+  const std::string w = lower(after.substr(i, j - i));
+  static const std::map<std::string, int> factor = {
+      {"hour", 60}, {"hours", 60}, {"minute", 60}, {"minutes", 60}, {"dozen", 12}, {"dozens", 12},
+      {"foot", 12}, {"feet", 12},  {"yard", 3},    {"yards", 3},    {"week", 7},   {"weeks", 7},
+      {"year", 12}, {"years", 12}, {"day", 24},    {"days", 24},    {"pound", 16}, {"pounds", 16}};
+  auto it = factor.find(w);
+  if (it == factor.end()) return {};
+  return {it->second * u()};
+}
 
 }  // namespace
 
@@ -312,6 +341,7 @@ std::vector<QuestionNumber> question_numbers(std::string_view q) {
         break;
       default:
         n.forms = {u()};
+        for (const ex& f : unit_forms(q.substr(j, 12))) n.forms.push_back(f);
         break;
     }
     n.maskable = maskable;
@@ -341,6 +371,8 @@ std::vector<QuestionNumber> question_numbers(std::string_view q) {
       if (rest.starts_with(" percent") || rest.starts_with(" per cent")) {
         n.kind = QuestionNumber::Kind::Percent;
         n.forms = {u(), u() / 100, 1 - u() / 100, 100 - u(), 1 + u() / 100, 100 + u()};
+      } else {
+        for (const ex& f : unit_forms(q.substr(n.offset + n.length, 12))) n.forms.push_back(f);
       }
       std::string prev = k > 0 ? ws[k - 1].w : "";
       std::string next = k + used < ws.size() ? ws[k + used].w : "";
@@ -351,8 +383,8 @@ std::vector<QuestionNumber> question_numbers(std::string_view q) {
         static const std::set<std::string> det = {"no",   "each",  "every", "any", "some",
                                                   "this", "that",  "which", "the", "a",
                                                   "only", "other", "last"};
-        if (det.count(prev) || next == "of" || next == "another" || next == "day" ||
-            next == "time" || next == "another's")
+        if (det.count(prev) || next == "another" || next == "day" || next == "time" ||
+            next == "another's")
           maskable = false;
       }
       n.maskable = maskable;
@@ -366,6 +398,14 @@ std::vector<QuestionNumber> question_numbers(std::string_view q) {
     }
     for (const NumberWord& nw : kNumberWords) {
       if (ws[k].w != nw.word) continue;
+      if (nw.ordinal) {
+        std::string prev = k > 0 ? ws[k - 1].w : "";
+        long pv = 0;
+        bool fraction = prev == "a" || prev == "one" ||
+                        (k > 0 && read_number_words(q, ws, k - 1, pv) == 1) ||
+                        (ws[k].begin > 0 && q[ws[k].begin - 1] == '-');
+        if (!fraction) break;
+      }
       QuestionNumber n;
       n.kind = QuestionNumber::Kind::Word;
       n.offset = ws[k].begin;
@@ -374,11 +414,15 @@ std::vector<QuestionNumber> question_numbers(std::string_view q) {
       n.value = numeric(nw.value);
       n.forms = {u()};
       if (nw.reciprocal) n.forms.push_back(1 / u());
-      // "half as ..." / "half of ...": masked as "x%" with x = 50 (GSM8K_Backward's form).
-      std::string next = k + 1 < ws.size() ? ws[k + 1].w : "";
+      // "half as ...", "half of ...", "half the ...", "half an hour": masked as "x%" with x = 50
+      // (GSM8K_Backward's form); not "in half", "a half", "the second half".
+      static const std::set<std::string> noun_use = {"a",     "in",   "the", "first", "second",
+                                                     "other", "last", "one", "into"};
+      std::string prev = k > 0 ? ws[k - 1].w : "";
       char before = n.offset > 0 ? q[n.offset - 1] : ' ';
-      if (ws[k].w == "half" && (next == "as" || next == "of") && !no_masks && before != '-' &&
-          n.offset + n.length < q.size() && q[n.offset + n.length] == ' ') {
+      if (ws[k].w == "half" && !noun_use.count(prev) && !no_masks && before != '-' &&
+          n.offset + n.length + 1 < q.size() && q[n.offset + n.length] == ' ' &&
+          is_alpha(q[n.offset + n.length + 1])) {
         n.maskable = true;
         n.mask_text = "x%";
         n.x_value = numeric(50);
@@ -602,6 +646,10 @@ std::vector<numeric> unit_constants(const std::set<std::string>& words) {
   if (has({"million", "millions"})) add({1000000});
   if (has({"ton", "tons"})) add({2000});
   if (has({"pair", "pairs", "twins", "couple", "both", "double", "twice", "half"})) add({2});
+  // days of a named month ("may" is left out: mostly the verb)
+  if (has({"january", "march", "july", "august", "october", "december"})) add({31});
+  if (has({"april", "june", "september", "november"})) add({30});
+  if (has({"february"})) add({28});
   return out;
 }
 
@@ -647,8 +695,8 @@ std::vector<Tok> tokenize(std::string_view s, std::size_t from, std::size_t to) 
   while (i < to) {
     char c = s[i];
     char op = 0;
-    if (c == ' ' || c == '\t') {
-      ++i;
+    if (c == ' ' || c == '\t' || s.substr(i, 2) == "\xC2\xA0") {  // no-break space too
+      i += c == ' ' || c == '\t' ? 1 : 2;
       continue;
     }
     if (std::size_t n = utf8_op(s, i, op)) {
@@ -663,7 +711,7 @@ std::vector<Tok> tokenize(std::string_view s, std::size_t from, std::size_t to) 
       std::size_t j = match_number(s.substr(0, to), ns, false, frac);
       std::string t;
       for (std::size_t k = ns; k < j; ++k)
-        if (s[k] != ',') t.push_back(s[k]);
+        if (s[k] != ',' && s[k] != ' ') t.push_back(s[k]);
       if (j < to && s[j] == '%') ++j;
       if (j < to && is_alpha(s[j])) {  // "5th", "60g": not a plain number
         out.push_back({Tok::Other, i, j, ""});
@@ -716,6 +764,53 @@ std::vector<Tok> tokenize(std::string_view s, std::size_t from, std::size_t to) 
   return out;
 }
 
+// Operators written as words between two numbers: "200 minus 174", "3 times 4", "3.65 divided
+// by .05", "6 multiplied by 2".
+void word_operators(std::string_view s, std::vector<Tok>& toks) {
+  auto operand_end = [](const Tok& t) { return t.kind == Tok::Num || t.kind == Tok::RP; };
+  auto operand_start = [&](std::size_t i) {
+    return i < toks.size() && (toks[i].kind == Tok::Num || toks[i].kind == Tok::LP);
+  };
+  auto word = [&](std::size_t i) {
+    return toks[i].kind == Tok::Word ? lower(s.substr(toks[i].b, toks[i].e - toks[i].b)) : "";
+  };
+  std::vector<Tok> out;
+  for (std::size_t i = 0; i < toks.size(); ++i) {
+    const Tok& t = toks[i];
+    if (t.kind == Tok::Word && !out.empty() && operand_end(out.back())) {
+      const std::string w = word(i);
+      char op = w == "plus" ? '+' : w == "minus" ? '-' : w == "times" ? '*' : 0;
+      std::size_t next = i + 1;
+      if ((w == "divided" || w == "multiplied") && next < toks.size() && word(next) == "by") {
+        op = w == "divided" ? '/' : '*';
+        ++next;
+      }
+      if (op && operand_start(next)) {
+        out.push_back({Tok::Op, t.b, toks[next - 1].e, std::string(1, op)});
+        i = next - 1;
+        continue;
+      }
+    }
+    out.push_back(t);
+  }
+  toks = std::move(out);
+}
+
+// A product written without its sign: "2(16)", "(1/4)24", "1/2 (68)".
+void implicit_products(std::vector<Tok>& toks) {
+  std::vector<Tok> out;
+  for (const Tok& t : toks) {
+    if (!out.empty()) {
+      const Tok& p = out.back();
+      bool before = p.kind == Tok::Num || p.kind == Tok::RP;
+      bool after = t.kind == Tok::LP || (p.kind == Tok::RP && t.kind == Tok::Num);
+      if (before && after) out.push_back({Tok::Op, t.b, t.b, "*"});
+    }
+    out.push_back(t);
+  }
+  toks = std::move(out);
+}
+
 void add_text_steps(std::string_view sol, const std::set<std::string>& fractions,
                     std::vector<Step>& steps) {
   std::vector<std::pair<std::size_t, std::size_t>> ann;
@@ -742,14 +837,33 @@ void add_text_steps(std::string_view sol, const std::set<std::string>& fractions
         seg = e + 1;
         continue;
       }
-      if (c != '=') continue;
+      // '=' or the word "equals"
+      std::size_t eq_end = e + 1;
+      if (c == 'e' && e > ls && sol[e - 1] == ' ' && sol.substr(e, 7) == "equals ")
+        eq_end = e + 6;
+      else if (c != '=')
+        continue;
       const std::size_t left_from = seg;
-      seg = e + 1;
+      seg = eq_end;
       // the right side: one number, not followed by more arithmetic or an annotation
-      std::size_t k = e + 1;
+      std::size_t k = eq_end;
       while (k < le && sol[k] == ' ') ++k;
       if (k < le && sol[k] == '$') ++k;
-      if (sol.substr(k, 2) == "<<" || k >= le) continue;
+      if (sol.substr(k, 2) == "<<") {
+        // "16+16 = <<32=32>>32": an annotation that only states its result; the computation
+        // before it is the step (the annotation's literal then links to it).
+        std::size_t close = sol.find(">>", k);
+        if (close == std::string_view::npos || close > le) continue;
+        std::string_view body = sol.substr(k + 2, close - k - 2);
+        std::size_t q = body.find('=');
+        numeric v;
+        if (q == std::string_view::npos || body.substr(0, q) != body.substr(q + 1) ||
+            !parse_rational(body.substr(0, q), v))
+          continue;
+        k = close + 2;
+        if (k < le && sol[k] == '$') ++k;
+      }
+      if (k >= le) continue;
       if (!(is_digit(sol[k]) || (sol[k] == '.' && k + 1 < le && is_digit(sol[k + 1])))) continue;
       bool frac = false;
       std::size_t r = match_number(sol.substr(0, le), k, false, frac);
@@ -767,6 +881,7 @@ void add_text_steps(std::string_view sol, const std::set<std::string>& fractions
       if (a + 1 < le && (sol[a] == 'x' || sol[a] == 'X') && sol[a + 1] == ' ') continue;
       // the left side
       std::vector<Tok> toks = tokenize(sol, left_from, e);
+      word_operators(sol, toks);
       for (std::size_t i = 0; i < toks.size(); ++i)
         if (toks[i].kind == Tok::Word && i > 0 &&
             (toks[i - 1].kind == Tok::Num || (toks[i - 1].kind == Tok::Word && toks[i - 1].unit)))
@@ -774,6 +889,7 @@ void add_text_steps(std::string_view sol, const std::set<std::string>& fractions
       std::vector<Tok> kept;
       for (const Tok& t : toks)
         if (!t.unit) kept.push_back(t);
+      implicit_products(kept);
       std::size_t first = kept.size();
       while (first > 0 && kept[first - 1].kind != Tok::Word && kept[first - 1].kind != Tok::Other)
         --first;
@@ -880,32 +996,43 @@ void resolve_by_context(Graph& g, const std::vector<std::string_view>& lines) {
                            g.numbers[q].offset + g.numbers[q].length, 3, 4);
   std::vector<std::set<std::string>> lctx(lines.size());
   for (std::size_t l = 0; l < lines.size(); ++l) lctx[l] = content_words(lines[l]);
+  std::vector<int> uses(g.numbers.size(), 0);  // literals that may stand for each number
+  for (const Literal& lit : g.literals)
+    for (const Source& s : lit.sources)
+      if (s.kind == Source::Kind::Question) ++uses[s.index];
   for (Literal& lit : g.literals) {
+    const Step& st = g.steps[lit.step];
+    const std::set<std::string>& line = lctx[st.line];
+    auto shared = [&](const std::set<std::string>& a) {
+      int n = 0;
+      for (const std::string& w : a)
+        if (line.count(w)) ++n;
+      return n;
+    };
+    for (const Source& s : lit.sources) {
+      if (s.kind == Source::Kind::Constant)
+        lit.context.push_back(0);
+      else
+        lit.context.push_back(s.kind == Source::Kind::Question
+                                  ? shared(qctx[s.index])
+                                  : shared(lctx[g.steps[s.index].line]));
+    }
     int placed = 0;
     for (const Source& s : lit.sources)
       if (s.kind != Source::Kind::Constant) ++placed;
     if (placed < 2) continue;
-    const Step& st = g.steps[lit.step];
     int same = 0;
     for (const Node& nd : st.nodes)
       if (nd.op == Node::Op::Lit && nd.value.is_equal(lit.value)) ++same;
     bool all_question = true;
     for (const Source& s : lit.sources)
       if (s.kind == Source::Kind::Step) all_question = false;
-    const std::set<std::string>& here = lctx[st.line];
-    auto overlap = [&](const std::set<std::string>& a) {
-      int n = 0;
-      for (const std::string& w : a)
-        if (here.count(w)) ++n;
-      return n;
-    };
     int best = -1, second = -1;
     std::size_t best_i = 0;
     for (std::size_t i = 0; i < lit.sources.size(); ++i) {
       const Source& s = lit.sources[i];
       if (s.kind == Source::Kind::Constant) continue;
-      int sc = s.kind == Source::Kind::Question ? overlap(qctx[s.index])
-                                                : overlap(lctx[g.steps[s.index].line]);
+      int sc = lit.context[i];
       if (sc > best) {
         second = best;
         best = sc;
@@ -918,12 +1045,27 @@ void resolve_by_context(Graph& g, const std::vector<std::string_view>& lines) {
     // winner among question numbers takes them all.
     if (same > 1 && !all_question) continue;
     if (best < 2 || best < second + 2) continue;
+    // A question number that no other literal can stand for is not dropped: the solution uses
+    // every number of the question, and the readings of symbolic_backward.h weigh that.
+    bool last_use = false;
+    for (std::size_t i = 0; i < lit.sources.size(); ++i)
+      if (i != best_i && lit.sources[i].kind == Source::Kind::Question &&
+          uses[lit.sources[i].index] == 1)
+        last_use = true;
+    if (last_use) continue;
+    for (std::size_t i = 0; i < lit.sources.size(); ++i)
+      if (i != best_i && lit.sources[i].kind == Source::Kind::Question)
+        --uses[lit.sources[i].index];
     // Constants stay (an implicit count such as the two days of a weekend reads as well).
     std::vector<Source> keep;
+    std::vector<int> keep_context;
     for (std::size_t i = 0; i < lit.sources.size(); ++i)
-      if (i == best_i || lit.sources[i].kind == Source::Kind::Constant)
+      if (i == best_i || lit.sources[i].kind == Source::Kind::Constant) {
         keep.push_back(lit.sources[i]);
+        keep_context.push_back(lit.context[i]);
+      }
     lit.sources = std::move(keep);
+    lit.context = std::move(keep_context);
     lit.by_context = true;
   }
 }
@@ -1036,15 +1178,18 @@ Graph parse_graph(std::string_view question, std::string_view solution, std::str
         else if ((g.steps[p].result / 100).is_equal(nd.value))
           lit.sources.push_back({Source::Kind::Step, p, 1, {}});
       }
-      // 1 added to or subtracted from a non-integer ("1 - 0.4", "1 + 1/4").
-      // 1 added to or subtracted from a non-integer ("1 - 0.4", "1 + 1/4"), or a factor or
-      // divisor of 1 (which changes nothing wherever it came from).
+      // 1 added ("1 + 1/4", or one more left implicit), subtracted ("7 - 1", one less), 1 less a
+      // non-integer ("1 - 0.4"), or a factor or divisor of 1 (which changes nothing wherever it
+      // came from).
       if (nd.value.is_equal(1) && parent[k] >= 0) {
         const Node& pn = st.nodes[parent[k]];
         bool one = false;
-        if (pn.op == Node::Op::Add || pn.op == Node::Op::Sub) {
+        if (pn.op == Node::Op::Add) {
+          one = true;  // also one more, left implicit: "3 friends + 1" (himself)
+        } else if (pn.op == Node::Op::Sub) {
+          // "1 - 0.4", or one less ("7 - 1": all but one)
           int other = pn.a == k ? pn.b : pn.a;
-          one = !st.nodes[other].value.is_integer();
+          one = pn.b == k || !st.nodes[other].value.is_integer();
         } else if (pn.op == Node::Op::Mul || pn.op == Node::Op::Div) {
           one = true;
         }
@@ -1063,6 +1208,13 @@ Graph parse_graph(std::string_view question, std::string_view solution, std::str
             break;
           }
       }
+      // Nothing else: a unit factor named anywhere in the problem ("32 x (30/60)" for 32 MPH).
+      if (lit.sources.empty())
+        for (const numeric& c : units)
+          if (c.is_equal(nd.value)) {
+            lit.sources.push_back({Source::Kind::Constant, -1, 0, c});
+            break;
+          }
       nd.literal = static_cast<int>(g.literals.size());
       g.literals.push_back(std::move(lit));
     }

@@ -6,22 +6,26 @@
 // decimals, + - * / and parentheses), checks that it evaluates exactly to its stated result, and
 // links every number the expression uses (a "literal") to the places it can come from:
 //
-//   - a number of the question (question_numbers): digits ("48", "$1,200", "2.5", ".5", "1/2"),
-//     percentages ("150%" may be used as 150, 1.5, and its complements 1 - 1.5, 100 - 150 ...),
-//     cents ("50 cents" as 50 or 0.5), number words ("five", "twenty-five", "five hundred"), and
-//     words that stand for a number ("half" as 2 or 1/2, "twice"/"double" 2, "triple" 3, "dozen"
-//     12, "quarter" 4 or 1/4, "third" 3 or 1/3);
+//   - a number of the question (question_numbers): digits ("48", "$1,200", "$400 000", "2.5",
+//     ".5", "1/2"), percentages ("150%" may be used as 150, 1.5, and its complements 1 - 1.5,
+//     100 - 150 ...), cents ("50 cents" as 50 or 0.5), number words ("five", "twenty-five",
+//     "five hundred"), words that stand for a number ("half" as 2 or 1/2, "twice"/"double" 2,
+//     "triple" 3, "dozen" 12, "quarter" 4 or 1/4, "third" 3 or 1/3, and as fractions only, after
+//     "a", a number word or a hyphen, "fourth" ... "tenth": "a fifth" 5 or 1/5), and a count of
+//     a unit in the next smaller unit ("1 hour" also 60, "4 dozen" 48, "2 weeks" 14);
 //   - an earlier step's result (or that result / 100: "100-40=60" then ".6");
-//   - a constant: 1 as in "1 - 0.4" (added to or subtracted from a non-integer) or as a factor,
-//     divisor or numerator, 2 anywhere (two sides, a round trip, an average), 100 or 1/100
-//     when the problem speaks of percent, and unit factors named by a word of the question or
-//     line of the literal (60 for hour/minute, 24 day, 7 and 52 week, 12 month/year/foot, 365
-//     year, ...).
+//   - a constant: 1 added ("3 + 1": one more left implicit), subtracted ("7 - 1"), 1 less a
+//     non-integer ("1 - 0.4"), or as a factor, divisor or numerator; 2 anywhere (two sides, a
+//     round trip, an average); 100 or 1/100 when the problem speaks of percent; unit factors
+//     named by a word of the literal's line (60 for hour/minute, 24 day, 7 and 52 week, 12
+//     month/year/foot, 365 year, the days of a named month, ...), or of the whole problem when
+//     the literal has no other source ("32 x (30/60)" for 32 MPH).
 //
 // A literal can have several candidate sources with the same value. They are all kept: which one
-// is meant only matters when a number is masked, and symbolic_backward.h then refuses a mask for
-// which the candidates disagree ("ambiguous link"). A literal with no candidate is unlinked; a
-// graph links fully when every literal of the steps the final answer depends on is linked.
+// is meant only matters when a number is masked, and symbolic_backward.h then weighs the
+// readings of the links (which source each such literal stands for). A literal with no candidate is
+// unlinked; a graph links fully when every literal of the steps the final answer depends on is
+// linked.
 #include <ginac/ginac.h>
 
 #include <cstddef>
@@ -82,6 +86,9 @@ struct Literal {
   int step = -1, node = -1;
   GiNaC::numeric value;
   std::vector<Source> sources;  // empty: unlinked
+  // Per source: the content words its place shares with the literal's line (a question number:
+  // the words around it; a step: the words of its line; a constant: 0). See parse_graph.
+  std::vector<int> context;
   // Several question numbers or steps had this value and the words of the literal's line picked
   // one (the others were dropped): see parse_graph.
   bool by_context = false;
@@ -97,8 +104,10 @@ struct Step {
   // result" as written.
   std::size_t begin = 0, end = 0;
   std::size_t line = 0;  // index of its line in the solution
-  // A computation written in the text without an annotation ("$864 + $2,592 = $3,456"), read
-  // when its numbers (unit words between them dropped) evaluate exactly to the number after '='.
+  // A computation written in the text without an annotation ("$864 + $2,592 = $3,456", "200
+  // minus 174 equals 26", "2+2(16)=34", "16+16 = <<32=32>>32" where the annotation only states
+  // the result), read when its numbers (unit words between them dropped) evaluate exactly to
+  // the number after '=' (or "equals").
   bool text = false;
 };
 
@@ -136,9 +145,10 @@ bool parse_rational(std::string_view s, GiNaC::numeric& out);
 // to 3 words before and 4 after it in its sentence; a step: the words of its own line); a best
 // score of at least 2, ahead of all others by at least 2, wins and the other question numbers and
 // steps are dropped (constants stay: an implicit count, such as the two days of a weekend, reads
-// as well). When the step holds other literals of the same value only question numbers are
-// chosen between. (Matching equal numbers by their order of use was tried and dropped: solutions
-// often use them in another order than the question's.)
+// as well; and a question number is not dropped from the last literal that could stand for it).
+// When the step holds other literals of the same value only question numbers are chosen between.
+// (Matching equal numbers by their order of use was tried and dropped: solutions often use them in
+// another order than the question's.)
 Graph parse_graph(std::string_view question, std::string_view solution, std::string_view answer);
 
 // A rational as GiNaC writes it: "-3/4", "18".

@@ -220,6 +220,7 @@ struct Writer {
 
   // "E = S", or "S" when they read the same; checked.
   std::optional<std::string> restate(int s) const {
+    if (!o.known[s]) return std::nullopt;  // a step the answer does not need, unresolved
     const Step& st = g.steps[s];
     P e = render(s, st.root);
     P v = print(o.values[s]);
@@ -260,6 +261,13 @@ struct Writer {
     for (std::size_t i = 1; i < cands.size(); ++i)
       if (!same(cands[0], cands[i])) return std::nullopt;
     return cands[0];
+  }
+
+  // Does another number of the question have the masked value?
+  bool value_shared() const {
+    for (int k = 0; k < static_cast<int>(g.numbers.size()); ++k)
+      if (k != o.number && g.numbers[k].value.is_equal(q.value)) return true;
+    return false;
   }
 
   // The prose of a line with its numbers kept or restated; nullopt when a number is unclear or
@@ -334,12 +342,13 @@ struct Writer {
             if (wn.kind == QuestionNumber::Kind::Word && wn.value.is_equal(q.x_value))
               return std::nullopt;
         }
-        // The masked number written as a word.
+        // The masked number written as a word (when no other number of the question has its
+        // value: "three times" and "in three years" cannot be told apart in the prose).
         if (q.kind == QuestionNumber::Kind::Word) {
           std::string lq = q.written;
           for (char& ch : lq) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
           if (lw == lq || lw == lq.substr(0, lq.find(' '))) {
-            if (q.mask_text != "x") return std::nullopt;
+            if (q.mask_text != "x" || value_shared()) return std::nullopt;
             if (lw != lq) return std::nullopt;  // part of a multi-word number
             out += "x";
             i = j;
@@ -490,9 +499,12 @@ struct Writer {
             w += *p;
         }
         if (!ok) {
-          // a plain restatement of the steps that matter
+          // a plain restatement of the steps that matter (a step that only states the value
+          // of the one before it, "16+16 = <<32=32>>32", is not restated twice)
+          bool restated = false;
           for (int s : steps) {
-            if (!in_cone[s]) continue;
+            if (!in_cone[s] || (restated && g.steps[s].nodes.size() == 1)) continue;
+            restated = true;
             auto r = restate(s);
             if (!r) {
               why = fmt::format("step {} could not be restated", s + 1);

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "bootstrap/assemble.h"
 #include "bootstrap/bootstrap.h"
@@ -66,16 +68,17 @@ TEST(SymbolicPipeline, RecordsThroughTheJobStoreResumableAndDeduplicated) {
     const MethodStats& ms = st.methods.at(Method::Symbolic);
     EXPECT_EQ(ms.jobs, 2u);  // the MATH seed gets none
     EXPECT_EQ(ms.done, 2u);
-    // Natalia: 48 (FOBAR, SV); Weng: $12 and 50 minutes (FOBAR, SV each).
-    EXPECT_EQ(ms.kept, 6u);
+    // Natalia: 48 and "half" as x% (48 + 48 * x/100 = 72: x = 50); Weng: $12 and 50 minutes;
+    // FOBAR and SV each.
+    EXPECT_EQ(ms.kept, 8u);
     EXPECT_FALSE(b.llm_jobs_pending());
   }
   Bootstrap b(dir);  // reopened: nothing left to do, nothing duplicated
   Bootstrap::RunOptions ro;
   ro.progress = false;
-  EXPECT_EQ(b.run_local(ro).methods.at(Method::Symbolic).kept, 6u);
+  EXPECT_EQ(b.run_local(ro).methods.at(Method::Symbolic).kept, 8u);
   auto recs = b.records();
-  ASSERT_EQ(recs.size(), 6u);
+  ASSERT_EQ(recs.size(), 8u);
   std::map<std::string, int> types;
   for (const Record& r : recs) {
     ++types[r.type];
@@ -83,11 +86,15 @@ TEST(SymbolicPipeline, RecordsThroughTheJobStoreResumableAndDeduplicated) {
     EXPECT_EQ(r.to_json()["provenance"], "symbolic");
     EXPECT_TRUE(r.response.ends_with("The answer is: " + r.gold)) << r.response;
   }
-  EXPECT_EQ(types["GSM_FOBAR"], 3);
-  EXPECT_EQ(types["GSM_SV"], 3);
+  EXPECT_EQ(types["GSM_FOBAR"], 4);
+  EXPECT_EQ(types["GSM_SV"], 4);
+  std::multiset<std::string> golds;
+  for (const Record& r : recs)
+    if (r.problem_id == "gsm8k/train/0") golds.insert(r.gold);
+  EXPECT_EQ(golds, (std::multiset<std::string>{"48", "48", "50", "50"}));
   const Record* fobar = nullptr;
   for (const Record& r : recs)
-    if (r.type == "GSM_FOBAR" && r.problem_id == "gsm8k/train/0") fobar = &r;
+    if (r.type == "GSM_FOBAR" && r.problem_id == "gsm8k/train/0" && r.gold == "48") fobar = &r;
   ASSERT_NE(fobar, nullptr);
   EXPECT_EQ(fobar->query,
             "Natalia sold clips to x of her friends in April, and then she sold half as many clips "

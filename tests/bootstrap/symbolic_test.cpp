@@ -41,7 +41,8 @@ TEST(Symbolic, QuestionNumbersWrittenForms) {
   EXPECT_EQ(plain(ns[4].value), "25");
   EXPECT_TRUE(ns[4].maskable);
   EXPECT_EQ(plain(ns[5].value), "2");  // half: 2 or 1/2
-  EXPECT_FALSE(ns[5].maskable);        // "half a dozen": not masked
+  EXPECT_TRUE(ns[5].maskable);         // "half a dozen": "x% a dozen" (GSM8K_Backward's form)
+  EXPECT_EQ(ns[5].mask_text, "x%");
   EXPECT_EQ(plain(ns[6].value), "12");
   EXPECT_FALSE(ns[7].maskable);  // a time
   EXPECT_FALSE(ns[8].maskable);
@@ -53,6 +54,38 @@ TEST(Symbolic, HalfAsIsMaskedAsPercent) {
   EXPECT_TRUE(ns[0].maskable);
   EXPECT_EQ(ns[0].mask_text, "x%");
   EXPECT_EQ(ns[0].x_plain, "50");
+}
+
+TEST(Symbolic, HalfAsANounIsNotMasked) {
+  for (const char* q : {"He cut it in half.", "It took an hour and a half to go.",
+                        "In the second half of the day, she slept."}) {
+    auto ns = question_numbers(q);
+    ASSERT_EQ(ns.size(), 1u) << q;
+    EXPECT_FALSE(ns[0].maskable) << q;
+  }
+}
+
+TEST(Symbolic, MoreWrittenForms) {
+  // "$400 000": a thousands group after a space; "a fifth": 5 (or 1/5); "the fifth": an
+  // ordinal, not a number; "1 hour": also 60 (minutes); "4 dozen": also 48.
+  auto ns = question_numbers(
+      "A house costs $400 000. A fifth of it is paid on the fifth day, 1 hour after 4 dozen "
+      "calls.");
+  std::vector<std::string> written;
+  for (const auto& n : ns) written.push_back(n.written);
+  EXPECT_EQ(written, (std::vector<std::string>{"400 000", "fifth", "1", "4", "dozen"}));
+  EXPECT_EQ(plain(ns[0].value), "400000");
+  EXPECT_EQ(ns[0].x_plain, "400000");
+  EXPECT_EQ(plain(ns[1].value), "5");
+  auto values = [](const QuestionNumber& n) {
+    std::vector<std::string> out;
+    for (const auto& f : n.forms)
+      out.push_back(plain(GiNaC::ex_to<GiNaC::numeric>(f.subs(own_value() == n.value))));
+    return out;
+  };
+  EXPECT_EQ(values(ns[1]), (std::vector<std::string>{"5", "0.2"}));
+  EXPECT_EQ(values(ns[2]), (std::vector<std::string>{"1", "60"}));
+  EXPECT_EQ(values(ns[3]), (std::vector<std::string>{"4", "48"}));
 }
 
 TEST(Symbolic, NoMasksWhenTheQuestionUsesX) {
@@ -101,8 +134,46 @@ TEST(Symbolic, TextStepsAreRead) {
   EXPECT_EQ(g.answer_step, 1);
 }
 
-TEST(Symbolic, AmbiguousLinkIsRefused) {
-  // 2 is both "2 friends" and "twice": masking the 2 cannot say which the solution multiplies.
+TEST(Symbolic, TextStepsWithWordsTrivialAnnotationsAndImplicitProducts) {
+  // "200 minus 174 equals 26": operators in words; "16+16 = <<32=32>>32": an annotation that
+  // only states the result of the computation before it; "2+2(16)=34": a product without its
+  // sign; "$864\u00a0+ $432": a no-break space.
+  Graph g = parse_graph(
+      "Ray swims a mile in 16 minutes, and in 2 minutes more than twice as long when it is warm. "
+      "Jo raised $83, Al $91 and Bo $200. Bo pays 864 and 432 dollars. Nia has 16 and 16 cards.",
+      "Warm = 2+2(16)=34 minutes\nThey raised 83 plus 91 equals <<83+91=174>>174.\nThey need "
+      "200 minus 174 equals 26 more.\nBo pays $864\xC2\xA0+ $432 = $1,296.\nNia has 16+16 = "
+      "<<32=32>>32 cards.\n#### 32",
+      "32");
+  std::vector<std::string> expressions;
+  for (const Step& st : g.steps) expressions.push_back(st.expression + "=" + st.result_text);
+  EXPECT_EQ(expressions, (std::vector<std::string>{"2+2*(16)=34", "83+91=174", "200-174=26",
+                                                   "864+432=1,296", "16+16=32", "32=32"}));
+  ASSERT_TRUE(g.linked()) << g.failure;
+  ASSERT_EQ(g.answer_step, 5);
+  // the trivial annotation's 32 is the text step's result
+  const Literal& l32 = g.literals[g.steps[5].nodes[0].literal];
+  ASSERT_EQ(l32.sources.size(), 1u);
+  EXPECT_EQ(l32.sources[0].kind, Source::Kind::Step);
+  EXPECT_EQ(l32.sources[0].index, 4);
+}
+
+TEST(Symbolic, ImplicitConstants) {
+  // "3 + 1": one more (himself); June has 30 days; "32 x (30/60)": minutes per hour named in
+  // the question only.
+  Graph g = parse_graph(
+      "Greg and his 3 siblings each read 2 books a day in June. A horse runs 30 minutes at 32 "
+      "MPH.",
+      "3+1=<<3+1=4>>4 people\n4*2=<<4*2=8>>8 books a day\n8*30=<<8*30=240>>240 books in June"
+      "\n32*(30/60)=<<32*(30/60)=16>>16\n240+16=<<240+16=256>>256\n#### 256",
+      "256");
+  ASSERT_TRUE(g.linked()) << g.failure << " " << (g.unlinked.empty() ? "" : g.unlinked[0]);
+}
+
+TEST(Symbolic, AmbiguousLinkResolvedByCoverage) {
+  // 2 is both "2 friends" and "twice", and the solution multiplies by 2 twice: the readings
+  // that use both numbers (the solution uses every number of the question) are 3*2 with either
+  // one and 6*2 with the other; both give 24x = 48, so masking the 2 is sound.
   Graph g = parse_graph(
       "James writes a 3-page letter to 2 different friends twice a week.  How many pages does he "
       "write in 4 weeks?",
@@ -110,11 +181,50 @@ TEST(Symbolic, AmbiguousLinkIsRefused) {
       "every week\nThat means he writes 12*4=<<12*4=48>>48 pages in 4 weeks\n#### 48",
       "48");
   ASSERT_TRUE(g.linked()) << g.failure;
-  std::map<std::string, std::string> cause;
-  for (const MaskOutcome& o : backward_masks(g)) cause[g.numbers[o.number].written] = o.cause;
-  EXPECT_EQ(cause["2"], kAmbiguous);
-  EXPECT_EQ(cause["3"], "");  // 3-page: x-page
-  EXPECT_EQ(cause["4"], "");
+  std::map<std::string, MaskOutcome> out;
+  for (MaskOutcome& o : backward_masks(g)) out[g.numbers[o.number].written] = o;
+  EXPECT_EQ(out["2"].cause, "");
+  EXPECT_TRUE(GiNaC::normal(out["2"].f - 24 * unknown()).is_zero()) << out["2"].f;
+  EXPECT_EQ(out["3"].cause, "");  // 3-page: x-page
+  EXPECT_EQ(out["4"].cause, "");
+}
+
+TEST(Symbolic, AmbiguousLinkOfARepeatedNumberIsRefused) {
+  // "30 days" twice and one 30 in the solution: with the first 30 masked, a reading that
+  // takes the second gives an answer without x. (GSM8K test.)
+  Graph g = parse_graph(
+      "Shannon makes her own madeleine cookies and eats 2 a night as a treat.  She wants to make "
+      "enough cookies to last her for 30 days by storing them in the freezer. Her recipe makes 1 "
+      "dozen madeleine cookies.  How many dozens of cookies will she need to make so she has "
+      "enough for 30 days?",
+      "She eats 2 cookies a night so for 30 nights she needs 2*30 = <<2*30=60>>60 cookies\nHer "
+      "recipe makes 12 cookies and she needs to make 60 cookies so that's 60/12 = <<60/12=5>>5 "
+      "dozen\n#### 5",
+      "5");
+  ASSERT_TRUE(g.linked()) << g.failure;
+  int refused = 0;
+  for (const MaskOutcome& o : backward_masks(g))
+    if (g.numbers[o.number].written == "30") {
+      EXPECT_EQ(o.cause, kAmbiguous);
+      EXPECT_FALSE(o.determined);
+      ++refused;
+    }
+  EXPECT_EQ(refused, 2);
+}
+
+TEST(Symbolic, AmbiguousLinkPrefersANumbersOwnValue) {
+  // 20 is "20 people" and also 100 - 80 (the complement of "80%"): the reading through the
+  // number's own value is preferred, 20 - 20 * x/100 = 4. (GSM8K test.)
+  Graph g = parse_graph(
+      "John arm wrestles 20 people.  He beats 80%.  How many people did he lose to?",
+      "He beats 20*.8=<<20*.8=16>>16 people\nSo he loses to 20-16=<<20-16=4>>4 people\n#### 4",
+      "4");
+  ASSERT_TRUE(g.linked()) << g.failure;
+  std::map<std::string, MaskOutcome> out;
+  for (MaskOutcome& o : backward_masks(g)) out[g.numbers[o.number].written] = o;
+  EXPECT_EQ(out["80"].cause, "");
+  EXPECT_TRUE(GiNaC::normal(out["80"].f - (20 - unknown() / 5)).is_zero()) << out["80"].f;
+  EXPECT_EQ(out["20"].cause, "");
 }
 
 TEST(Symbolic, RealRootsBySturmSequences) {
