@@ -5,14 +5,17 @@
 // OpenAI-sized embeddings, 395,000 x 15,000 x 1,536). Each side computes, for every new vector, the
 // minimum squared L2 distance to the base set, and the mean of those minima (the diversity gain):
 //
-//   ours    analysis::nearest_sq_l2: blocked float32 GEMM (libtorch -> OpenBLAS) streamed over the
-//           new vectors, every candidate within the float32 error bound re-checked in float64
-//           (exact minima); and the same without the re-check (float32 values, as FAISS returns);
+//   ours    analysis::nearest_sq_l2 with each kernel this CPU has: amx-bf16 (bfloat16 AMX tiles,
+//           row minimum fused into the tile loop, analysis/nn_kernel.h) and f32 (blocked float32
+//           GEMM through libtorch -> OpenBLAS), both streamed over the new vectors with every
+//           candidate within the kernel's error bound re-checked in float64 (exact minima, the
+//           same bits from both); and f32 without the re-check (float32 values, as FAISS returns);
 //   faiss   faiss::IndexFlatL2::search with k = 1 (libfaiss-dev; its BLAS path for nq > 20);
 //   numpy   bench/reference/diversity_numpy.py under /usr/bin/python3 (float32 GEMM per block of
 //           4096, then min), reading the data from raw files.
 //
-// Reported per side: seconds, the GEMM work (2 * NEW * BASE * DIM FLOPs) as GFLOP/s and as a share
+// Reported per side: wall seconds, CPU seconds (user + system of this process during the side;
+// numpy: its own), the GEMM work (2 * NEW * BASE * DIM FLOPs) as GFLOP/s and as a share
 // of the GEMM peak measured in this process (best of at::mm at 4096 x 1536 x 8192 and 4096^3, same
 // threads, in every round), the gain and its relative difference from ours, and peak RSS (ours: the
 // growth of ru_maxrss during our search, over the data that all sides share; numpy: its own
@@ -20,11 +23,11 @@
 //
 //   diversity_bench [--new 395000] [--base 15000] [--dim 1536] [--query-block 0] [--base-block 0]
 //                   [--no-faiss] [--no-numpy] [--no-float32] [--python /usr/bin/python3]
-//                   [--dir /tmp] [--threads N] [--repeats 1]
+//                   [--dir /tmp] [--threads N] [--repeats 1] [--kernels auto,f32]
 //
-// --repeats N runs ours and FAISS N times, interleaved (the machine may be shared), and keeps each
-// side's best time. --threads sets libtorch's threads (default: the cores); OpenBLAS and FAISS's
-// OpenMP use their own defaults (all cores).
+// --repeats N runs ours (each kernel of --kernels) and FAISS N times, interleaved (the machine may
+// be shared), and keeps each side's best time. --threads sets libtorch's threads (default: the
+// cores); OpenBLAS and FAISS's OpenMP use their own defaults (all cores).
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -37,12 +40,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 
 #include "analysis/diversity.h"
 #include "core/cpu.h"
 #include "core/jsonl.h"
+#include "core/text.h"
 
 #ifdef METAMATH_HAVE_FAISS
 #include <faiss/IndexFlat.h>
@@ -55,6 +60,13 @@ namespace {
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double cpu_s() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 double peak_rss_mb() {
@@ -82,6 +94,7 @@ double measure_gemm_peak(int64_t dim) {
 struct Side {
   std::string name;
   double seconds = 0, gain = 0, rss_mb = 0, last = 0;  // best and last time
+  double cpu = 0;                                      // CPU seconds of the best round
   bool ran = false;
 };
 
@@ -104,6 +117,7 @@ int main(int argc, char** argv) {
   int64_t nq = 395000, nb = 15000, dim = 1536, qb = 0, bb = 0;
   int threads = static_cast<int>(std::thread::hardware_concurrency()), repeats = 1;
   bool faiss = true, numpy = true, float32 = true;
+  std::string kernels = "auto,f32";
   std::string python = "/usr/bin/python3";
   fs::path dir = fs::temp_directory_path();
   for (int i = 1; i < argc; ++i) {
@@ -139,6 +153,8 @@ int main(int argc, char** argv) {
       threads = std::stoi(next());
     else if (a == "--repeats")
       repeats = std::stoi(next());
+    else if (a == "--kernels")
+      kernels = next();
     else {
       std::fprintf(stderr, "unknown flag %s (see the header of bench/diversity_bench.cpp)\n",
                    a.c_str());
@@ -161,37 +177,74 @@ int main(int argc, char** argv) {
   no.query_block = qb;
   no.base_block = bb;
   ma::NearestOptions f32 = no;
+  f32.kernel = ma::NearestKernel::f32_gemm;
   f32.recheck = false;
-  Side ours{"metamath (exact)"}, rough{"metamath (float32 only)"}, flat{"faiss IndexFlatL2"};
+  // Our exact sides: one per kernel asked for (auto = what `metamath diversity` uses here).
+  std::vector<ma::NearestKernel> exact_kernels;
+  for (const auto& k : metamath::text::split(kernels, ','))
+    exact_kernels.push_back(ma::parse_nearest_kernel(k));
+  std::vector<Side> ours(exact_kernels.size());
+  Side rough{"metamath f32, float32 only"}, flat{"faiss IndexFlatL2"};
   ma::Nearest exact;
-  auto best_of = [](Side& side, double seconds, double gain) {
-    side.seconds = side.ran ? std::min(side.seconds, seconds) : seconds;
+  auto best_of = [](Side& side, double seconds, double cpu, double gain) {
+    if (!side.ran || seconds < side.seconds) {
+      side.seconds = seconds;
+      side.cpu = cpu;
+    }
     side.last = seconds;
     side.gain = gain;
     side.ran = true;
   };
+  // Runs f, returns {wall, CPU} seconds.
+  auto timed = [](const std::function<void()>& f) {
+    const double t0 = now_s(), c0 = cpu_s();
+    f();
+    return std::pair<double, double>{now_s() - t0, cpu_s() - c0};
+  };
   double peak = 0;
   for (int r = 0; r < std::max(1, repeats); ++r) {
-    const double rss0 = peak_rss_mb();
-    double t0 = now_s();
-    exact = ma::nearest_sq_l2(fresh.data_ptr<float>(), nq, base.data_ptr<float>(), nb, dim, no);
-    best_of(ours, now_s() - t0, mean(exact.dist2));
-    ours.rss_mb = std::max(ours.rss_mb, peak_rss_mb() - rss0);
+    for (std::size_t k = 0; k < exact_kernels.size(); ++k) {
+      ma::NearestOptions o = no;
+      o.kernel = exact_kernels[k];
+      const double rss0 = peak_rss_mb();
+      ma::Nearest got;
+      auto [wall, cpu] = timed([&] {
+        got = ma::nearest_sq_l2(fresh.data_ptr<float>(), nq, base.data_ptr<float>(), nb, dim, o);
+      });
+      ours[k].name =
+          fmt::format("metamath exact ({}: {})", ma::nearest_kernel_name(o.kernel), got.kernel);
+      best_of(ours[k], wall, cpu, mean(got.dist2));
+      ours[k].rss_mb = std::max(ours[k].rss_mb, peak_rss_mb() - rss0);
+      std::printf("  %s: %.2f s (CPU %.2f s), %lld candidates re-checked, %lld rows rescanned\n",
+                  ours[k].name.c_str(), wall, cpu, static_cast<long long>(got.candidates),
+                  static_cast<long long>(got.rescanned));
+      if (k == 0) {
+        exact = std::move(got);
+      } else if (got.dist2 != exact.dist2 || got.index != exact.index) {
+        std::printf("  ERROR: kernel %s disagrees with %s\n", ours[k].name.c_str(),
+                    ours[0].name.c_str());
+        return 1;
+      }
+    }
     if (float32) {
-      t0 = now_s();
-      ma::Nearest f =
-          ma::nearest_sq_l2(fresh.data_ptr<float>(), nq, base.data_ptr<float>(), nb, dim, f32);
-      best_of(rough, now_s() - t0, mean(f.dist2));
+      double gain = 0;
+      auto [wall, cpu] = timed([&] {
+        gain = mean(
+            ma::nearest_sq_l2(fresh.data_ptr<float>(), nq, base.data_ptr<float>(), nb, dim, f32)
+                .dist2);
+      });
+      best_of(rough, wall, cpu, gain);
     }
 #ifdef METAMATH_HAVE_FAISS
     if (faiss) {
       faiss::IndexFlatL2 index(dim);
-      t0 = now_s();
-      index.add(nb, base.data_ptr<float>());
       std::vector<float> D(static_cast<std::size_t>(nq));
       std::vector<faiss::Index::idx_t> I(static_cast<std::size_t>(nq));
-      index.search(nq, fresh.data_ptr<float>(), 1, D.data(), I.data());
-      best_of(flat, now_s() - t0, mean(std::vector<double>(D.begin(), D.end())));
+      auto [wall, cpu] = timed([&] {
+        index.add(nb, base.data_ptr<float>());
+        index.search(nq, fresh.data_ptr<float>(), 1, D.data(), I.data());
+      });
+      best_of(flat, wall, cpu, mean(std::vector<double>(D.begin(), D.end())));
       int64_t same = 0;
       for (int64_t i = 0; i < nq; ++i) same += I[i] == exact.index[i];
       std::printf("  (faiss: same nearest index as ours for %.4f%% of the new vectors)\n",
@@ -201,18 +254,17 @@ int main(int argc, char** argv) {
     // Each round (the machine may be shared: the best of every round is the peak), and after
     // our search, so that ru_maxrss growth during ours is ours (these operands are bigger).
     peak = std::max(peak, measure_gemm_peak(dim));
-    std::printf(
-        "  round %d: ours %.2f s, float32 only %.2f s, faiss %.2f s, GEMM peak so far %.0f "
-        "GFLOP/s\n",
-        r + 1, ours.last, rough.last, flat.last, peak);
+    std::printf("  round %d:", r + 1);
+    for (const Side& s : ours) std::printf(" %s %.2f s,", s.name.c_str(), s.last);
+    std::printf(" float32 only %.2f s, faiss %.2f s, GEMM peak so far %.0f GFLOP/s\n", rough.last,
+                flat.last, peak);
   }
 #ifndef METAMATH_HAVE_FAISS
   if (faiss) std::printf("  (faiss: not built in; install libfaiss-dev and reconfigure)\n");
 #endif
-  std::printf("  (re-checked %lld candidate pairs, %lld rows rescanned)\n",
-              static_cast<long long>(exact.candidates), static_cast<long long>(exact.rescanned));
   std::printf("measured GEMM peak (at::mm, f32, best of every round): %.1f GFLOP/s\n", peak);
-  for (const Side* s : {&ours, &rough, &flat})
+  for (const Side& s : ours) sides.push_back(s);
+  for (const Side* s : {&rough, &flat})
     if (s->ran) sides.push_back(*s);
   if (numpy) {
     const fs::path qf = dir / "diversity_bench_new.f32", bf = dir / "diversity_bench_base.f32";
@@ -233,20 +285,25 @@ int main(int argc, char** argv) {
       std::printf("  (numpy: the reference failed: %s)\n", cmd.c_str());
     } else {
       const metamath::json j = metamath::json::parse(out);
-      sides.push_back({"numpy brute force", j["seconds"], j["gain"], j["peak_rss_mb"], true});
+      Side np{"numpy brute force", j["seconds"], j["gain"], j["peak_rss_mb"], 0, true};
+      np.cpu = j["cpu_seconds"];
+      sides.push_back(np);
     }
   }
 
-  std::printf("\n%-26s %10s %10s %9s %12s %12s %12s\n", "side", "seconds", "GFLOP/s", "% peak",
-              "gain", "rel. diff", "ours faster");
+  const Side& first = ours.front();
+  std::printf("\n%-36s %8s %8s %9s %8s %14s %10s %8s %8s\n", "side", "wall s", "CPU s", "GFLOP/s",
+              "% peak", "gain", "rel. diff", "x wall", "x CPU");
   for (const Side& s : sides) {
     const double rate = flops / s.seconds / 1e9;
-    std::printf("%-26s %10.2f %10.1f %8.1f%% %12.6f %12.2e %11.2fx\n", s.name.c_str(), s.seconds,
-                rate, 100 * rate / peak, s.gain, (s.gain - ours.gain) / ours.gain,
-                s.seconds / ours.seconds);
+    std::printf("%-36s %8.2f %8.2f %9.1f %7.1f%% %14.6f %10.2e %7.2fx %7.2fx\n", s.name.c_str(),
+                s.seconds, s.cpu, rate, 100 * rate / peak, s.gain,
+                (s.gain - first.gain) / first.gain, s.seconds / first.seconds, s.cpu / first.cpu);
   }
+  std::printf(
+      "(x wall, x CPU: the side's time over the first row's; > 1 means the first is faster)\n");
   std::printf("\npeak RSS: process %.0f MB (data: %.0f MB); our search's growth %.0f MB",
-              peak_rss_mb(), (nq + nb) * dim * 4.0 / (1 << 20), ours.rss_mb);
+              peak_rss_mb(), (nq + nb) * dim * 4.0 / (1 << 20), first.rss_mb);
   for (const Side& s : sides)
     if (s.name == "numpy brute force") std::printf("; numpy process %.0f MB", s.rss_mb);
   std::printf("\n");

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "analysis/nn_kernel.h"
 #include "core/atomic_file.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -33,27 +34,14 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr double kUnitRoundoff = 1.0 / (1 << 24);  // float32
-constexpr std::size_t kMaxCandidates = 64;
+constexpr std::size_t kMaxCandidates = 64;         // float32 path
+constexpr std::size_t kMaxAmxCandidates = 256;     // the bfloat16 filter's margin is ~2^9 x wider
+constexpr int64_t kAmxQueryBlock = 4096;
+constexpr double kAmxMaxNorm = 1e30;  // beyond: bfloat16 rounding could overflow (float32 path)
 constexpr int64_t kTileBytes = int64_t{64} << 20;
 constexpr int64_t kAutoBaseBlock = 8192;
 
-// One query's search state over the base blocks (float32 distances).
-struct RowState {
-  float best = std::numeric_limits<float>::infinity();
-  int64_t best_index = -1;
-  float margin = 0;  // twice the float32 error bound of this row's distances
-  bool overflow = false;
-  std::vector<std::pair<float, int64_t>> candidates;  // (float32 distance, base row)
-};
-
-double exact_sq_l2(const float* a, const float* b, int64_t dim) {
-  double s = 0;
-  for (int64_t k = 0; k < dim; ++k) {
-    const double t = static_cast<double>(a[k]) - static_cast<double>(b[k]);
-    s += t * t;
-  }
-  return s;
-}
+using nn::RowState;
 
 // Squared norms of n rows (float64 sums, rounded to float32 once).
 void row_norms(const float* rows, int64_t n, int64_t dim, float* out) {
@@ -138,7 +126,7 @@ std::pair<double, int64_t> exact_minimum(const RowState& st, const float* q, con
   double best = std::numeric_limits<double>::infinity();
   int64_t at_ = -1;
   auto consider = [&](int64_t j) {
-    const double d = exact_sq_l2(q, base + j * dim, dim);
+    const double d = nn::exact_sq_l2(q, base + j * dim, dim);
     if (d < best || (d == best && j < at_)) {
       best = d;
       at_ = j;
@@ -152,7 +140,73 @@ std::pair<double, int64_t> exact_minimum(const RowState& st, const float* q, con
   return {best, at_};
 }
 
+bool amx_usable() { return kernel_isa() >= Isa::avx512 && nn::amx_bf16_supported(); }
+
+// The kernel a search uses: the AMX filter when the CPU has it (and the values are in range).
+NearestKernel pick_kernel(const NearestOptions& o, double bn_max) {
+  switch (o.kernel) {
+    case NearestKernel::f32_gemm:
+      return NearestKernel::f32_gemm;
+    case NearestKernel::amx_bf16:
+      if (!nn::amx_bf16_supported())
+        fail(
+            "nearest neighbours: --nn-kernel amx-bf16 needs a CPU with AMX-BF16 (and a kernel "
+            "that allows it); use auto or f32");
+      if (!o.recheck) fail("nearest neighbours: the bfloat16 kernel always re-checks in float64");
+      if (!(bn_max < kAmxMaxNorm)) fail("nearest neighbours: base norms too large for bfloat16");
+      return NearestKernel::amx_bf16;
+    case NearestKernel::automatic:
+      break;
+  }
+  return o.recheck && bn_max < kAmxMaxNorm && amx_usable() ? NearestKernel::amx_bf16
+                                                           : NearestKernel::f32_gemm;
+}
+
+// Searches one block of queries (float32 GEMM tiles through libtorch), leaving rows[0, n) ready
+// for the re-check.
+struct F32Search {
+  const float* base = nullptr;
+  int64_t nb = 0, dim = 0, bb = 0;
+  at::Tensor B, bn;
+  double rel_error = 0, bn_max = 0;
+  double abs_error = 0;  // float32 denormals: half a unit (2^-150) per operation, d + 4 of them
+  at::Tensor tile_buf;
+
+  void block(const at::Tensor& qbuf, int64_t n, const float* qn, RowState* rows, bool recheck) {
+    for (int64_t i = 0; i < n; ++i)
+      rows[i] = nn::fresh_row(static_cast<float>(2 * (rel_error * (qn[i] + bn_max) + abs_error)));
+    const at::Tensor Q = qbuf.narrow(0, 0, n);
+    for (int64_t b0 = 0; b0 < nb; b0 += bb) {
+      const int64_t m = std::min(bb, nb - b0);
+      at::Tensor T = tile_buf.narrow(0, 0, n * m).view({n, m});
+      at::addmm_out(T, bn.narrow(0, b0, m).unsqueeze(0), Q, B.narrow(0, b0, m).t(), 1, -2);
+      const float* tp = T.data_ptr<float>();
+      at::parallel_for(0, n, 16, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) fold_tile_row(rows[i], qn[i], tp + i * m, m, b0, recheck);
+      });
+    }
+  }
+};
+
 }  // namespace
+
+const char* nearest_kernel_name(NearestKernel k) {
+  switch (k) {
+    case NearestKernel::automatic:
+      return "auto";
+    case NearestKernel::f32_gemm:
+      return "f32";
+    case NearestKernel::amx_bf16:
+      return "amx-bf16";
+  }
+  return "?";
+}
+
+NearestKernel parse_nearest_kernel(const std::string& name) {
+  for (auto k : {NearestKernel::automatic, NearestKernel::f32_gemm, NearestKernel::amx_bf16})
+    if (name == nearest_kernel_name(k)) return k;
+  fail("nearest-neighbour kernel '{}': expected auto, f32 or amx-bf16", name);
+}
 
 Nearest nearest_sq_l2(const RowSource& queries, int64_t nq, const float* base, int64_t nb,
                       int64_t dim, const NearestOptions& o) {
@@ -161,20 +215,34 @@ Nearest nearest_sq_l2(const RowSource& queries, int64_t nq, const float* base, i
   Nearest out;
   out.dist2.assign(static_cast<std::size_t>(nq), 0.0);
   out.index.assign(static_cast<std::size_t>(nq), -1);
-  if (nq == 0) return out;
-
-  const int64_t bb = std::min(nb, o.base_block > 0 ? o.base_block : kAutoBaseBlock);
-  const int64_t qb = std::min(
-      nq, o.query_block > 0 ? o.query_block : std::clamp<int64_t>(kTileBytes / (4 * bb), 64, 8192));
-  at::Tensor B = at::from_blob(const_cast<float*>(base), {nb, dim}, at::kFloat);
   at::Tensor bn = at::empty({nb}, at::kFloat);
   row_norms(base, nb, dim, bn.data_ptr<float>());
   const double bn_max = bn.max().item<double>();
+  const NearestKernel kernel = pick_kernel(o, bn_max);
+  out.kernel = nearest_kernel_name(kernel);
+  if (nq == 0) return out;
+
+  const bool amx = kernel == NearestKernel::amx_bf16;
+  const int64_t bb = std::min(nb, o.base_block > 0 ? o.base_block : kAutoBaseBlock);
+  const int64_t auto_qb =
+      amx ? kAmxQueryBlock : std::clamp<int64_t>(kTileBytes / (4 * bb), 64, 8192);
+  const int64_t qb = std::min(nq, o.query_block > 0 ? o.query_block : auto_qb);
   const double gamma = dim * kUnitRoundoff / (1 - dim * kUnitRoundoff);
-  const double rel_error = gamma + 10 * kUnitRoundoff;  // of ||q||^2 + ||b||^2
+  F32Search f32;
+  f32.base = base;
+  f32.nb = nb;
+  f32.dim = dim;
+  f32.bb = bb;
+  f32.B = at::from_blob(const_cast<float*>(base), {nb, dim}, at::kFloat);
+  f32.bn = bn;
+  f32.rel_error = gamma + 10 * kUnitRoundoff;  // of ||q||^2 + ||b||^2
+  f32.bn_max = bn_max;
+  f32.abs_error = (dim + 4) * std::ldexp(1.0, -150);
+  if (!amx) f32.tile_buf = at::empty({qb * bb}, at::kFloat);
+  nn::PackedBase packed;
+  if (amx) packed = nn::pack_base(base, nb, dim, bn.data_ptr<float>());
 
   at::Tensor qbuf = at::empty({qb, dim}, at::kFloat);
-  at::Tensor tile_buf = at::empty({qb * bb}, at::kFloat);
   std::vector<float> qn(static_cast<std::size_t>(qb));
   std::vector<RowState> rows(static_cast<std::size_t>(qb));
   std::atomic<int64_t> candidates{0}, rescanned{0};
@@ -185,20 +253,15 @@ Nearest nearest_sq_l2(const RowSource& queries, int64_t nq, const float* base, i
     const int64_t n = std::min(qb, nq - q0);
     float* qp = qbuf.data_ptr<float>();
     queries(q0, n, qp);
-    at::Tensor Q = qbuf.narrow(0, 0, n);
     row_norms(qp, n, dim, qn.data());
-    for (int64_t i = 0; i < n; ++i) {
-      rows[i] = RowState{};
-      rows[i].margin = static_cast<float>(2 * rel_error * (qn[i] + bn_max));
-    }
-    for (int64_t b0 = 0; b0 < nb; b0 += bb) {
-      const int64_t m = std::min(bb, nb - b0);
-      at::Tensor T = tile_buf.narrow(0, 0, n * m).view({n, m});
-      at::addmm_out(T, bn.narrow(0, b0, m).unsqueeze(0), Q, B.narrow(0, b0, m).t(), 1, -2);
-      const float* tp = T.data_ptr<float>();
-      at::parallel_for(0, n, 16, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) fold_tile_row(rows[i], qn[i], tp + i * m, m, b0, o.recheck);
-      });
+    if (amx) {
+      for (int64_t i = 0; i < n; ++i) {
+        rows[i] = nn::fresh_row(nn::amx_margin(qn[i], packed));
+        rows[i].overflow = !(qn[i] < kAmxMaxNorm);  // rescanned in float64 instead
+      }
+      nn::amx_filter(packed, qp, n, qn.data(), rows.data(), kMaxAmxCandidates);
+    } else {
+      f32.block(qbuf, n, qn.data(), rows.data(), o.recheck);
     }
     at::parallel_for(0, n, 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
@@ -397,9 +460,11 @@ json summary_json(const DiversityOptions& o, const Embedder& e, const DiversityR
        {{"backend", e.backend}, {"model", e.model}, {"model_id", e.model_id}, {"dim", r.dim}}},
       {"cache", {{"base", embed_stats(r.base_embed)}, {"new", embed_stats(r.new_embed)}}},
       {"nearest",
-       {{"method", o.nearest.recheck
-                       ? "exact: float32 blocked GEMM, candidates re-checked in float64"
-                       : "float32 blocked GEMM"},
+       {{"method", !o.nearest.recheck ? "float32 blocked GEMM"
+                   : r.nearest.kernel == "amx-bf16"
+                       ? "exact: bfloat16 AMX tiles, candidates re-checked in float64"
+                       : "exact: float32 blocked GEMM, candidates re-checked in float64"},
+        {"kernel", r.nearest.kernel},
         {"candidates_rechecked", r.nearest.candidates},
         {"rescanned", r.nearest.rescanned}}},
       {"seconds", {{"embed", embed_s}, {"search", search_s}}},

@@ -17,7 +17,10 @@
 // holds for any summation order of the dot products) is kept as a candidate and recomputed in
 // float64 as sum (q_i - b_i)^2; the minimum among them is the exact minimum (float64 rounding of
 // the float32 embeddings, relative error ~1e-13). A row with more than 64 candidates (massive
-// near-ties) is rescanned in float64 against the whole base; both counts are reported.
+// near-ties) is rescanned in float64 against the whole base; both counts are reported. On CPUs
+// with AMX-BF16 the candidates come instead from bfloat16 tiles with the row minimum fused into the
+// tile loop (NearestKernel, analysis/nn_kernel.h: same re-check, wider rigorous margin, same
+// answer, several times faster than any float32 GEMM).
 //
 // Embeddings come through analysis/embedding.h (any backend, cached on disk); texts are a field
 // of each JSONL row (default: the first of query, question, problem a row has) or a template over
@@ -46,10 +49,19 @@ namespace metamath::analysis {
 // Writes rows [start, start + n) of a row-major float32 matrix into dst (n x dim floats).
 using RowSource = std::function<void(int64_t start, int64_t n, float* dst)>;
 
+// How the candidates are found (every kernel then re-checks them in float64, so all give the same
+// answer): f32 = float32 GEMM tiles through libtorch (any CPU); amx-bf16 = bfloat16 tiles on Intel
+// AMX with the row minimum fused into the tile loop (analysis/nn_kernel.h; Sapphire Rapids and
+// later). auto: amx-bf16 where the CPU has it and METAMATH_ISA allows avx512, else f32.
+enum class NearestKernel { automatic, f32_gemm, amx_bf16 };
+const char* nearest_kernel_name(NearestKernel k);  // "auto", "f32", "amx-bf16"
+NearestKernel parse_nearest_kernel(const std::string& name);
+
 struct NearestOptions {
+  NearestKernel kernel = NearestKernel::automatic;
   int64_t query_block = 0;  // new items per GEMM (0: auto, a tile of about 64 MiB)
   int64_t base_block = 0;   // base rows per GEMM (0: auto, at most 8192)
-  bool recheck = true;      // false: float32 values only (what FAISS IndexFlatL2 returns)
+  bool recheck = true;  // false: float32 values only (what FAISS IndexFlatL2 returns; f32 kernel)
   bool progress = false;
   std::string label = "nearest";
 };
@@ -59,6 +71,7 @@ struct Nearest {
   std::vector<int64_t> index;  // that row (with recheck: the lowest index among exact ties)
   int64_t candidates = 0;      // (query, base row) pairs recomputed in float64
   int64_t rescanned = 0;       // queries recomputed in float64 against every base row
+  std::string kernel;          // the kernel used: "f32" or "amx-bf16"
 };
 
 // base: nb x dim row-major float32, finite. Queries come from `queries` one block at a time.

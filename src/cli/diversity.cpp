@@ -23,6 +23,7 @@ void register_diversity(CLI::App& app) {
     analysis::DiversityOptions d;
     llm::BackendOptions backend;
     std::size_t embed_batch = 0;
+    std::string kernel = "auto";
     bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
@@ -51,6 +52,12 @@ void register_diversity(CLI::App& app) {
   cmd->add_option("--curve-points", d.points_per_decade, "curve points per decade of n")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
+  cmd->add_option("--nn-kernel", o->kernel,
+                  "how nearest-neighbour candidates are found, all re-checked in float64 (same "
+                  "answer): auto (amx-bf16 where the CPU has AMX, else f32), f32 (float32 GEMM), "
+                  "amx-bf16 (bfloat16 AMX tiles)")
+      ->check(CLI::IsMember({"auto", "f32", "amx-bf16"}))
+      ->capture_default_str();
   cmd->add_option("--query-block", d.nearest.query_block, "new items per GEMM (0 = auto)");
   cmd->add_option("--base-block", d.nearest.base_block, "base rows per GEMM (0 = auto)");
   cmd->add_flag("--quiet,-q", o->quiet, "no progress bars");
@@ -58,6 +65,7 @@ void register_diversity(CLI::App& app) {
   cmd->callback([o]() {
     log::init();
     o->d.progress = !o->quiet;
+    o->d.nearest.kernel = analysis::parse_nearest_kernel(o->kernel);
     analysis::Embedder e = analysis::make_embedder(o->backend, o->embed_batch);
     const analysis::DiversityResult r = analysis::run_diversity(o->d, e);
     std::string out = fmt::format("diversity gain {:.6g} ({} new items, {} base rows, {}-dim {})\n",

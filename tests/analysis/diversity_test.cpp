@@ -15,7 +15,9 @@
 #include <thread>
 
 #include "analysis/embedding.h"
+#include "analysis/nn_kernel.h"
 #include "core/atomic_file.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/jsonl.h"
 #include "core/sha256.h"
@@ -151,10 +153,124 @@ TEST(Nearest, MassiveTiesAreRescannedAndDuplicatesGiveTheLowestIndex) {
   for (int64_t k = 0; k < dim; ++k) b[200 * dim + k] = -5;
   auto q = normal(nq * dim, 1000, 1e-2, 6);
   auto [want_d, want_i] = brute_force(q, b, dim);
-  ma::Nearest n = ma::nearest_sq_l2(q.data(), nq, b.data(), nb, dim);
+  ma::NearestOptions o;
+  o.kernel = ma::NearestKernel::f32_gemm;  // past 64 candidates (the AMX kernel's limit is 256)
+  ma::Nearest n = ma::nearest_sq_l2(q.data(), nq, b.data(), nb, dim, o);
   expect_exact(n, want_d, want_i);
   EXPECT_EQ(n.rescanned, nq);
   for (int64_t i = 0; i < nq; ++i) EXPECT_EQ(n.index[i], 0);
+  expect_exact(ma::nearest_sq_l2(q.data(), nq, b.data(), nb, dim), want_d, want_i);  // auto
+}
+
+// ---- every kernel (forced), against float64 brute force and against each other ------------------
+
+std::vector<ma::NearestKernel> kernels_here() {
+  std::vector<ma::NearestKernel> k = {ma::NearestKernel::f32_gemm};
+  if (ma::nn::amx_bf16_supported())
+    k.push_back(ma::NearestKernel::amx_bf16);
+  else
+    std::printf("(this CPU has no AMX-BF16: the amx-bf16 kernel is not tested here)\n");
+  return k;
+}
+
+ma::Nearest search_with(ma::NearestKernel k, const std::vector<float>& q,
+                        const std::vector<float>& b, int64_t dim, int64_t query_block = 0) {
+  ma::NearestOptions o;
+  o.kernel = k;
+  o.query_block = query_block;
+  ma::Nearest n = ma::nearest_sq_l2(q.data(), static_cast<int64_t>(q.size()) / dim, b.data(),
+                                    static_cast<int64_t>(b.size()) / dim, dim, o);
+  EXPECT_EQ(n.kernel, ma::nearest_kernel_name(k));
+  return n;
+}
+
+TEST(Nearest, EveryKernelGivesTheBruteForceAnswerBitForBit) {
+  struct Case {
+    const char* name;
+    int64_t dim, nq, nb;
+    double mean, sd;
+  };
+  // Odd sizes (padding of rows and dims), offset data, and OpenAI-sized vectors.
+  for (const Case& c :
+       {Case{"offset 37", 37, 301, 517, 3, 1}, Case{"unit 1536", 1536, 70, 250, 0, 1},
+        Case{"tiny values", 40, 33, 65, 0, 1e-20}}) {
+    SCOPED_TRACE(c.name);
+    const auto q = normal(c.nq * c.dim, c.mean, c.sd, 7), b = normal(c.nb * c.dim, c.mean, c.sd, 8);
+    auto [want_d, want_i] = brute_force(q, b, c.dim);
+    std::vector<ma::Nearest> got;
+    for (auto k : kernels_here()) {
+      SCOPED_TRACE(ma::nearest_kernel_name(k));
+      got.push_back(search_with(k, q, b, c.dim, 64));
+      expect_exact(got.back(), want_d, want_i);
+    }
+    // Same candidates' float64 sums: every kernel returns the same bits.
+    for (const auto& g : got) {
+      EXPECT_EQ(g.dist2, got[0].dist2);
+      EXPECT_EQ(g.index, got[0].index);
+    }
+  }
+}
+
+TEST(Nearest, AmxKernelIsExactWhereBfloat16AloneCannotTellRowsApart) {
+  if (!ma::nn::amx_bf16_supported()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  // Hand-checked: 1 + 2^-8 - 2^-12 rounds to 1 in bfloat16, so base rows A = (1, ..., 1) and
+  // B = (x, ..., x) look identical to the tiles; the query (x, ..., x) is B itself (distance 0),
+  // and A is at 64 (2^-8 - 2^-12)^2. bfloat16 alone would name A (the lower index).
+  const int64_t dim = 64;
+  const float x = 1.0f + 1.0f / 256 - 1.0f / 4096;
+  std::vector<float> b(2 * dim, 1.0f);
+  std::fill(b.begin() + dim, b.end(), x);
+  const std::vector<float> q(dim, x);
+  const ma::Nearest n = search_with(ma::NearestKernel::amx_bf16, q, b, dim);
+  EXPECT_EQ(n.index, (std::vector<int64_t>{1}));
+  EXPECT_EQ(n.dist2, (std::vector<double>{0.0}));
+  std::vector<ma::nn::RowState> rows = {ma::nn::fresh_row(0.0f)};
+  const float qn = static_cast<float>(dim * double(x) * x);
+  std::vector<float> norms = {float(dim), qn};
+  const ma::nn::PackedBase packed = ma::nn::pack_base(b.data(), 2, dim, norms.data());
+  ma::nn::amx_filter(packed, q.data(), 1, &qn, rows.data(), 256);
+  EXPECT_EQ(rows[0].best_index, 0) << "the tiles should not see the difference";
+  const double d = 1.0 / 256 - 1.0 / 4096;
+  EXPECT_DOUBLE_EQ(ma::nn::exact_sq_l2(q.data(), b.data(), dim), 64 * d * d);
+
+  // Jitter far below bfloat16's resolution: every base row is a candidate, and past 256 of them
+  // the row is rescanned in float64; still the brute-force answer.
+  const auto centre = normal(dim, 1, 0.3, 9);
+  auto jitter = [&](int64_t rows_, uint64_t seed) {
+    auto v = normal(rows_ * dim, 0, 1e-4, seed);
+    for (int64_t i = 0; i < rows_; ++i)
+      for (int64_t k = 0; k < dim; ++k) v[i * dim + k] += centre[k];
+    return v;
+  };
+  for (int64_t nb : {100, 300}) {
+    const auto bj = jitter(nb, 10), qj = jitter(20, 11);
+    auto [want_d, want_i] = brute_force(qj, bj, dim);
+    const ma::Nearest got = search_with(ma::NearestKernel::amx_bf16, qj, bj, dim);
+    expect_exact(got, want_d, want_i);
+    if (nb == 100)
+      EXPECT_EQ(got.candidates, 20 * nb);
+    else
+      EXPECT_EQ(got.rescanned, 20);
+  }
+}
+
+TEST(Nearest, KernelChoiceFollowsTheCpuAndMetamathIsa) {
+  const std::vector<float> base = {0, 0, 3, 4}, q = {1, 0};
+  const bool amx = ma::nn::amx_bf16_supported() && metamath::kernel_isa() >= metamath::Isa::avx512;
+  EXPECT_EQ(ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2).kernel, amx ? "amx-bf16" : "f32");
+  {
+    metamath::ScopedIsaLimit limit(metamath::Isa::avx2);
+    EXPECT_EQ(ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2).kernel, "f32");
+  }
+  ma::NearestOptions rough;
+  rough.recheck = false;  // float32 values only: the f32 kernel
+  EXPECT_EQ(ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2, rough).kernel, "f32");
+  rough.kernel = ma::NearestKernel::amx_bf16;
+  EXPECT_NE(error_of([&] { ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2, rough); }), "");
+  EXPECT_EQ(ma::parse_nearest_kernel("amx-bf16"), ma::NearestKernel::amx_bf16);
+  EXPECT_NE(
+      error_of([] { ma::parse_nearest_kernel("gpu"); }).find("expected auto, f32 or amx-bf16"),
+      std::string::npos);
 }
 
 TEST(Nearest, ErrorsNameTheProblem) {

@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "core/atomic_file.h"
@@ -209,6 +211,63 @@ TEST(Sweep, FinishesAndResumesAfterAKillWithoutRedoingFinishedStages) {
   auto other = testing::run_command(sweep_command(data, boot, dir / "b", "--assemble-seed 2"));
   EXPECT_NE(other.code, 0);
   EXPECT_NE(other.output.find("assemble_seed: was 1, now 2"), std::string::npos) << other.output;
+}
+
+// Two shards at once (two processes sharing the folder, as two machines would): each runs only
+// its points (0 and 2, then 1), the last to finish writes the report, and every output equals the
+// unsharded sweep's.
+TEST(Sweep, TwoShardsAtOnceGiveTheUnshardedResult) {
+  METAMATH_REQUIRE_DATA(data);
+  METAMATH_REQUIRE_TOKENIZER();
+  const fs::path dir = testing::temp_dir("sweep_shards");
+  const fs::path boot = fake_bootstrap(data, dir / "boot");
+  auto whole = testing::run_command(sweep_command(data, boot, dir / "whole"));
+  ASSERT_EQ(whole.code, 0) << whole.output;
+
+  pid_t pids[2] = {0, 0};
+  for (int s = 0; s < 2; ++s) {
+    const std::string cmd =
+        fmt::format("exec {} > {} 2>&1",
+                    sweep_command(data, boot, dir / "sharded", fmt::format("--shard {}/2", s)),
+                    (dir / fmt::format("shard{}.log", s)).string());
+    const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+    ASSERT_EQ(
+        ::posix_spawn(&pids[s], "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  }
+  for (int s = 0; s < 2; ++s) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pids[s], &status, 0), pids[s]);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << read_file(dir / fmt::format("shard{}.log", s));
+  }
+
+  // Who ran what: each point's stages by one process, points 0 and 2 by the same one.
+  std::map<std::string, std::set<int64_t>> pid_of;
+  int reports = 0;
+  for (const json& e : read_jsonl(dir / "sharded" / "sweep_log.jsonl")) {
+    if (e["event"] != "start") continue;
+    if (e["stage"] == "report")
+      ++reports;
+    else
+      pid_of[e["point"].get<std::string>()].insert(e["pid"].get<int64_t>());
+  }
+  ASSERT_EQ(pid_of.size(), 3u);
+  for (const auto& [point, p] : pid_of) EXPECT_EQ(p.size(), 1u) << point;
+  EXPECT_EQ(pid_of[kPoints[0]], pid_of[kPoints[2]]);
+  EXPECT_NE(pid_of[kPoints[0]], pid_of[kPoints[1]]);
+  EXPECT_GE(reports, 1);
+
+  for (const char* p : kPoints) {
+    SCOPED_TRACE(p);
+    EXPECT_EQ(read_file(dir / "whole" / p / "MetaMathQA.jsonl"),
+              read_file(dir / "sharded" / p / "MetaMathQA.jsonl"));
+    EXPECT_EQ(read_file(dir / "whole" / p / "model" / "model.safetensors"),
+              read_file(dir / "sharded" / p / "model" / "model.safetensors"));
+    EXPECT_EQ(read_json_file(dir / "whole" / p / "eval" / "summary.json")["results"],
+              read_json_file(dir / "sharded" / p / "eval" / "summary.json")["results"]);
+  }
+  ASSERT_TRUE(fs::exists(dir / "sharded" / "report.html"));
+  EXPECT_EQ(read_file(dir / "sharded" / "report.html"), read_file(dir / "whole" / "report.html"));
 }
 
 TEST(Sweep, PointsAndPlan) {

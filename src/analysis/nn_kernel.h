@@ -1,0 +1,65 @@
+#pragma once
+// Kernels of the exact nearest-neighbour search (analysis/diversity.h): the float64 re-check, and a
+// bfloat16 AMX filter that computes approximate distances tile by tile and keeps, per query, only
+// the base rows that can still be the nearest.
+//
+// Why a hand kernel: no library on Debian 12 fuses the row-minimum and the candidate selection into
+// a GEMM's output tiles (OpenBLAS, oneDNN inside libtorch and FAISS all write the whole distance
+// block to memory first), and OpenBLAS has no AMX path at all.
+//
+// The AMX filter (Intel AMX-BF16, Sapphire Rapids and later; chosen at run time): queries and base
+// rows are rounded to bfloat16 (unit roundoff u = 2^-8), products accumulate in float32 inside the
+// tiles, and each 32 x 32 output tile is folded into its rows' state (minimum, candidates) while
+// it is in L1, so the distance block never reaches memory. Error bound, for any summation order:
+//   |approx(q.b) - q.b| <= E ||q|| ||b|| + d 2^-120 + sqrt(d) 2^-126 (||q|| + ||b||),
+//   E = 2u + u^2 + gamma_d (1 + u)^2
+// (bfloat16 products are exact in float32; gamma_d = d 2^-24 / (1 - d 2^-24); the last two terms
+// cover AMX's flushing of denormal results and inputs), so an approximate squared distance is
+// within bound(q) = 2 x that (max ||b||) + 12 * 2^-24 (||q||^2 + max ||b||^2) of the exact one
+// (the last term: the float32 roundings of the norms and of ||q||^2 + ||b||^2 - 2 q.b). Every base
+// row within 2 bound(q) of the row's approximate minimum is a candidate; the true nearest rows are
+// always among them, and the float64 re-check picks it.
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace metamath::analysis::nn {
+
+// One query's search state over the base blocks (approximate distances in float32).
+struct RowState {
+  float best = 0;
+  int64_t best_index = -1;
+  float margin = 0;  // twice the error bound of this row's approximate distances
+  bool overflow = false;
+  std::vector<std::pair<float, int64_t>> candidates;  // (approximate distance, base row)
+};
+RowState fresh_row(float margin);
+
+// sum over k of (a_k - b_k)^2 in float64 (16 running sums, lane k % 16, then added in order): the
+// same bits on every instruction set (an AVX-512 path where kernel_isa() allows it).
+double exact_sq_l2(const float* a, const float* b, int64_t dim);
+
+// Whether this CPU has AMX-BF16 and the kernel lets this process use the tile registers (asked
+// once, with arch_prctl(ARCH_REQ_XCOMP_PERM)). Ignores the METAMATH_ISA limit (callers check it).
+bool amx_bf16_supported();
+
+// The base set rounded to bfloat16 and packed for the tile loads, 32 rows at a time (padding rows
+// have norm +inf, so they never win), with each row's squared norm.
+struct PackedBase {
+  int64_t rows = 0, dim = 0, padded_rows = 0, padded_dim = 0;
+  std::vector<uint16_t> data;  // [panel of 32][chunk of 32 dims][half][16 dim pairs][16 rows][2]
+  std::vector<float> norms;    // padded_rows; +inf for padding
+  double max_norm = 0;         // max ||b||^2
+};
+PackedBase pack_base(const float* base, int64_t rows, int64_t dim, const float* norms);
+
+// Twice the error bound of one query's approximate distances (see the header comment).
+float amx_margin(double query_norm, const PackedBase& base);
+
+// Folds queries [0, n) (row-major float32, their squared norms qn) against the whole base into
+// rows[0, n) (each from fresh_row()); rows whose candidates exceed max_candidates set overflow.
+// Splits the queries over libtorch's threads. Requires amx_bf16_supported().
+void amx_filter(const PackedBase& base, const float* queries, int64_t n, const float* qn,
+                RowState* rows, std::size_t max_candidates);
+
+}  // namespace metamath::analysis::nn
