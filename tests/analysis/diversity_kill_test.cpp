@@ -20,6 +20,7 @@
 #include "core/atomic_file.h"
 #include "core/jsonl.h"
 #include "test_util.h"
+#include "trigram_embedding.h"
 
 extern char** environ;
 
@@ -29,15 +30,9 @@ using metamath::json;
 
 namespace {
 
-// Hashed character trigrams, 32 dims: a stand-in embedding model the test can recompute.
+// The stand-in embedding model, 32 dims.
 std::vector<float> trigram_vector(const std::string& s) {
-  std::vector<float> v(32, 0.0f);
-  for (std::size_t i = 0; i + 3 <= s.size(); ++i) {
-    uint32_t h = 2166136261u;
-    for (std::size_t k = i; k < i + 3; ++k) h = (h ^ static_cast<unsigned char>(s[k])) * 16777619u;
-    v[h % 32] += 1.0f;
-  }
-  return v;
+  return metamath::testing::trigram_vector(s, 32);
 }
 
 // A scripted OpenAI embeddings endpoint that records every text it was asked to embed.

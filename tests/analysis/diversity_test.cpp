@@ -28,6 +28,7 @@
 #include "model/tokenizer.h"
 #include "serve/server.h"
 #include "test_util.h"
+#include "trigram_embedding.h"
 
 namespace fs = std::filesystem;
 namespace ma = metamath::analysis;
@@ -282,16 +283,7 @@ TEST(Nearest, ErrorsNameTheProblem) {
 
 // ---- embedding cache ---------------------------------------------------------------------------
 
-// A deterministic stand-in for an embedding model: hashed character trigrams, 24 dims.
-std::vector<float> trigram_vector(const std::string& s) {
-  std::vector<float> v(24, 0.0f);
-  for (std::size_t i = 0; i + 3 <= s.size(); ++i) {
-    uint32_t h = 2166136261u;
-    for (std::size_t k = i; k < i + 3; ++k) h = (h ^ static_cast<unsigned char>(s[k])) * 16777619u;
-    v[h % 24] += 1.0f;
-  }
-  return v;
-}
+using metamath::testing::trigram_vector;
 
 struct CountingEmbedder {
   int calls = 0, texts = 0, fail_on_call = 0;
