@@ -93,8 +93,9 @@ GiNaC::ex unhold(const GiNaC::ex& e);
 double expanded_terms(const GiNaC::ex& e);
 // Bound on the work of e.expand(), which cannot be interrupted: its terms times the distinct
 // factors a term can hold (symbols, constants, powers with symbolic exponents), since GiNaC merges
-// the factors of every product it forms, plus the 64-bit limbs of its largest coefficient past
-// the first. "(a+b)(c+d)...(v+w)" is 1024 terms of 20 factors (8 ms);
+// the factors of every product it forms, plus a weight per numeric radical (GiNaC evaluates
+// "(82/125)^{1/6}" again in every product: 100 units) and the 64-bit limbs of its largest
+// coefficient past the first. "(a+b)(c+d)...(v+w)" is 1024 terms of 20 factors (8 ms);
 // "(x+1)(x+2)...(x+10)" 1024 terms of one (0.07 ms).
 double expand_work(const GiNaC::ex& e);
 // The bound below which the checker and the printer multiply out (about 2 ms here, 20 ms under

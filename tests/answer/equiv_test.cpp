@@ -640,6 +640,10 @@ TEST(Equiv, AdversarialInputsFinish) {
       {"28b(5b29b(5b+1)^{J$09(5b+0)^y24}+1)^{$09(5b+1)^{24}}8b(5b29b(5b+1)^{J$09(5b+0)^y24}+1)^{$"
        "09(5b+1)^{24}}",
        "1"},
+      // 288 terms, each with the sixth root of a fraction that GiNaC evaluates again in every
+      // product (printing the gold took 31 ms, 110 ms under sanitizers; found by a fuzz campaign).
+      {"103333333311 47(p-1z+abs2+1)^7; 47(p-1z+abs2+1)^7;",
+       "(x-1)^7(p-1z+1)^7.656^{1/6}333106333333333"},
   };
   // A union of long inequality chains: each link is a sign analysis, and the deadline is checked
   // between links (the chain below took 44 ms in one call under the fuzzer's sanitizers).
@@ -694,6 +698,14 @@ TEST(Equiv, ExpandWorkCountsTermsTimesFactors) {
   EXPECT_EQ(work("3^{70}x+1"), 2.0 * (1 + 1));
   EXPECT_EQ(work("3^{30}x+1"), 2.0 * 1);   // 48 + 2 bits: no limb past the first
   EXPECT_EQ(work("\\pi x + 1"), 2.0 * 2);  // constants are factors too
+  // Numeric radicals are evaluated again in every product expand() forms (measured: ~45 us a term
+  // for the higher root of a fraction, against ~0.5 us a unit).
+  // Each is a factor (x and the radical) plus the radical's weight.
+  EXPECT_EQ(work("\\sqrt{2} x + 1"), 2.0 * (2 + 2));
+  EXPECT_EQ(work("\\sqrt[3]{2} x + 1"), 2.0 * (2 + 24));
+  EXPECT_EQ(work("(82/125)^{1/6} x + 1"), 2.0 * (2 + 100));
+  // Found by the fuzzer: 288 terms, 31 ms of expand() for normalize_math's printer.
+  EXPECT_GT(work("(x-1)^7(p-1z+1)^7.656^{1/6}333106333333333"), latex::kMaxExpandWork);
   // expand() multiplies the exponents, then splits (x-69)^{4624} off (x-69)^{(x-68)^2}.
   EXPECT_GE(work("(58(x-69)^{x-68})^{x-68}"), 1e18);
   EXPECT_LT(work("(58(x-69))^{x-68}"), 1e18);
