@@ -89,6 +89,28 @@ std::vector<Expected> got(const Bootstrap& b) {
   return out;
 }
 
+// A job on small_problems() with our prompts in a fresh folder, initialized with `o`, answered in
+// process by the scripted world; run options without a progress bar.
+struct ScriptedJob {
+  explicit ScriptedJob(const std::string& name, const Options& o = test_options())
+      : dir(metamath::testing::temp_dir(name)),
+        prompts(load_prompts(default_prompts_dir())),
+        probs(small_problems()),
+        world(probs, prompts),
+        be(world),
+        b(dir) {
+    b.initialize(probs, o, prompts);
+    ro.progress = false;
+  }
+  std::filesystem::path dir;
+  Prompts prompts;
+  std::vector<data::Problem> probs;
+  ScriptedWorld world;
+  FakeBackend be;
+  Bootstrap b;
+  Bootstrap::RunOptions ro;
+};
+
 // Kept responses end as MetaMathQA's: "#### A\nThe answer is: A" for GSM8K, "The answer is: A"
 // for MATH.
 TEST(Verify, NormalisesTheEnding) {
@@ -125,16 +147,10 @@ TEST(Verify, NormalisesTheEnding) {
 }
 
 TEST(Pipeline, KeepsExactlyTheScriptedCorrectRecords) {
-  auto dir = metamath::testing::temp_dir("boot_small");
-  Prompts prompts = load_prompts(default_prompts_dir());
-  auto probs = small_problems();
-  ScriptedWorld world(probs, prompts);
-  FakeBackend be(world);
-  Bootstrap b(dir);
-  b.initialize(probs, test_options(), prompts);
-  Bootstrap::RunOptions ro;
-  ro.progress = false;
-  Stats st = b.run(be, ro);
+  ScriptedJob job("boot_small");
+  Bootstrap& b = job.b;
+  const auto& probs = job.probs;
+  Stats st = b.run(job.be, job.ro);
   auto want = testing::expected_records(probs, test_options());
   EXPECT_EQ(got(b), want);
   EXPECT_EQ(st.total().kept, want.size());
@@ -150,11 +166,11 @@ TEST(Pipeline, KeepsExactlyTheScriptedCorrectRecords) {
   EXPECT_EQ(types.size(), 8u);
 
   // A second run on the finished store sends nothing and changes nothing.
-  uint64_t sent = be.sent;
-  Bootstrap again(dir);
-  again.check_same(test_options(), prompts);
-  again.run(be, ro);
-  EXPECT_EQ(be.sent, sent);
+  uint64_t sent = job.be.sent;
+  Bootstrap again(job.dir);
+  again.check_same(test_options(), job.prompts);
+  again.run(job.be, job.ro);
+  EXPECT_EQ(job.be.sent, sent);
   EXPECT_EQ(got(again), want);
 }
 
@@ -451,23 +467,15 @@ TEST(Pipeline, ResumeAfterCrashesNeverLosesOrDuplicates) {
 }
 
 TEST(Pipeline, FailedRequestsAreRecordedAndRetriedOnRequest) {
-  auto dir = metamath::testing::temp_dir("boot_fail");
-  Prompts prompts = load_prompts(default_prompts_dir());
-  auto probs = small_problems();
-  ScriptedWorld world(probs, prompts);
-  FakeBackend be(world);
-  be.fail_keyword = "Rewrite each question in your own words";  // the rephrase prompt
-  Bootstrap b(dir);
-  b.initialize(probs, test_options(), prompts);
-  Bootstrap::RunOptions ro;
-  ro.progress = false;
-  Stats st = b.run(be, ro);
+  ScriptedJob job("boot_fail");
+  job.be.fail_keyword = "Rewrite each question in your own words";  // the rephrase prompt
+  Stats st = job.b.run(job.be, job.ro);
   EXPECT_EQ(st.methods[Method::Rephrased].failed, 2u);
   EXPECT_EQ(st.methods[Method::Rephrased].kept, 0u);
-  be.fail_keyword.clear();
-  ro.retry_failed = true;
-  b.run(be, ro);
-  EXPECT_EQ(got(b), testing::expected_records(probs, test_options()));
+  job.be.fail_keyword.clear();
+  job.ro.retry_failed = true;
+  job.b.run(job.be, job.ro);
+  EXPECT_EQ(got(job.b), testing::expected_records(job.probs, test_options()));
 }
 
 TEST(Pipeline, ResumingWithOtherSettingsIsAnError) {
@@ -533,16 +541,9 @@ std::set<std::tuple<std::string, int, std::string, std::string>> record_set(cons
 }
 
 TEST(Targets, RoundsReachEachTargetPlusMargin) {
-  auto dir = metamath::testing::temp_dir("boot_targets");
-  Prompts prompts = load_prompts(default_prompts_dir());
-  auto probs = small_problems();
-  ScriptedWorld world(probs, prompts);
-  FakeBackend be(world);
-  Bootstrap b(dir);
-  b.initialize(probs, one_sample_options(), prompts);
-  Bootstrap::RunOptions ro;
-  ro.progress = false;
-  b.run_to_targets(be, ro, small_targets());
+  ScriptedJob job("boot_targets", one_sample_options());
+  Bootstrap& b = job.b;
+  b.run_to_targets(job.be, job.ro, small_targets());
   auto kept = b.kept_by_type();
   // ceil(target * 1.2): 12, 8, 5, 4, 6.
   EXPECT_GE(kept["GSM_AnsAug"], 12u);
@@ -563,21 +564,14 @@ TEST(Targets, RoundsReachEachTargetPlusMargin) {
 }
 
 TEST(Targets, PerQuestionCapAndRoundLimitStopWithAReason) {
-  auto dir = metamath::testing::temp_dir("boot_targets_cap");
-  Prompts prompts = load_prompts(default_prompts_dir());
-  auto probs = small_problems();
-  ScriptedWorld world(probs, prompts);
-  FakeBackend be(world);
-  Bootstrap b(dir);
   Options o = one_sample_options();
   o.methods = {Method::AnsAug};
-  b.initialize(probs, o, prompts);
-  Bootstrap::RunOptions ro;
-  ro.progress = false;
+  ScriptedJob job("boot_targets_cap", o);
+  Bootstrap& b = job.b;
   Targets t;
   t.per_type = {{"GSM_AnsAug", 1000}, {"GSM_FOBAR", 5}};
   t.per_question_cap = 5;
-  b.run_to_targets(be, ro, t);
+  b.run_to_targets(job.be, job.ro, t);
   // The one GSM8K question was sampled exactly up to the cap.
   EXPECT_EQ(b.stats().methods.at(Method::AnsAug).samples, 5u + 1u);  // + the MATH question's one
   TopUp u = b.top_up(t);
@@ -632,18 +626,11 @@ TEST(Targets, CrashesMidRoundResumeWithoutLossOrDuplicates) {
 }
 
 TEST(Targets, BudgetStopsRoundsAndThePlanSaysWhatTheCapAllows) {
-  auto dir = metamath::testing::temp_dir("boot_targets_budget");
-  Prompts prompts = load_prompts(default_prompts_dir());
-  auto probs = small_problems();
-  ScriptedWorld world(probs, prompts);
-  FakeBackend be(world);
-  Bootstrap b(dir);
-  b.initialize(probs, one_sample_options(), prompts);
+  ScriptedJob job("boot_targets_budget", one_sample_options());
+  Bootstrap& b = job.b;
   Targets t = small_targets();
   t.budget_tokens = 1;  // spent by the first round
-  Bootstrap::RunOptions ro;
-  ro.progress = false;
-  b.run_to_targets(be, ro, t);
+  b.run_to_targets(job.be, job.ro, t);
   TopUp u = b.top_up(t);
   EXPECT_EQ(u.jobs, 0u);
   EXPECT_EQ(u.stopped["GSM_AnsAug"], "token budget (1) spent");
