@@ -5,8 +5,9 @@
 // OpenAI-sized embeddings, 395,000 x 15,000 x 1,536). Each side computes, for every new vector, the
 // minimum squared L2 distance to the base set, and the mean of those minima (the diversity gain):
 //
-//   ours    analysis::nearest_sq_l2 with each kernel this CPU has: amx-bf16 (bfloat16 AMX tiles,
-//           row minimum fused into the tile loop, analysis/nn_kernel.h) and f32 (blocked float32
+//   ours    analysis::nearest_sq_l2 with each kernel of --kernels: amx-bf16 (bfloat16 AMX tiles,
+//           row minimum fused into the tile loop, analysis/nn_kernel.h), avx512-bf16 (the same
+//           blocks through vdpbf16ps, for CPUs without AMX), auto, and f32 (blocked float32
 //           GEMM through libtorch -> OpenBLAS), both streamed over the new vectors with every
 //           candidate within the kernel's error bound re-checked in float64 (exact minima, the
 //           same bits from both); and f32 without the re-check (float32 values, as FAISS returns);
@@ -16,10 +17,12 @@
 //
 // Reported per side: wall seconds, CPU seconds (user + system of this process during the side;
 // numpy: its own), the GEMM work (2 * NEW * BASE * DIM FLOPs) as GFLOP/s and as a share
-// of the GEMM peak measured in this process (best of at::mm at 4096 x 1536 x 8192 and 4096^3, same
-// threads, in every round), the gain and its relative difference from ours, and peak RSS (ours: the
-// growth of ru_maxrss during our search, over the data that all sides share; numpy: its own
-// process).
+// of three peaks measured in this process, same threads, best of every round: the machine's
+// float32 GEMM and bfloat16 GEMM (libtorch's at::mm at 4096 x 1536 x 8192 and 4096^3: OpenBLAS,
+// and oneDNN, which uses AMX where the CPU has it) and the bfloat16 unit's own inner loop on
+// operands in L1 (AMX or vdpbf16ps, nn::bf16_engine_peak: no GEMM reaches it), the
+// gain and its relative difference from ours, and peak RSS (ours: the growth of ru_maxrss during
+// our search, over the data that all sides share; numpy: its own process).
 //
 //   diversity_bench [--new 395000] [--base 15000] [--dim 1536] [--query-block 0] [--base-block 0]
 //                   [--no-faiss] [--no-numpy] [--no-float32] [--python /usr/bin/python3]
@@ -45,6 +48,7 @@
 #include <thread>
 
 #include "analysis/diversity.h"
+#include "analysis/nn_kernel.h"
 #include "core/cpu.h"
 #include "core/jsonl.h"
 #include "core/text.h"
@@ -75,12 +79,14 @@ double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
-// Best at::mm rate (GFLOP/s) over the shapes the search uses and a square one.
-double measure_gemm_peak(int64_t dim) {
+// Best at::mm rate (GFLOP/s) over the shapes the search uses and a square one, in float32 or
+// bfloat16 (libtorch's oneDNN path, AMX where the CPU has it).
+double measure_gemm_peak(int64_t dim, at::ScalarType type = at::kFloat) {
   double best = 0;
   for (auto [m, n, k] :
        {std::tuple<int64_t, int64_t, int64_t>{4096, 8192, dim}, {4096, 4096, 4096}}) {
-    at::Tensor a = at::randn({m, k}), b = at::randn({n, k}), c = at::empty({m, n});
+    at::Tensor a = at::randn({m, k}).to(type), b = at::randn({n, k}).to(type),
+               c = at::empty({m, n}, type);
     at::mm_out(c, a, b.t());  // warm-up
     for (int r = 0; r < 3; ++r) {
       const double t0 = now_s();
@@ -89,6 +95,15 @@ double measure_gemm_peak(int64_t dim) {
     }
   }
   return best;
+}
+
+// The bfloat16 unit's peak: the engine's own inner loop (nn_kernel.h: AMX tiles, else vdpbf16ps,
+// operands in L1); 0 where the CPU has neither.
+double measure_bf16_unit_peak() {
+  namespace nn = ma::nn;
+  if (nn::amx_bf16_supported()) return nn::bf16_engine_peak(nn::Bf16Engine::amx);
+  if (nn::avx512_bf16_supported()) return nn::bf16_engine_peak(nn::Bf16Engine::avx512);
+  return 0;
 }
 
 struct Side {
@@ -201,7 +216,7 @@ int main(int argc, char** argv) {
     f();
     return std::pair<double, double>{now_s() - t0, cpu_s() - c0};
   };
-  double peak = 0;
+  double peak = 0, bf16_gemm_peak = 0, bf16_peak = 0;
   for (int r = 0; r < std::max(1, repeats); ++r) {
     for (std::size_t k = 0; k < exact_kernels.size(); ++k) {
       ma::NearestOptions o = no;
@@ -254,15 +269,24 @@ int main(int argc, char** argv) {
     // Each round (the machine may be shared: the best of every round is the peak), and after
     // our search, so that ru_maxrss growth during ours is ours (these operands are bigger).
     peak = std::max(peak, measure_gemm_peak(dim));
+    bf16_gemm_peak = std::max(bf16_gemm_peak, measure_gemm_peak(dim, at::kBFloat16));
+    bf16_peak = std::max(bf16_peak, measure_bf16_unit_peak());
     std::printf("  round %d:", r + 1);
     for (const Side& s : ours) std::printf(" %s %.2f s,", s.name.c_str(), s.last);
-    std::printf(" float32 only %.2f s, faiss %.2f s, GEMM peak so far %.0f GFLOP/s\n", rough.last,
-                flat.last, peak);
+    std::printf(
+        " float32 only %.2f s, faiss %.2f s, peaks so far %.0f GFLOP/s f32 GEMM, %.0f bf16 GEMM,"
+        " %.0f bf16 unit\n",
+        rough.last, flat.last, peak, bf16_gemm_peak, bf16_peak);
   }
 #ifndef METAMATH_HAVE_FAISS
   if (faiss) std::printf("  (faiss: not built in; install libfaiss-dev and reconfigure)\n");
 #endif
-  std::printf("measured GEMM peak (at::mm, f32, best of every round): %.1f GFLOP/s\n", peak);
+  std::printf("measured GEMM peaks (at::mm, best of every round): f32 %.1f GFLOP/s, bf16 %.1f\n",
+              peak, bf16_gemm_peak);
+  std::printf(
+      "measured bfloat16 unit peak (the AMX / vdpbf16ps inner loop on L1 operands, every round): "
+      "%.1f GFLOP/s%s\n",
+      bf16_peak, bf16_peak > 0 ? "" : " (no bfloat16 unit)");
   for (const Side& s : ours) sides.push_back(s);
   for (const Side* s : {&rough, &flat})
     if (s->ran) sides.push_back(*s);
@@ -292,14 +316,20 @@ int main(int argc, char** argv) {
   }
 
   const Side& first = ours.front();
-  std::printf("\n%-36s %8s %8s %9s %8s %14s %10s %8s %8s\n", "side", "wall s", "CPU s", "GFLOP/s",
-              "% peak", "gain", "rel. diff", "x wall", "x CPU");
+  std::printf("\n%-36s %8s %8s %9s %9s %9s %9s %14s %10s %8s %8s\n", "side", "wall s",
+              "CPU s", "GFLOP/s", "% f32 GE", "% bf16 GE", "% bf16 u", "gain", "rel. diff",
+              "x wall", "x CPU");
   for (const Side& s : sides) {
     const double rate = flops / s.seconds / 1e9;
-    std::printf("%-36s %8.2f %8.2f %9.1f %7.1f%% %14.6f %10.2e %7.2fx %7.2fx\n", s.name.c_str(),
-                s.seconds, s.cpu, rate, 100 * rate / peak, s.gain,
+    std::printf("%-36s %8.2f %8.2f %9.1f %8.1f%% %8.1f%% %8.1f%% %14.6f %10.2e %7.2fx %7.2fx\n",
+                s.name.c_str(), s.seconds, s.cpu, rate, 100 * rate / peak,
+                bf16_gemm_peak > 0 ? 100 * rate / bf16_gemm_peak : 0.0,
+                bf16_peak > 0 ? 100 * rate / bf16_peak : 0.0, s.gain,
                 (s.gain - first.gain) / first.gain, s.seconds / first.seconds, s.cpu / first.cpu);
   }
+  std::printf(
+      "(%% f32 GE, %% bf16 GE, %% bf16 u: GFLOP/s over the measured float32 GEMM, bfloat16 GEMM "
+      "and bfloat16 unit peaks; the bfloat16 kernels' work is bfloat16, the others' float32)\n");
   std::printf(
       "(x wall, x CPU: the side's time over the first row's; > 1 means the first is faster)\n");
   std::printf("\npeak RSS: process %.0f MB (data: %.0f MB); our search's growth %.0f MB",

@@ -52,9 +52,11 @@ using RowSource = std::function<void(int64_t start, int64_t n, float* dst)>;
 // How the candidates are found (every kernel then re-checks them in float64, so all give the same
 // answer): f32 = float32 GEMM tiles through libtorch (any CPU); amx-bf16 = bfloat16 tiles on Intel
 // AMX with the row minimum fused into the tile loop (analysis/nn_kernel.h; Sapphire Rapids and
-// later). auto: amx-bf16 where the CPU has it and METAMATH_ISA allows avx512, else f32.
-enum class NearestKernel { automatic, f32_gemm, amx_bf16 };
-const char* nearest_kernel_name(NearestKernel k);  // "auto", "f32", "amx-bf16"
+// later); avx512-bf16 = the same blocks through AVX512-BF16 vdpbf16ps (Zen 4, Cooper Lake). auto:
+// amx-bf16 where the CPU has it and METAMATH_ISA allows avx512, else avx512-bf16 where the CPU
+// has it and a short measurement (once per process) finds it faster than f32, else f32.
+enum class NearestKernel { automatic, f32_gemm, amx_bf16, avx512_bf16 };
+const char* nearest_kernel_name(NearestKernel k);  // "auto", "f32", "amx-bf16", "avx512-bf16"
 NearestKernel parse_nearest_kernel(const std::string& name);
 
 struct NearestOptions {
@@ -71,8 +73,13 @@ struct Nearest {
   std::vector<int64_t> index;  // that row (with recheck: the lowest index among exact ties)
   int64_t candidates = 0;      // (query, base row) pairs recomputed in float64
   int64_t rescanned = 0;       // queries recomputed in float64 against every base row
-  std::string kernel;          // the kernel used: "f32" or "amx-bf16"
+  std::string kernel;          // the kernel used: "f32", "amx-bf16" or "avx512-bf16"
 };
+
+// auto's choice where the CPU has AVX512-BF16 but no AMX: whether the avx512-bf16 filter beats
+// the float32 GEMM on a sample of this base (up to 256 of its rows against up to 4,096, best of
+// 3 each), measured on the first call and remembered for the process. Requires AVX512-BF16.
+bool avx512_bf16_beats_f32(const float* base, int64_t nb, int64_t dim);
 
 // base: nb x dim row-major float32, finite. Queries come from `queries` one block at a time.
 Nearest nearest_sq_l2(const RowSource& queries, int64_t nq, const float* base, int64_t nb,

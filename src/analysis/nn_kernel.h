@@ -7,10 +7,11 @@
 // a GEMM's output tiles (OpenBLAS, oneDNN inside libtorch and FAISS all write the whole distance
 // block to memory first), and OpenBLAS has no AMX path at all.
 //
-// The AMX filter (Intel AMX-BF16, Sapphire Rapids and later; chosen at run time): queries and base
-// rows are rounded to bfloat16 (unit roundoff u = 2^-8), products accumulate in float32 inside the
-// tiles, and each 32 x 32 output tile is folded into its rows' state (minimum, candidates) while
-// it is in L1, so the distance block never reaches memory. Error bound, for any summation order:
+// The bfloat16 filter (Intel AMX-BF16 on Sapphire Rapids and later, else AVX512-BF16 on Zen 4 or
+// Cooper Lake; chosen at run time): queries and base rows are rounded to bfloat16 (unit roundoff
+// u = 2^-8), products accumulate in float32 inside the tiles (or vdpbf16ps registers), and each 32
+// x 32 output tile is folded into its rows' state (minimum, candidates) while it is in L1, so the
+// distance block never reaches memory. Error bound, for any summation order:
 //   |approx(q.b) - q.b| <= E ||q|| ||b|| + d 2^-120 + sqrt(d) 2^-126 (||q|| + ||b||),
 //   E = 2u + u^2 + gamma_d (1 + u)^2
 // (bfloat16 products are exact in float32; gamma_d = d 2^-24 / (1 - d 2^-24); the last two terms
@@ -20,10 +21,18 @@
 // row within 2 bound(q) of the row's approximate minimum is a candidate; the true nearest rows are
 // always among them, and the float64 re-check picks it.
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
 namespace metamath::analysis::nn {
+
+// Runs f(begin, end) over [0, n) in chunks of `grain`, handed out one at a time to
+// at::get_num_threads() threads (the caller is one of them; a slow core takes fewer chunks).
+// Written by hand because at::parallel_for runs serially in this library: libtorch 1.13's OpenMP
+// backend is an inline `#pragma omp parallel` in its headers, and metamath_lib is built without
+// -fopenmp. Rethrows the first exception of any chunk.
+void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
 
 // One query's search state over the base blocks (approximate distances in float32).
 struct RowState {
@@ -39,6 +48,10 @@ RowState fresh_row(float margin);
 // same bits on every instruction set (an AVX-512 path where kernel_isa() allows it).
 double exact_sq_l2(const float* a, const float* b, int64_t dim);
 
+// Whether this CPU has AVX512-BF16 (vdpbf16ps; Cooper Lake, Sapphire Rapids, AMD Zen 4 and later)
+// on top of AVX-512 F/BW/VL/DQ. Ignores the METAMATH_ISA limit (callers check it).
+bool avx512_bf16_supported();
+
 // Whether this CPU has AMX-BF16 and the kernel lets this process use the tile registers (asked
 // once, with arch_prctl(ARCH_REQ_XCOMP_PERM)). Ignores the METAMATH_ISA limit (callers check it).
 bool amx_bf16_supported();
@@ -53,13 +66,25 @@ struct PackedBase {
 };
 PackedBase pack_base(const float* base, int64_t rows, int64_t dim, const float* norms);
 
-// Twice the error bound of one query's approximate distances (see the header comment).
-float amx_margin(double query_norm, const PackedBase& base);
+// Twice the error bound of one query's approximate distances (see the header comment; both
+// engines round the same way: bfloat16 products exact in float32, float32 sums, denormals flushed).
+float bf16_margin(double query_norm, const PackedBase& base);
+
+// What computes the bfloat16 dot products: AMX tiles (32 x 32 blocks of 16 x 16 tiles), or
+// AVX512-BF16 vdpbf16ps (8 query rows x 32 base rows in registers) where there is no AMX.
+enum class Bf16Engine { amx, avx512 };
 
 // Folds queries [0, n) (row-major float32, their squared norms qn) against the whole base into
 // rows[0, n) (each from fresh_row()); rows whose candidates exceed max_candidates set overflow.
-// Splits the queries over libtorch's threads. Requires amx_bf16_supported().
-void amx_filter(const PackedBase& base, const float* queries, int64_t n, const float* qn,
-                RowState* rows, std::size_t max_candidates);
+// Splits the queries over at::get_num_threads() threads with parallel_chunks (each takes chunks of
+// whole 32-row query panels and walks the base 12 panels (1.2 MB at 1,536 dims) at a time, so
+// they stay in its L2). Requires
+// the engine's *_supported().
+void bf16_filter(Bf16Engine engine, const PackedBase& base, const float* queries, int64_t n,
+                 const float* qn, RowState* rows, std::size_t max_candidates);
+
+// The engine's peak on this machine in GFLOP/s: its inner loop on operands that stay in L1 or
+// registers, on every libtorch thread for about `seconds` (what the bench reports against).
+double bf16_engine_peak(Bf16Engine engine, double seconds = 0.3);
 
 }  // namespace metamath::analysis::nn

@@ -54,9 +54,10 @@ void register_diversity(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--nn-kernel", o->kernel,
                   "how nearest-neighbour candidates are found, all re-checked in float64 (same "
-                  "answer): auto (amx-bf16 where the CPU has AMX, else f32), f32 (float32 GEMM), "
-                  "amx-bf16 (bfloat16 AMX tiles)")
-      ->check(CLI::IsMember({"auto", "f32", "amx-bf16"}))
+                  "answer): auto (amx-bf16 where the CPU has AMX, else avx512-bf16 where a short "
+                  "measurement finds it faster than f32, else f32), f32 (float32 GEMM), amx-bf16 "
+                  "(bfloat16 AMX tiles), avx512-bf16 (bfloat16 vdpbf16ps)")
+      ->check(CLI::IsMember({"auto", "f32", "amx-bf16", "avx512-bf16"}))
       ->capture_default_str();
   cmd->add_option("--query-block", d.nearest.query_block, "new items per GEMM (0 = auto)");
   cmd->add_option("--base-block", d.nearest.base_block, "base rows per GEMM (0 = auto)");

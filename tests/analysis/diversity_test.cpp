@@ -171,6 +171,10 @@ std::vector<ma::NearestKernel> kernels_here() {
     k.push_back(ma::NearestKernel::amx_bf16);
   else
     std::printf("(this CPU has no AMX-BF16: the amx-bf16 kernel is not tested here)\n");
+  if (ma::nn::avx512_bf16_supported())
+    k.push_back(ma::NearestKernel::avx512_bf16);
+  else
+    std::printf("(this CPU has no AVX512-BF16: the avx512-bf16 kernel is not tested here)\n");
   return k;
 }
 
@@ -212,66 +216,130 @@ TEST(Nearest, EveryKernelGivesTheBruteForceAnswerBitForBit) {
   }
 }
 
-TEST(Nearest, AmxKernelIsExactWhereBfloat16AloneCannotTellRowsApart) {
-  if (!ma::nn::amx_bf16_supported()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
-  // Hand-checked: 1 + 2^-8 - 2^-12 rounds to 1 in bfloat16, so base rows A = (1, ..., 1) and
-  // B = (x, ..., x) look identical to the tiles; the query (x, ..., x) is B itself (distance 0),
-  // and A is at 64 (2^-8 - 2^-12)^2. bfloat16 alone would name A (the lower index).
-  const int64_t dim = 64;
-  const float x = 1.0f + 1.0f / 256 - 1.0f / 4096;
-  std::vector<float> b(2 * dim, 1.0f);
-  std::fill(b.begin() + dim, b.end(), x);
-  const std::vector<float> q(dim, x);
-  const ma::Nearest n = search_with(ma::NearestKernel::amx_bf16, q, b, dim);
-  EXPECT_EQ(n.index, (std::vector<int64_t>{1}));
-  EXPECT_EQ(n.dist2, (std::vector<double>{0.0}));
-  std::vector<ma::nn::RowState> rows = {ma::nn::fresh_row(0.0f)};
-  const float qn = static_cast<float>(dim * double(x) * x);
-  std::vector<float> norms = {float(dim), qn};
-  const ma::nn::PackedBase packed = ma::nn::pack_base(b.data(), 2, dim, norms.data());
-  ma::nn::amx_filter(packed, q.data(), 1, &qn, rows.data(), 256);
-  EXPECT_EQ(rows[0].best_index, 0) << "the tiles should not see the difference";
-  const double d = 1.0 / 256 - 1.0 / 4096;
-  EXPECT_DOUBLE_EQ(ma::nn::exact_sq_l2(q.data(), b.data(), dim), 64 * d * d);
+std::vector<std::pair<ma::NearestKernel, ma::nn::Bf16Engine>> bf16_kernels_here() {
+  std::vector<std::pair<ma::NearestKernel, ma::nn::Bf16Engine>> k;
+  if (ma::nn::amx_bf16_supported())
+    k.emplace_back(ma::NearestKernel::amx_bf16, ma::nn::Bf16Engine::amx);
+  if (ma::nn::avx512_bf16_supported())
+    k.emplace_back(ma::NearestKernel::avx512_bf16, ma::nn::Bf16Engine::avx512);
+  return k;
+}
 
-  // Jitter far below bfloat16's resolution: every base row is a candidate, and past 256 of them
-  // the row is rescanned in float64; still the brute-force answer.
-  const auto centre = normal(dim, 1, 0.3, 9);
-  auto jitter = [&](int64_t rows_, uint64_t seed) {
-    auto v = normal(rows_ * dim, 0, 1e-4, seed);
-    for (int64_t i = 0; i < rows_; ++i)
-      for (int64_t k = 0; k < dim; ++k) v[i * dim + k] += centre[k];
-    return v;
-  };
-  for (int64_t nb : {100, 300}) {
-    const auto bj = jitter(nb, 10), qj = jitter(20, 11);
-    auto [want_d, want_i] = brute_force(qj, bj, dim);
-    const ma::Nearest got = search_with(ma::NearestKernel::amx_bf16, qj, bj, dim);
-    expect_exact(got, want_d, want_i);
-    if (nb == 100)
-      EXPECT_EQ(got.candidates, 20 * nb);
-    else
-      EXPECT_EQ(got.rescanned, 20);
+TEST(Nearest, Bfloat16KernelsAreExactWhereBfloat16AloneCannotTellRowsApart) {
+  if (bf16_kernels_here().empty()) GTEST_SKIP() << "no AMX-BF16 or AVX512-BF16 on this CPU";
+  for (auto [kernel, engine] : bf16_kernels_here()) {
+    SCOPED_TRACE(ma::nearest_kernel_name(kernel));
+    // Hand-checked: 1 + 2^-8 - 2^-12 rounds to 1 in bfloat16, so base rows A = (1, ..., 1) and
+    // B = (x, ..., x) look identical to the tiles; the query (x, ..., x) is B itself (distance 0),
+    // and A is at 64 (2^-8 - 2^-12)^2. bfloat16 alone would name A (the lower index).
+    const int64_t dim = 64;
+    const float x = 1.0f + 1.0f / 256 - 1.0f / 4096;
+    std::vector<float> b(2 * dim, 1.0f);
+    std::fill(b.begin() + dim, b.end(), x);
+    const std::vector<float> q(dim, x);
+    const ma::Nearest n = search_with(kernel, q, b, dim);
+    EXPECT_EQ(n.index, (std::vector<int64_t>{1}));
+    EXPECT_EQ(n.dist2, (std::vector<double>{0.0}));
+    std::vector<ma::nn::RowState> rows = {ma::nn::fresh_row(0.0f)};
+    const float qn = static_cast<float>(dim * double(x) * x);
+    std::vector<float> norms = {float(dim), qn};
+    const ma::nn::PackedBase packed = ma::nn::pack_base(b.data(), 2, dim, norms.data());
+    ma::nn::bf16_filter(engine, packed, q.data(), 1, &qn, rows.data(), 256);
+    EXPECT_EQ(rows[0].best_index, 0) << "the tiles should not see the difference";
+    // The tiles' distance to A: ||b||^2 - 2 q.b = 64 - 2 * 64 exactly (bfloat16 ones), then + qn.
+    EXPECT_EQ(rows[0].best, qn - 64.0f);
+    const double d = 1.0 / 256 - 1.0 / 4096;
+    EXPECT_DOUBLE_EQ(ma::nn::exact_sq_l2(q.data(), b.data(), dim), 64 * d * d);
+
+    // Jitter far below bfloat16's resolution: every base row is a candidate, and past 256 of them
+    // the row is rescanned in float64; still the brute-force answer.
+    const auto centre = normal(dim, 1, 0.3, 9);
+    auto jitter = [&](int64_t rows_, uint64_t seed) {
+      auto v = normal(rows_ * dim, 0, 1e-4, seed);
+      for (int64_t i = 0; i < rows_; ++i)
+        for (int64_t k = 0; k < dim; ++k) v[i * dim + k] += centre[k];
+      return v;
+    };
+    for (int64_t nb : {100, 300}) {
+      const auto bj = jitter(nb, 10), qj = jitter(20, 11);
+      auto [want_d, want_i] = brute_force(qj, bj, dim);
+      const ma::Nearest got = search_with(kernel, qj, bj, dim);
+      expect_exact(got, want_d, want_i);
+      if (nb == 100)
+        EXPECT_EQ(got.candidates, 20 * nb);
+      else
+        EXPECT_EQ(got.rescanned, 20);
+    }
+  }
+}
+
+// Both bfloat16 engines compute the same products and the same float32 sums up to order: on
+// random 1,536-dim rows (every padding case: 45 query rows, 70 base rows), each block's
+// approximate minimum is within the rigorous margin of the float64 distance, and both engines
+// keep the true nearest row among their candidates.
+TEST(Nearest, Bfloat16EnginesStayWithinTheirErrorBound) {
+  if (bf16_kernels_here().empty()) GTEST_SKIP() << "no AMX-BF16 or AVX512-BF16 on this CPU";
+  const int64_t dim = 1536, nq = 45, nb = 70;
+  const auto q = normal(nq * dim, 0, 1, 21), b = normal(nb * dim, 0.5, 1, 22);
+  auto [want_d, want_i] = brute_force(q, b, dim);
+  std::vector<float> bn(nb), qn(nq);
+  for (int64_t j = 0; j < nb; ++j)
+    bn[j] = static_cast<float>(
+        ma::nn::exact_sq_l2(b.data() + j * dim, std::vector<float>(dim, 0).data(), dim));
+  for (int64_t i = 0; i < nq; ++i)
+    qn[i] = static_cast<float>(
+        ma::nn::exact_sq_l2(q.data() + i * dim, std::vector<float>(dim, 0).data(), dim));
+  const ma::nn::PackedBase packed = ma::nn::pack_base(b.data(), nb, dim, bn.data());
+  for (auto [kernel, engine] : bf16_kernels_here()) {
+    SCOPED_TRACE(ma::nearest_kernel_name(kernel));
+    std::vector<ma::nn::RowState> rows;
+    for (int64_t i = 0; i < nq; ++i)
+      rows.push_back(ma::nn::fresh_row(ma::nn::bf16_margin(qn[i], packed)));
+    ma::nn::bf16_filter(engine, packed, q.data(), nq, qn.data(), rows.data(), 256);
+    for (int64_t i = 0; i < nq; ++i) {
+      const auto& st = rows[i];
+      ASSERT_FALSE(st.overflow);
+      EXPECT_LE(std::abs(st.best - want_d[i]), st.margin / 2) << "row " << i;
+      bool found = false;
+      for (const auto& c : st.candidates) found = found || c.second == want_i[i];
+      EXPECT_TRUE(found) << "row " << i;
+    }
   }
 }
 
 TEST(Nearest, KernelChoiceFollowsTheCpuAndMetamathIsa) {
   const std::vector<float> base = {0, 0, 3, 4}, q = {1, 0};
   const bool amx = ma::nn::amx_bf16_supported() && metamath::kernel_isa() >= metamath::Isa::avx512;
-  EXPECT_EQ(ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2).kernel, amx ? "amx-bf16" : "f32");
+  const std::string picked = ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2).kernel;
+  if (amx)
+    EXPECT_EQ(picked, "amx-bf16");
+  else if (ma::nn::avx512_bf16_supported() && metamath::kernel_isa() >= metamath::Isa::avx512)
+    EXPECT_TRUE(picked == "avx512-bf16" || picked == "f32") << picked;  // by measurement
+  else
+    EXPECT_EQ(picked, "f32");
   {
     metamath::ScopedIsaLimit limit(metamath::Isa::avx2);
     EXPECT_EQ(ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2).kernel, "f32");
+  }
+  if (ma::nn::avx512_bf16_supported()) {
+    // The measured choice auto makes without AMX runs on any base and is remembered.
+    const auto sample = normal(300 * 64, 0, 1, 5), other = normal(40 * 8, 0, 1, 6);
+    const bool first = ma::avx512_bf16_beats_f32(sample.data(), 300, 64);
+    EXPECT_EQ(ma::avx512_bf16_beats_f32(other.data(), 40, 8), first);
   }
   ma::NearestOptions rough;
   rough.recheck = false;  // float32 values only: the f32 kernel
   EXPECT_EQ(ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2, rough).kernel, "f32");
   rough.kernel = ma::NearestKernel::amx_bf16;
   EXPECT_NE(error_of([&] { ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2, rough); }), "");
+  rough.kernel = ma::NearestKernel::avx512_bf16;
+  EXPECT_NE(error_of([&] { ma::nearest_sq_l2(q.data(), 1, base.data(), 2, 2, rough); }), "");
   EXPECT_EQ(ma::parse_nearest_kernel("amx-bf16"), ma::NearestKernel::amx_bf16);
-  EXPECT_NE(
-      error_of([] { ma::parse_nearest_kernel("gpu"); }).find("expected auto, f32 or amx-bf16"),
-      std::string::npos);
+  EXPECT_EQ(ma::parse_nearest_kernel("avx512-bf16"), ma::NearestKernel::avx512_bf16);
+  EXPECT_NE(error_of([] {
+              ma::parse_nearest_kernel("gpu");
+            }).find("expected auto, f32, amx-bf16 or avx512-bf16"),
+            std::string::npos);
 }
 
 TEST(Nearest, ErrorsNameTheProblem) {
