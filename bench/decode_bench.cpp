@@ -10,7 +10,14 @@
 //   generator  (--generator) the continuous-batching Generator of model/generate.h, total only;
 //   reference  bench/reference/decode_reference.py under /usr/bin/python3: the pure-PyTorch model
 //              of tests/reference/llama_reference.py driven by a Hugging Face-style greedy loop
-//              (prefill, then torch.cat onto per-layer K/V caches every step).
+//              (prefill, then torch.cat onto per-layer K/V caches every step);
+//   llama.cpp  (--llama-cpp) bench/reference/decode_llama_cpp.mjs: llama.cpp through npm's
+//              node-llama-cpp (tests/model/llama_cpp) on the same weights exported by model/gguf.h
+//              (`metamath export --format gguf`, the file cached beside the model as
+//              model.<dtype>.gguf), B sequences of one context decoded together, F32 KV cache.
+//              Its f32 and bf16 rows read the same weight bits as ours; its q8 row runs the
+//              q8_0 export (blocks of 32 with an f16 scale; ours: int8 rows with one f32 scale),
+//              and f16 runs on llama.cpp alone (ours has no such weights).
 //
 // Every measurement runs in its own child process (this program re-runs itself with --worker), so
 // each side's peak RSS (getrusage) is its own. Rounds are interleaved (--repeats rounds, the side
@@ -27,6 +34,7 @@
 //                [--prompt-len N] [--new-tokens N] [--bf16-new-tokens N] [--bf16-prompt-len N]
 //                [--repeats N] [--generator] [--no-reference] [--python EXE]
 //                [--reference SCRIPT] [--seed N] [--short] [--profile FILE]
+//                [--llama-cpp] [--llama-cpp-threads N] [--tokenizer DIR] [--node EXE]
 //
 // --profile FILE writes a chrome trace (libtorch's profiler) of our last 4 decode steps of each
 // batch size (FILE gets the batch size inserted before its extension); run it with
@@ -63,6 +71,7 @@
 #include "core/memory.h"
 #include "model/config.h"
 #include "model/generate.h"
+#include "model/gguf.h"
 #include "model/model.h"
 
 namespace fs = std::filesystem;
@@ -91,6 +100,10 @@ struct Options {
   bool reference = true;
   std::string python = "/usr/bin/python3";
   fs::path reference_script;
+  bool llama_cpp = false;
+  int llama_cpp_threads = 0;  // 0: --threads
+  std::string node = "node";
+  fs::path llama_cpp_script, tokenizer;
   uint64_t seed = 20230919;
   bool short_mode = false;
   // Worker mode (internal): one measurement, one JSON line on stdout.
@@ -110,7 +123,9 @@ struct Options {
          "  --fresh              rewrite the model folder even when it exists\n"
          "  --threads N          intra-op threads on both sides (default: all cores)\n"
          "  --batches LIST       batch sizes, comma separated (default 1,32)\n"
-         "  --dtypes LIST        f32, bf16 (default f32,bf16)\n"
+         "  --dtypes LIST        f32, bf16, q8 (default f32,bf16; q8: ours int8 weights\n"
+         "                       quantized at load, llama.cpp q8_0, no reference side);\n"
+         "                       f16: llama.cpp only (the 16-bit type it runs fastest)\n"
          "  --prompt-len N       prompt tokens (default 128)\n"
          "  --new-tokens N       generated tokens per sequence, no EOS stop (default 128)\n"
          "  --bf16-prompt-len N  prompt tokens for bf16 (default: --prompt-len)\n"
@@ -120,6 +135,13 @@ struct Options {
          "  --no-reference       only our engine\n"
          "  --python EXE         interpreter for the reference (default /usr/bin/python3)\n"
          "  --reference SCRIPT   default bench/reference/decode_reference.py\n"
+         "  --llama-cpp          also time llama.cpp (node-llama-cpp of tests/model/llama_cpp) on\n"
+         "                       the model exported as GGUF\n"
+         "  --tokenizer DIR      tokenizer the GGUF export needs (32000 ids; default\n"
+         "                       ../shared/tokenizers/llama2)\n"
+         "  --node EXE           node for llama.cpp (default node)\n"
+         "  --llama-cpp-threads N  llama.cpp's threads (default: --threads; ggml's threads\n"
+         "                       spin at barriers, which a loaded machine punishes)\n"
          "  --seed N             prompt seed (default 20230919)\n"
          "  --short              smoke run: tiny model, batches 1,4, 16+8 tokens, 1 round\n"
          "  --profile FILE       chrome trace of our last 4 decode steps, one file per dtype and\n"
@@ -139,6 +161,8 @@ std::vector<std::string> split_list(const std::string& s) {
 Options parse_args(int argc, char** argv) {
   Options o;
   o.reference_script = fs::path(METAMATH_SOURCE_DIR) / "bench/reference/decode_reference.py";
+  o.llama_cpp_script = fs::path(METAMATH_SOURCE_DIR) / "bench/reference/decode_llama_cpp.mjs";
+  o.tokenizer = fs::path(METAMATH_SOURCE_DIR) / "../shared/tokenizers/llama2";
   bool batches_set = false, tokens_set = false, prompt_set = false, repeats_set = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -183,6 +207,14 @@ Options parse_args(int argc, char** argv) {
         o.python = value();
       } else if (name == "--reference") {
         o.reference_script = value();
+      } else if (name == "--llama-cpp") {
+        o.llama_cpp = true;
+      } else if (name == "--tokenizer") {
+        o.tokenizer = value();
+      } else if (name == "--llama-cpp-threads") {
+        o.llama_cpp_threads = std::stoi(value());
+      } else if (name == "--node") {
+        o.node = value();
       } else if (name == "--seed") {
         o.seed = std::stoull(value());
       } else if (name == "--short") {
@@ -214,13 +246,15 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.threads <= 0)
     o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (o.llama_cpp_threads <= 0) o.llama_cpp_threads = o.threads;
   if (o.bf16_prompt_len <= 0) o.bf16_prompt_len = o.prompt_len;
   if (o.bf16_new_tokens <= 0) o.bf16_new_tokens = o.new_tokens;
   if (o.prompt_len < 1 || o.new_tokens < 1) usage("--prompt-len and --new-tokens must be >= 1");
   for (auto b : o.batches)
     if (b < 1) usage("batch sizes must be >= 1");
   for (const auto& d : o.dtypes)
-    if (d != "f32" && d != "bf16") usage("--dtypes takes f32 and/or bf16, got " + d);
+    if (d != "f32" && d != "bf16" && d != "q8" && (d != "f16" || !o.llama_cpp))
+      usage("--dtypes takes f32, bf16, q8 (and f16 with --llama-cpp), got " + d);
   if (o.model.empty()) {
     const char* tmp = std::getenv("TMPDIR");
     o.model = fs::path(tmp && *tmp ? tmp : "/tmp") /
@@ -281,12 +315,44 @@ mm::ModelConfig ensure_model(const Options& o) {
   return c;
 }
 
+// The bench model as GGUF for llama.cpp, cached beside it as model.<dtype>.gguf and exported again
+// when the weights are newer. The export needs the tokenizer (copied in from --tokenizer).
+fs::path ensure_gguf(const Options& o, const std::string& dtype) {
+  const fs::path out = o.model / ("model." + dtype + ".gguf");
+  const fs::path weights = o.model / "model.safetensors";
+  if (fs::exists(out) && fs::exists(weights) &&
+      fs::last_write_time(out) >= fs::last_write_time(weights))
+    return out;
+  if (!fs::exists(o.model / "tokenizer.model") && !fs::exists(o.model / "tokenizer.json")) {
+    if (!fs::exists(o.tokenizer / "tokenizer.model"))
+      fail("--llama-cpp: {} has no tokenizer.model for the GGUF export (--tokenizer DIR)",
+           o.tokenizer.string());
+    fs::copy_file(o.tokenizer / "tokenizer.model", o.model / "tokenizer.model");
+  }
+  std::cout << "exporting " << out.string() << " ..." << std::flush;
+  const auto t0 = Clock::now();
+  mm::export_gguf({o.model, out, dtype, "decode_bench"});
+  std::cout << " " << seconds_since(t0) << " s\n";
+  return out;
+}
+
+// Bytes per weight of a dtype as a side stores it: our q8 is one byte (its per-row scales add
+// under 0.2%), llama.cpp's q8_0 34 bytes per 32 weights.
+double bytes_per_weight(const std::string& dtype, const std::string& side) {
+  if (dtype == "f32") return 4;
+  if (dtype == "q8") return side == "llama.cpp" ? 34.0 / 32 : 1;
+  return 2;
+}
+
+// The GGUF type llama.cpp runs for a --dtypes entry: q8_0 for our q8.
+std::string gguf_dtype(const std::string& dtype) { return dtype == "q8" ? "q8_0" : dtype; }
+
 // Bytes of weights read to decode one token at batch 1: every parameter except the embedding
 // table (one row of it is read), with the lm_head counted (it is the table when tied).
-int64_t weight_bytes_per_token(const mm::ModelConfig& c, int64_t elem) {
+int64_t weight_bytes_per_token(const mm::ModelConfig& c, double elem) {
   int64_t n = c.num_parameters();
   if (!c.tie_word_embeddings) n -= c.vocab_size * c.hidden_size;
-  return (n + c.hidden_size) * elem;
+  return static_cast<int64_t>(static_cast<double>(n + c.hidden_size) * elem);
 }
 
 std::vector<std::vector<int64_t>> make_prompts(int64_t batch, int64_t len, int64_t vocab,
@@ -609,6 +675,9 @@ int run_parent(const Options& o, const std::string& self) {
       metamath::write_file_atomic(k.prompts, json(prompts).dump());
       configs.push_back(k);
     }
+  std::map<std::string, fs::path> gguf;  // dtype -> exported file
+  if (o.llama_cpp)
+    for (const auto& d : o.dtypes) gguf[d] = ensure_gguf(o, gguf_dtype(d));
 
   std::map<std::string, Series> series;  // key: dtype/batch/side
   auto key = [](const Config& k, const std::string& side) {
@@ -629,10 +698,19 @@ int run_parent(const Options& o, const std::string& self) {
                                                 std::to_string(k.batch) + pf.extension().string()))
                                .string());
       }
-      cmds.push_back({"ours", shell_quote(self) + " --worker --engine loop" + common + prof});
-      if (o.generator)
+      const bool ours_too = k.dtype != "f16";  // f16: llama.cpp only
+      if (ours_too)
+        cmds.push_back({"ours", shell_quote(self) + " --worker --engine loop" + common + prof});
+      if (o.generator && ours_too)
         cmds.push_back({"generator", shell_quote(self) + " --worker --engine generator" + common});
-      if (o.reference)
+      if (o.llama_cpp)
+        cmds.push_back({"llama.cpp", "UV_THREADPOOL_SIZE=1 " + shell_quote(o.node) + " " +
+                                         shell_quote(o.llama_cpp_script.string()) + " --gguf " +
+                                         shell_quote(gguf[k.dtype].string()) + " --prompts " +
+                                         shell_quote(k.prompts.string()) + " --new-tokens " +
+                                         std::to_string(k.new_tokens) + " --threads " +
+                                         std::to_string(o.llama_cpp_threads)});
+      if (o.reference && (k.dtype == "f32" || k.dtype == "bf16"))
         cmds.push_back({"reference", shell_quote(o.python) + " " +
                                          shell_quote(o.reference_script.string()) + common +
                                          " --repeats 1"});
@@ -662,7 +740,7 @@ int run_parent(const Options& o, const std::string& self) {
                " total tok/s best (median) | peak RSS MiB |\n"
                "|---|---:|---:|---|---:|---:|---:|---:|\n";
   for (const auto& k : configs) {
-    for (const std::string side : {"ours", "generator", "reference"}) {
+    for (const std::string side : {"ours", "generator", "reference", "llama.cpp"}) {
       auto it = series.find(key(k, side));
       if (it == series.end()) continue;
       const Series& s = it->second;
@@ -681,6 +759,17 @@ int run_parent(const Options& o, const std::string& self) {
   std::cout << "\n";
   for (const auto& k : configs) {
     auto o_it = series.find(key(k, "ours")), r_it = series.find(key(k, "reference"));
+    if (auto l_it = series.find(key(k, "llama.cpp"));
+        o_it != series.end() && l_it != series.end()) {
+      const Series &ours = o_it->second, &lc = l_it->second;
+      auto [same, all] = agreement(ours.generated, lc.generated);
+      std::cout << k.dtype << " batch " << k.batch << ": ours/llama.cpp decode "
+                << fmt1(best(ours.decode) / best(lc.decode), 2) << "x (median "
+                << fmt1(median(ours.decode) / median(lc.decode), 2) << "x), total "
+                << fmt1(best(ours.total) / best(lc.total), 2) << "x (median "
+                << fmt1(median(ours.total) / median(lc.total), 2) << "x); greedy tokens identical "
+                << same << "/" << all << "\n";
+    }
     if (o_it == series.end() || r_it == series.end()) continue;
     const Series &ours = o_it->second, &ref = r_it->second;
     const double goal = k.batch == 1 ? 1.5 : 2.0;
@@ -703,8 +792,8 @@ int run_parent(const Options& o, const std::string& self) {
   std::cout << "\nbatch-1 bandwidth roofline (weights streamed once per token):\n";
   for (const auto& k : configs) {
     if (k.batch != 1) continue;
-    const int64_t wb = weight_bytes_per_token(c, k.dtype == "bf16" ? 2 : 4);
-    for (const std::string side : {"ours", "reference"}) {
+    for (const std::string side : {"ours", "reference", "llama.cpp"}) {
+      const int64_t wb = weight_bytes_per_token(c, bytes_per_weight(k.dtype, side));
       auto it = series.find(key(k, side));
       if (it == series.end() || it->second.decode.empty()) continue;
       const double tps = best(it->second.decode);

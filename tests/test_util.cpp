@@ -15,6 +15,13 @@
 namespace metamath::testing {
 namespace fs = std::filesystem;
 
+namespace {
+// Tests never time anything: the kernel planner (src/model/plan.h) takes its fixed rule in every
+// test process and the metamath processes they start, unless a test or the ctest entry
+// (METAMATH_PLAN / METAMATH_KERNEL) says otherwise.
+const bool kPlanOff = [] { return setenv("METAMATH_PLAN", "off", 0) == 0; }();
+}  // namespace
+
 bool ci_mode() {
   const char* env = std::getenv("CI");
   if (!env) return false;

@@ -29,9 +29,10 @@ namespace metamath::analysis::nn {
 
 // Runs f(begin, end) over [0, n) in chunks of `grain`, handed out one at a time to
 // at::get_num_threads() threads (the caller is one of them; a slow core takes fewer chunks).
-// Written by hand because at::parallel_for runs serially in this library: libtorch 1.13's OpenMP
-// backend is an inline `#pragma omp parallel` in its headers, and metamath_lib is built without
-// -fopenmp. Rethrows the first exception of any chunk.
+// Written by hand because at::parallel_for splits the range into one equal static share per
+// thread up front, so on a shared machine the thread whose core is busy holds everyone up; chunks
+// handed out one at a time keep both cores working to the end. Rethrows the first exception of
+// any chunk.
 void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
 
 // One query's search state over the base blocks (approximate distances in float32).

@@ -1,8 +1,11 @@
 #include "core/cpu.h"
 
+#include <cpuid.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -83,8 +86,43 @@ std::string cpu_flags_line() {
   add("avx512bw", __builtin_cpu_supports("avx512bw"));
   add("avx512vl", __builtin_cpu_supports("avx512vl"));
   add("avx512dq", __builtin_cpu_supports("avx512dq"));
-  add("avx512_bf16", __builtin_cpu_supports("avx512bf16"));
+  add("avx512_bf16", cpu_has_avx512_bf16());
+  add("avx512_vnni", cpu_has_avx512_vnni());
   return line.empty() ? "(no AVX2)" : line;
+}
+
+bool cpu_has_avx512_bf16() {
+  static const bool yes = [] {
+    // CPUID leaf 7, sub-leaf 1, EAX bit 5 (GCC 12's __builtin_cpu_supports("avx512bf16") reads
+    // the same bit).
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+    return (a & (1u << 5)) != 0 && __builtin_cpu_supports("avx512f");
+  }();
+  return yes;
+}
+
+bool cpu_has_avx512_vnni() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f");
+  }();
+  return yes;
+}
+
+std::string cpu_model_name() {
+  unsigned regs[12] = {};
+  if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000004u) return "unknown";
+  for (unsigned i = 0; i < 3; ++i)
+    __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2],
+                &regs[4 * i + 3]);
+  char brand[49] = {};
+  std::memcpy(brand, regs, 48);
+  std::string s = brand;
+  const size_t first = s.find_first_not_of(' ');
+  if (first == std::string::npos) return "unknown";
+  s = s.substr(first, s.find_last_not_of(' ') - first + 1);
+  return s.empty() ? "unknown" : s;
 }
 
 }  // namespace metamath

@@ -39,4 +39,13 @@ Isa parse_isa(const std::string& name);
 // one line: "avx2 fma avx512f avx512bw avx512vl avx512dq avx512_bf16" (absent flags left out).
 std::string cpu_flags_line();
 
+// Extensions beyond the levels above, asked for by the kernels that use them (each only when
+// kernel_isa() is avx512): AVX512_BF16 (vdpbf16ps: bf16 pairs multiplied into f32 sums) and
+// AVX512_VNNI (int8 dot products).
+bool cpu_has_avx512_bf16();
+bool cpu_has_avx512_vnni();
+// The CPU's model as its brand string says (cpuid 0x80000002-4, spaces trimmed), e.g.
+// "Intel(R) Xeon(R) Processor" or "AMD EPYC 9R14 96-Core Processor"; "unknown" when absent.
+std::string cpu_model_name();
+
 }  // namespace metamath

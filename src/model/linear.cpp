@@ -3,23 +3,78 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
+#include <emmintrin.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <vector>
 
 #include "core/cpu.h"
+#include "core/error.h"
 #include "model/linear_kernel.h"
+#include "model/matmul.h"
+#include "model/plan.h"
 
 namespace metamath::model {
 
 namespace {
 
-// Up to this many rows the AVX2 kernel (model/linear_kernel.cpp) beats libtorch on this CPU
-// (measured on 2 Zen 3 cores: see bench/README.md, "Model decoding").
+using kernels::Tiles;
+using kernels::WeightType;
+
+// The fixed rule (METAMATH_PLAN=off, and keys not yet planned with cached): up to this many rows
+// our tiles beat libtorch on an AVX2 Zen 3 (bench/README.md, "Model decoding").
 constexpr int64_t kKernelMaxRows = 64;
-// Widened f32 copies of a bf16 weight are made in column chunks of at most this many elements.
+// Widened f32 copies of a bf16 / int8 weight are made in column chunks of at most this many
+// elements.
 constexpr int64_t kWidenChunk = int64_t{8} << 20;
+// Calls with more rows are measured on their first this-many rows (bounds a key's planning time;
+// per-row speed changes little beyond it).
+constexpr int64_t kMeasureMaxRows = 512;
+
+// One call that may take a fast path: CPU, strided, no autograd recording, w a plain [N, K]
+// contiguous f32 / bf16 weight with x (and b) of its dtype, or an int8 weight with f32 scales and
+// x (and b) f32 or bf16.
+struct Call {
+  at::Tensor x, w, b, scale;
+  int64_t M = 0, K = 0, N = 0;
+  WeightType w_type = WeightType::f32;
+};
+
+bool recorded(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return at::GradMode::is_enabled() &&
+         (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+}
+
+bool plain_cpu(const at::Tensor& t) { return t.is_cpu() && t.layout() == at::kStrided; }
+
+bool float_dtype(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16; }
+
+std::optional<Call> fast_call(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                              const at::Tensor& scale) {
+  const bool q8 = w.scalar_type() == at::kChar;
+  if (recorded(x, w, b) || !plain_cpu(x) || !plain_cpu(w) || !float_dtype(x.scalar_type()) ||
+      w.dim() != 2 || !w.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1))
+    return std::nullopt;
+  if (q8 ? !(scale.defined() && plain_cpu(scale) && scale.scalar_type() == at::kFloat &&
+             scale.dim() == 1 && scale.size(0) == w.size(0) && scale.is_contiguous())
+         : w.scalar_type() != x.scalar_type())
+    return std::nullopt;
+  if (b.defined() && !(plain_cpu(b) && b.scalar_type() == x.scalar_type() && b.dim() == 1 &&
+                       b.size(0) == w.size(0) && b.is_contiguous()))
+    return std::nullopt;
+  Call c{x, w, b, q8 ? scale : at::Tensor()};
+  c.K = w.size(1);
+  c.N = w.size(0);
+  c.M = c.K > 0 ? x.numel() / c.K : 0;
+  c.w_type = q8                                 ? WeightType::i8
+             : w.scalar_type() == at::kBFloat16 ? WeightType::bf16
+                                                : WeightType::f32;
+  if (c.M == 0 || c.K == 0 || c.N == 0) return std::nullopt;
+  return c;
+}
 
 std::vector<int64_t> out_shape(const at::Tensor& x, int64_t n) {
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
@@ -27,104 +82,217 @@ std::vector<int64_t> out_shape(const at::Tensor& x, int64_t n) {
   return shape;
 }
 
-// x as [M, K] float rows with unit stride along K (a view when possible, else a copy).
-at::Tensor float_rows(const at::Tensor& x, int64_t M, int64_t K) {
+// x as [M, K] rows of dtype t with unit stride along K (a view when possible, else a copy).
+at::Tensor rows_of(const at::Tensor& x, int64_t M, int64_t K, at::ScalarType t) {
   at::Tensor x2 = x.reshape({M, K});
-  if (x2.scalar_type() != at::kFloat) return x2.to(at::kFloat).contiguous();
+  if (x2.scalar_type() != t) return x2.to(t).contiguous();
   if (x2.stride(1) != 1 && K > 1) return x2.contiguous();
   return x2;
 }
 
-// The `isa` kernel (avx2 or avx512) over all rows, output columns split across
-// at::get_num_threads() threads.
-at::Tensor kernel_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t M,
-                         int64_t K, int64_t N, Isa isa) {
-  at::Tensor xf = float_rows(x, M, K);
-  at::Tensor y = at::empty({M, N}, x.options());
+// Our tiles over all rows, output columns split across at::get_num_threads() threads.
+at::Tensor kernel_linear(const Call& c, Tiles tiles) {
+  const at::ScalarType xt = tiles == Tiles::avx512_bf16 ? at::kBFloat16 : at::kFloat;
+  at::Tensor xr = rows_of(c.x, c.M, c.K, xt);
+  at::Tensor y = at::empty({c.M, c.N}, c.x.options());
   kernels::GemmNT a;
-  a.x = xf.data_ptr<float>();
-  a.ldx = M > 1 ? xf.stride(0) : K;
-  a.M = M;
-  a.K = K;
-  a.N = N;
-  a.w = w.data_ptr();
-  a.w_bf16 = w.scalar_type() == at::kBFloat16;
-  a.b = b.defined() ? b.data_ptr() : nullptr;
+  a.x = xr.data_ptr();
+  a.ldx = c.M > 1 ? xr.stride(0) : c.K;
+  a.M = c.M;
+  a.K = c.K;
+  a.N = c.N;
+  a.w = c.w.data_ptr();
+  a.w_type = c.w_type;
+  a.w_scale = c.scale.defined() ? c.scale.data_ptr<float>() : nullptr;
+  a.b = c.b.defined() ? c.b.data_ptr() : nullptr;
+  a.b_bf16 = c.b.defined() && c.b.scalar_type() == at::kBFloat16;
   a.y = y.data_ptr();
-  a.ldy = N;
+  a.ldy = c.N;
   a.y_bf16 = y.scalar_type() == at::kBFloat16;
   // Output columns in chunks claimed dynamically by the at::parallel_for threads, so a thread
   // that starts late (a busy machine) takes fewer chunks instead of leaving a fixed half for the
   // others to wait on. At least ~64K multiply-adds per chunk; a multiple of 24 columns (the
-  // kernel's tile widths 3, 6 and 8); ~8 chunks per thread for balance.
+  // tile widths 3, 6 and 8); ~8 chunks per thread for balance.
   const int64_t threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
-  const int64_t min_cols = (int64_t{1} << 16) / std::max<int64_t>(1, M * K) + 1;
-  int64_t chunk = std::max(min_cols, (N + threads * 8 - 1) / (threads * 8));
+  const int64_t min_cols = (int64_t{1} << 16) / std::max<int64_t>(1, c.M * c.K) + 1;
+  int64_t chunk = std::max(min_cols, (c.N + threads * 8 - 1) / (threads * 8));
   chunk = (chunk + 23) / 24 * 24;
-  const int64_t nchunks = (N + chunk - 1) / chunk;
+  const int64_t nchunks = (c.N + chunk - 1) / chunk;
   if (threads == 1 || nchunks == 1) {
-    kernels::gemm_nt_columns(a, isa, 0, N);
+    kernels::gemm_nt_columns(a, tiles, 0, c.N);
   } else {
     std::atomic<int64_t> next{0};
     at::parallel_for(0, std::min(threads, nchunks), 1, [&](int64_t, int64_t) {
-      for (int64_t c = next++; c < nchunks; c = next++)
-        kernels::gemm_nt_columns(a, isa, c * chunk, std::min(N, (c + 1) * chunk));
+      for (int64_t k = next++; k < nchunks; k = next++)
+        kernels::gemm_nt_columns(a, tiles, k * chunk, std::min(c.N, (k + 1) * chunk));
     });
   }
-  return y.view(out_shape(x, N));
+  return y.view(out_shape(c.x, c.N));
 }
 
-// bf16 weights, many rows (or no vector kernel): libtorch 1.13's bf16 GEMM has no AVX2 kernel, so
-// widen the weight to f32 (in column chunks), multiply in f32 (BLAS), and round the result to bf16.
-at::Tensor widened_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t M,
-                          int64_t K, int64_t N) {
-  at::Tensor xf = float_rows(x, M, K);
-  const int64_t cols = std::max<int64_t>(1, kWidenChunk / K);
+// bf16 or int8 weights widened to f32 (in column chunks), multiplied in f32 (BLAS), the result
+// rounded to x's dtype once: libtorch 1.13's bf16 GEMM has no AVX2 kernel.
+at::Tensor widened_linear(const Call& c) {
+  at::Tensor xf = rows_of(c.x, c.M, c.K, at::kFloat);
+  const int64_t cols = std::max<int64_t>(1, kWidenChunk / c.K);
   std::vector<at::Tensor> parts;
-  for (int64_t n0 = 0; n0 < N; n0 += cols) {
-    const int64_t nc = std::min(cols, N - n0);
-    at::Tensor wf = w.narrow(0, n0, nc).to(at::kFloat);
-    parts.push_back(b.defined() ? at::addmm(b.narrow(0, n0, nc).to(at::kFloat), xf, wf.t())
-                                : at::mm(xf, wf.t()));
+  for (int64_t n0 = 0; n0 < c.N; n0 += cols) {
+    const int64_t nc = std::min(cols, c.N - n0);
+    at::Tensor wf = c.w.narrow(0, n0, nc).to(at::kFloat);
+    if (c.scale.defined()) wf = wf * c.scale.narrow(0, n0, nc).unsqueeze(1);
+    parts.push_back(c.b.defined() ? at::addmm(c.b.narrow(0, n0, nc).to(at::kFloat), xf, wf.t())
+                                  : at::mm(xf, wf.t()));
   }
   at::Tensor y = parts.size() == 1 ? parts[0] : at::cat(parts, 1);
-  return y.to(x.scalar_type()).view(out_shape(x, N));
+  return y.to(c.x.scalar_type()).view(out_shape(c.x, c.N));
 }
 
-bool fast_dtype(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16; }
+// libtorch on [M, K] contiguous rows (its bf16 path is several ulps off on strided or 3-d
+// inputs).
+at::Tensor torch_linear(const Call& c) {
+  at::Tensor x2 = c.x.reshape({c.M, c.K}).contiguous();
+  at::Tensor y = c.b.defined() ? at::linear(x2, c.w, c.b) : at::linear(x2, c.w);
+  return y.view(out_shape(c.x, c.N));
+}
+
+// One f32 row as a matrix-vector product (BLAS gemm with one row packs the whole weight first).
+at::Tensor mv_linear(const Call& c) {
+  at::Tensor y = at::mv(c.w, c.x.reshape({-1}));
+  if (c.b.defined()) y = y + c.b;
+  return y.view(out_shape(c.x, c.N));
+}
+
+const char* tiles_name(Isa isa) { return isa == Isa::avx512 ? "avx512" : "avx2"; }
+
+// The candidates for c under kernel level isa, the fixed rule's choice first.
+std::vector<std::string> candidates_for(const Call& c, Isa isa) {
+  const bool bf16 = c.w_type == WeightType::bf16, f32 = c.w_type == WeightType::f32;
+  std::vector<std::string> names;
+  // The fixed rule: our tiles up to kKernelMaxRows rows; then libtorch for f32 and the widened
+  // path otherwise; without AVX2, one f32 row through at::mv.
+  if (isa != Isa::scalar && c.M <= kKernelMaxRows)
+    names.push_back(tiles_name(isa));
+  else if (!f32)
+    names.push_back("widened");
+  else
+    names.push_back(isa == Isa::scalar && c.M == 1 ? "torch-mv" : "torch");
+  auto add = [&](const char* name, bool available) {
+    if (available && std::find(names.begin(), names.end(), name) == names.end())
+      names.push_back(name);
+  };
+  add("avx512", isa == Isa::avx512);
+  add("avx2", isa >= Isa::avx2);
+  add("avx512-bf16dot", bf16 && isa == Isa::avx512 && cpu_has_avx512_bf16());
+  add("torch", f32 || (bf16 && !bf16_gemm_via_f32(c.w)));
+  add("torch-mv", f32 && c.M == 1);
+  add("widened", !f32);
+  return names;
+}
+
+at::Tensor run_candidate(const std::string& name, const Call& c) {
+  if (name == "avx512") return kernel_linear(c, Tiles::avx512);
+  if (name == "avx2") return kernel_linear(c, Tiles::avx2);
+  if (name == "avx512-bf16dot") return kernel_linear(c, Tiles::avx512_bf16);
+  if (name == "torch") return torch_linear(c);
+  if (name == "torch-mv") return mv_linear(c);
+  if (name == "widened") return widened_linear(c);
+  fail("model::linear: unknown candidate '{}'", name);
+}
+
+const char* weight_name(const Call& c) {
+  const bool xbf = c.x.scalar_type() == at::kBFloat16;
+  switch (c.w_type) {
+    case WeightType::f32:
+      return "f32";
+    case WeightType::bf16:
+      return "bf16";
+    case WeightType::i8:
+      return xbf ? "q8-bf16" : "q8-f32";
+  }
+  return "?";
+}
+
+std::string plan_key(const Call& c, Isa isa) {
+  const int threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+  return fmt::format("linear {} m{} k{} n{} t{} {}", weight_name(c), row_class(c.M), c.K, c.N,
+                     threads, isa_name(isa));
+}
+
+// The call restricted to its first `rows` rows (for measuring).
+Call first_rows(const Call& c, int64_t rows) {
+  if (rows >= c.M) return c;
+  Call s = c;
+  s.x = c.x.reshape({c.M, c.K}).narrow(0, 0, rows);
+  s.M = rows;
+  return s;
+}
+
+// Evicts the weight (and its scales) from every cache level: a decode step streams each weight
+// from memory (a model is larger than the caches), so candidates are timed as they will run, not
+// on a weight left hot by the previous timing.
+void evict_weight(const Call& c) {
+  auto flush = [](const at::Tensor& t) {
+    if (!t.defined()) return;
+    const char* p = static_cast<const char*>(t.data_ptr());
+    const size_t bytes = t.numel() * t.element_size();
+    for (size_t i = 0; i < bytes; i += 64) _mm_clflush(p + i);
+  };
+  flush(c.w);
+  flush(c.scale);
+  _mm_mfence();
+}
+
+at::Tensor dequantized(const at::Tensor& w, const at::Tensor& scale, at::ScalarType t) {
+  return (w.to(at::kFloat) * scale.to(at::kFloat).unsqueeze(1)).to(t);
+}
 
 }  // namespace
 
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  // Fast paths: CPU, f32/bf16 (x, w, b all one dtype), plain [out, in] weight, and no autograd
-  // recording (training and LoRA keep at::linear so backward works).
-  const bool recorded = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() ||
-                                                       (b.defined() && b.requires_grad()));
-  if (!recorded && x.is_cpu() && w.is_cpu() && x.layout() == at::kStrided &&
-      w.layout() == at::kStrided && fast_dtype(w.scalar_type()) &&
-      x.scalar_type() == w.scalar_type() && w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 &&
-      x.size(-1) == w.size(1) &&
-      (!b.defined() ||
-       (b.is_cpu() && b.layout() == at::kStrided && b.scalar_type() == w.scalar_type() &&
-        b.dim() == 1 && b.size(0) == w.size(0) && b.is_contiguous()))) {
-    const int64_t K = w.size(1), N = w.size(0);
-    const int64_t M = K > 0 ? x.numel() / K : 0;
-    if (M > 0 && K > 0 && N > 0) {
-      const Isa isa = kernel_isa();  // once per product: every thread takes the same path
-      if (isa != Isa::scalar && M <= kKernelMaxRows) return kernel_linear(x, w, b, M, K, N, isa);
-      // bf16 otherwise (many rows, or no vector kernel): libtorch's own bf16 linear is slow
-      // without AVX-512 and, for strided or 3-d inputs, several bf16 ulps off.
-      if (w.scalar_type() == at::kBFloat16) return widened_linear(x, w, b, M, K, N);
-      if (isa == Isa::scalar && M == 1) {
-        // No vector kernel: a single f32 row still goes through a matrix-vector product (BLAS
-        // gemm with one row packs the whole weight before using it once, ~3x slower).
-        at::Tensor y = at::mv(w, x.reshape({-1}));
-        if (b.defined()) y = y + b;
-        return y.view(out_shape(x, N));
-      }
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                  const at::Tensor& w_scale) {
+  std::optional<Call> c = fast_call(x, w, b, w_scale);
+  if (!c) {
+    if (w.scalar_type() == at::kChar) {
+      if (!w_scale.defined()) fail("model::linear: an int8 weight needs its scales");
+      const at::Tensor wd = dequantized(w, w_scale, x.scalar_type());
+      return b.defined() ? at::linear(x, wd, b) : at::linear(x, wd);
     }
+    return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
   }
-  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+  const Isa isa = kernel_isa();  // once per product: every thread takes the same path
+  const std::vector<std::string> names = candidates_for(*c, isa);
+  const Call probe = first_rows(*c, kMeasureMaxRows);
+  const PlanEntry e = choose_candidate(
+      plan_key(*c, isa), names, [&](size_t i) { run_candidate(names[i], probe); },
+      [&] { evict_weight(*c); });
+  return run_candidate(e.chosen, *c);
+}
+
+std::vector<std::string> linear_candidates(const at::Tensor& x, const at::Tensor& w,
+                                           const at::Tensor& b, const at::Tensor& w_scale) {
+  std::optional<Call> c = fast_call(x, w, b, w_scale);
+  if (!c) return {};
+  return candidates_for(*c, kernel_isa());
+}
+
+at::Tensor linear_using(const std::string& candidate, const at::Tensor& x, const at::Tensor& w,
+                        const at::Tensor& b, const at::Tensor& w_scale) {
+  std::optional<Call> c = fast_call(x, w, b, w_scale);
+  const std::vector<std::string> names =
+      c ? candidates_for(*c, kernel_isa()) : std::vector<std::string>{};
+  if (std::find(names.begin(), names.end(), candidate) == names.end())
+    fail("model::linear: candidate '{}' is not available for this call (available: {})", candidate,
+         fmt::join(names, ", "));
+  return run_candidate(candidate, *c);
+}
+
+QuantizedWeight quantize_q8(const at::Tensor& w) {
+  if (w.dim() != 2) fail("quantize_q8: expected a [out, in] weight, got {} dims", w.dim());
+  at::Tensor wf = w.to(at::kFloat);
+  at::Tensor amax = wf.abs().amax(1);
+  at::Tensor scale = at::where(amax > 0, amax / 127.0, at::ones_like(amax)).contiguous();
+  at::Tensor q = at::round(wf / scale.unsqueeze(1)).clamp(-127, 127).to(at::kChar).contiguous();
+  return {q, scale};
 }
 
 }  // namespace metamath::model

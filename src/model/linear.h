@@ -1,11 +1,40 @@
 #pragma once
 // y = x W^T + b for the decoder's projections and the lm_head (HF nn.Linear semantics): x [...,
-// in], w [out, in], b [out] or undefined. Picks the fastest path for the shape, dtype and device;
-// autograd-recorded calls keep at::linear.
+// in], w [out, in], b [out] or undefined. Autograd-recorded calls keep at::linear; the others go
+// to one of several implementations (candidates), picked per dtype and shape by the kernel planner
+// (model/plan.h: measured on this CPU at first use, or the fixed rule):
+//   avx512, avx2      our small-M tiles (model/linear_kernel.h), weights widened in registers
+//   avx512-bf16dot    bf16 x and w multiplied with vdpbf16ps (CPUs with AVX512_BF16)
+//   torch             at::linear (BLAS for f32; oneDNN for bf16, listed only with AVX-512)
+//   torch-mv          at::mv, one f32 row
+//   widened           bf16 or int8 weights widened to f32 in column chunks, then BLAS
+// Weight-only int8 (q8): w is int8 [out, in] with w_scale [out] float (row n of the weight is
+// w_scale[n] * w[n]); x and b are f32 or bf16 (the output's dtype); see quantize_q8().
 #include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
 
 namespace metamath::model {
 
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                  const at::Tensor& w_scale = {});
+
+// The candidates model::linear may use for this call on this CPU (under kernel_isa()), the fixed
+// rule's choice first; empty when the call takes at::linear (autograd, other dtypes or devices).
+std::vector<std::string> linear_candidates(const at::Tensor& x, const at::Tensor& w,
+                                           const at::Tensor& b, const at::Tensor& w_scale = {});
+// model::linear through the named candidate (one of linear_candidates(); throws otherwise).
+at::Tensor linear_using(const std::string& candidate, const at::Tensor& x, const at::Tensor& w,
+                        const at::Tensor& b, const at::Tensor& w_scale = {});
+
+// Weight-only int8 quantization of a [out, in] weight (any float dtype), per row: scale[n] =
+// max_k |w[n, k]| / 127 (1 for an all-zero row), q[n, k] = round(w[n, k] / scale[n]) in
+// [-127, 127]. Each weight is then off by at most scale[n] / 2.
+struct QuantizedWeight {
+  at::Tensor q;      // int8 [out, in]
+  at::Tensor scale;  // float [out]
+};
+QuantizedWeight quantize_q8(const at::Tensor& w);
 
 }  // namespace metamath::model

@@ -27,7 +27,8 @@ at::ScalarType parse_dtype(const std::string& s) {
   if (s == "f32" || s == "float32" || s == "fp32" || s == "float") return at::kFloat;
   if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
   if (s == "f16" || s == "fp16" || s == "float16" || s == "half") return at::kHalf;
-  fail("unknown dtype '{}': expected f32, bf16 or f16", s);
+  if (s == "q8" || s == "int8") return at::kChar;
+  fail("unknown dtype '{}': expected f32, bf16, f16 or q8", s);
 }
 
 c10::Device parse_device(const std::string& s) {
@@ -163,6 +164,26 @@ Model::Model(ModelConfig config, at::ScalarType dtype, c10::Device device)
   inv_freq_ = rope_inv_freq(config_).to(device_);
 }
 
+void Model::quantize_q8() {
+  if (dtype_ != at::kFloat || quantized())
+    fail("quantize_q8: the model must be float32 and not yet quantized");
+  auto quantize = [](at::Tensor& w, at::Tensor& scale) {
+    QuantizedWeight q = model::quantize_q8(w);
+    w = q.q.to(w.device());
+    scale = q.scale.to(w.device());
+  };
+  for (LayerWeights& L : layers) {
+    quantize(L.q_w, L.q_s);
+    quantize(L.k_w, L.k_s);
+    quantize(L.v_w, L.v_s);
+    quantize(L.o_w, L.o_s);
+    quantize(L.gate_w, L.gate_s);
+    quantize(L.up_w, L.up_s);
+    quantize(L.down_w, L.down_s);
+  }
+  quantize(lm_head, lm_head_scale);  // a tied embedding stays float32 (lm_head is a new tensor)
+}
+
 Model Model::load(const fs::path& dir, at::ScalarType dtype, c10::Device device) {
   if (!fs::is_directory(dir)) fail("{}: not a model folder (no such directory)", dir.string());
   ModelConfig c = load_config(dir);
@@ -172,6 +193,11 @@ Model Model::load(const fs::path& dir, at::ScalarType dtype, c10::Device device)
 
 Model Model::from_weights(const ModelConfig& config, const ShardedWeights& w, at::ScalarType dtype,
                           c10::Device device) {
+  if (dtype == at::kChar) {
+    Model m = from_weights(config, w, at::kFloat, device);
+    m.quantize_q8();
+    return m;
+  }
   // No InferenceMode here: the weights must stay usable by autograd (training, LoRA).
   Model m(config, dtype, device);
   visit_weights(m, [&](const std::string& name, const Shape& shape, at::Tensor& slot) {
@@ -255,6 +281,7 @@ NamedTensors Model::named_parameters() const {
 
 void Model::save(const fs::path& dir, const fs::path& tokenizer_dir,
                  uint64_t max_shard_bytes) const {
+  if (quantized()) fail("{}: a q8 (int8-quantized) model cannot be saved", dir.string());
   fs::create_directories(dir);
   ModelConfig c = config_;
   c.torch_dtype = dtype_config_name(dtype_);
@@ -628,9 +655,9 @@ at::Tensor Model::self_attention(int64_t l, const at::Tensor& h, const ForwardPl
   const int64_t B = p.B, T = p.T, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
   const int64_t d = c.head_dim, g = nh / nkv;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  at::Tensor q = project(l, Proj::Q, h, W.q_w, W.q_b).view({B, T, nh, d}).transpose(1, 2);
-  at::Tensor k = project(l, Proj::K, h, W.k_w, W.k_b).view({B, T, nkv, d}).transpose(1, 2);
-  at::Tensor v = project(l, Proj::V, h, W.v_w, W.v_b).view({B, T, nkv, d}).transpose(1, 2);
+  at::Tensor q = project(l, Proj::Q, h, W.q_w, W.q_b, W.q_s).view({B, T, nh, d}).transpose(1, 2);
+  at::Tensor k = project(l, Proj::K, h, W.k_w, W.k_b, W.k_s).view({B, T, nkv, d}).transpose(1, 2);
+  at::Tensor v = project(l, Proj::V, h, W.v_w, W.v_b, W.v_s).view({B, T, nkv, d}).transpose(1, 2);
   q = q * p.cos + rotate_half(q) * p.sin;
   k = k * p.cos + rotate_half(k) * p.sin;
 
@@ -649,20 +676,20 @@ at::Tensor Model::self_attention(int64_t l, const at::Tensor& h, const ForwardPl
     o = attend_batched(q, K, V, masked, nkv, scale, dtype_, p);
   }
   o = o.view({B, nh, T, d}).transpose(1, 2).reshape({B, T, nh * d});
-  return project(l, Proj::O, o, W.o_w, W.o_b);
+  return project(l, Proj::O, o, W.o_w, W.o_b, W.o_s);
 }
 
 at::Tensor Model::mlp(int64_t l, const at::Tensor& h) const {
   const LayerWeights& W = layers[l];
-  at::Tensor act = at::silu(project(l, Proj::Gate, h, W.gate_w, W.gate_b)) *
-                   project(l, Proj::Up, h, W.up_w, W.up_b);
-  return project(l, Proj::Down, act, W.down_w, W.down_b);
+  at::Tensor act = at::silu(project(l, Proj::Gate, h, W.gate_w, W.gate_b, W.gate_s)) *
+                   project(l, Proj::Up, h, W.up_w, W.up_b, W.up_s);
+  return project(l, Proj::Down, act, W.down_w, W.down_b, W.down_s);
 }
 
 // A projection, plus the adapter's delta when one is attached.
 at::Tensor Model::project(int64_t layer, Proj p, const at::Tensor& x, const at::Tensor& w,
-                          const at::Tensor& b) const {
-  at::Tensor y = recorded(x, w) ? linear_recorded(x, w, b) : linear(x, w, b);
+                          const at::Tensor& b, const at::Tensor& w_scale) const {
+  at::Tensor y = recorded(x, w) ? linear_recorded(x, w, b) : linear(x, w, b, w_scale);
   if (adapter_) {
     at::Tensor extra = adapter_->delta(layer, p, x);
     if (extra.defined()) y = y + extra;
@@ -683,8 +710,8 @@ at::Tensor Model::output_head(at::Tensor x, const ForwardPlan& p, LogitsMode mod
   }
   x = rms_norm(x, final_norm, config_.rms_norm_eps);
   if (mode == LogitsMode::None) return x;
-  at::Tensor logits =
-      recorded(x, lm_head) ? linear_recorded(x, lm_head, {}) : linear(x, lm_head, at::Tensor());
+  at::Tensor logits = recorded(x, lm_head) ? linear_recorded(x, lm_head, {})
+                                           : linear(x, lm_head, at::Tensor(), lm_head_scale);
   return logits.to(at::kFloat);
 }
 

@@ -50,7 +50,8 @@
 namespace metamath::model {
 
 // "f32"/"float32"/"fp32" -> kFloat, "bf16"/"bfloat16" -> kBFloat16, "f16"/"float16"/"fp16" ->
-// kHalf.
+// kHalf; "q8"/"int8" -> kChar, which Model::load and from_weights read as float32 activations
+// with weight-only int8 projections (Model::quantize_q8).
 at::ScalarType parse_dtype(const std::string& s);
 // "cpu", "cuda", "cuda:N". Throws when CUDA is asked for and libtorch has none.
 c10::Device parse_device(const std::string& s);
@@ -61,6 +62,9 @@ struct LayerWeights {
   at::Tensor q_b, k_b, v_b, o_b;     // undefined when absent
   at::Tensor gate_w, up_w, down_w;
   at::Tensor gate_b, up_b, down_b;  // undefined unless mlp_bias
+  // After Model::quantize_q8: the per-row scales of the int8 projection weights above (model
+  // /linear.h quantize_q8); undefined otherwise.
+  at::Tensor q_s, k_s, v_s, o_s, gate_s, up_s, down_s;
 };
 
 struct ForwardInput {
@@ -83,7 +87,8 @@ enum class LogitsMode {
 class Model {
  public:
   // Loads DIR (config.json [+ generation_config.json] + safetensors weights) in `dtype` on
-  // `device`. Errors name the file, the tensor and the expected shape.
+  // `device` (kChar: float32, then quantize_q8()). Errors name the file, the tensor and the
+  // expected shape.
   static Model load(const std::filesystem::path& dir, at::ScalarType dtype = at::kFloat,
                     c10::Device device = c10::Device(c10::kCPU));
   // Builds from open safetensors weights (converted to dtype/device as needed).
@@ -148,7 +153,15 @@ class Model {
   void set_recompute_layers(bool on) { recompute_layers_ = on; }
   bool recompute_layers() const { return recompute_layers_; }
 
+  // Weight-only int8 quantization at load time (--dtype q8): every projection weight and the
+  // lm_head become int8 with per-row scales (model/linear.h quantize_q8); embeddings, norms and
+  // biases stay float32, and so do activations and the KV cache. For inference only: a quantized
+  // model cannot be saved or trained. Throws unless the model is float32.
+  void quantize_q8();
+  bool quantized() const { return lm_head_scale.defined(); }
+
   at::Tensor embed_tokens, final_norm, lm_head;  // lm_head aliases embed_tokens when tied
+  at::Tensor lm_head_scale;                      // after quantize_q8 (lm_head is then int8)
   std::vector<LayerWeights> layers;
 
  private:
@@ -159,7 +172,7 @@ class Model {
   at::Tensor self_attention(int64_t layer, const at::Tensor& h, const ForwardPlan& pass) const;
   at::Tensor mlp(int64_t layer, const at::Tensor& h) const;
   at::Tensor project(int64_t layer, Proj p, const at::Tensor& x, const at::Tensor& w,
-                     const at::Tensor& b) const;
+                     const at::Tensor& b, const at::Tensor& w_scale) const;
   at::Tensor output_head(at::Tensor x, const ForwardPlan& pass, LogitsMode mode) const;
   ModelConfig config_;
   at::ScalarType dtype_;

@@ -104,6 +104,25 @@ enum PieceType {
   kByte = 6
 };
 
+// One ModelProto.SentencePiece message: piece (1), score (2), type (3).
+SentencePieceEntry read_piece(std::string_view message, const std::string& where) {
+  ProtoReader p(message, where);
+  SentencePieceEntry piece;
+  while (!p.done()) {
+    int w;
+    const uint32_t f = p.next(w);
+    if (f == 1 && w == 2)
+      piece.piece = std::string(p.bytes());
+    else if (f == 2 && w == 5)
+      piece.score = p.fixed32_float();
+    else if (f == 3 && w == 0)
+      piece.type = static_cast<int>(p.varint());
+    else
+      p.skip(w);
+  }
+  return piece;
+}
+
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   SentencePieceTokenizer(const std::filesystem::path& file,
@@ -234,11 +253,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::vector<AddedToken> added_tokens() const override { return added_; }
 
  private:
-  struct Piece {
-    std::string piece;
-    float score = 0;
-    int type = kNormal;
-  };
+  using Piece = SentencePieceEntry;
 
   void parse(std::string_view data, const std::string& where) {
     ProtoReader r(data, where);
@@ -246,21 +261,7 @@ class SentencePieceTokenizer final : public Tokenizer {
       int wire;
       const uint32_t field = r.next(wire);
       if (field == 1 && wire == 2) {  // repeated SentencePiece pieces
-        ProtoReader p(r.bytes(), where);
-        Piece piece;
-        while (!p.done()) {
-          int w;
-          const uint32_t f = p.next(w);
-          if (f == 1 && w == 2)
-            piece.piece = std::string(p.bytes());
-          else if (f == 2 && w == 5)
-            piece.score = p.fixed32_float();
-          else if (f == 3 && w == 0)
-            piece.type = static_cast<int>(p.varint());
-          else
-            p.skip(w);
-        }
-        pieces_.push_back(std::move(piece));
+        pieces_.push_back(read_piece(r.bytes(), where));
       } else if (field == 2 && wire == 2) {  // TrainerSpec
         ProtoReader t(r.bytes(), where);
         while (!t.done()) {
@@ -470,6 +471,34 @@ class SentencePieceTokenizer final : public Tokenizer {
 };
 
 }  // namespace
+
+SentencePieceModel read_sentencepiece_model(const std::filesystem::path& file) {
+  const std::string where = file.string();
+  const std::string data = read_file(file);
+  SentencePieceModel m;
+  ProtoReader r(data, where);
+  while (!r.done()) {
+    int wire;
+    const uint32_t field = r.next(wire);
+    if (field == 1 && wire == 2) {
+      m.pieces.push_back(read_piece(r.bytes(), where));
+    } else if (field == 3 && wire == 2) {  // NormalizerSpec: add_dummy_prefix (3)
+      ProtoReader nz(r.bytes(), where);
+      while (!nz.done()) {
+        int w;
+        const uint32_t f = nz.next(w);
+        if (f == 3 && w == 0)
+          m.add_dummy_prefix = nz.varint() != 0;
+        else
+          nz.skip(w);
+      }
+    } else {
+      r.skip(wire);
+    }
+  }
+  if (m.pieces.empty()) fail("tokenizer: {} has no pieces (not a SentencePiece model?)", where);
+  return m;
+}
 
 std::unique_ptr<Tokenizer> Tokenizer::from_sentencepiece(
     const std::filesystem::path& model_file, const std::optional<std::filesystem::path>& config) {

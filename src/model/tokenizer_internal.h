@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -204,5 +205,19 @@ class AddedTokenMatcher {
   std::vector<Token> tokens_;
   std::array<std::vector<std::size_t>, 256> by_first_;
 };
+
+// The pieces of a SentencePiece `tokenizer.model` as stored (piece, score, type: 1 normal,
+// 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte), for writers that copy the vocabulary
+// into another format (model/gguf.cpp). Throws naming the file when it is not a model.
+struct SentencePieceEntry {
+  std::string piece;
+  float score = 0;
+  int type = 1;
+};
+struct SentencePieceModel {
+  std::vector<SentencePieceEntry> pieces;
+  bool add_dummy_prefix = true;
+};
+SentencePieceModel read_sentencepiece_model(const std::filesystem::path& file);
 
 }  // namespace metamath::model

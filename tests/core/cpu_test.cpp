@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "core/error.h"
@@ -116,6 +117,28 @@ TEST_F(CpuEnv, BadValueIsAnErrorNamingTheVariable) {
         std::exit(0);
       },
       ::testing::ExitedWithCode(3), "METAMATH_ISA=avx9: expected scalar, avx2 or avx512");
+}
+
+// The extension flags and the model name agree with the kernel's own view in /proc/cpuinfo (the
+// first processor's "flags" and "model name" lines), where that file exists.
+TEST(Cpu, ExtensionsAndModelNameMatchProcCpuinfo) {
+  std::ifstream in("/proc/cpuinfo");
+  if (!in) GTEST_SKIP() << "no /proc/cpuinfo";
+  std::string line, flags, model;
+  while (std::getline(in, line) && (flags.empty() || model.empty())) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string field = line.substr(0, line.find_first_of(" \t"));
+    const std::string value = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
+    if (field == "flags" && flags.empty()) flags = " " + value + " ";
+    if (field == "model" && line.rfind("model name", 0) == 0 && model.empty()) model = value;
+  }
+  if (flags.empty()) GTEST_SKIP() << "no flags line in /proc/cpuinfo";
+  EXPECT_EQ(cpu_has_avx512_bf16(), flags.find(" avx512_bf16 ") != std::string::npos) << flags;
+  EXPECT_EQ(cpu_has_avx512_vnni(), flags.find(" avx512_vnni ") != std::string::npos) << flags;
+  if (!model.empty()) {
+    EXPECT_EQ(cpu_model_name(), model);
+  }
 }
 
 }  // namespace

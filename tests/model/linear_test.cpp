@@ -3,7 +3,9 @@
 // over row counts on both sides of the kernel's limit, ragged K and N, bias or none, f32 and bf16,
 // and non-contiguous activations; bf16 rounding on hand-checked ties; and autograd through it.
 // The LinearIsa tests run once per kernel level (core/cpu.h: scalar, avx2, avx512), each level
-// this CPU lacks skipped with a message.
+// this CPU lacks skipped with a message; EveryCandidate* run each planner candidate the level
+// offers (model::linear_using: our tiles, AVX512_BF16 dot products, libtorch, the widened path),
+// including the weight-only int8 (q8) weights against float64 products of the dequantized weight.
 #include "model/linear.h"
 
 #include <ATen/ATen.h>
@@ -11,6 +13,7 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <ostream>
@@ -19,6 +22,7 @@
 
 #include "core/cpu.h"
 #include "isa_test.h"
+#include "test_util.h"
 
 namespace mm = metamath::model;
 using metamath::Isa;
@@ -44,36 +48,53 @@ std::string describe(at::ScalarType t, int64_t M, int64_t K, int64_t N, bool bia
 // (1/K of the sum) at K = 2053.
 // bf16: y within one bf16 ulp of ref rounded to bf16 (the f32 sum may land on the other side of a
 // rounding boundary), plus the same f32-accumulation allowance (where the sum nearly cancels).
-void expect_matches(const at::Tensor& y, const at::Tensor& x, const at::Tensor& w,
-                    const at::Tensor& b, const std::string& what) {
-  ASSERT_EQ(y.scalar_type(), x.scalar_type()) << what;
-  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
-  shape.back() = w.size(0);
-  ASSERT_EQ(y.sizes(), at::IntArrayRef(shape)) << what;
+struct Reference {
+  std::vector<int64_t> shape;
+  at::Tensor ref;     // float64 product
+  at::Tensor target;  // what y is compared with: ref, or ref rounded to bf16
+  at::Tensor tol;
+};
+
+Reference reference(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  Reference r;
+  r.shape.assign(x.sizes().begin(), x.sizes().end());
+  r.shape.back() = w.size(0);
   at::Tensor xd = x.to(at::kDouble), wd = w.to(at::kDouble);
   at::Tensor bd = b.defined() ? b.to(at::kDouble) : at::Tensor();
-  at::Tensor ref = bd.defined() ? at::linear(xd, wd, bd) : at::linear(xd, wd);
+  r.ref = bd.defined() ? at::linear(xd, wd, bd) : at::linear(xd, wd);
   at::Tensor mag =
       bd.defined() ? at::linear(xd.abs(), wd.abs(), bd.abs()) : at::linear(xd.abs(), wd.abs());
   at::Tensor allow = mag * 1e-5 + 1e-30;
-  at::Tensor err = (y.to(at::kDouble) - ref).abs();
-  at::Tensor tol = allow;
-  if (y.scalar_type() == at::kBFloat16) {
+  r.target = r.ref;
+  r.tol = allow;
+  if (x.scalar_type() == at::kBFloat16) {
     // ulp of the bf16 value r: 2^(exponent(r) - 7) for |r| = 1.m * 2^exponent(r).
-    at::Tensor r = ref.to(at::kBFloat16).to(at::kDouble).abs();
-    at::Tensor ulp = at::exp2(at::floor(at::log2(r.clamp_min(1e-30))) - 7);
-    err = (y.to(at::kDouble) - ref.to(at::kBFloat16).to(at::kDouble)).abs();
-    tol = ulp + allow;
+    r.target = r.ref.to(at::kBFloat16).to(at::kDouble);
+    at::Tensor ulp = at::exp2(at::floor(at::log2(r.target.abs().clamp_min(1e-30))) - 7);
+    r.tol = ulp + allow;
   }
-  at::Tensor bad = err > tol;
+  return r;
+}
+
+void expect_matches(const at::Tensor& y, const at::Tensor& x, const Reference& r,
+                    const std::string& what) {
+  ASSERT_EQ(y.scalar_type(), x.scalar_type()) << what;
+  ASSERT_EQ(y.sizes(), at::IntArrayRef(r.shape)) << what;
+  at::Tensor err = (y.to(at::kDouble) - r.target).abs();
+  at::Tensor bad = err > r.tol;
   const int64_t nbad = bad.sum().item<int64_t>();
   if (nbad > 0) {
     const int64_t i = bad.reshape({-1}).nonzero()[0][0].item<int64_t>();
     ADD_FAILURE() << what << ": " << nbad << " of " << y.numel() << " outputs off; first at flat "
                   << i << ": got " << y.to(at::kDouble).reshape({-1})[i].item<double>()
-                  << ", float64 " << ref.reshape({-1})[i].item<double>() << ", tolerance "
-                  << tol.reshape({-1})[i].item<double>();
+                  << ", float64 " << r.ref.reshape({-1})[i].item<double>() << ", tolerance "
+                  << r.tol.reshape({-1})[i].item<double>();
   }
+}
+
+void expect_matches(const at::Tensor& y, const at::Tensor& x, const at::Tensor& w,
+                    const at::Tensor& b, const std::string& what) {
+  expect_matches(y, x, reference(x, w, b), what);
 }
 
 // |a - b| <= 2 n 2^-24 mag elementwise, for two f32 sums of the same n products whose absolute
@@ -185,7 +206,111 @@ TEST_P(LinearIsa, BF16RoundsToNearestEven) {
     }
 }
 
+// Every candidate this level offers, for f32 and bf16 weights and int8 weights with f32 or bf16
+// activations (the reference for q8 is the float64 product with the dequantized weight, so the
+// f32 / bf16 tolerances above apply unchanged: the scale multiplies the f32 sum once).
+TEST_P(LinearIsa, EveryCandidateMatchesFloat64) {
+  at::manual_seed(20261129);
+  const std::vector<int64_t> rows = {1, 3, 32, 65}, ins = {7, 2048 + 5}, outs = {5, 768 + 3};
+  int64_t covered = 0;
+  for (const char* kind : {"f32", "bf16", "q8-f32", "q8-bf16"}) {
+    const std::string k = kind;
+    const at::ScalarType xt = k == "f32" || k == "q8-f32" ? at::kFloat : at::kBFloat16;
+    for (int64_t K : ins)
+      for (int64_t N : outs) {
+        at::Tensor wf = randn({N, K}, xt), b = randn({N}, xt);
+        at::Tensor w = wf, scale, wref = wf;
+        if (k.rfind("q8", 0) == 0) {
+          const mm::QuantizedWeight q = mm::quantize_q8(wf);
+          w = q.q;
+          scale = q.scale;
+          wref = q.q.to(at::kDouble) * q.scale.to(at::kDouble).unsqueeze(1);
+        }
+        for (int64_t M : rows)
+          for (bool bias : {false, true}) {
+            at::Tensor x = randn({M, K}, xt);
+            at::Tensor bb = bias ? b : at::Tensor();
+            const std::vector<std::string> names = mm::linear_candidates(x, w, bb, scale);
+            ASSERT_FALSE(names.empty()) << k;
+            const Reference ref = reference(x, wref, bb);
+            for (const std::string& name : names) {
+              expect_matches(mm::linear_using(name, x, w, bb, scale), x, ref,
+                             k + " " + name + " " + describe(xt, M, K, N, bias, "contiguous"));
+              ++covered;
+            }
+          }
+      }
+  }
+  EXPECT_GT(covered, 0);
+}
+
+// The native bf16 tiles on ragged K around their 32-element step and tile edges, row-strided.
+TEST_P(LinearIsa, Bf16DotTailsAndStrides) {
+  at::manual_seed(5);
+  for (int64_t K : {1, 31, 32, 33, 63, 64, 65, 100})
+    for (int64_t M : {1, 4, 5, 9}) {
+      const int64_t N = 13;
+      at::Tensor w = randn({N, K}, at::kBFloat16), b = randn({N}, at::kBFloat16);
+      at::Tensor x = randn({M, K + 3}, at::kBFloat16).narrow(1, 1, K);
+      for (const std::string& name : mm::linear_candidates(x, w, b))
+        expect_matches(mm::linear_using(name, x, w, b), x, w, b,
+                       name + " " + describe(at::kBFloat16, M, K, N, true, "row-strided"));
+    }
+}
+
 METAMATH_EACH_ISA(LinearIsa);
+
+// The candidates each level offers on this CPU: AVX512_BF16 only with it, our tiles only above
+// scalar, libtorch's bf16 only where oneDNN has its AVX-512 kernels.
+TEST(LinearCandidates, FollowTheCpuAndTheLevel) {
+  at::Tensor x = at::randn({1, 16}).to(at::kBFloat16), w = at::randn({8, 16}).to(at::kBFloat16);
+  for (metamath::Isa level : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (level > metamath::cpu_isa()) continue;
+    metamath::ScopedIsaLimit limit(level);
+    const std::vector<std::string> names = mm::linear_candidates(x, w, at::Tensor());
+    auto has = [&](const char* n) {
+      return std::find(names.begin(), names.end(), n) != names.end();
+    };
+    EXPECT_EQ(has("avx512-bf16dot"), level == Isa::avx512 && metamath::cpu_has_avx512_bf16());
+    EXPECT_EQ(has("avx2"), level >= Isa::avx2);
+    EXPECT_EQ(has("avx512"), level == Isa::avx512);
+    EXPECT_TRUE(has("widened"));
+    EXPECT_EQ(names[0], level == Isa::scalar ? "widened" : metamath::isa_name(level));
+    EXPECT_NE(metamath::testing::error_of([&] {
+                mm::linear_using("nope", x, w, at::Tensor());
+              }).find("'nope' is not available"),
+              std::string::npos);
+  }
+  // Recorded calls have no candidates (at::linear keeps the graph).
+  at::Tensor wg = at::randn({8, 16}).requires_grad_(true);
+  EXPECT_TRUE(mm::linear_candidates(at::randn({1, 16}), wg, at::Tensor()).empty());
+}
+
+// quantize_q8 by hand: each row's largest magnitude maps to +-127, every weight is within half a
+// step (scale / 2) of its dequantized value, an all-zero row has scale 1 and zeros.
+TEST(QuantizeQ8, PerRowScalesAndHalfStepError) {
+  at::Tensor w =
+      at::tensor({1.27f, -0.5f, 0.0f, 0.3f, 0.0f, 0.0f, 0.0f, 0.0f, -2.54f, 1.0f, 0.01f, 2.54f},
+                 at::kFloat)
+          .view({3, 4});
+  const mm::QuantizedWeight q = mm::quantize_q8(w);
+  ASSERT_EQ(q.q.scalar_type(), at::kChar);
+  EXPECT_FLOAT_EQ(q.scale[0].item<float>(), 0.01f);
+  EXPECT_FLOAT_EQ(q.scale[1].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(q.scale[2].item<float>(), 0.02f);
+  EXPECT_EQ(q.q[0][0].item<int>(), 127);
+  EXPECT_EQ(q.q[0][1].item<int>(), -50);
+  EXPECT_EQ(q.q[2][0].item<int>(), -127);
+  EXPECT_EQ(q.q[2][1].item<int>(), 50);
+  EXPECT_EQ(q.q[2][3].item<int>(), 127);
+  EXPECT_EQ(q.q[1].abs().sum().item<int>(), 0);
+  at::manual_seed(9);
+  at::Tensor big = at::randn({64, 300});
+  const mm::QuantizedWeight qb = mm::quantize_q8(big);
+  at::Tensor deq = qb.q.to(at::kFloat) * qb.scale.unsqueeze(1);
+  EXPECT_TRUE(((deq - big).abs() <= qb.scale.unsqueeze(1) * (0.5 + 1e-6)).all().item<bool>());
+  EXPECT_EQ(qb.q.abs().amax(1).min().item<int>(), 127);
+}
 
 TEST(Linear, EmptyRows) {
   at::Tensor w = at::randn({5, 4}), x = at::randn({0, 4});

@@ -10,6 +10,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "core/atomic_file.h"
@@ -262,6 +264,57 @@ TEST_P(Reference, Bf16CloseToReference) {
           << "prompt " << i << " position " << t;
     }
   }
+}
+
+// Weight-only int8 (--dtype q8: model/linear.h quantize_q8, per-row scales, f32 activations)
+// against the reference's f32 logits. Each int8 weight is off by at most half a step (1/254 of
+// its row's largest magnitude): for these normal(0, 0.02)-like weights about 1% of a typical
+// weight, a few times bf16's 2^-9 relative rounding, and only in the weights (activations stay
+// f32). So q8 should land within a few bf16 envelopes (the reference's own bf16-vs-f64 distance,
+// see bf16_tolerance, per prompt) of the f32 logits: allowed 4 envelopes plus one bf16 rounding
+// of the largest logit (measured 2.0-2.7 envelopes on the four fixtures; the test prints it), and
+// the top token of at least 75% of positions agrees with f32. Batched forward and one-token
+// decode steps both.
+TEST_P(Reference, Q8CloseToF32) {
+  mm::Model q8 = mm::Model::load(kFixtures / GetParam(), mm::parse_dtype("q8"));
+  ASSERT_TRUE(q8.quantized());
+  EXPECT_EQ(q8.layers[0].q_w.scalar_type(), at::kChar);
+  EXPECT_EQ(q8.dtype(), at::kFloat);
+  auto tolerance = [&](std::size_t i, const at::Tensor& bf16, const at::Tensor& f64) {
+    const double scale = golden_.logits[i].abs().max().item<double>();
+    return 4.0 * max_abs_diff(bf16, f64) + scale / 256.0;
+  };
+  auto [ids, mask] = padded(golden_.prompts, true);
+  at::Tensor logits = q8.forward(ids, mask);
+  const int64_t T = ids.size(1);
+  double worst = 0;
+  for (std::size_t i = 0; i < golden_.prompts.size(); ++i) {
+    const int64_t n = golden_.prompts[i].size();
+    at::Tensor ours = logits[i].narrow(0, T - n, n);
+    const double tol = tolerance(i, golden_.bf16_logits[i], golden_.f64_logits[i]);
+    const double err = max_abs_diff(ours, golden_.logits[i]);
+    worst = std::max(worst, err / max_abs_diff(golden_.bf16_logits[i], golden_.f64_logits[i]));
+    EXPECT_LE(err, tol) << "prompt " << i;
+    const double agree =
+        ours.argmax(-1).eq(golden_.logits[i].argmax(-1)).to(at::kFloat).mean().item<double>();
+    EXPECT_GE(agree, 0.75) << "prompt " << i;
+  }
+  std::printf("q8 %s: worst |q8 - f32| = %.2f bf16 envelopes\n", GetParam().c_str(), worst);
+  mm::KVCache cache = q8.make_cache(1, 64);
+  for (std::size_t i = 0; i < golden_.prompts.size(); ++i) {
+    cache.reset();
+    for (std::size_t t = 0; t < golden_.prompts[i].size(); ++t) {
+      mm::ForwardInput s;
+      s.input_ids = at::tensor({golden_.prompts[i][t]}, at::kLong).view({1, 1});
+      at::Tensor lg = q8.forward(s, &cache)[0][0];
+      EXPECT_LE(max_abs_diff(lg, golden_.logits[i][t]),
+                tolerance(i, golden_.bf16_logits[i], golden_.f64_logits[i]))
+          << "prompt " << i << " position " << t;
+    }
+  }
+  EXPECT_NE(
+      error_of([&] { q8.save(metamath::testing::temp_dir("q8save")); }).find("cannot be saved"),
+      std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Reference,
