@@ -183,8 +183,14 @@ std::vector<std::string> candidates_for(const Call& c, Isa isa) {
   add("avx512", isa == Isa::avx512);
   add("avx2", isa >= Isa::avx2);
   add("avx512-bf16dot", bf16 && isa == Isa::avx512 && cpu_has_avx512_bf16());
-  add("torch", f32 || (bf16 && !bf16_gemm_via_f32(c.w)));
-  add("torch-mv", f32 && c.M == 1);
+  // f32 through libtorch is OpenBLAS, whose threads keep spinning after a call and starve the
+  // OpenMP threads of our kernels and libtorch's other ops: a decode step mixing the two ran at
+  // 9.4 tok/s against 33.7 with our tiles alone (2 cores), and a measurement of our tiles right
+  // after an OpenBLAS candidate is slowed the same way. So where our tiles serve the call (decode
+  // and short prefills), f32 stays off OpenBLAS.
+  const bool ours_serve = isa != Isa::scalar && c.M <= kKernelMaxRows;
+  add("torch", (f32 && !ours_serve) || (bf16 && !bf16_gemm_via_f32(c.w)));
+  add("torch-mv", f32 && c.M == 1 && !ours_serve);
   add("widened", !f32);
   return names;
 }
