@@ -30,7 +30,7 @@ void register_export(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
   cmd->add_option("--name", o->name, "general.name (default: the model folder's name)");
-  cmd->callback([o]() {
+  cmd->callback([o, format]() {  // format too: its option writes into it while parsing
     log::init();
     const model::GgufExportResult r = model::export_gguf(*o);
     std::string note;

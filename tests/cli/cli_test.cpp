@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/jsonl.h"
+#include "model/gguf.h"
 #include "test_util.h"
 
 namespace metamath {
@@ -23,6 +24,29 @@ TEST(Cli, HelpExplainsEveryFlag) {
   for (const char* flag :
        {"--input", "--pred-field", "--gold-field", "--bench", "--out", "--skip-bad"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
+}
+
+// The export subcommand end to end (the library is tested in tests/model/gguf_test.cpp): a random
+// tiny model with the real LLaMA-2 tokenizer becomes a GGUF file that reads back with the
+// requested weight type. (Its --format option once wrote into a string freed after registration.)
+TEST(Cli, ExportWritesAGgufFileThatReadsBack) {
+  METAMATH_REQUIRE_TOKENIZER();
+  auto dir = testing::temp_dir("cli_export");
+  auto r = run_command(bin() + " init-model --config tiny --tokenizer " +
+                       testing::llama2_tokenizer_dir()->string() + " --out " +
+                       (dir / "tiny").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_command(bin() + " export --format gguf --model " + (dir / "tiny").string() + " --out " +
+                  (dir / "tiny.gguf").string() + " --dtype q8_0");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("arch llama"), std::string::npos) << r.output;
+  const model::GgufFile f = model::GgufFile::read(dir / "tiny.gguf");
+  // The tiny model's 64-wide rows are a multiple of 32: every matrix is q8_0, norms stay f32.
+  EXPECT_EQ(f.tensor("blk.0.attn_q.weight").type, model::GgmlType::Q8_0);
+  EXPECT_EQ(f.tensor("blk.0.attn_norm.weight").type, model::GgmlType::F32);
+  r = run_command(bin() + " export --format onnx --model " + (dir / "tiny").string() +
+                  " --out " + (dir / "x").string());
+  EXPECT_NE(r.code, 0);
 }
 
 TEST(Cli, ScoreWritesVerdictsAndPrintsTable) {
