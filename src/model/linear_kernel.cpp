@@ -198,6 +198,23 @@ MM512_TARGET inline __m256 fold(__m512 v) {
                        _mm512_maskz_extractf32x8_ps(0xFF, v, 1));
 }
 
+// out[i * kMaxNR + j] = the sum of acc[i][j]'s 16 lanes, for i < MR, j < NR.
+template <int MR, int NR>
+MM512_TARGET inline __attribute__((always_inline)) void store_sums(__m512 (&acc)[MR][NR],
+                                                                   float* out) {
+  const __m256 z = _mm256_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+    for (int j0 = 0; j0 < NR; j0 += 4) {
+      const __m128 s =
+          hsum4(fold(acc[i][j0]), j0 + 1 < NR ? fold(acc[i][j0 + 1]) : z,
+                j0 + 2 < NR ? fold(acc[i][j0 + 2]) : z, j0 + 3 < NR ? fold(acc[i][j0 + 3]) : z);
+      _mm_storeu_ps(out + i * kMaxNR + j0, s);
+    }
+  }
+}
+
 // out[i * kMaxNR + j] = sum_k x[i, k] * w[j, k] for i < MR, j < NR.
 template <int MR, int NR, WeightType kW>
 MM512_TARGET void tile512(const void* xp, int64_t ldx, const void* w, int64_t K, float* out) {
@@ -213,17 +230,7 @@ MM512_TARGET void tile512(const void* xp, int64_t ldx, const void* w, int64_t K,
     const __mmask16 mask = static_cast<__mmask16>((1u << (K - k)) - 1);
     step512<MR, NR, kW, true>(x, ldx, w, K, k, mask, acc);
   }
-  const __m256 z = _mm256_setzero_ps();
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 2
-    for (int j0 = 0; j0 < NR; j0 += 4) {
-      const __m128 s =
-          hsum4(fold(acc[i][j0]), j0 + 1 < NR ? fold(acc[i][j0 + 1]) : z,
-                j0 + 2 < NR ? fold(acc[i][j0 + 2]) : z, j0 + 3 < NR ? fold(acc[i][j0 + 3]) : z);
-      _mm_storeu_ps(out + i * kMaxNR + j0, s);
-    }
-  }
+  store_sums<MR, NR>(acc, out);
 }
 
 // AVX512_BF16: bf16 activations and weights, 32 of each per step; vdpbf16ps adds each pair of
@@ -271,17 +278,7 @@ BF16_TARGET void tile_dot(const void* xp, int64_t ldx, const void* wp, int64_t K
     const __mmask32 mask = static_cast<__mmask32>((uint64_t{1} << (K - k)) - 1);
     step_dot<MR, NR, true>(x, ldx, w, K, k, mask, acc);
   }
-  const __m256 z = _mm256_setzero_ps();
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 2
-    for (int j0 = 0; j0 < NR; j0 += 4) {
-      const __m128 s =
-          hsum4(fold(acc[i][j0]), j0 + 1 < NR ? fold(acc[i][j0 + 1]) : z,
-                j0 + 2 < NR ? fold(acc[i][j0 + 2]) : z, j0 + 3 < NR ? fold(acc[i][j0 + 3]) : z);
-      _mm_storeu_ps(out + i * kMaxNR + j0, s);
-    }
-  }
+  store_sums<MR, NR>(acc, out);
 }
 
 using TileFn = void (*)(const void*, int64_t, const void*, int64_t, float*);
