@@ -316,9 +316,9 @@ int main(int argc, char** argv) {
   }
 
   const Side& first = ours.front();
-  std::printf("\n%-36s %8s %8s %9s %9s %9s %9s %14s %10s %8s %8s\n", "side", "wall s",
-              "CPU s", "GFLOP/s", "% f32 GE", "% bf16 GE", "% bf16 u", "gain", "rel. diff",
-              "x wall", "x CPU");
+  std::printf("\n%-36s %8s %8s %9s %9s %9s %9s %14s %10s %8s %8s\n", "side", "wall s", "CPU s",
+              "GFLOP/s", "% f32 GE", "% bf16 GE", "% bf16 u", "gain", "rel. diff", "x wall",
+              "x CPU");
   for (const Side& s : sides) {
     const double rate = flops / s.seconds / 1e9;
     std::printf("%-36s %8.2f %8.2f %9.1f %8.1f%% %8.1f%% %8.1f%% %14.6f %10.2e %7.2fx %7.2fx\n",

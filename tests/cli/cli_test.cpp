@@ -32,9 +32,9 @@ TEST(Cli, HelpExplainsEveryFlag) {
 TEST(Cli, ExportWritesAGgufFileThatReadsBack) {
   METAMATH_REQUIRE_TOKENIZER();
   auto dir = testing::temp_dir("cli_export");
-  auto r = run_command(bin() + " init-model --config tiny --tokenizer " +
-                       testing::llama2_tokenizer_dir()->string() + " --out " +
-                       (dir / "tiny").string());
+  auto r =
+      run_command(bin() + " init-model --config tiny --tokenizer " +
+                  testing::llama2_tokenizer_dir()->string() + " --out " + (dir / "tiny").string());
   ASSERT_EQ(r.code, 0) << r.output;
   r = run_command(bin() + " export --format gguf --model " + (dir / "tiny").string() + " --out " +
                   (dir / "tiny.gguf").string() + " --dtype q8_0");
@@ -44,8 +44,8 @@ TEST(Cli, ExportWritesAGgufFileThatReadsBack) {
   // The tiny model's 64-wide rows are a multiple of 32: every matrix is q8_0, norms stay f32.
   EXPECT_EQ(f.tensor("blk.0.attn_q.weight").type, model::GgmlType::Q8_0);
   EXPECT_EQ(f.tensor("blk.0.attn_norm.weight").type, model::GgmlType::F32);
-  r = run_command(bin() + " export --format onnx --model " + (dir / "tiny").string() +
-                  " --out " + (dir / "x").string());
+  r = run_command(bin() + " export --format onnx --model " + (dir / "tiny").string() + " --out " +
+                  (dir / "x").string());
   EXPECT_NE(r.code, 0);
 }
 

@@ -4,9 +4,10 @@
 //   * an exported fixture read back: every tensor equals the checkpoint's (with llama.cpp's q/k row
 //     order) up to its type's rounding, and the metadata says what config.json says;
 //   * llama.cpp itself (npm node-llama-cpp, its prebuilt CPU binary, through
-//     tests/model/llama_cpp/llama_cpp_parity.mjs) on each exported fixture (LLaMA-2, LLaMA-3, Mistral,
-//     Qwen2, each with its real tokenizer): the same ids as our tokenizer on GSM8K/MATH test texts,
-//     the same greedy continuation and the same next-token log-probabilities as our model.
+//     tests/model/llama_cpp/llama_cpp_parity.mjs) on each exported fixture (LLaMA-2, LLaMA-3,
+//     Mistral, Qwen2, each with its real tokenizer): the same ids as our tokenizer on GSM8K/MATH
+//     test texts, the same greedy continuation and the same next-token log-probabilities as our
+//     model.
 #include "model/gguf.h"
 
 #include <ATen/ATen.h>
