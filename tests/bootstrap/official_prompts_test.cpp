@@ -14,6 +14,7 @@
 #include "bootstrap/bootstrap.h"
 #include "bootstrap/metamathqa.h"
 #include "core/atomic_file.h"
+#include "official_requests.h"
 #include "test_util.h"
 
 namespace metamath::bootstrap {
@@ -110,13 +111,7 @@ TEST(OfficialPrompts, SelfVerificationRequestsByteForByte) {
   // Step 1: the final sentence and the answer, with a space before "Result:" as the script has.
   EXPECT_EQ(user_of(official_messages(p, OfficialKind::SvRewrite, Style::Gsm8k,
                                       " How many apples does he have? ", "42")),
-            "Help me turn a question and its answer into one statement.\n"
-            "\n"
-            "Question: How many pens does Tom have? The answer is 12.\n"
-            "Result: Tom has 12 pens.\n"
-            "\n"
-            "Question: How many apples does he have? The answer is 42.\n"
-            " Result: ");
+            testing::kOfficialSvRewriteGsmRequest);
   // Step 2, GSM8K: the record query is the scripts' question as it is.
   const std::string sv =
       "Sam has x apples and buys 30 more. He has 42 apples. What is the value "
@@ -170,19 +165,7 @@ TEST(OfficialPrompts, FobarRequestsByteForByte) {
   // MATH: "### " before "If we know" and "$X$", as the scripts write it.
   EXPECT_EQ(user_of(official_messages(p, OfficialKind::FobarSolve, Style::Math,
                                       fobar_query("Compute $X \\cdot 6$.", "42", Style::Math))),
-            "Find the unknown variable $X$ from the answer each problem is given.\n"
-            "\n"
-            "Question: What is $2^X$?\n"
-            "### If we know the answer to the above question is 32, what is the value of unknown "
-            "variable $X$?\n"
-            "A: Let's think step by step.\n"
-            "We have $2^X = 32 = 2^5$, so $X = 5$.\n"
-            "The value of X is 5.\n"
-            "\n"
-            "Question: Compute $X \\cdot 6$.\n"
-            "### If we know the answer to the above question is 42, what is the value of unknown "
-            "variable $X$?\n"
-            "A: Let's think step by step.\n");
+            testing::kOfficialFobarMathRequest);
   EXPECT_NE(error_of([&] {
               official_backward_question("Compute $7 \\cdot 6$.", OfficialKind::FobarSolve,
                                          Style::Math);

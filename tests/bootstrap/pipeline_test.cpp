@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/jsonl.h"
 #include "core/text.h"
+#include "official_requests.h"
 #include "scripted_world.h"
 #include "test_util.h"
 
@@ -247,28 +248,7 @@ class OfficialScriptedBackend : public llm::Backend {
 // written out by hand: the prompt file, then the question as the official scripts ask it.
 std::vector<std::string> hand_written_official_requests() {
   return {
-      // FOBAR, MATH, 7 masked: "### " and "$X$".
-      "Find the unknown variable $X$ from the answer each problem is given.\n"
-      "\n"
-      "Question: What is $2^X$?\n"
-      "### If we know the answer to the above question is 32, what is the value of unknown "
-      "variable $X$?\n"
-      "A: Let's think step by step.\n"
-      "We have $2^X = 32 = 2^5$, so $X = 5$.\n"
-      "The value of X is 5.\n"
-      "\n"
-      "Question: Compute $X \\cdot 6$.\n"
-      "### If we know the answer to the above question is 42, what is the value of unknown "
-      "variable $X$?\n"
-      "A: Let's think step by step.\n",
-      // SV step 1, GSM8K: the final sentence and the answer.
-      "Help me turn a question and its answer into one statement.\n"
-      "\n"
-      "Question: How many pens does Tom have? The answer is 12.\n"
-      "Result: Tom has 12 pens.\n"
-      "\n"
-      "Question: How many apples does he have? The answer is 42.\n"
-      " Result: ",
+      testing::kOfficialFobarMathRequest, testing::kOfficialSvRewriteGsmRequest,
       // SV step 2, GSM8K, 12 masked: the kept part, the scripted statement, the question for x.
       "Find the unknown variable x from the facts each problem gives.\n"
       "\n"
