@@ -64,6 +64,18 @@ RowState fresh_row(float margin) {
 
 namespace {
 
+// Adds the last dim - k (< 16) squared differences into lanes 0.. of acc, then sums the 16 lanes
+// in order: the one tail and summation both instruction sets share, so they return the same bits.
+double finish_lanes(double (&acc)[16], const float* a, const float* b, int64_t k, int64_t dim) {
+  for (int l = 0; k + l < dim; ++l) {
+    const double t = static_cast<double>(a[k + l]) - static_cast<double>(b[k + l]);
+    acc[l] = std::fma(t, t, acc[l]);
+  }
+  double s = 0;
+  for (double x : acc) s += x;
+  return s;
+}
+
 double exact_scalar(const float* a, const float* b, int64_t dim) {
   double acc[16] = {};
   int64_t k = 0;
@@ -72,13 +84,7 @@ double exact_scalar(const float* a, const float* b, int64_t dim) {
       const double t = static_cast<double>(a[k + l]) - static_cast<double>(b[k + l]);
       acc[l] = std::fma(t, t, acc[l]);
     }
-  for (int l = 0; k + l < dim; ++l) {
-    const double t = static_cast<double>(a[k + l]) - static_cast<double>(b[k + l]);
-    acc[l] = std::fma(t, t, acc[l]);
-  }
-  double s = 0;
-  for (double x : acc) s += x;
-  return s;
+  return finish_lanes(acc, a, b, k, dim);
 }
 
 __attribute__((target("avx512f"))) double exact_avx512(const float* a, const float* b,
@@ -96,13 +102,7 @@ __attribute__((target("avx512f"))) double exact_avx512(const float* a, const flo
   alignas(64) double acc[16];
   _mm512_store_pd(acc, lo);
   _mm512_store_pd(acc + 8, hi);
-  for (int l = 0; k + l < dim; ++l) {
-    const double t = static_cast<double>(a[k + l]) - static_cast<double>(b[k + l]);
-    acc[l] = std::fma(t, t, acc[l]);
-  }
-  double s = 0;
-  for (double x : acc) s += x;
-  return s;
+  return finish_lanes(acc, a, b, k, dim);
 }
 
 }  // namespace
