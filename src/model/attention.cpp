@@ -208,6 +208,12 @@ struct Shape {
   int64_t B, H, R, L, d, T;  // H: KV heads; R = g * T query rows per head
 };
 
+// Element strides of a [B (or slots), H, rows, d] operand along its first three dimensions.
+struct Strides {
+  int64_t s0 = 0, s1 = 0, s2 = 0;
+};
+Strides strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
+
 // Query rows are processed in blocks of this many: a block's scores (kRowBlock x L floats) and
 // q rows stay in L1/L2 while K and V stream past once per block.
 constexpr int64_t kRowBlock = 16;
@@ -215,16 +221,15 @@ constexpr int64_t kRowBlock = 16;
 // One (batch b, KV head h) pair: rows of q against L keys. Scratch: qf R * d, s kRowBlock * L,
 // acc kRowBlock * d floats.
 template <typename T, Isa kIsa>
-void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* q,
-                const at::Tensor& qs, const T* k, const at::Tensor& ks, const T* v,
-                const at::Tensor& vs, const bool* hidden, float scale, T* out, float* qf, float* s,
-                float* acc) {
+void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* q, Strides qs,
+                const T* k, Strides ks, const T* v, Strides vs, const bool* hidden, float scale,
+                T* out, float* qf, float* s, float* acc) {
   constexpr bool kBF16 = std::is_same_v<T, bf16>;
   const int64_t R = sh.R, L = sh.L, d = sh.d, Tq = sh.T;
-  const T* qb = q + b * qs.stride(0) + h * qs.stride(1);
-  const T* kb = k + kv_row * ks.stride(0) + h * ks.stride(1);
-  const T* vb = v + kv_row * vs.stride(0) + h * vs.stride(1);
-  const int64_t ldq = qs.stride(2), ldk = ks.stride(2), ldv = vs.stride(2);
+  const T* qb = q + b * qs.s0 + h * qs.s1;
+  const T* kb = k + kv_row * ks.s0 + h * ks.s1;
+  const T* vb = v + kv_row * vs.s0 + h * vs.s1;
+  const int64_t ldq = qs.s2, ldk = ks.s2, ldv = vs.s2;
   const bool* hid = hidden + b * Tq * L;
   T* ob = out + (b * sh.H + h) * R * d;
   for (int64_t r = 0; r < R; ++r)
@@ -285,14 +290,25 @@ void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* 
   }
 }
 
+// One query position's kernel choice: one query row per head (decode without GQA) streams K and
+// V once: memory-bound, and the AVX-512 functions measured 3-10% slower than AVX2 there, 7-22%
+// faster with more rows (bench/README.md, "AVX-512 kernel paths").
+Isa attention_isa(int64_t rows) {
+  return kernel_isa() == Isa::avx512 && rows == 1 ? Isa::avx2 : kernel_isa();
+}
+
+template <typename T>
+auto attend_one_for(Isa isa) {
+  return isa == Isa::avx512 ? &attend_one<T, Isa::avx512>
+         : isa == Isa::avx2 ? &attend_one<T, Isa::avx2>
+                            : &attend_one<T, Isa::scalar>;
+}
+
 template <typename T>
 void attend_all(const Shape& sh, const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
                 const at::Tensor& hidden, float scale, const std::vector<int64_t>& rows,
                 at::Tensor& out) {
-  // Once per call, so every thread takes the same path. One query row per head (decode without
-  // GQA) streams K and V once: memory-bound, and the AVX-512 functions measured 3-10% slower than
-  // AVX2 there, 7-22% faster with more rows (bench/README.md, "AVX-512 kernel paths").
-  const Isa isa = kernel_isa() == Isa::avx512 && sh.R == 1 ? Isa::avx2 : kernel_isa();
+  const auto one = attend_one_for<T>(attention_isa(sh.R));  // once per call: every thread alike
   const T* qp = q.data_ptr<T>();
   const T* kp = K.data_ptr<T>();
   const T* vp = V.data_ptr<T>();
@@ -307,15 +323,35 @@ void attend_all(const Shape& sh, const at::Tensor& q, const at::Tensor& K, const
     std::vector<float> qf(sh.R * sh.d), s(block * sh.L), acc(block * sh.d);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t b = p / sh.H, h = p % sh.H, kv_row = rows.empty() ? b : rows[b];
-      auto one = isa == Isa::avx512 ? &attend_one<T, Isa::avx512>
-                 : isa == Isa::avx2 ? &attend_one<T, Isa::avx2>
-                                    : &attend_one<T, Isa::scalar>;
-      one(sh, b, kv_row, h, qp, q, kp, K, vp, V, hp, scale, op, qf.data(), s.data(), acc.data());
+      one(sh, b, kv_row, h, qp, strides_of(q), kp, strides_of(K), vp, strides_of(V), hp, scale, op,
+          qf.data(), s.data(), acc.data());
     }
   });
 }
 
 }  // namespace
+
+int64_t attend_rows_scratch(int64_t g, int64_t L, int64_t d) {
+  const int64_t block = std::min(kRowBlock, g);
+  return g * d + block * L + block * d;
+}
+
+void attend_rows(const AttendRows& a, float* scratch) {
+  const Shape sh{1, 1, a.g, a.L, a.d, 1};
+  const Strides qs{0, 0, a.d}, ks{0, 0, a.ldk}, vs{0, 0, a.ldv};
+  const int64_t block = std::min(kRowBlock, a.g);
+  float *qf = scratch, *s = qf + a.g * a.d, *acc = s + block * a.L;
+  if (a.bf16)
+    attend_one_for<bf16>(a.isa)(sh, 0, 0, 0, static_cast<const bf16*>(a.q), qs,
+                                static_cast<const bf16*>(a.k), ks, static_cast<const bf16*>(a.v),
+                                vs, a.hidden, a.scale, static_cast<bf16*>(a.out), qf, s, acc);
+  else
+    attend_one_for<float>(a.isa)(sh, 0, 0, 0, static_cast<const float*>(a.q), qs,
+                                 static_cast<const float*>(a.k), ks, static_cast<const float*>(a.v),
+                                 vs, a.hidden, a.scale, static_cast<float*>(a.out), qf, s, acc);
+}
+
+Isa attend_rows_isa(int64_t g) { return attention_isa(g); }
 
 bool attend_in_place_applies(const at::Tensor& q, const at::Tensor& K, const at::Tensor& V) {
   const auto t = q.scalar_type();

@@ -9,7 +9,10 @@
 // weighted sum of V for every (batch, KV head) pair.
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <vector>
+
+#include "core/cpu.h"
 
 namespace metamath::model {
 
@@ -33,5 +36,25 @@ bool attend_in_place_applies(const at::Tensor& q, const at::Tensor& K, const at:
 at::Tensor attend_in_place(const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
                            const at::Tensor& hidden, int64_t T, double scale,
                            const std::vector<int64_t>& rows = {});
+
+// The same kernel on raw pointers for one query position, for the fused decode step
+// (model/decode.h), which calls it from inside its own parallel region: the g query rows of one
+// KV head against that head's L cached keys, with attend_in_place's numerics.
+struct AttendRows {
+  const void* q = nullptr;  // [g, d] contiguous, model dtype (float or bf16 bits)
+  const void* k = nullptr;  // key row j at k + j * ldk elements (unit stride along d)
+  const void* v = nullptr;  // value row j at v + j * ldv
+  int64_t ldk = 0, ldv = 0;
+  const bool* hidden = nullptr;  // [L]: true where key j is hidden from the query
+  int64_t g = 0, L = 0, d = 0;   // L >= 1
+  float scale = 1;
+  bool bf16 = false;    // model dtype bf16 (else float)
+  Isa isa = Isa::avx2;  // attend_rows_isa(g), read once per step so every thread takes one path
+  void* out = nullptr;  // [g, d] contiguous, model dtype
+};
+Isa attend_rows_isa(int64_t g);
+// Floats of scratch attend_rows needs.
+int64_t attend_rows_scratch(int64_t g, int64_t L, int64_t d);
+void attend_rows(const AttendRows& a, float* scratch);
 
 }  // namespace metamath::model

@@ -252,6 +252,17 @@ at::Tensor dequantized(const at::Tensor& w, const at::Tensor& scale, at::ScalarT
   return (w.to(at::kFloat) * scale.to(at::kFloat).unsqueeze(1)).to(t);
 }
 
+// The planner's candidate for c (measured now when its key is new).
+std::string planned_candidate(const Call& c) {
+  const Isa isa = kernel_isa();  // once per product: every thread takes the same path
+  const std::vector<std::string> names = candidates_for(c, isa);
+  const Call probe = first_rows(c, kMeasureMaxRows);
+  return choose_candidate(
+             plan_key(c, isa), names, [&](size_t i) { run_candidate(names[i], probe); },
+             [&] { evict_weight(c); })
+      .chosen;
+}
+
 }  // namespace
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
@@ -265,13 +276,13 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
     }
     return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
   }
-  const Isa isa = kernel_isa();  // once per product: every thread takes the same path
-  const std::vector<std::string> names = candidates_for(*c, isa);
-  const Call probe = first_rows(*c, kMeasureMaxRows);
-  const PlanEntry e = choose_candidate(
-      plan_key(*c, isa), names, [&](size_t i) { run_candidate(names[i], probe); },
-      [&] { evict_weight(*c); });
-  return run_candidate(e.chosen, *c);
+  return run_candidate(planned_candidate(*c), *c);
+}
+
+std::string linear_choice(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                          const at::Tensor& w_scale) {
+  std::optional<Call> c = fast_call(x, w, b, w_scale);
+  return c ? planned_candidate(*c) : std::string();
 }
 
 std::vector<std::string> linear_candidates(const at::Tensor& x, const at::Tensor& w,

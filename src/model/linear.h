@@ -24,6 +24,11 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
 // rule's choice first; empty when the call takes at::linear (autograd, other dtypes or devices).
 std::vector<std::string> linear_candidates(const at::Tensor& x, const at::Tensor& w,
                                            const at::Tensor& b, const at::Tensor& w_scale = {});
+// The candidate model::linear runs for this call (planning its key first when it is new, as the
+// call itself would); "" when the call takes at::linear. The fused decode step (model/decode.h)
+// asks this to run the same kernels on raw buffers.
+std::string linear_choice(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                          const at::Tensor& w_scale = {});
 // model::linear through the named candidate (one of linear_candidates(); throws otherwise).
 at::Tensor linear_using(const std::string& candidate, const at::Tensor& x, const at::Tensor& w,
                         const at::Tensor& b, const at::Tensor& w_scale = {});

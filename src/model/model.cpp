@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "model/attention.h"
+#include "model/decode.h"
 #include "model/linear.h"
 #include "model/matmul.h"
 #include "model/recompute.h"
@@ -625,6 +626,10 @@ ForwardPlan Model::plan_pass(const ForwardInput& in, KVCache* cache) const {
 }
 
 at::Tensor Model::run(const ForwardInput& in, KVCache* cache, LogitsMode mode) const {
+  if (cache) {  // a regular decode step takes the fused path (model/decode.h)
+    at::Tensor logits = fused_decode(*this, in, *cache, mode, inv_freq_);
+    if (logits.defined()) return logits;
+  }
   auto plan = std::make_shared<const ForwardPlan>(plan_pass(in, cache));
   at::Tensor x = at::embedding(embed_tokens, plan->ids);
   const bool recompute = recompute_layers_ && !cache && at::GradMode::is_enabled();
