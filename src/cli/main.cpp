@@ -1,4 +1,6 @@
 // metamath: the command-line program. Every subcommand is a thin file over a library call.
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -6,6 +8,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
@@ -33,12 +36,16 @@ int main(int argc, char** argv) {
       "FOBAR), fine-tune, evaluate and serve LLaMA-family models.\n"
       "Data defaults to $METAMATH_DATA (or ../shared/data). Log level: $METAMATH_LOG or "
       "--log-level."};
+  app.footer(
+      "Threads: every command computes on all physical cores of its CPU affinity mask; set "
+      "$METAMATH_THREADS to use fewer or more.");
   app.require_subcommand(1);
   std::string log_level;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");
   app.set_version_flag("--version", "metamath 0.1.0");
   metamath::cli::register_all(app);
   try {
+    at::set_num_threads(metamath::default_threads());
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -27,7 +27,8 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "prefill tokens per sequence")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads,
-                  "threads (plans are kept per thread count; default: libtorch's)");
+                  "threads (plans are kept per thread count; default: all physical cores or "
+                  "$METAMATH_THREADS)");
   cmd->callback([o]() {
     log::init();
     std::fputs(model::format_plan_table(model::plan_model(*o)).c_str(), stdout);

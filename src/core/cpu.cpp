@@ -1,11 +1,15 @@
 #include "core/cpu.h"
 
 #include <cpuid.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <set>
+#include <string>
 
 #include "core/error.h"
 
@@ -123,6 +127,30 @@ std::string cpu_model_name() {
   if (first == std::string::npos) return "unknown";
   s = s.substr(first, s.find_last_not_of(' ') - first + 1);
   return s.empty() ? "unknown" : s;
+}
+
+int physical_cores() {
+  cpu_set_t mask;
+  if (sched_getaffinity(0, sizeof(mask), &mask) != 0) return 1;
+  std::set<std::string> cores;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &mask)) continue;
+    std::ifstream f("/sys/devices/system/cpu/cpu" + std::to_string(cpu) +
+                    "/topology/thread_siblings_list");
+    std::string siblings;
+    cores.insert(f && std::getline(f, siblings) ? siblings : "cpu" + std::to_string(cpu));
+  }
+  return std::max<int>(1, static_cast<int>(cores.size()));
+}
+
+int default_threads() {
+  const char* e = std::getenv("METAMATH_THREADS");
+  if (!e || !*e) return physical_cores();
+  char* end = nullptr;
+  const long n = std::strtol(e, &end, 10);
+  if (*end != '\0' || n < 1 || n > 4096)
+    fail("METAMATH_THREADS='{}': expected a positive number of threads", e);
+  return static_cast<int>(n);
 }
 
 }  // namespace metamath

@@ -48,4 +48,13 @@ bool cpu_has_avx512_vnni();
 // "Intel(R) Xeon(R) Processor" or "AMD EPYC 9R14 96-Core Processor"; "unknown" when absent.
 std::string cpu_model_name();
 
+// Physical cores this process may run on: the CPUs of its affinity mask, counting hyper-threads
+// of one core once (sysfs topology; every CPU counts as a core where that is unreadable).
+int physical_cores();
+// The intra-op thread count the command-line program gives libtorch: $METAMATH_THREADS when set
+// (a positive integer, else an error naming it), else physical_cores(). libtorch's own default
+// is half the logical CPUs (1 on a 2-core VM without hyper-threads), which left every command on
+// one core.
+int default_threads();
+
 }  // namespace metamath

@@ -4,10 +4,12 @@
 #include "core/cpu.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "core/error.h"
@@ -82,7 +84,10 @@ TEST(Cpu, FlagsLineNamesTheCpuLevel) {
 class CpuEnv : public ::testing::Test {
  protected:
   void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
-  void TearDown() override { unsetenv("METAMATH_ISA"); }
+  void TearDown() override {
+    unsetenv("METAMATH_ISA");
+    unsetenv("METAMATH_THREADS");
+  }
 };
 
 TEST_F(CpuEnv, MetamathIsaLimitsKernels) {
@@ -138,6 +143,42 @@ TEST(Cpu, ExtensionsAndModelNameMatchProcCpuinfo) {
   EXPECT_EQ(cpu_has_avx512_vnni(), flags.find(" avx512_vnni ") != std::string::npos) << flags;
   if (!model.empty()) {
     EXPECT_EQ(cpu_model_name(), model);
+  }
+}
+
+// Physical cores against /proc/cpuinfo's own count (distinct "physical id" + "core id" pairs),
+// where this process may run on every CPU listed there.
+TEST(Cpu, PhysicalCoresMatchProcCpuinfo) {
+  std::ifstream in("/proc/cpuinfo");
+  if (!in) GTEST_SKIP() << "no /proc/cpuinfo";
+  std::set<std::string> cores;
+  int processors = 0;
+  std::string line, package = "0";
+  while (std::getline(in, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string value = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
+    if (line.rfind("processor", 0) == 0) ++processors;
+    if (line.rfind("physical id", 0) == 0) package = value;
+    if (line.rfind("core id", 0) == 0) cores.insert(package + "/" + value);
+  }
+  cpu_set_t mask;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(mask), &mask), 0);
+  if (cores.empty() || CPU_COUNT(&mask) != processors)
+    GTEST_SKIP() << "no core ids, or an affinity mask narrower than the machine";
+  EXPECT_EQ(physical_cores(), static_cast<int>(cores.size()));
+}
+
+TEST_F(CpuEnv, ThreadsComeFromTheEnvironmentOrTheCores) {
+  unsetenv("METAMATH_THREADS");
+  EXPECT_EQ(default_threads(), physical_cores());
+  setenv("METAMATH_THREADS", "3", 1);
+  EXPECT_EQ(default_threads(), 3);
+  for (const char* bad : {"0", "-2", "two", "3x"}) {
+    setenv("METAMATH_THREADS", bad, 1);
+    EXPECT_NE(testing::error_of([] { default_threads(); }).find("METAMATH_THREADS"),
+              std::string::npos)
+        << bad;
   }
 }
 
