@@ -7,9 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/atomic_file.h"
@@ -98,6 +100,22 @@ TEST_F(Plan, MeasureRunsEveryCandidateAndSavesBesideOtherCpus) {
   EXPECT_EQ(again.source, "file");
   ASSERT_EQ(mm::plan_entries().size(), 1u);
   EXPECT_EQ(mm::plan_entries()[0].key, "k1");
+}
+
+// Every contender is timed in at least three rounds (one disturbed sample must not decide a plan
+// kept for good); one far slower than the best after a round is not run again.
+TEST_F(Plan, ContendersGetSeveralRoundsAndFarSlowerOnesAreDropped) {
+  mm::set_plan_mode(mm::PlanMode::measure);
+  Recorder rec;
+  auto run = [&](size_t i) {
+    rec(i);
+    std::this_thread::sleep_for(std::chrono::milliseconds(i == 2 ? 60 : 2));
+  };
+  const mm::PlanEntry e = mm::choose_candidate("k-slow", kNames, run);
+  EXPECT_NE(e.chosen, kNames[2]);
+  EXPECT_GE(rec.runs[0], 4);  // warm-up + 3 rounds
+  EXPECT_GE(rec.runs[1], 4);
+  EXPECT_EQ(rec.runs[2], 2);  // warm-up + the first round, then dropped
 }
 
 TEST_F(Plan, ForcedCandidateWinsWhereListed) {
