@@ -307,6 +307,60 @@ TEST(Nearest, Bfloat16EnginesStayWithinTheirErrorBound) {
   }
 }
 
+// The filter's loop nest: each thread takes chunks of query panels (at least 4 chunks per thread)
+// and walks the base a block of panels at a time (2 panels at 1,536 dims, 3 at 1,000, 48 at 50),
+// and the queries are packed 32 dimensions at a time with masked tails. Sizes with a partial last
+// query panel, a partial last chunk, a partial last base block and a partial last dimension
+// chunk. Random normal rows: each engine's approximate minimum is within its margin of the
+// float64 one, and the whole search returns the brute-force answer. Small integers (exact in
+// bfloat16, and every product and sum exact in float32): the approximate minimum is the float64
+// one exactly, so any packing or blocking slip shows.
+TEST(Nearest, Bfloat16FilterIsExactAcrossChunkBlockAndTailEdges) {
+  if (bf16_kernels_here().empty()) GTEST_SKIP() << "no AMX-BF16 or AVX512-BF16 on this CPU";
+  struct Case {
+    int64_t dim, nq, nb;
+    bool integers;
+  };
+  auto integers = [](int64_t n, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<int> d(-8, 8);
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (auto& x : v) x = static_cast<float>(d(rng));
+    return v;
+  };
+  for (const Case& c :
+       {Case{1536, 600, 150, false}, Case{1000, 333, 200, false}, Case{50, 300, 5000, false},
+        Case{1536, 600, 150, true}, Case{1000, 333, 200, true}, Case{50, 300, 5000, true}}) {
+    SCOPED_TRACE("dim " + std::to_string(c.dim) + (c.integers ? ", integers" : ""));
+    const auto q = c.integers ? integers(c.nq * c.dim, 31) : normal(c.nq * c.dim, 0, 1, 31);
+    const auto b = c.integers ? integers(c.nb * c.dim, 32) : normal(c.nb * c.dim, 0.2, 1, 32);
+    auto [want_d, want_i] = brute_force(q, b, c.dim);
+    const std::vector<float> zero(c.dim, 0.0f);
+    std::vector<float> bn(c.nb), qn(c.nq);
+    for (int64_t j = 0; j < c.nb; ++j)
+      bn[j] = static_cast<float>(ma::nn::exact_sq_l2(b.data() + j * c.dim, zero.data(), c.dim));
+    for (int64_t i = 0; i < c.nq; ++i)
+      qn[i] = static_cast<float>(ma::nn::exact_sq_l2(q.data() + i * c.dim, zero.data(), c.dim));
+    const ma::nn::PackedBase packed = ma::nn::pack_base(b.data(), c.nb, c.dim, bn.data());
+    for (auto [kernel, engine] : bf16_kernels_here()) {
+      SCOPED_TRACE(ma::nearest_kernel_name(kernel));
+      std::vector<ma::nn::RowState> rows;
+      for (int64_t i = 0; i < c.nq; ++i)
+        rows.push_back(ma::nn::fresh_row(ma::nn::bf16_margin(qn[i], packed)));
+      ma::nn::bf16_filter(engine, packed, q.data(), c.nq, qn.data(), rows.data(), 256);
+      for (int64_t i = 0; i < c.nq; ++i) {
+        if (c.integers) {
+          EXPECT_EQ(rows[i].best, want_d[i]) << "row " << i;
+          continue;
+        }
+        ASSERT_FALSE(rows[i].overflow) << "row " << i;
+        EXPECT_LE(std::abs(rows[i].best - want_d[i]), rows[i].margin / 2) << "row " << i;
+      }
+      expect_exact(search_with(kernel, q, b, c.dim), want_d, want_i);
+    }
+  }
+}
+
 TEST(Nearest, KernelChoiceFollowsTheCpuAndMetamathIsa) {
   const std::vector<float> base = {0, 0, 3, 4}, q = {1, 0};
   const bool amx = ma::nn::amx_bf16_supported() && metamath::kernel_isa() >= metamath::Isa::avx512;
