@@ -11,7 +11,8 @@ void register_plan(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "plan",
       "Measure, on this CPU, every candidate implementation of the products a model's prefill "
-      "and decode steps use (our AVX2 / AVX-512 / AVX512_BF16 kernels, libtorch, widened bf16), "
+      "and decode steps use (our AVX2 / AVX-512 / AVX512_BF16 kernels, libtorch, widened bf16) "
+      "and of their attention (in-place kernel or batched matmuls), "
       "save the fastest per shape to the plan file ($XDG_CACHE_HOME/metamath/plan.tsv) and print "
       "the table. Generation then uses the plan (METAMATH_PLAN=measure|cached|off; "
       "METAMATH_KERNEL=NAME forces a candidate).");

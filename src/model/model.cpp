@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,12 +14,14 @@
 #include <utility>
 
 #include "core/atomic_file.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "model/attention.h"
 #include "model/decode.h"
 #include "model/linear.h"
 #include "model/matmul.h"
+#include "model/plan.h"
 #include "model/recompute.h"
 
 namespace metamath::model {
@@ -120,8 +124,22 @@ bool recorded(const at::Tensor& x, const at::Tensor& w) {
 
 // Up to this many query rows per KV head (g * T) attention runs in model/attention.h's in-place
 // kernel when not recording autograd: it beat the batched-matmul path at every size measured, up
-// to 512 rows (bench/attention_bench; bench/README.md). Longer inputs keep the matmul path.
+// to 512 rows (bench/attention_bench; bench/README.md). Longer inputs keep the matmul path. This
+// is the fixed rule of the planner's "attention" operation (model/plan.h), which measures both
+// where they read the same K and V views.
 constexpr int64_t kInPlaceMaxRows = 512;
+constexpr const char* kAttentionInPlace = "attention-in-place";
+constexpr const char* kAttentionBatched = "attention-batched";
+
+// The planner's key of an attention call: dtype, query rows per KV head and keys (both rounded up
+// to powers of two), head size, threads and kernel level.
+std::string attention_key(at::ScalarType dtype, int64_t rows, int64_t keys, int64_t d) {
+  int64_t key_class = 1;
+  while (key_class < keys) key_class *= 2;
+  const int threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+  return fmt::format("attention {} r{} l{} d{} t{} {}", dtype == at::kBFloat16 ? "bf16" : "f32",
+                     row_class(rows), key_class, d, threads, isa_name(kernel_isa()));
+}
 
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
@@ -666,20 +684,32 @@ at::Tensor Model::self_attention(int64_t l, const at::Tensor& h, const ForwardPl
   q = q * p.cos + rotate_half(q) * p.sin;
   k = k * p.cos + rotate_half(k) * p.sin;
 
-  const bool in_place = g * T <= kInPlaceMaxRows && attend_in_place_applies(q, k, v);
+  const bool applies = attend_in_place_applies(q, k, v);
+  bool in_place = applies && g * T <= kInPlaceMaxRows;
   at::Tensor K = k, V = v;
   if (p.cache) std::tie(K, V) = append_to_cache(l, k, v, in_place, p);
   // Grouped-query attention without repeating K/V: the g query heads sharing a KV head are
-  // folded into the query-length dimension.
+  // folded into the query-length dimension. Both return [B, nkv, g*T, d].
   const at::Tensor& masked = c.layer_uses_sliding_window(l) ? p.masked_window : p.masked_full;
-  at::Tensor o;  // [B, nkv, g*T, d]
-  if (in_place) {
-    // Decode steps: scores, softmax and the sum over V in one pass over the cache views.
-    o = attend_in_place(q.reshape({B, nkv, g * T, d}), K, V, masked.view({B, T, p.L}), T, scale,
-                        p.cache && !p.slots_contiguous ? p.slots : std::vector<int64_t>{});
-  } else {
-    o = attend_batched(q, K, V, masked, nkv, scale, dtype_, p);
+  auto in_place_pass = [&] {  // scores, softmax and the sum over V in one pass over the views
+    return attend_in_place(q.reshape({B, nkv, g * T, d}), K, V, masked.view({B, T, p.L}), T, scale,
+                           p.cache && !p.slots_contiguous ? p.slots : std::vector<int64_t>{});
+  };
+  auto batched_pass = [&] { return attend_batched(q, K, V, masked, nkv, scale, dtype_, p); };
+  if (applies && (!p.cache || p.slots_contiguous)) {  // both read the same K and V: measurable
+    const std::vector<std::string> names =
+        in_place ? std::vector<std::string>{kAttentionInPlace, kAttentionBatched}
+                 : std::vector<std::string>{kAttentionBatched, kAttentionInPlace};
+    const PlanEntry e =
+        choose_candidate(attention_key(dtype_, g * T, p.L, d), names, [&](size_t i) {
+          if (names[i] == kAttentionInPlace)
+            in_place_pass();
+          else
+            batched_pass();
+        });
+    in_place = e.chosen == kAttentionInPlace;
   }
+  at::Tensor o = in_place ? in_place_pass() : batched_pass();
   o = o.view({B, nh, T, d}).transpose(1, 2).reshape({B, T, nh * d});
   return project(l, Proj::O, o, W.o_w, W.o_b, W.o_s);
 }
