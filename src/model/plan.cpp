@@ -34,6 +34,14 @@ constexpr int kRounds = 7;
 constexpr int kMinRounds = 3;
 constexpr double kRoundBudget = 0.02;
 constexpr double kDropFactor = 4.0;
+// A measurement is only kept when the machine is quiet enough to mean something: an empty
+// parallel region over the threads (a few microseconds on an idle machine) must take less than
+// kBusyRegion seconds, best of kBusyProbes, before and after. On a machine whose cores are taken
+// by other work a thread waits a scheduler slice at every region, and every multi-threaded
+// candidate then measures ~5-7 ms whatever its size (seen: 7 ms for a 128 x 64 x 64 product),
+// a plan that would be kept for good. A busy key takes the fixed rule in this process only.
+constexpr double kBusyRegion = 250e-6;
+constexpr int kBusyProbes = 5;
 // The fixed rule (candidate 0) is kept unless another candidate is faster by more than this
 // factor: timings on a shared machine are noisy, and on 2 Sapphire Rapids cores libtorch's f32
 // GEMM won 32-row timings by ~7% yet decoded at batch 32 slower than the rule's tiles.
@@ -43,6 +51,7 @@ struct State {
   std::mutex mu;
   bool loaded = false;
   std::map<std::string, PlanEntry> entries;  // this CPU's, by key
+  std::map<std::string, PlanEntry> busy;     // keys met on a busy machine: the rule, not saved
   std::string forced;
   bool forced_read = false;
 };
@@ -144,6 +153,18 @@ void save_locked(const State& s) {
   fs::create_directories(file.parent_path(), ec);
   if (ec) fail("{}: cannot create the plan folder: {}", file.parent_path().string(), ec.message());
   write_file_atomic(file, out);
+}
+
+// Whether the threads answer a parallel region promptly (see kBusyRegion).
+bool machine_quiet() {
+  using Clock = std::chrono::steady_clock;
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < kBusyProbes; ++i) {
+    const auto t0 = Clock::now();
+    at::parallel_for(0, at::get_num_threads(), 1, [](int64_t, int64_t) {});
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best < kBusyRegion;
 }
 
 PlanEntry measure(const std::string& key, const std::vector<std::string>& names,
@@ -274,7 +295,13 @@ PlanEntry choose_candidate(const std::string& key, const std::vector<std::string
   if (auto it = s.entries.find(key); it != s.entries.end() && listed(names, it->second.chosen))
     return it->second;
   if (mode == PlanMode::cached || at::in_parallel_region()) return {key, names[0], {}, "rule"};
-  PlanEntry e = measure(key, names, run, prepare);
+  if (auto it = s.busy.find(key); it != s.busy.end() && listed(names, it->second.chosen))
+    return it->second;
+  PlanEntry e;
+  if (!machine_quiet() || (e = measure(key, names, run, prepare), !machine_quiet())) {
+    log::debug("plan: {}: the machine is busy; the fixed rule in this process", key);
+    return s.busy[key] = PlanEntry{key, names[0], {}, "busy"};
+  }
   log::debug("plan: {} -> {} ({})", key, e.chosen, format_timings(e.timings));
   s.entries[key] = e;
   try {
@@ -290,8 +317,10 @@ std::vector<PlanEntry> plan_entries() {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   if (plan_mode() != PlanMode::off) load_locked(s);
+  std::map<std::string, PlanEntry> all = s.busy;
+  for (const auto& [key, e] : s.entries) all[key] = e;
   std::vector<PlanEntry> out;
-  for (const auto& [key, e] : s.entries) out.push_back(e);
+  for (const auto& [key, e] : all) out.push_back(e);
   return out;
 }
 
@@ -300,6 +329,7 @@ void forget_plan() {
   std::lock_guard<std::mutex> lock(s.mu);
   s.loaded = true;
   s.entries.clear();
+  s.busy.clear();
 }
 
 void reload_plan() {
@@ -307,6 +337,7 @@ void reload_plan() {
   std::lock_guard<std::mutex> lock(s.mu);
   s.loaded = false;
   s.entries.clear();
+  s.busy.clear();
 }
 
 }  // namespace metamath::model

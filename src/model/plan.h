@@ -15,7 +15,10 @@
 //   measure (default)  use the on-disk plan; a key it lacks is measured at first use (every
 //                      candidate run on that call's own inputs, in interleaved rounds, the best
 //                      wall time of each kept: a few milliseconds per key; the fixed rule
-//                      stays unless beaten by more than 10%), added and saved;
+//                      stays unless beaten by more than 10%), added and saved; on a busy
+//                      machine (the threads slow to answer an empty parallel region, before
+//                      or after) nothing is kept: the key takes the fixed rule in this
+//                      process (source "busy") and is measured again by the next one;
 //   cached             use the on-disk plan; a key it lacks takes the operation's fixed rule
 //                      (candidate 0), so nothing is ever timed;
 //   off                the fixed rule everywhere; the file is neither read nor written.
@@ -56,7 +59,7 @@ struct PlanEntry {
   std::string key;
   std::string chosen;
   std::vector<CandidateTiming> timings;  // empty unless measured (now or in the file)
-  std::string source;                    // "measured", "file", "rule" or "forced"
+  std::string source;                    // "measured", "file", "rule", "forced" or "busy"
 };
 
 // Picks one of `names` (names[0] is the operation's fixed rule) for `key`; `run(i)` runs candidate
@@ -71,7 +74,8 @@ PlanEntry choose_candidate(const std::string& key, const std::vector<std::string
 // The shape class of a call with `rows` rows: rows rounded up to a power of two, at most 512.
 int64_t row_class(int64_t rows);
 
-// The entries this process knows for this CPU (read from the file, or measured), sorted by key.
+// The entries this process knows for this CPU (read from the file, measured, or met on a busy
+// machine), sorted by key.
 std::vector<PlanEntry> plan_entries();
 // Forgets this CPU's entries (in memory; the file keeps them until the next save replaces the
 // keys measured again), so every key is measured afresh at its next use (`metamath plan`).

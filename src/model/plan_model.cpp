@@ -44,7 +44,7 @@ std::string format_plan_table(const std::vector<PlanEntry>& entries) {
   for (const PlanEntry& e : entries) width = std::max(width, e.key.size());
   out += fmt::format("{:<{}}  {:<16}  {}\n", "key", width, "chosen", "candidates (us)");
   for (const PlanEntry& e : entries) {
-    std::string times;
+    std::string times = e.source == "busy" ? "(machine busy: not measured, the fixed rule)" : "";
     for (const CandidateTiming& t : e.timings)
       times += fmt::format("{}{} {:.1f}{}  ", t.name == e.chosen ? "*" : "", t.name,
                            t.seconds * 1e6, "");
