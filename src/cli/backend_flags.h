@@ -39,7 +39,10 @@ inline void add_backend_flags(CLI::App* cmd, llm::BackendOptions& o, bool with_a
   cmd->add_flag("--chat", o.chat, "openai: send prompts to /v1/chat/completions as a user message");
   cmd->add_option("--price", o.price,
                   "dollars per million tokens as PROMPT,COMPLETION; shows the running cost");
-  cmd->add_option("--dtype", o.dtype, "local: f32, bf16 or f16")->capture_default_str();
+  cmd->add_option(
+         "--dtype", o.dtype,
+         "local: f32, bf16, f16, q8 (int8 weights) or q8-dot (int8 weights and activations)")
+      ->capture_default_str();
   cmd->add_option("--device", o.device, "local: cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--max-batch", o.max_batch, "local: sequences decoded together")
       ->check(CLI::Range(1, 4096))

@@ -42,7 +42,10 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--stop", job->params.stop,
                   "stop string (repeatable); not included in the output");
   cmd->add_flag("!--no-eos", job->params.stop_at_eos, "keep generating past the EOS token");
-  cmd->add_option("--dtype", job->dtype, "f32 or bf16")->capture_default_str();
+  cmd->add_option("--dtype", job->dtype,
+                  "f32, bf16, q8 (int8 weights, f32 activations) or q8-dot (int8 weights and int8 "
+                  "activations: integer dot products, llama.cpp q8_0's arithmetic)")
+      ->capture_default_str();
   cmd->add_option("--device", job->device, "cpu, cuda or cuda:N (CUDA builds of libtorch)")
       ->capture_default_str();
   cmd->add_option("--max-batch", job->engine.max_batch,

@@ -20,8 +20,9 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--model,-m", o->model, "model folder (config.json, safetensors)")
       ->required()
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--dtype", o->dtype, "f32, bf16 or q8 (int8 weights, f32 activations)")
-      ->check(CLI::IsMember({"f32", "bf16", "q8"}))
+  cmd->add_option("--dtype", o->dtype,
+                  "f32, bf16, q8 (int8 weights, f32 activations) or q8-dot (int8 activations too)")
+      ->check(CLI::IsMember({"f32", "bf16", "q8", "q8-dot"}))
       ->capture_default_str();
   cmd->add_option("--batch", o->batches, "sequences decoded together (repeatable)")
       ->capture_default_str();

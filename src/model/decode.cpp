@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,11 +64,15 @@ struct Product {
   Tiles tiles = Tiles::avx2;
 };
 
-// Activations in both forms the tiles read: float, and (bf16 models) bf16 bits.
+// Activations in the forms the tiles read: float, bf16 bits (bf16 models), and int8 blocks
+// (kernels::quantize_rows_q8, for the int8-dot tiles of q8-dot models; a thread's own copy).
 struct Act {
   float* f = nullptr;
   uint16_t* h = nullptr;
   int64_t ld = 0;  // elements per row
+  int8_t* q = nullptr;
+  float* qs = nullptr;
+  int64_t ldq = 0, ldqs = 0;
 };
 
 // One product of a phase: its output row m goes to y + m * ldy.
@@ -82,6 +87,8 @@ std::optional<Tiles> tiles_named(const std::string& name) {
   if (name == "avx512") return Tiles::avx512;
   if (name == "avx2") return Tiles::avx2;
   if (name == "avx512-bf16dot") return Tiles::avx512_bf16;
+  if (name == "avx512-vnni") return Tiles::avx512_vnni;
+  if (name == "avx2-i8dot") return Tiles::avx2_i8dot;
   return std::nullopt;
 }
 
@@ -104,6 +111,12 @@ void multiply(const Job& j, int64_t M, int64_t n0, int64_t n1) {
   GemmNT a;
   a.x = j.p.tiles == Tiles::avx512_bf16 ? static_cast<const void*>(j.x.h) : j.x.f;
   a.ldx = j.x.ld;
+  if (kernels::quantizes_activations(j.p.tiles)) {
+    a.xq = j.x.q;
+    a.ldxq = j.x.ldq;
+    a.xq_scale = j.x.qs;
+    a.ldxq_scale = j.x.ldqs;
+  }
   a.M = M;
   a.K = j.p.K;
   a.N = j.p.N;
@@ -189,7 +202,24 @@ struct Private {
   std::vector<uint16_t> xn_h;
   std::vector<float> q_f;
   std::vector<uint16_t> q_h;
+  std::vector<int8_t> xq;  // the int8 form of the input of the phase at hand
+  std::vector<float> xqs;
 };
+
+// a with its int8 form in p (rows quantized here) when any of the tiles reads one.
+Act quantized_for(const Step& s, Act a, int64_t K, std::initializer_list<Tiles> tiles, Private& p) {
+  bool needed = false;
+  for (Tiles t : tiles) needed = needed || kernels::quantizes_activations(t);
+  if (!needed) return a;
+  a.ldq = kernels::q8_row_bytes(K);
+  a.ldqs = kernels::q8_row_blocks(K);
+  p.xq.resize(s.B * a.ldq);
+  p.xqs.resize(s.B * a.ldqs);
+  kernels::quantize_rows_q8(a.f, false, a.ld, s.B, K, p.xq.data(), a.ldq, p.xqs.data(), a.ldqs);
+  a.q = p.xq.data();
+  a.qs = p.xqs.data();
+  return a;
+}
 
 // RMSNorm of the step's rows into p: f32 math, rounded to the dtype, times the weight in the
 // dtype (the layered pass's rms_norm).
@@ -321,14 +351,15 @@ void run_thread(Step& s, KVCache& cache, std::vector<float>& gate,
   int64_t max_l = 1;
   for (int64_t b = 0; b < s.B; ++b) max_l = std::max(max_l, s.past[b] + 1);
   p.attn_scratch.resize(attend_rows_scratch(s.g, max_l, s.d));
-  const Act xn{p.xn_f.data(), p.xn_h.data(), s.H};
-  const Act attn{s.attn_f.data(), s.attn_h.data(), s.nh * s.d};
-  const Act act{s.act_f.data(), s.act_h.data(), s.inter};
+  const Act xn_plain{p.xn_f.data(), p.xn_h.data(), s.H};
+  const Act attn_plain{s.attn_f.data(), s.attn_h.data(), s.nh * s.d};
+  const Act act_plain{s.act_f.data(), s.act_h.data(), s.inter};
   const int64_t qkv_ld = (s.nh + 2 * s.nkv) * s.d;
   int phase = 0;
   for (int64_t l = 0; l < static_cast<int64_t>(m.layers.size()); ++l) {
     const LayerWeights& W = m.layers[l];
     norm_rows(s, s.x.data(), Vec{W.input_norm.data_ptr(), s.bf16}, p);
+    const Act xn = quantized_for(s, xn_plain, s.H, {s.t_q, s.t_k, s.t_v}, p);
     const Job qkv[3] = {
         {product_of(W.q_w, W.q_b, W.q_s, s.t_q), xn, s.qkv.data(), qkv_ld},
         {product_of(W.k_w, W.k_b, W.k_s, s.t_k), xn, s.qkv.data() + s.nh * s.d, qkv_ld},
@@ -339,23 +370,27 @@ void run_thread(Step& s, KVCache& cache, std::vector<float>& gate,
     for (int64_t t = heads++; t < s.B * s.nkv; t = heads++)
       attend_group(s, l, t / s.nkv, t % s.nkv, p, cache);
     barrier();
+    const Act attn = quantized_for(s, attn_plain, s.nh * s.d, {s.t_o}, p);
     const Job o{product_of(W.o_w, W.o_b, W.o_s, s.t_o), attn, s.y.data(), s.H};
     run_together(s.counters[phase++], &o, 1, s.B, s.threads,
                  [&](int64_t n0, int64_t n1) { add_residual(s, n0, n1); });
     barrier();
     norm_rows(s, s.x.data(), Vec{W.post_norm.data_ptr(), s.bf16}, p);
+    const Act xn2 = quantized_for(s, xn_plain, s.H, {s.t_gate, s.t_up}, p);
     const Job gu[2] = {
-        {product_of(W.gate_w, W.gate_b, W.gate_s, s.t_gate), xn, gate.data(), s.inter},
-        {product_of(W.up_w, W.up_b, W.up_s, s.t_up), xn, up.data(), s.inter}};
+        {product_of(W.gate_w, W.gate_b, W.gate_s, s.t_gate), xn2, gate.data(), s.inter},
+        {product_of(W.up_w, W.up_b, W.up_s, s.t_up), xn2, up.data(), s.inter}};
     run_together(s.counters[phase++], gu, 2, s.B, s.threads,
                  [&](int64_t n0, int64_t n1) { gated(s, gate.data(), up.data(), n0, n1); });
     barrier();
+    const Act act = quantized_for(s, act_plain, s.inter, {s.t_down}, p);
     const Job down{product_of(W.down_w, W.down_b, W.down_s, s.t_down), act, s.y.data(), s.H};
     run_together(s.counters[phase++], &down, 1, s.B, s.threads,
                  [&](int64_t n0, int64_t n1) { add_residual(s, n0, n1); });
     barrier();
   }
   norm_rows(s, s.x.data(), Vec{m.final_norm.data_ptr(), s.bf16}, p);
+  const Act xn = quantized_for(s, xn_plain, s.H, {s.t_head}, p);
   const Job head{product_of(m.lm_head, at::Tensor(), m.lm_head_scale, s.t_head), xn, s.logits, s.V};
   run_together(s.counters[phase++], &head, 1, s.B, s.threads, [&](int64_t n0, int64_t n1) {
     if (s.bf16)
@@ -424,9 +459,9 @@ bool model_applies(const Model& m, KVCache& cache, LogitsMode mode) {
 // The planner's tile set for a product of B rows with weight w, or nullopt when it picks an
 // implementation that is not one of our tiles (the layered pass runs it then).
 std::optional<Tiles> planned_tiles(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                                   const at::Tensor& scale) {
+                                   const at::Tensor& scale, bool int8_activations) {
   if (!w.is_contiguous() || (b.defined() && !b.is_contiguous())) return std::nullopt;
-  return tiles_named(linear_choice(x, w, b, scale));
+  return tiles_named(linear_choice(x, w, b, scale, int8_activations));
 }
 
 bool plan_tiles(const Model& m, int64_t B, Step& s) {
@@ -434,14 +469,15 @@ bool plan_tiles(const Model& m, int64_t B, Step& s) {
   const at::ScalarType xt = m.dtype();
   const at::Tensor xh = at::zeros({B, s.H}, xt), xa = at::zeros({B, s.nh * s.d}, xt),
                    xi = at::zeros({B, s.inter}, xt);
-  std::optional<Tiles> t[8] = {planned_tiles(xh, W.q_w, W.q_b, W.q_s),
-                               planned_tiles(xh, W.k_w, W.k_b, W.k_s),
-                               planned_tiles(xh, W.v_w, W.v_b, W.v_s),
-                               planned_tiles(xa, W.o_w, W.o_b, W.o_s),
-                               planned_tiles(xh, W.gate_w, W.gate_b, W.gate_s),
-                               planned_tiles(xh, W.up_w, W.up_b, W.up_s),
-                               planned_tiles(xi, W.down_w, W.down_b, W.down_s),
-                               planned_tiles(xh, m.lm_head, at::Tensor(), m.lm_head_scale)};
+  const bool q = m.int8_activations();
+  std::optional<Tiles> t[8] = {planned_tiles(xh, W.q_w, W.q_b, W.q_s, q),
+                               planned_tiles(xh, W.k_w, W.k_b, W.k_s, q),
+                               planned_tiles(xh, W.v_w, W.v_b, W.v_s, q),
+                               planned_tiles(xa, W.o_w, W.o_b, W.o_s, q),
+                               planned_tiles(xh, W.gate_w, W.gate_b, W.gate_s, q),
+                               planned_tiles(xh, W.up_w, W.up_b, W.up_s, q),
+                               planned_tiles(xi, W.down_w, W.down_b, W.down_s, q),
+                               planned_tiles(xh, m.lm_head, at::Tensor(), m.lm_head_scale, q)};
   for (const auto& x : t)
     if (!x) return false;
   s.t_q = *t[0];

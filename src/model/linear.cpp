@@ -41,6 +41,7 @@ struct Call {
   at::Tensor x, w, b, scale;
   int64_t M = 0, K = 0, N = 0;
   WeightType w_type = WeightType::f32;
+  bool int8_activations = false;  // the int8-dot candidates may run (int8 weights only)
 };
 
 bool recorded(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
@@ -53,7 +54,7 @@ bool plain_cpu(const at::Tensor& t) { return t.is_cpu() && t.layout() == at::kSt
 bool float_dtype(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16; }
 
 std::optional<Call> fast_call(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                              const at::Tensor& scale) {
+                              const at::Tensor& scale, bool int8_activations) {
   const bool q8 = w.scalar_type() == at::kChar;
   if (recorded(x, w, b) || !plain_cpu(x) || !plain_cpu(w) || !float_dtype(x.scalar_type()) ||
       w.dim() != 2 || !w.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1))
@@ -73,6 +74,7 @@ std::optional<Call> fast_call(const at::Tensor& x, const at::Tensor& w, const at
              : w.scalar_type() == at::kBFloat16 ? WeightType::bf16
                                                 : WeightType::f32;
   if (c.M == 0 || c.K == 0 || c.N == 0) return std::nullopt;
+  c.int8_activations = q8 && int8_activations;
   return c;
 }
 
@@ -90,14 +92,35 @@ at::Tensor rows_of(const at::Tensor& x, int64_t M, int64_t K, at::ScalarType t) 
   return x2;
 }
 
-// Our tiles over all rows, output columns split across at::get_num_threads() threads.
+// Our tiles over all rows, output columns split across at::get_num_threads() threads. The
+// int8-dot tiles get the activations quantized here, once for all threads.
 at::Tensor kernel_linear(const Call& c, Tiles tiles) {
-  const at::ScalarType xt = tiles == Tiles::avx512_bf16 ? at::kBFloat16 : at::kFloat;
+  const bool quantized_x = kernels::quantizes_activations(tiles);
+  const at::ScalarType xt = tiles == Tiles::avx512_bf16 ? at::kBFloat16
+                            : quantized_x               ? c.x.scalar_type()
+                                                        : at::kFloat;
   at::Tensor xr = rows_of(c.x, c.M, c.K, xt);
   at::Tensor y = at::empty({c.M, c.N}, c.x.options());
   kernels::GemmNT a;
   a.x = xr.data_ptr();
   a.ldx = c.M > 1 ? xr.stride(0) : c.K;
+  at::Tensor xq, xs;
+  if (quantized_x) {
+    xq = at::empty({c.M, kernels::q8_row_bytes(c.K)}, at::kChar);
+    xs = at::empty({c.M, kernels::q8_row_blocks(c.K)}, at::kFloat);
+    // Rows split across the threads when there are many (a prefill); at least ~64K values each.
+    const int64_t x_bytes = xr.element_size(), grain = std::max<int64_t>(1, (1 << 16) / c.K);
+    at::parallel_for(0, c.M, grain, [&](int64_t m0, int64_t m1) {
+      kernels::quantize_rows_q8(static_cast<const char*>(a.x) + m0 * a.ldx * x_bytes,
+                                xt == at::kBFloat16, a.ldx, m1 - m0, c.K,
+                                xq.data_ptr<int8_t>() + m0 * xq.size(1), xq.size(1),
+                                xs.data_ptr<float>() + m0 * xs.size(1), xs.size(1));
+    });
+    a.xq = xq.data_ptr<int8_t>();
+    a.ldxq = xq.size(1);
+    a.xq_scale = xs.data_ptr<float>();
+    a.ldxq_scale = xs.size(1);
+  }
   a.M = c.M;
   a.K = c.K;
   a.N = c.N;
@@ -183,6 +206,11 @@ std::vector<std::string> candidates_for(const Call& c, Isa isa) {
   add("avx512", isa == Isa::avx512);
   add("avx2", isa >= Isa::avx2);
   add("avx512-bf16dot", bf16 && isa == Isa::avx512 && cpu_has_avx512_bf16());
+  // int8 weights times activations quantized to int8 blocks (an extra error of half a block
+  // step per activation, see linear_kernel.h), never the fixed rule: chosen only by measurement.
+  const bool i8 = c.w_type == WeightType::i8 && c.int8_activations;
+  add("avx512-vnni", i8 && isa == Isa::avx512 && cpu_has_avx512_vnni());
+  add("avx2-i8dot", i8 && isa >= Isa::avx2);
   // f32 through libtorch is OpenBLAS, whose threads keep spinning after a call and starve the
   // OpenMP threads of our kernels and libtorch's other ops: a decode step mixing the two ran at
   // 9.4 tok/s against 33.7 with our tiles alone (2 cores), and a measurement of our tiles right
@@ -199,6 +227,8 @@ at::Tensor run_candidate(const std::string& name, const Call& c) {
   if (name == "avx512") return kernel_linear(c, Tiles::avx512);
   if (name == "avx2") return kernel_linear(c, Tiles::avx2);
   if (name == "avx512-bf16dot") return kernel_linear(c, Tiles::avx512_bf16);
+  if (name == "avx512-vnni") return kernel_linear(c, Tiles::avx512_vnni);
+  if (name == "avx2-i8dot") return kernel_linear(c, Tiles::avx2_i8dot);
   if (name == "torch") return torch_linear(c);
   if (name == "torch-mv") return mv_linear(c);
   if (name == "widened") return widened_linear(c);
@@ -213,6 +243,7 @@ const char* weight_name(const Call& c) {
     case WeightType::bf16:
       return "bf16";
     case WeightType::i8:
+      if (c.int8_activations) return xbf ? "q8dot-bf16" : "q8dot-f32";
       return xbf ? "q8-bf16" : "q8-f32";
   }
   return "?";
@@ -266,8 +297,8 @@ std::string planned_candidate(const Call& c) {
 }  // namespace
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                  const at::Tensor& w_scale) {
-  std::optional<Call> c = fast_call(x, w, b, w_scale);
+                  const at::Tensor& w_scale, bool int8_activations) {
+  std::optional<Call> c = fast_call(x, w, b, w_scale, int8_activations);
   if (!c) {
     if (w.scalar_type() == at::kChar) {
       if (!w_scale.defined()) fail("model::linear: an int8 weight needs its scales");
@@ -280,27 +311,32 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
 }
 
 std::string linear_choice(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                          const at::Tensor& w_scale) {
-  std::optional<Call> c = fast_call(x, w, b, w_scale);
+                          const at::Tensor& w_scale, bool int8_activations) {
+  std::optional<Call> c = fast_call(x, w, b, w_scale, int8_activations);
   return c ? planned_candidate(*c) : std::string();
 }
 
 std::vector<std::string> linear_candidates(const at::Tensor& x, const at::Tensor& w,
-                                           const at::Tensor& b, const at::Tensor& w_scale) {
-  std::optional<Call> c = fast_call(x, w, b, w_scale);
+                                           const at::Tensor& b, const at::Tensor& w_scale,
+                                           bool int8_activations) {
+  std::optional<Call> c = fast_call(x, w, b, w_scale, int8_activations);
   if (!c) return {};
   return candidates_for(*c, kernel_isa());
 }
 
 at::Tensor linear_using(const std::string& candidate, const at::Tensor& x, const at::Tensor& w,
-                        const at::Tensor& b, const at::Tensor& w_scale) {
-  std::optional<Call> c = fast_call(x, w, b, w_scale);
+                        const at::Tensor& b, const at::Tensor& w_scale, bool int8_activations) {
+  std::optional<Call> c = fast_call(x, w, b, w_scale, int8_activations);
   const std::vector<std::string> names =
       c ? candidates_for(*c, kernel_isa()) : std::vector<std::string>{};
   if (std::find(names.begin(), names.end(), candidate) == names.end())
     fail("model::linear: candidate '{}' is not available for this call (available: {})", candidate,
          fmt::join(names, ", "));
   return run_candidate(candidate, *c);
+}
+
+bool quantizes_activations(const std::string& candidate) {
+  return candidate == "avx512-vnni" || candidate == "avx2-i8dot";
 }
 
 QuantizedWeight quantize_q8(const at::Tensor& w) {

@@ -5,6 +5,10 @@
 // (model/plan.h: measured on this CPU at first use, or the fixed rule):
 //   avx512, avx2      our small-M tiles (model/linear_kernel.h), weights widened in registers
 //   avx512-bf16dot    bf16 x and w multiplied with vdpbf16ps (CPUs with AVX512_BF16)
+//   avx512-vnni,      int8 weights, and only when the call allows int8 activations (q8-dot): x
+//   avx2-i8dot        quantized to int8 per block of 32 along K (one f32 scale each), integer
+//                     dot products (vpdpbusd with AVX512_VNNI; vpmaddubsw with AVX2), so each
+//                     activation is also off by up to half its block's step
 //   torch             at::linear (BLAS for f32; oneDNN for bf16, listed only with AVX-512)
 //   torch-mv          at::mv, one f32 row
 //   widened           bf16 or int8 weights widened to f32 in column chunks, then BLAS
@@ -17,21 +21,30 @@
 
 namespace metamath::model {
 
+// int8_activations (int8 weights only): also lists the candidates that quantize x (avx512-vnni,
+// avx2-i8dot); a model loaded with --dtype q8-dot asks for them, --dtype q8 keeps x in f32.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                  const at::Tensor& w_scale = {});
+                  const at::Tensor& w_scale = {}, bool int8_activations = false);
 
 // The candidates model::linear may use for this call on this CPU (under kernel_isa()), the fixed
 // rule's choice first; empty when the call takes at::linear (autograd, other dtypes or devices).
 std::vector<std::string> linear_candidates(const at::Tensor& x, const at::Tensor& w,
-                                           const at::Tensor& b, const at::Tensor& w_scale = {});
+                                           const at::Tensor& b, const at::Tensor& w_scale = {},
+                                           bool int8_activations = false);
 // The candidate model::linear runs for this call (planning its key first when it is new, as the
 // call itself would); "" when the call takes at::linear. The fused decode step (model/decode.h)
 // asks this to run the same kernels on raw buffers.
 std::string linear_choice(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                          const at::Tensor& w_scale = {});
+                          const at::Tensor& w_scale = {}, bool int8_activations = false);
 // model::linear through the named candidate (one of linear_candidates(); throws otherwise).
 at::Tensor linear_using(const std::string& candidate, const at::Tensor& x, const at::Tensor& w,
-                        const at::Tensor& b, const at::Tensor& w_scale = {});
+                        const at::Tensor& b, const at::Tensor& w_scale = {},
+                        bool int8_activations = false);
+
+// True for the candidates that quantize the activations as well (avx512-vnni, avx2-i8dot): their
+// results differ from the exact product of x and the dequantized weight by more than f32
+// rounding (see model/linear_kernel.h, quantize_rows_q8).
+bool quantizes_activations(const std::string& candidate);
 
 // Weight-only int8 quantization of a [out, in] weight (any float dtype), per row: scale[n] =
 // max_k |w[n, k]| / 127 (1 for an all-zero row), q[n, k] = round(w[n, k] / scale[n]) in

@@ -1,5 +1,5 @@
-// Small-M GEMM against [out, in] weights: AVX2/FMA, AVX-512 and AVX512_BF16 tiles (see
-// linear_kernel.h).
+// Small-M GEMM against [out, in] weights: AVX2/FMA, AVX-512 and AVX512_BF16 tiles, and the int8-dot
+// tiles (AVX512_VNNI, AVX2) with their activation quantizer (see linear_kernel.h).
 //
 // Why hand-written: no library that libtorch 1.13 ships does small-M GEMM against [out, in]
 // weights well on these CPUs. OpenBLAS 0.3.21 sgemm packs the whole weight for every call and
@@ -12,9 +12,9 @@
 // registers (or, with AVX512_BF16, multiply bf16 pairs directly), and stream each weight from
 // memory once per call.
 //
-// Only the functions marked MM_TARGET / MM512_TARGET / BF16_TARGET use AVX2/FMA / AVX-512 /
-// AVX512_BF16 instructions, so the file builds with the project's default flags; callers pick the
-// set at run time (model/linear.cpp).
+// Only the functions marked MM_TARGET / MM512_TARGET / BF16_TARGET / VNNI_TARGET use AVX2/FMA /
+// AVX-512 / AVX512_BF16 / AVX512_VNNI instructions, so the file builds with the project's default
+// flags; callers pick the set at run time (model/linear.cpp).
 #include "model/linear_kernel.h"
 
 #include <immintrin.h>
@@ -23,6 +23,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 
@@ -281,6 +282,200 @@ BF16_TARGET void tile_dot(const void* xp, int64_t ldx, const void* wp, int64_t K
   store_sums<MR, NR>(acc, out);
 }
 
+// Int8 dot products (Tiles::avx2_i8dot, Tiles::avx512_vnni): int8 weights times activations that
+// quantize_rows_q8 turned into int8 blocks of 32 with one f32 scale each. Per block the integer
+// dot is exact in int32; it is converted to f32, multiplied by the block's activation scale and
+// added to an f32 accumulator (the weight row's scale and the bias come in columns()' epilogue).
+// Both instruction sets multiply unsigned bytes by signed bytes, so the activation enters as |x|
+// and each weight takes the sign of its activation: x * w = |x| * (sign(x) * w), with |x| and
+// |w| <= 127 (the weights' documented range) so neither side overflows a byte (the AVX-512 tiles
+// for several rows use an offset instead, see step_vnni_offset).
+
+// Quantized activations for the tiles: rows at xq + i * ldxq, block scales at xs + i * ldxs.
+struct QRows {
+  const int8_t* xq;
+  int64_t ldxq;
+  const float* xs;
+  int64_t ldxs;
+};
+
+// Both prefetch the weight rows of the next tile (the rows after this tile's) as they read their
+// own: a tile reads NR short rows side by side, which the hardware prefetchers follow poorly
+// (measured at one row, K = 768, weights from memory, one thread of a 2-core AVX512_VNNI Xeon:
+// 24-28 GB/s with the prefetch against 17-21 without). A prefetch past the matrix's end is
+// harmless.
+
+// AVX2: one 32-byte block per step. vpmaddubsw adds pairs of u8 x s8 products into int16, which
+// cannot saturate here: |a0 b0 + a1 b1| <= 2 * 127 * 127 = 32258 < 32767. vpmaddwd with ones then
+// adds pairs of those into int32 (8 lanes, 4 products each).
+template <bool kTail>
+MM_TARGET inline __attribute__((always_inline)) __m256i load_w32(const int8_t* p, int64_t avail) {
+  if constexpr (kTail) {
+    // The last, partial block: only `avail` bytes of the weight row remain (the matrix may end).
+    alignas(32) int8_t buf[32] = {};
+    std::memcpy(buf, p, static_cast<size_t>(avail));
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+  } else {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+}
+
+template <int MR, int NR, bool kTail>
+MM_TARGET inline __attribute__((always_inline)) void step_i8dot(const QRows& x, const int8_t* w,
+                                                                int64_t K, int64_t blk,
+                                                                __m256 (&acc)[MR][NR]) {
+  const int64_t k = blk * kQ8Block;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i xv[MR], xa[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    xv[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.xq + i * x.ldxq + k));
+    xa[i] = _mm256_sign_epi8(xv[i], xv[i]);  // |x|
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < NR; ++j) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + (NR + j) * K + k), _MM_HINT_T0);
+    const __m256i wv = load_w32<kTail>(w + j * K + k, K - k);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m256i ws = _mm256_sign_epi8(wv, xv[i]);  // sign(x) * w (0 where x = 0)
+      const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(xa[i], ws), ones);
+      acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d),
+                                  _mm256_broadcast_ss(x.xs + i * x.ldxs + blk), acc[i][j]);
+    }
+  }
+}
+
+// out[i * kMaxNR + j] = sum_blocks xs[i, blk] * dot(xq[i, blk], w[j, blk]) for i < MR, j < NR.
+template <int MR, int NR>
+MM_TARGET void tile_i8dot(const QRows& x, const int8_t* w, int64_t K, float* out) {
+  __m256 acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  const int64_t full = K / kQ8Block;
+  for (int64_t blk = 0; blk < full; ++blk) step_i8dot<MR, NR, false>(x, w, K, blk, acc);
+  if (full * kQ8Block < K) step_i8dot<MR, NR, true>(x, w, K, full, acc);
+  const __m256 z = _mm256_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+    for (int j0 = 0; j0 < NR; j0 += 4) {
+      const __m128 s = hsum4(acc[i][j0], j0 + 1 < NR ? acc[i][j0 + 1] : z,
+                             j0 + 2 < NR ? acc[i][j0 + 2] : z, j0 + 3 < NR ? acc[i][j0 + 3] : z);
+      _mm_storeu_ps(out + i * kMaxNR + j0, s);
+    }
+  }
+}
+
+// AVX512_VNNI: two blocks (64 bytes) per step; vpdpbusd adds groups of four u8 x s8 products into
+// int32 lanes (exact), lanes 0-7 from the first block and 8-15 from the second, so each lane is
+// scaled by its own block's scale. One row: the sign goes onto the weights with a masked
+// subtract (0 - w where x < 0); more rows: step_vnni_offset below. Rows of xq are zero-padded to
+// 64-byte multiples and their scales to an even count (q8_row_bytes / q8_row_blocks); a partial
+// last step masks the weight load, since the weight matrix may end there.
+#define VNNI_TARGET \
+  __attribute__((target("avx512vnni,avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
+
+template <int MR, int NR, bool kMasked>
+VNNI_TARGET inline __attribute__((always_inline)) void step_vnni(const QRows& x, const int8_t* w,
+                                                                 int64_t K, int64_t k,
+                                                                 __mmask64 mask,
+                                                                 __m512 (&acc)[MR][NR]) {
+  const __m512i zero = _mm512_setzero_si512();
+  const int64_t blk = k / kQ8Block;
+  __m512i xa[MR];
+  __mmask64 neg[MR];
+  __m512 sv[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    const __m512i xv = _mm512_loadu_si512(x.xq + i * x.ldxq + k);
+    neg[i] = _mm512_movepi8_mask(xv);
+    xa[i] = _mm512_maskz_abs_epi8(~__mmask64{0}, xv);
+    const float* s = x.xs + i * x.ldxs + blk;
+    sv[i] = _mm512_mask_broadcastss_ps(_mm512_set1_ps(s[0]), 0xFF00, _mm_set_ss(s[1]));
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < NR; ++j) {
+    const int8_t* p = w + j * K + k;
+    _mm_prefetch(reinterpret_cast<const char*>(p + NR * K), _MM_HINT_T0);  // the next tile's row
+    const __m512i wv = kMasked ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512i ws = _mm512_mask_sub_epi8(wv, neg[i], zero, wv);
+      const __m512i d = _mm512_dpbusd_epi32(zero, xa[i], ws);
+      acc[i][j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, d), sv[i], acc[i][j]);
+    }
+  }
+}
+
+// Several rows: the sign trick would cost one masked subtract per (row, weight vector) pair.
+// Instead the activation enters as x + 128 (u8, x XOR 0x80) and each weight vector's accumulator
+// starts at -128 * (sum of its weights per lane), one vpdpbusd per weight vector shared by the
+// rows: (x + 128) . w - 128 sum(w) = x . w, in int32 exactly (|each lane| <= 4 * 255 * 127).
+// Measured at 32 rows, K = N = 768, weights in cache, one thread of the same Xeon: 92-94 GMAC/s
+// against 70-75 with the sign trick. (AVX2's vpmaddubsw would saturate on x + 128, so it keeps the
+// sign trick.)
+template <int MR, int NR, bool kMasked>
+VNNI_TARGET inline __attribute__((always_inline)) void step_vnni_offset(const QRows& x,
+                                                                        const int8_t* w, int64_t K,
+                                                                        int64_t k, __mmask64 mask,
+                                                                        __m512 (&acc)[MR][NR]) {
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i offset = _mm512_set1_epi8(static_cast<char>(0x80));
+  const int64_t blk = k / kQ8Block;
+  __m512i xu[MR];
+  __m512 sv[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    xu[i] = _mm512_xor_si512(_mm512_loadu_si512(x.xq + i * x.ldxq + k), offset);
+    const float* s = x.xs + i * x.ldxs + blk;
+    sv[i] = _mm512_mask_broadcastss_ps(_mm512_set1_ps(s[0]), 0xFF00, _mm_set_ss(s[1]));
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < NR; ++j) {
+    const int8_t* p = w + j * K + k;
+    _mm_prefetch(reinterpret_cast<const char*>(p + NR * K), _MM_HINT_T0);
+    const __m512i wv = kMasked ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p);
+    const __m512i start = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, wv));
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512i d = _mm512_dpbusd_epi32(start, xu[i], wv);
+      acc[i][j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, d), sv[i], acc[i][j]);
+    }
+  }
+}
+
+// One row takes the sign trick (step_vnni: no per-weight compensation to pay), more rows the
+// offset (step_vnni_offset).
+template <int MR, int NR, bool kMasked>
+VNNI_TARGET inline __attribute__((always_inline)) void step_vnni_rows(const QRows& x,
+                                                                      const int8_t* w, int64_t K,
+                                                                      int64_t k, __mmask64 mask,
+                                                                      __m512 (&acc)[MR][NR]) {
+  if constexpr (MR == 1)
+    step_vnni<MR, NR, kMasked>(x, w, K, k, mask, acc);
+  else
+    step_vnni_offset<MR, NR, kMasked>(x, w, K, k, mask, acc);
+}
+
+template <int MR, int NR>
+VNNI_TARGET void tile_vnni(const QRows& x, const int8_t* w, int64_t K, float* out) {
+  __m512 acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 64 <= K; k += 64) step_vnni_rows<MR, NR, false>(x, w, K, k, ~__mmask64{0}, acc);
+  if (k < K) {
+    const __mmask64 mask = (uint64_t{1} << (K - k)) - 1;
+    step_vnni_rows<MR, NR, true>(x, w, K, k, mask, acc);
+  }
+  store_sums<MR, NR>(acc, out);
+}
+
 using TileFn = void (*)(const void*, int64_t, const void*, int64_t, float*);
 using TileTable = std::array<std::array<TileFn, kMaxNR + 1>, kMaxMR + 1>;
 
@@ -324,6 +519,33 @@ constexpr TileTable kAvx512BF16 = tiles<Avx512Tile, WeightType::bf16>();
 constexpr TileTable kAvx512I8 = tiles<Avx512Tile, WeightType::i8>();
 constexpr TileTable kDotBF16 = tiles<DotTile, WeightType::bf16>();
 
+using Q8TileFn = void (*)(const QRows&, const int8_t*, int64_t, float*);
+using Q8TileTable = std::array<std::array<Q8TileFn, kMaxNR + 1>, kMaxMR + 1>;
+
+template <template <int, int> class Tile, int MR>
+constexpr std::array<Q8TileFn, kMaxNR + 1> row_of_q8_tiles() {
+  return {nullptr,         Tile<MR, 1>::fn, Tile<MR, 2>::fn, Tile<MR, 3>::fn, Tile<MR, 4>::fn,
+          Tile<MR, 5>::fn, Tile<MR, 6>::fn, Tile<MR, 7>::fn, Tile<MR, 8>::fn};
+}
+
+template <template <int, int> class Tile>
+constexpr Q8TileTable q8_tiles() {
+  return {std::array<Q8TileFn, kMaxNR + 1>{}, row_of_q8_tiles<Tile, 1>(),
+          row_of_q8_tiles<Tile, 2>(), row_of_q8_tiles<Tile, 3>(), row_of_q8_tiles<Tile, 4>()};
+}
+
+template <int MR, int NR>
+struct I8DotTile {
+  static constexpr Q8TileFn fn = &tile_i8dot<MR, NR>;
+};
+template <int MR, int NR>
+struct VnniTile {
+  static constexpr Q8TileFn fn = &tile_vnni<MR, NR>;
+};
+
+constexpr Q8TileTable kI8Dot = q8_tiles<I8DotTile>();
+constexpr Q8TileTable kVnni = q8_tiles<VnniTile>();
+
 // Rows of x kept hot in L2 while a block of weight rows sits in L1 (Zen 3: 512 KiB L2 per core).
 constexpr int64_t kXBlockBytes = 320 * 1024;
 
@@ -339,11 +561,14 @@ int64_t weight_bytes(WeightType t) {
   return 4;
 }
 
-// Columns [n0, n1) of every row in MR x NR tiles taken from `table`; x elements of x_bytes bytes.
-void columns(const GemmNT& a, const TileTable& table, int64_t MR, int64_t NR, int64_t x_bytes,
-             int64_t n0, int64_t n1) {
+// Columns [n0, n1) of every row in MR x NR tiles: tile(m, mr, nr, wn, out) writes the raw sums of
+// rows [m, m + mr) against weight rows wn[0, nr) to out (kMaxNR apart); this adds scale and bias
+// and stores. x_row_bytes (one activation row's size) sets how many rows stay hot in L2.
+template <class TileCall>
+void columns(const GemmNT& a, int64_t MR, int64_t NR, int64_t x_row_bytes, int64_t n0, int64_t n1,
+             const TileCall& tile) {
   const int64_t K = a.K, wsize = weight_bytes(a.w_type);
-  int64_t mc = std::max<int64_t>(MR, kXBlockBytes / std::max<int64_t>(1, K * 4));
+  int64_t mc = std::max<int64_t>(MR, kXBlockBytes / std::max<int64_t>(1, x_row_bytes));
   mc = std::max<int64_t>(MR, mc / MR * MR);
   float out[kMaxMR * kMaxNR];
   for (int64_t m0 = 0; m0 < a.M; m0 += mc) {
@@ -360,7 +585,7 @@ void columns(const GemmNT& a, const TileTable& table, int64_t MR, int64_t NR, in
       }
       for (int64_t m = m0; m < m1; m += MR) {
         const int64_t mr = std::min(MR, m1 - m);
-        table[mr][nr](static_cast<const char*>(a.x) + m * a.ldx * x_bytes, a.ldx, wn, K, out);
+        tile(m, mr, nr, wn, out);
         for (int64_t i = 0; i < mr; ++i) {
           if (a.y_bf16) {
             uint16_t* y = static_cast<uint16_t*>(a.y) + (m + i) * a.ldy + n;
@@ -385,20 +610,145 @@ const TileTable& table_for(Tiles tiles, WeightType w) {
     case Tiles::avx512_bf16:
       if (w != WeightType::bf16) fail("gemm_nt_columns: the bf16-dot tiles need bf16 weights");
       return kDotBF16;
+    case Tiles::avx2_i8dot:
+    case Tiles::avx512_vnni:
+      break;
   }
   fail("gemm_nt_columns: unknown tile set");
 }
 
+// Activation quantization: one block of 32 values v (zeros past the row's end) into q; returns
+// the block's scale (see quantize_rows_q8 in linear_kernel.h). Blocks whose largest magnitude is
+// below this are stored as zeros (1 / scale could overflow).
+constexpr float kQ8TinyMax = 0x1p-96f;
+
+float quantize_block_scalar(const float* v, int8_t* q) {
+  float amax = 0;
+  bool finite = true;
+  for (int64_t k = 0; k < kQ8Block; ++k) {
+    const float a = std::fabs(v[k]);
+    finite = finite && a <= std::numeric_limits<float>::max();
+    amax = std::max(amax, a);
+  }
+  std::memset(q, 0, kQ8Block);
+  if (!finite) return std::numeric_limits<float>::quiet_NaN();  // NaN / inf: the outputs are NaN
+  if (amax < kQ8TinyMax) return 0;
+  const float scale = amax / 127.0f, inv = 1.0f / scale;
+  for (int64_t k = 0; k < kQ8Block; ++k)
+    q[k] = static_cast<int8_t>(std::clamp(std::nearbyint(v[k] * inv), -127.0f, 127.0f));
+  return scale;
+}
+
+// The same block with AVX2 (the same arithmetic: |x| max, one f32 division each for the scale and
+// its inverse, products rounded to nearest even).
+MM_TARGET float quantize_block_avx2(const float* v, int8_t* q) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 fmax = _mm256_set1_ps(std::numeric_limits<float>::max());
+  __m256 x[4], amax = _mm256_setzero_ps();
+  int bad = 0;
+  for (int i = 0; i < 4; ++i) {
+    x[i] = _mm256_loadu_ps(v + 8 * i);
+    const __m256 a = _mm256_and_ps(x[i], abs_mask);
+    bad |= _mm256_movemask_ps(_mm256_cmp_ps(a, fmax, _CMP_NLE_UQ));  // NaN or inf
+    amax = _mm256_max_ps(amax, a);
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+  const float amax1 = _mm_cvtss_f32(m4);
+  if (bad || amax1 < kQ8TinyMax) {
+    std::memset(q, 0, kQ8Block);
+    return bad ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+  }
+  const float scale = amax1 / 127.0f, inv = 1.0f / scale;
+  const __m256 iv = _mm256_set1_ps(inv);
+  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+  __m256i n[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m256 r =
+        _mm256_round_ps(_mm256_mul_ps(x[i], iv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    n[i] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(r), lo), hi);
+  }
+  // packs works within 128-bit lanes: the dwords come out as a0 b0 c0 d0 a1 b1 c1 d1 (each four
+  // bytes of one source vector); the permutation puts them back in order.
+  const __m256i bytes =
+      _mm256_packs_epi16(_mm256_packs_epi32(n[0], n[1]), _mm256_packs_epi32(n[2], n[3]));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(bytes, order));
+  return scale;
+}
+
+void columns_q8(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
+  if (a.w_type != WeightType::i8) fail("gemm_nt_columns: the int8-dot tiles need int8 weights");
+  if (!a.xq || !a.xq_scale)
+    fail("gemm_nt_columns: the int8-dot tiles need quantized activations (GemmNT::xq, xq_scale)");
+  // One row: 8 weight rows per AVX-512 tile (8 accumulators), 4 per AVX2 tile (16 ymm: 4
+  // accumulators, x and |x|, ones, the scale and temporaries). More rows: 4 x 4 for AVX-512 (16
+  // accumulators, 4 |x| and 4 scale vectors, weight temporaries), 2 x 4 for AVX2.
+  const bool vnni = tiles == Tiles::avx512_vnni;
+  const Q8TileTable& table = vnni ? kVnni : kI8Dot;
+  const int64_t MR = a.M == 1 ? 1 : vnni ? 4 : 2;
+  const int64_t NR = a.M == 1 ? (vnni ? 8 : 4) : 4;
+  const int64_t row_bytes = q8_row_bytes(a.K) + 4 * q8_row_blocks(a.K);
+  columns(
+      a, MR, NR, row_bytes, n0, n1,
+      [&](int64_t m, int64_t mr, int64_t nr, const void* wn, float* out) {
+        const QRows rows{a.xq + m * a.ldxq, a.ldxq, a.xq_scale + m * a.ldxq_scale, a.ldxq_scale};
+        table[mr][nr](rows, static_cast<const int8_t*>(wn), a.K, out);
+      });
+}
+
 }  // namespace
 
+bool quantizes_activations(Tiles tiles) {
+  return tiles == Tiles::avx2_i8dot || tiles == Tiles::avx512_vnni;
+}
+
+int64_t q8_row_blocks(int64_t K) { return ((K + kQ8Block - 1) / kQ8Block + 1) / 2 * 2; }
+
+int64_t q8_row_bytes(int64_t K) { return q8_row_blocks(K) * kQ8Block; }
+
+void quantize_rows_q8(const void* x, bool x_bf16, int64_t ldx, int64_t M, int64_t K, int8_t* xq,
+                      int64_t ldxq, float* xs, int64_t ldxs) {
+  const bool avx2 = kernel_isa() >= Isa::avx2;
+  const int64_t blocks = (K + kQ8Block - 1) / kQ8Block, padded = q8_row_blocks(K);
+  float buf[kQ8Block];
+  for (int64_t m = 0; m < M; ++m) {
+    int8_t* q = xq + m * ldxq;
+    float* s = xs + m * ldxs;
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t k0 = blk * kQ8Block, n = std::min(kQ8Block, K - k0);
+      const float* v = buf;
+      if (!x_bf16 && n == kQ8Block) {
+        v = static_cast<const float*>(x) + m * ldx + k0;
+      } else {
+        for (int64_t k = 0; k < kQ8Block; ++k)
+          buf[k] = k >= n   ? 0.0f
+                   : x_bf16 ? w_at<WeightType::bf16>(x, m * ldx + k0 + k)
+                            : w_at<WeightType::f32>(x, m * ldx + k0 + k);
+      }
+      s[blk] = avx2 ? quantize_block_avx2(v, q + k0) : quantize_block_scalar(v, q + k0);
+    }
+    for (int64_t blk = blocks; blk < padded; ++blk) {
+      s[blk] = 0;
+      std::memset(q + blk * kQ8Block, 0, kQ8Block);
+    }
+  }
+}
+
 void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
+  if (quantizes_activations(tiles)) return columns_q8(a, tiles, n0, n1);
   // One row (GEMV): wide tiles, each weight row used once. More rows: a 4 x 3 register tile for
   // AVX2 (12 accumulators + 3 weight vectors + 1 activation vector = the 16 ymm registers), 4 x 6
   // for AVX-512 (32 zmm registers).
   const int64_t MR = a.M == 1 ? 1 : 4;
   const int64_t NR = a.M == 1 ? 8 : tiles == Tiles::avx2 ? 3 : 6;
   const int64_t x_bytes = tiles == Tiles::avx512_bf16 ? 2 : 4;
-  columns(a, table_for(tiles, a.w_type), MR, NR, x_bytes, n0, n1);
+  const TileTable& table = table_for(tiles, a.w_type);
+  columns(a, MR, NR, a.K * 4, n0, n1,
+          [&](int64_t m, int64_t mr, int64_t nr, const void* wn, float* out) {
+            table[mr][nr](static_cast<const char*>(a.x) + m * a.ldx * x_bytes, a.ldx, wn, a.K, out);
+          });
 }
 
 }  // namespace metamath::model::kernels

@@ -33,7 +33,8 @@ at::ScalarType parse_dtype(const std::string& s) {
   if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
   if (s == "f16" || s == "fp16" || s == "float16" || s == "half") return at::kHalf;
   if (s == "q8" || s == "int8") return at::kChar;
-  fail("unknown dtype '{}': expected f32, bf16, f16 or q8", s);
+  if (s == "q8-dot") return at::kQInt8;
+  fail("unknown dtype '{}': expected f32, bf16, f16, q8 or q8-dot", s);
 }
 
 c10::Device parse_device(const std::string& s) {
@@ -183,7 +184,7 @@ Model::Model(ModelConfig config, at::ScalarType dtype, c10::Device device)
   inv_freq_ = rope_inv_freq(config_).to(device_);
 }
 
-void Model::quantize_q8() {
+void Model::quantize_q8(bool int8_activations) {
   if (dtype_ != at::kFloat || quantized())
     fail("quantize_q8: the model must be float32 and not yet quantized");
   auto quantize = [](at::Tensor& w, at::Tensor& scale) {
@@ -201,6 +202,7 @@ void Model::quantize_q8() {
     quantize(L.down_w, L.down_s);
   }
   quantize(lm_head, lm_head_scale);  // a tied embedding stays float32 (lm_head is a new tensor)
+  int8_activations_ = int8_activations;
 }
 
 Model Model::load(const fs::path& dir, at::ScalarType dtype, c10::Device device) {
@@ -212,9 +214,9 @@ Model Model::load(const fs::path& dir, at::ScalarType dtype, c10::Device device)
 
 Model Model::from_weights(const ModelConfig& config, const ShardedWeights& w, at::ScalarType dtype,
                           c10::Device device) {
-  if (dtype == at::kChar) {
+  if (dtype == at::kChar || dtype == at::kQInt8) {
     Model m = from_weights(config, w, at::kFloat, device);
-    m.quantize_q8();
+    m.quantize_q8(dtype == at::kQInt8);
     return m;
   }
   // No InferenceMode here: the weights must stay usable by autograd (training, LoRA).
@@ -724,7 +726,8 @@ at::Tensor Model::mlp(int64_t l, const at::Tensor& h) const {
 // A projection, plus the adapter's delta when one is attached.
 at::Tensor Model::project(int64_t layer, Proj p, const at::Tensor& x, const at::Tensor& w,
                           const at::Tensor& b, const at::Tensor& w_scale) const {
-  at::Tensor y = recorded(x, w) ? linear_recorded(x, w, b) : linear(x, w, b, w_scale);
+  at::Tensor y =
+      recorded(x, w) ? linear_recorded(x, w, b) : linear(x, w, b, w_scale, int8_activations_);
   if (adapter_) {
     at::Tensor extra = adapter_->delta(layer, p, x);
     if (extra.defined()) y = y + extra;
@@ -745,8 +748,9 @@ at::Tensor Model::output_head(at::Tensor x, const ForwardPlan& p, LogitsMode mod
   }
   x = rms_norm(x, final_norm, config_.rms_norm_eps);
   if (mode == LogitsMode::None) return x;
-  at::Tensor logits = recorded(x, lm_head) ? linear_recorded(x, lm_head, {})
-                                           : linear(x, lm_head, at::Tensor(), lm_head_scale);
+  at::Tensor logits = recorded(x, lm_head)
+                          ? linear_recorded(x, lm_head, {})
+                          : linear(x, lm_head, at::Tensor(), lm_head_scale, int8_activations_);
   return logits.to(at::kFloat);
 }
 

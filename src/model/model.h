@@ -51,7 +51,10 @@ namespace metamath::model {
 
 // "f32"/"float32"/"fp32" -> kFloat, "bf16"/"bfloat16" -> kBFloat16, "f16"/"float16"/"fp16" ->
 // kHalf; "q8"/"int8" -> kChar, which Model::load and from_weights read as float32 activations
-// with weight-only int8 projections (Model::quantize_q8).
+// with weight-only int8 projections (Model::quantize_q8); "q8-dot" -> kQInt8 (a marker, no
+// quantized tensors): the same int8 weights, and the projections may also quantize their
+// activations to int8 blocks for integer dot products (llama.cpp q8_0's arithmetic; faster, and
+// ~2-3x q8's distance from the f32 logits, see tests/model/model_test.cpp Q8CloseToF32).
 at::ScalarType parse_dtype(const std::string& s);
 // "cpu", "cuda", "cuda:N". Throws when CUDA is asked for and libtorch has none.
 c10::Device parse_device(const std::string& s);
@@ -87,8 +90,8 @@ enum class LogitsMode {
 class Model {
  public:
   // Loads DIR (config.json [+ generation_config.json] + safetensors weights) in `dtype` on
-  // `device` (kChar: float32, then quantize_q8()). Errors name the file, the tensor and the
-  // expected shape.
+  // `device` (kChar: float32, then quantize_q8(); kQInt8: quantize_q8(true)). Errors name the
+  // file, the tensor and the expected shape.
   static Model load(const std::filesystem::path& dir, at::ScalarType dtype = at::kFloat,
                     c10::Device device = c10::Device(c10::kCPU));
   // Builds from open safetensors weights (converted to dtype/device as needed).
@@ -156,9 +159,11 @@ class Model {
   // Weight-only int8 quantization at load time (--dtype q8): every projection weight and the
   // lm_head become int8 with per-row scales (model/linear.h quantize_q8); embeddings, norms and
   // biases stay float32, and so do activations and the KV cache. For inference only: a quantized
-  // model cannot be saved or trained. Throws unless the model is float32.
-  void quantize_q8();
+  // model cannot be saved or trained. Throws unless the model is float32. int8_activations
+  // (--dtype q8-dot): the projections may also quantize their inputs (model/linear.h).
+  void quantize_q8(bool int8_activations = false);
   bool quantized() const { return lm_head_scale.defined(); }
+  bool int8_activations() const { return int8_activations_; }
 
   at::Tensor embed_tokens, final_norm, lm_head;  // lm_head aliases embed_tokens when tied
   at::Tensor lm_head_scale;                      // after quantize_q8 (lm_head is then int8)
@@ -180,6 +185,7 @@ class Model {
   at::Tensor inv_freq_;  // [head_dim/2] float32 on device
   const LinearAdapter* adapter_ = nullptr;
   bool recompute_layers_ = false;
+  bool int8_activations_ = false;
 };
 
 // RoPE inverse frequencies (float32, CPU) for a config, with linear/llama3 scaling applied.

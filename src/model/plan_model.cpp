@@ -15,8 +15,8 @@ namespace metamath::model {
 
 std::vector<PlanEntry> plan_model(const PlanModelOptions& o) {
   const at::ScalarType dtype = parse_dtype(o.dtype);
-  if (dtype != at::kFloat && dtype != at::kBFloat16 && dtype != at::kChar)
-    fail("plan: --dtype {}: expected f32, bf16 or q8", o.dtype);
+  if (dtype != at::kFloat && dtype != at::kBFloat16 && dtype != at::kChar && dtype != at::kQInt8)
+    fail("plan: --dtype {}: expected f32, bf16, q8 or q8-dot", o.dtype);
   if (o.prompt_tokens < 1) fail("plan: --prompt-tokens must be at least 1");
   if (o.threads > 0) at::set_num_threads(o.threads);
   const Model model = Model::load(o.model, dtype);
