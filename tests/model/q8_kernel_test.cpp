@@ -105,13 +105,15 @@ void add_bf16_rounding(at::ScalarType t, at::Tensor& target, at::Tensor& tol) {
 std::vector<std::string> int_dot_candidates(const at::Tensor& x, const at::Tensor& w,
                                             const at::Tensor& b, const at::Tensor& scale) {
   std::vector<std::string> names;
-  for (const std::string& n : mm::linear_candidates(x, w, b, scale))
+  for (const std::string& n : mm::linear_candidates(x, w, b, scale, true))
     if (mm::quantizes_activations(n)) names.push_back(n);
   const Isa level = metamath::kernel_isa();
   std::vector<std::string> want;
   if (level == Isa::avx512 && metamath::cpu_has_avx512_vnni()) want.push_back("avx512-vnni");
   if (level >= Isa::avx2) want.push_back("avx2-i8dot");
   EXPECT_EQ(names, want);
+  for (const std::string& n : mm::linear_candidates(x, w, b, scale, false))  // plain q8
+    EXPECT_FALSE(mm::quantizes_activations(n)) << n;
   return names;
 }
 
@@ -161,7 +163,7 @@ void check_candidates(const at::Tensor& x, const mm::QuantizedWeight& w, const a
   add_bf16_rounding(x.scalar_type(), target_same, tol_same);
   add_bf16_rounding(x.scalar_type(), target_exact, tol_exact);
   for (const std::string& name : names) {
-    at::Tensor y = mm::linear_using(name, x, w.q, b, w.scale);
+    at::Tensor y = mm::linear_using(name, x, w.q, b, w.scale, true);
     ASSERT_EQ(y.scalar_type(), x.scalar_type()) << name << " " << what;
     ASSERT_EQ(y.sizes(), (at::IntArrayRef{x.size(0), w.q.size(0)})) << name << " " << what;
     expect_within(y, target_same, tol_same, name + " (same quantized operands) " + what);
@@ -252,7 +254,8 @@ TEST_P(Q8Kernel, StridedRowsAndZeroRow) {
     check_candidates(x, w, b, describe(at::kFloat, M, K, N, true) + " row-strided");
     at::Tensor z = at::zeros({M, K});
     for (const std::string& name : int_dot_candidates(z, w.q, b, w.scale))
-      EXPECT_TRUE(at::equal(mm::linear_using(name, z, w.q, b, w.scale), b.expand({M, N}))) << name;
+      EXPECT_TRUE(at::equal(mm::linear_using(name, z, w.q, b, w.scale, true), b.expand({M, N})))
+          << name;
   }
 }
 
