@@ -16,7 +16,8 @@
 //              (`metamath export --format gguf`, the file cached beside the model as
 //              model.<dtype>.gguf), B sequences of one context decoded together, F32 KV cache.
 //              Its f32 and bf16 rows read the same weight bits as ours; its q8 row runs the
-//              q8_0 export (blocks of 32 with an f16 scale; ours: int8 rows with one f32 scale),
+//              q8_0 export (blocks of 32 with an f16 scale; ours: int8 rows with one f32 scale,
+//              q8 with f32 activations, q8-dot with activations in int8 blocks of 32 as q8_0's),
 //              and f16 runs on llama.cpp alone (ours has no such weights).
 //
 // Every measurement runs in its own child process (this program re-runs itself with --worker), so
@@ -123,8 +124,10 @@ struct Options {
          "  --fresh              rewrite the model folder even when it exists\n"
          "  --threads N          intra-op threads on both sides (default: all cores)\n"
          "  --batches LIST       batch sizes, comma separated (default 1,32)\n"
-         "  --dtypes LIST        f32, bf16, q8 (default f32,bf16; q8: ours int8 weights\n"
-         "                       quantized at load, llama.cpp q8_0, no reference side);\n"
+         "  --dtypes LIST        f32, bf16, q8, q8-dot (default f32,bf16; q8: ours int8\n"
+         "                       weights quantized at load, f32 activations; q8-dot: int8\n"
+         "                       activations too, integer dot products; llama.cpp q8_0 for\n"
+         "                       both, no reference side);\n"
          "                       f16: llama.cpp only (the 16-bit type it runs fastest)\n"
          "  --prompt-len N       prompt tokens (default 128)\n"
          "  --new-tokens N       generated tokens per sequence, no EOS stop (default 128)\n"
@@ -253,8 +256,8 @@ Options parse_args(int argc, char** argv) {
   for (auto b : o.batches)
     if (b < 1) usage("batch sizes must be >= 1");
   for (const auto& d : o.dtypes)
-    if (d != "f32" && d != "bf16" && d != "q8" && (d != "f16" || !o.llama_cpp))
-      usage("--dtypes takes f32, bf16, q8 (and f16 with --llama-cpp), got " + d);
+    if (d != "f32" && d != "bf16" && d != "q8" && d != "q8-dot" && (d != "f16" || !o.llama_cpp))
+      usage("--dtypes takes f32, bf16, q8, q8-dot (and f16 with --llama-cpp), got " + d);
   if (o.model.empty()) {
     const char* tmp = std::getenv("TMPDIR");
     o.model = fs::path(tmp && *tmp ? tmp : "/tmp") /
@@ -340,12 +343,14 @@ fs::path ensure_gguf(const Options& o, const std::string& dtype) {
 // under 0.2%), llama.cpp's q8_0 34 bytes per 32 weights.
 double bytes_per_weight(const std::string& dtype, const std::string& side) {
   if (dtype == "f32") return 4;
-  if (dtype == "q8") return side == "llama.cpp" ? 34.0 / 32 : 1;
+  if (dtype == "q8" || dtype == "q8-dot") return side == "llama.cpp" ? 34.0 / 32 : 1;
   return 2;
 }
 
 // The GGUF type llama.cpp runs for a --dtypes entry: q8_0 for our q8.
-std::string gguf_dtype(const std::string& dtype) { return dtype == "q8" ? "q8_0" : dtype; }
+std::string gguf_dtype(const std::string& dtype) {
+  return dtype == "q8" || dtype == "q8-dot" ? "q8_0" : dtype;
+}
 
 // Bytes of weights read to decode one token at batch 1: every parameter except the embedding
 // table (one row of it is read), with the lm_head counted (it is the table when tied).
