@@ -378,6 +378,13 @@ MM_TARGET void tile_i8dot(const QRows& x, const int8_t* w, int64_t K, float* out
 #define VNNI_TARGET \
   __attribute__((target("avx512vnni,avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 
+// Row i's scales of blocks blk and blk + 1 (one 64-byte step), in lanes 0-7 and 8-15 (the int32
+// sums of vpdpbusd: lanes 0-7 cover bytes 0-31).
+VNNI_TARGET inline __m512 block_pair_scales(const QRows& x, int i, int64_t blk) {
+  const float* s = x.xs + i * x.ldxs + blk;
+  return _mm512_mask_broadcastss_ps(_mm512_set1_ps(s[0]), 0xFF00, _mm_set_ss(s[1]));
+}
+
 template <int MR, int NR, bool kMasked>
 VNNI_TARGET inline __attribute__((always_inline)) void step_vnni(const QRows& x, const int8_t* w,
                                                                  int64_t K, int64_t k,
@@ -393,8 +400,7 @@ VNNI_TARGET inline __attribute__((always_inline)) void step_vnni(const QRows& x,
     const __m512i xv = _mm512_loadu_si512(x.xq + i * x.ldxq + k);
     neg[i] = _mm512_movepi8_mask(xv);
     xa[i] = _mm512_maskz_abs_epi8(~__mmask64{0}, xv);
-    const float* s = x.xs + i * x.ldxs + blk;
-    sv[i] = _mm512_mask_broadcastss_ps(_mm512_set1_ps(s[0]), 0xFF00, _mm_set_ss(s[1]));
+    sv[i] = block_pair_scales(x, i, blk);
   }
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
@@ -430,8 +436,7 @@ VNNI_TARGET inline __attribute__((always_inline)) void step_vnni_offset(const QR
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     xu[i] = _mm512_xor_si512(_mm512_loadu_si512(x.xq + i * x.ldxq + k), offset);
-    const float* s = x.xs + i * x.ldxs + blk;
-    sv[i] = _mm512_mask_broadcastss_ps(_mm512_set1_ps(s[0]), 0xFF00, _mm_set_ss(s[1]));
+    sv[i] = block_pair_scales(x, i, blk);
   }
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
