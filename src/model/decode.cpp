@@ -311,7 +311,7 @@ void attend_group(Step& s, int64_t l, int64_t b, int64_t h, Private& p, KVCache&
       out_f[i] = static_cast<float>(c10::BFloat16(out_h[i], c10::BFloat16::from_bits()));
 }
 
-// x += round(y) rounded, over columns [n0, n1) of every row (a residual sum).
+// The residual sum x + y over columns [n0, n1) of every row (bf16: y and the sum each rounded).
 void add_residual(Step& s, int64_t n0, int64_t n1) {
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t n = n0; n < n1; ++n) {
@@ -320,7 +320,7 @@ void add_residual(Step& s, int64_t n0, int64_t n1) {
     }
 }
 
-// act = silu(gate) * up over columns [n0, n1) (gate and up in s.act_f's rows and y2).
+// act = silu(gate) * up over columns [n0, n1) of every row (bf16: rounded where libtorch rounds).
 void gated(Step& s, const float* gate, const float* up, int64_t n0, int64_t n1) {
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t n = n0; n < n1; ++n) {
