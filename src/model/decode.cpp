@@ -83,15 +83,6 @@ struct Job {
   int64_t ldy = 0;
 };
 
-std::optional<Tiles> tiles_named(const std::string& name) {
-  if (name == "avx512") return Tiles::avx512;
-  if (name == "avx2") return Tiles::avx2;
-  if (name == "avx512-bf16dot") return Tiles::avx512_bf16;
-  if (name == "avx512-vnni") return Tiles::avx512_vnni;
-  if (name == "avx2-i8dot") return Tiles::avx2_i8dot;
-  return std::nullopt;
-}
-
 Product product_of(const at::Tensor& w, const at::Tensor& b, const at::Tensor& scale, Tiles t) {
   Product p;
   p.w = w.data_ptr();
@@ -130,14 +121,6 @@ void multiply(const Job& j, int64_t M, int64_t n0, int64_t n1) {
   kernels::gemm_nt_columns(a, j.p.tiles, n0, n1);
 }
 
-// Columns per chunk: at least ~64K multiply-adds, ~8 chunks per thread, a multiple of 24 (the
-// tile widths 3, 6 and 8), as model::linear splits them.
-int64_t chunk_cols(int64_t N, int64_t M, int64_t K, int threads) {
-  const int64_t min_cols = (int64_t{1} << 16) / std::max<int64_t>(1, M * K) + 1;
-  const int64_t c = std::max(min_cols, (N + threads * 8 - 1) / (threads * 8));
-  return (c + 23) / 24 * 24;
-}
-
 // The products' output columns in chunks claimed one at a time from `next`, so a thread that
 // starts late (a busy core) takes fewer. Side by side: each chunk is one product's columns (q, k
 // and v); together: the same columns of every product, then done(n0, n1) (gate and up, whose
@@ -145,7 +128,7 @@ int64_t chunk_cols(int64_t N, int64_t M, int64_t K, int threads) {
 void run_side_by_side(std::atomic<int64_t>& next, const Job* jobs, int n, int64_t M, int threads) {
   int64_t size[3], count[3], total = 0;
   for (int j = 0; j < n; ++j) {
-    size[j] = chunk_cols(jobs[j].p.N, M, jobs[j].p.K, threads);
+    size[j] = kernels::column_chunk(jobs[j].p.N, M, jobs[j].p.K, threads);
     count[j] = (jobs[j].p.N + size[j] - 1) / size[j];
     total += count[j];
   }
@@ -160,7 +143,7 @@ void run_side_by_side(std::atomic<int64_t>& next, const Job* jobs, int n, int64_
 template <typename Done>
 void run_together(std::atomic<int64_t>& next, const Job* jobs, int n, int64_t M, int threads,
                   Done&& done) {
-  const int64_t N = jobs[0].p.N, size = chunk_cols(N, M, jobs[0].p.K * n, threads);
+  const int64_t N = jobs[0].p.N, size = kernels::column_chunk(N, M, jobs[0].p.K * n, threads);
   const int64_t total = (N + size - 1) / size;
   for (int64_t t = next++; t < total; t = next++) {
     const int64_t n0 = t * size, n1 = std::min(N, n0 + size);
@@ -461,7 +444,7 @@ bool model_applies(const Model& m, KVCache& cache, LogitsMode mode) {
 std::optional<Tiles> planned_tiles(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                                    const at::Tensor& scale, bool int8_activations) {
   if (!w.is_contiguous() || (b.defined() && !b.is_contiguous())) return std::nullopt;
-  return tiles_named(linear_choice(x, w, b, scale, int8_activations));
+  return candidate_tiles(linear_choice(x, w, b, scale, int8_activations));
 }
 
 bool plan_tiles(const Model& m, int64_t B, Step& s) {
@@ -491,15 +474,11 @@ bool plan_tiles(const Model& m, int64_t B, Step& s) {
   return true;
 }
 
-// cos and sin of each row's position [B, d] (rotate-half layout), computed as the layered pass
-// computes its tables (f32, then the dtype).
+// cos and sin of each row's position [B, d], the layered pass's tables (model.h rope_cos_sin).
 void rope_tables(Step& s, const at::Tensor& inv_freq) {
-  at::Tensor pos = at::tensor(s.past, at::kLong).to(at::kFloat).unsqueeze(1);
-  at::Tensor freqs = pos * inv_freq.view({1, -1});
-  at::Tensor emb = at::cat({freqs, freqs}, -1);
-  const at::ScalarType t = s.bf16 ? at::kBFloat16 : at::kFloat;
-  at::Tensor c = emb.cos().to(t).to(at::kFloat).contiguous();
-  at::Tensor sn = emb.sin().to(t).to(at::kFloat).contiguous();
+  auto [cos, sin] =
+      rope_cos_sin(at::tensor(s.past, at::kLong), inv_freq, s.bf16 ? at::kBFloat16 : at::kFloat);
+  const at::Tensor c = cos.to(at::kFloat).contiguous(), sn = sin.to(at::kFloat).contiguous();
   s.cos.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
   s.sin.assign(sn.data_ptr<float>(), sn.data_ptr<float>() + sn.numel());
 }

@@ -134,12 +134,9 @@ at::Tensor kernel_linear(const Call& c, Tiles tiles) {
   a.y_bf16 = y.scalar_type() == at::kBFloat16;
   // Output columns in chunks claimed dynamically by the at::parallel_for threads, so a thread
   // that starts late (a busy machine) takes fewer chunks instead of leaving a fixed half for the
-  // others to wait on. At least ~64K multiply-adds per chunk; a multiple of 24 columns (the
-  // tile widths 3, 6 and 8); ~8 chunks per thread for balance.
+  // others to wait on.
   const int64_t threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
-  const int64_t min_cols = (int64_t{1} << 16) / std::max<int64_t>(1, c.M * c.K) + 1;
-  int64_t chunk = std::max(min_cols, (c.N + threads * 8 - 1) / (threads * 8));
-  chunk = (chunk + 23) / 24 * 24;
+  const int64_t chunk = kernels::column_chunk(c.N, c.M, c.K, threads);
   const int64_t nchunks = (c.N + chunk - 1) / chunk;
   if (threads == 1 || nchunks == 1) {
     kernels::gemm_nt_columns(a, tiles, 0, c.N);
@@ -224,11 +221,7 @@ std::vector<std::string> candidates_for(const Call& c, Isa isa) {
 }
 
 at::Tensor run_candidate(const std::string& name, const Call& c) {
-  if (name == "avx512") return kernel_linear(c, Tiles::avx512);
-  if (name == "avx2") return kernel_linear(c, Tiles::avx2);
-  if (name == "avx512-bf16dot") return kernel_linear(c, Tiles::avx512_bf16);
-  if (name == "avx512-vnni") return kernel_linear(c, Tiles::avx512_vnni);
-  if (name == "avx2-i8dot") return kernel_linear(c, Tiles::avx2_i8dot);
+  if (const std::optional<Tiles> tiles = candidate_tiles(name)) return kernel_linear(c, *tiles);
   if (name == "torch") return torch_linear(c);
   if (name == "torch-mv") return mv_linear(c);
   if (name == "widened") return widened_linear(c);
@@ -335,8 +328,18 @@ at::Tensor linear_using(const std::string& candidate, const at::Tensor& x, const
   return run_candidate(candidate, *c);
 }
 
+std::optional<kernels::Tiles> candidate_tiles(const std::string& name) {
+  if (name == "avx512") return Tiles::avx512;
+  if (name == "avx2") return Tiles::avx2;
+  if (name == "avx512-bf16dot") return Tiles::avx512_bf16;
+  if (name == "avx512-vnni") return Tiles::avx512_vnni;
+  if (name == "avx2-i8dot") return Tiles::avx2_i8dot;
+  return std::nullopt;
+}
+
 bool quantizes_activations(const std::string& candidate) {
-  return candidate == "avx512-vnni" || candidate == "avx2-i8dot";
+  const std::optional<Tiles> tiles = candidate_tiles(candidate);
+  return tiles && kernels::quantizes_activations(*tiles);
 }
 
 QuantizedWeight quantize_q8(const at::Tensor& w) {

@@ -16,10 +16,15 @@
 // w_scale[n] * w[n]); x and b are f32 or bf16 (the output's dtype); see quantize_q8().
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace metamath::model {
+
+namespace kernels {
+enum class Tiles;  // model/linear_kernel.h
+}
 
 // int8_activations (int8 weights only): also lists the candidates that quantize x (avx512-vnni,
 // avx2-i8dot); a model loaded with --dtype q8-dot asks for them, --dtype q8 keeps x in f32.
@@ -40,6 +45,11 @@ std::string linear_choice(const at::Tensor& x, const at::Tensor& w, const at::Te
 at::Tensor linear_using(const std::string& candidate, const at::Tensor& x, const at::Tensor& w,
                         const at::Tensor& b, const at::Tensor& w_scale = {},
                         bool int8_activations = false);
+
+// The tile set (model/linear_kernel.h) behind a candidate of ours ("avx512", "avx2",
+// "avx512-bf16dot", "avx512-vnni", "avx2-i8dot"); nullopt for libtorch and the widened path.
+// The fused decode step (model/decode.h) runs the planner's choice through it.
+std::optional<kernels::Tiles> candidate_tiles(const std::string& name);
 
 // True for the candidates that quantize the activations as well (avx512-vnni, avx2-i8dot): their
 // results differ from the exact product of x and the dequantized weight by more than f32

@@ -756,4 +756,11 @@ void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
           });
 }
 
+int64_t column_chunk(int64_t N, int64_t M, int64_t K, int64_t threads) {
+  threads = std::max<int64_t>(1, threads);
+  const int64_t min_cols = (int64_t{1} << 16) / std::max<int64_t>(1, M * K) + 1;
+  const int64_t chunk = std::max(min_cols, (N + threads * 8 - 1) / (threads * 8));
+  return (chunk + 23) / 24 * 24;
+}
+
 }  // namespace metamath::model::kernels

@@ -86,4 +86,10 @@ void quantize_rows_q8(const void* x, bool x_bf16, int64_t ldx, int64_t M, int64_
 // budget (rows are processed in blocks otherwise).
 void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1);
 
+// Output columns per chunk when `threads` threads split a product's N columns and claim chunks
+// one at a time (a thread that starts late takes fewer): at least ~64K multiply-adds per chunk
+// (M rows, K deep), ~8 chunks per thread for balance, a multiple of 24 columns (the tile widths
+// 3, 6 and 8).
+int64_t column_chunk(int64_t N, int64_t M, int64_t K, int64_t threads);
+
 }  // namespace metamath::model::kernels

@@ -173,6 +173,13 @@ at::Tensor rope_inv_freq(const ModelConfig& c) {
   return inv;
 }
 
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& pos, const at::Tensor& inv_freq,
+                                               at::ScalarType dtype) {
+  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;
+  at::Tensor emb = at::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Model: construction, weights, saving
 
@@ -548,10 +555,9 @@ at::Tensor token_ids(const ForwardInput& in, const at::Tensor& mask, int64_t voc
 // RoPE tables [B, 1, T, head_dim] in the model dtype.
 void rope_tables(const at::Tensor& pos, const at::Tensor& inv_freq, at::ScalarType dtype,
                  ForwardPlan& p) {
-  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq.view({1, 1, -1});
-  at::Tensor emb = at::cat({freqs, freqs}, -1);
-  p.cos = emb.cos().to(dtype).unsqueeze(1);
-  p.sin = emb.sin().to(dtype).unsqueeze(1);
+  auto [cos, sin] = rope_cos_sin(pos, inv_freq, dtype);
+  p.cos = cos.unsqueeze(1);
+  p.sin = sin.unsqueeze(1);
 }
 
 // How the layers write the cache: rows in consecutive slots are read as one slice; when every row

@@ -40,6 +40,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/adapter.h"
@@ -190,5 +191,9 @@ class Model {
 
 // RoPE inverse frequencies (float32, CPU) for a config, with linear/llama3 scaling applied.
 at::Tensor rope_inv_freq(const ModelConfig& config);
+// RoPE's cos and sin tables (rotate-half layout) at positions pos (integer, any shape): [...,
+// head_dim] in dtype, from float32 angles pos * inv_freq (rope_inv_freq's) rounded once.
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& pos, const at::Tensor& inv_freq,
+                                               at::ScalarType dtype);
 
 }  // namespace metamath::model

@@ -65,6 +65,15 @@ std::vector<float> normal(int64_t n, double mean, double sd, uint64_t seed) {
   return v;
 }
 
+// n rows of centre.size() values: centre plus normal(0, sd) noise.
+std::vector<float> around(const std::vector<float>& centre, int64_t n, double sd, uint64_t seed) {
+  const int64_t dim = static_cast<int64_t>(centre.size());
+  auto v = normal(n * dim, 0, sd, seed);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < dim; ++k) v[i * dim + k] += centre[k];
+  return v;
+}
+
 // The float64 re-check leaves only float64 rounding: relative 1e-12 is ~1000x that for dim <= 64.
 void expect_exact(const ma::Nearest& got, const std::vector<double>& want_d,
                   const std::vector<int64_t>& want_i) {
@@ -126,13 +135,7 @@ TEST(Nearest, NearTiesAreResolvedExactlyWhereFloat32AloneIsWrong) {
   // far above the distances (~1e-6), so the float32 minimum is noise; the re-check is exact.
   const int64_t dim = 16, nb = 40, nq = 50;
   const auto centre = normal(dim, 250, 10, 3);
-  auto jitter = [&](int64_t n, uint64_t seed) {
-    auto v = normal(n * dim, 0, 1e-3, seed);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t k = 0; k < dim; ++k) v[i * dim + k] += centre[k];
-    return v;
-  };
-  const auto b = jitter(nb, 4), q = jitter(nq, 5);
+  const auto b = around(centre, nb, 1e-3, 4), q = around(centre, nq, 1e-3, 5);
   auto [want_d, want_i] = brute_force(q, b, dim);
   ma::Nearest exact = ma::nearest_sq_l2(q.data(), nq, b.data(), nb, dim);
   expect_exact(exact, want_d, want_i);
@@ -254,14 +257,8 @@ TEST(Nearest, Bfloat16KernelsAreExactWhereBfloat16AloneCannotTellRowsApart) {
     // Jitter far below bfloat16's resolution: every base row is a candidate, and past 256 of them
     // the row is rescanned in float64; still the brute-force answer.
     const auto centre = normal(dim, 1, 0.3, 9);
-    auto jitter = [&](int64_t rows_, uint64_t seed) {
-      auto v = normal(rows_ * dim, 0, 1e-4, seed);
-      for (int64_t i = 0; i < rows_; ++i)
-        for (int64_t k = 0; k < dim; ++k) v[i * dim + k] += centre[k];
-      return v;
-    };
     for (int64_t nb : {100, 300}) {
-      const auto bj = jitter(nb, 10), qj = jitter(20, 11);
+      const auto bj = around(centre, nb, 1e-4, 10), qj = around(centre, 20, 1e-4, 11);
       auto [want_d, want_i] = brute_force(qj, bj, dim);
       const ma::Nearest got = search_with(kernel, qj, bj, dim);
       expect_exact(got, want_d, want_i);
