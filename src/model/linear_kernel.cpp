@@ -61,6 +61,21 @@ inline float w_at(const void* w, int64_t i) {
     return static_cast<const float*>(w)[i];
 }
 
+constexpr int64_t weight_size(WeightType t) {
+  return t == WeightType::f32 ? 4 : t == WeightType::bf16 ? 2 : 1;
+}
+
+// Prefetches byte `offset` of weight rows NR..2NR-1 (the next tile's, row_bytes apart): a tile
+// reads NR rows side by side, which the hardware prefetchers follow poorly (see the int8-dot tiles
+// below for the measurement). Past the matrix's end a prefetch is harmless.
+template <int NR>
+inline __attribute__((always_inline)) void prefetch_next_rows(const void* w, int64_t row_bytes,
+                                                              int64_t offset) {
+  const char* p = static_cast<const char*>(w) + offset;
+#pragma GCC unroll 8
+  for (int j = 0; j < NR; ++j) _mm_prefetch(p + (NR + j) * row_bytes, _MM_HINT_T0);
+}
+
 template <WeightType kW>
 MM_TARGET inline __m256 load_w(const void* w, int64_t i) {
   if constexpr (kW == WeightType::bf16) {
@@ -93,8 +108,11 @@ MM_TARGET void tile(const void* xp, int64_t ldx, const void* w, int64_t K, float
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  // Steps of 8 along K, a cache line of each weight row apart the next tile's rows prefetched.
+  constexpr int64_t kLine = 64 / (8 * weight_size(kW));
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
+    if (k % (8 * kLine) == 0) prefetch_next_rows<NR>(w, K * weight_size(kW), k * weight_size(kW));
     if constexpr (MR <= NR) {
       // Activation vectors held, weight vectors streamed (each used MR times).
       __m256 xv[MR];
@@ -225,7 +243,15 @@ MM512_TARGET void tile512(const void* xp, int64_t ldx, const void* w, int64_t K,
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  // Steps of one cache line of each weight row, the next tile's rows prefetched as they go.
+  constexpr int64_t kLine = 64 / (16 * weight_size(kW));
   int64_t k = 0;
+  for (; k + 16 * kLine <= K; k += 16 * kLine) {
+    prefetch_next_rows<NR>(w, K * weight_size(kW), k * weight_size(kW));
+#pragma GCC unroll 4
+    for (int64_t s = 0; s < kLine; ++s)
+      step512<MR, NR, kW, false>(x, ldx, w, K, k + 16 * s, 0xFFFF, acc);
+  }
   for (; k + 16 <= K; k += 16) step512<MR, NR, kW, false>(x, ldx, w, K, k, 0xFFFF, acc);
   if (k < K) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (K - k)) - 1);
@@ -274,7 +300,10 @@ BF16_TARGET void tile_dot(const void* xp, int64_t ldx, const void* wp, int64_t K
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
   int64_t k = 0;
-  for (; k + 32 <= K; k += 32) step_dot<MR, NR, false>(x, ldx, w, K, k, ~__mmask32{0}, acc);
+  for (; k + 32 <= K; k += 32) {
+    prefetch_next_rows<NR>(w, 2 * K, 2 * k);
+    step_dot<MR, NR, false>(x, ldx, w, K, k, ~__mmask32{0}, acc);
+  }
   if (k < K) {
     const __mmask32 mask = static_cast<__mmask32>((uint64_t{1} << (K - k)) - 1);
     step_dot<MR, NR, true>(x, ldx, w, K, k, mask, acc);
@@ -554,25 +583,13 @@ constexpr Q8TileTable kVnni = q8_tiles<VnniTile>();
 // Rows of x kept hot in L2 while a block of weight rows sits in L1 (Zen 3: 512 KiB L2 per core).
 constexpr int64_t kXBlockBytes = 320 * 1024;
 
-int64_t weight_bytes(WeightType t) {
-  switch (t) {
-    case WeightType::f32:
-      return 4;
-    case WeightType::bf16:
-      return 2;
-    case WeightType::i8:
-      return 1;
-  }
-  return 4;
-}
-
 // Columns [n0, n1) of every row in MR x NR tiles: tile(m, mr, nr, wn, out) writes the raw sums of
 // rows [m, m + mr) against weight rows wn[0, nr) to out (kMaxNR apart); this adds scale and bias
 // and stores. x_row_bytes (one activation row's size) sets how many rows stay hot in L2.
 template <class TileCall>
 void columns(const GemmNT& a, int64_t MR, int64_t NR, int64_t x_row_bytes, int64_t n0, int64_t n1,
              const TileCall& tile) {
-  const int64_t K = a.K, wsize = weight_bytes(a.w_type);
+  const int64_t K = a.K, wsize = weight_size(a.w_type);
   int64_t mc = std::max<int64_t>(MR, kXBlockBytes / std::max<int64_t>(1, x_row_bytes));
   mc = std::max<int64_t>(MR, mc / MR * MR);
   float out[kMaxMR * kMaxNR];
