@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 
@@ -582,6 +583,23 @@ constexpr Q8TileTable kVnni = q8_tiles<VnniTile>();
 
 // Rows of x kept hot in L2 while a block of weight rows sits in L1 (Zen 3: 512 KiB L2 per core).
 constexpr int64_t kXBlockBytes = 320 * 1024;
+// The largest weight tile widened to f32 for several row tiles (gemm_nt_columns): beside the
+// block of x, within a Zen 3 L2.
+constexpr int64_t kWidePanelBytes = 128 * 1024;
+
+template <WeightType kW>
+MM_TARGET void widen_n(const void* w, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_w<kW>(w, i));
+  for (; i < n; ++i) out[i] = w_at<kW>(w, i);
+}
+
+// n consecutive weights of type t as f32 (exact); callers hold AVX2 (every tile set does).
+void widen_to_f32(const void* w, WeightType t, int64_t n, float* out) {
+  if (t == WeightType::bf16) return widen_n<WeightType::bf16>(w, n, out);
+  if (t == WeightType::i8) return widen_n<WeightType::i8>(w, n, out);
+  std::memcpy(out, w, static_cast<size_t>(n) * 4);
+}
 
 // Columns [n0, n1) of every row in MR x NR tiles: tile(m, mr, nr, wn, out) writes the raw sums of
 // rows [m, m + mr) against weight rows wn[0, nr) to out (kMaxNR apart); this adds scale and bias
@@ -766,9 +784,25 @@ void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
   const int64_t MR = a.M == 1 ? 1 : 4;
   const int64_t NR = a.M == 1 ? 8 : tiles == Tiles::avx2 ? 3 : 6;
   const int64_t x_bytes = tiles == Tiles::avx512_bf16 ? 2 : 4;
-  const TileTable& table = table_for(tiles, a.w_type);
+  // Where several row tiles share each weight tile, its bf16 / int8 rows are widened to f32 once
+  // (exactly: the same products and sums as widening in registers) and every row tile runs the
+  // f32 tile on them. That takes the widening out of the inner loop (a 16-deep step of the
+  // AVX-512 4 x 6 int8 tile: 24 vector uops instead of 36), while the panel stays in L1/L2.
+  const bool widen = a.M > MR && a.w_type != WeightType::f32 && tiles != Tiles::avx512_bf16 &&
+                     NR * a.K * 4 <= kWidePanelBytes;
+  const TileTable& table = table_for(tiles, widen ? WeightType::f32 : a.w_type);
+  thread_local std::vector<float> panel;
+  const void* widened = nullptr;  // the weight tile now in panel
   columns(a, MR, NR, a.K * 4, n0, n1,
           [&](int64_t m, int64_t mr, int64_t nr, const void* wn, float* out) {
+            if (widen) {
+              if (wn != widened) {
+                panel.resize(static_cast<size_t>(NR * a.K));
+                widen_to_f32(wn, a.w_type, nr * a.K, panel.data());
+                widened = wn;
+              }
+              wn = panel.data();
+            }
             table[mr][nr](static_cast<const char*>(a.x) + m * a.ldx * x_bytes, a.ldx, wn, a.K, out);
           });
 }
