@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
       "--log-level."};
   app.footer(
       "Threads: every command computes on all physical cores of its CPU affinity mask; set "
-      "$METAMATH_THREADS to use fewer or more.");
+      "$METAMATH_THREADS to use fewer or more. On a machine other busy processes share, set "
+      "OMP_WAIT_POLICY=passive too (OpenMP's threads otherwise spin at each barrier).");
   app.require_subcommand(1);
   std::string log_level;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");
