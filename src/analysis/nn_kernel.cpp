@@ -3,8 +3,6 @@
 #include <ATen/Parallel.h>
 #include <cpuid.h>
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -116,10 +114,8 @@ double exact_sq_l2(const float* a, const float* b, int64_t dim) {
 
 namespace {
 
-constexpr int kArchReqXcompPerm = 0x1023;  // arch_prctl: ask for an XSAVE feature
-constexpr int kXfeatureXtiledata = 18;     // the AMX tile data
-constexpr int64_t kPanel = 32;             // rows of a micro-tile (queries and base alike)
-constexpr int64_t kChunk = 32;             // bfloat16 values per tile row (64 bytes)
+constexpr int64_t kPanel = 32;  // rows of a micro-tile (queries and base alike)
+constexpr int64_t kChunk = 32;  // bfloat16 values per tile row (64 bytes)
 // Per thread, a chunk of query panels and a block of base panels share the L2 (2 MB per core on
 // Sapphire Rapids; measured there, the loop slows from ~1,050 to ~800 GFLOP/s per core once the
 // two pass ~1 MB, since tile loads that miss L2 stall).
@@ -310,12 +306,7 @@ bool avx512_bf16_supported() {
 }
 
 bool amx_bf16_supported() {
-  static const bool ok = [] {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (cpu_isa() < Isa::avx512 || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-    const bool tile = d & (1u << 24), bf16 = d & (1u << 22);
-    return tile && bf16 && syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-  }();
+  static const bool ok = cpu_isa() >= Isa::avx512 && cpu_has_amx_bf16() && amx_tiles_permitted();
   return ok;
 }
 

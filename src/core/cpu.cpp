@@ -2,6 +2,8 @@
 
 #include <cpuid.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -92,6 +94,7 @@ std::string cpu_flags_line() {
   add("avx512dq", __builtin_cpu_supports("avx512dq"));
   add("avx512_bf16", cpu_has_avx512_bf16());
   add("avx512_vnni", cpu_has_avx512_vnni());
+  add("amx_int8", cpu_has_amx_int8());
   return line.empty() ? "(no AVX2)" : line;
 }
 
@@ -111,6 +114,35 @@ bool cpu_has_avx512_vnni() {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f");
   }();
+  return yes;
+}
+
+namespace {
+
+// CPUID leaf 7, sub-leaf 0, EDX bit `bit` (22: AMX-BF16, 24: AMX-TILE, 25: AMX-INT8).
+bool leaf7_edx(unsigned bit) {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << bit)) != 0;
+}
+
+constexpr int kArchReqXcompPerm = 0x1023;  // arch_prctl: ask for an XSAVE feature
+constexpr int kXfeatureXtiledata = 18;     // the AMX tile data
+
+}  // namespace
+
+bool cpu_has_amx_int8() {
+  static const bool yes = leaf7_edx(24) && leaf7_edx(25);
+  return yes;
+}
+
+bool cpu_has_amx_bf16() {
+  static const bool yes = leaf7_edx(24) && leaf7_edx(22);
+  return yes;
+}
+
+bool amx_tiles_permitted() {
+  static const bool yes =
+      leaf7_edx(24) && syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
   return yes;
 }
 

@@ -36,7 +36,8 @@ class ScopedIsaLimit {
 const char* isa_name(Isa isa);
 Isa parse_isa(const std::string& name);
 // The CPU flags that decide our kernels and libtorch's (oneDNN bf16 needs AVX-512 BW/VL/DQ), as
-// one line: "avx2 fma avx512f avx512bw avx512vl avx512dq avx512_bf16" (absent flags left out).
+// one line: "avx2 fma avx512f avx512bw avx512vl avx512dq avx512_bf16 avx512_vnni amx_int8" (absent
+// flags left out).
 std::string cpu_flags_line();
 
 // Extensions beyond the levels above, asked for by the kernels that use them (each only when
@@ -44,6 +45,14 @@ std::string cpu_flags_line();
 // AVX512_VNNI (int8 dot products).
 bool cpu_has_avx512_bf16();
 bool cpu_has_avx512_vnni();
+// AMX (Sapphire Rapids and later): the CPU's flags (cpuid leaf 7: AMX-TILE with AMX-INT8 or
+// AMX-BF16), and whether this process may use the tiles: Linux hands out the tile state only on
+// request (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA), made once, at the first call,
+// and cached. A kernel uses the tiles only when both say yes (each thread still loads its own
+// tile configuration and releases it when done).
+bool cpu_has_amx_int8();
+bool cpu_has_amx_bf16();
+bool amx_tiles_permitted();
 // The CPU's model as its brand string says (cpuid 0x80000002-4, spaces trimmed), e.g.
 // "Intel(R) Xeon(R) Processor" or "AMD EPYC 9R14 96-Core Processor"; "unknown" when absent.
 std::string cpu_model_name();

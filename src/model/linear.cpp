@@ -13,6 +13,8 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "model/amx_kernel.h"
+#include "model/decode.h"
 #include "model/linear_kernel.h"
 #include "model/matmul.h"
 #include "model/plan.h"
@@ -33,6 +35,9 @@ constexpr int64_t kWidenChunk = int64_t{8} << 20;
 // Calls with more rows are measured on their first this-many rows (bounds a key's planning time;
 // per-row speed changes little beyond it).
 constexpr int64_t kMeasureMaxRows = 512;
+// The fused decode step (model/decode.cpp) runs the planner's tiles without packing activations
+// for the AMX tiles, which are listed only from kAmxMinRows rows on.
+static_assert(kFusedMaxRows < kernels::kAmxMinRows, "the fused decode step cannot run amx-int8");
 
 // One call that may take a fast path: CPU, strided, no autograd recording, w a plain [N, K]
 // contiguous f32 / bf16 weight with x (and b) of its dtype, or an int8 weight with f32 scales and
@@ -121,6 +126,19 @@ at::Tensor kernel_linear(const Call& c, Tiles tiles) {
     a.xq_scale = xs.data_ptr<float>();
     a.ldxq_scale = xs.size(1);
   }
+  at::Tensor xq_amx, xs_amx;
+  if (tiles == Tiles::amx_int8) {
+    xq_amx = at::empty({kernels::amx_q8_packed_bytes(c.M, c.K)}, at::kChar);
+    xs_amx = at::empty({kernels::amx_q8_packed_scales(c.M, c.K)}, at::kFloat);
+    const int64_t groups = (c.M + 15) / 16;  // activation tiles of 16 rows
+    at::parallel_for(
+        0, groups, std::max<int64_t>(1, (1 << 16) / (16 * c.K)), [&](int64_t g0, int64_t g1) {
+          kernels::pack_q8_amx(a.xq, a.ldxq, a.xq_scale, a.ldxq_scale, c.M, c.K, g0, g1,
+                               xq_amx.data_ptr<int8_t>(), xs_amx.data_ptr<float>());
+        });
+    a.xq_amx = xq_amx.data_ptr<int8_t>();
+    a.xq_amx_scale = xs_amx.data_ptr<float>();
+  }
   a.M = c.M;
   a.K = c.K;
   a.N = c.N;
@@ -136,7 +154,8 @@ at::Tensor kernel_linear(const Call& c, Tiles tiles) {
   // that starts late (a busy machine) takes fewer chunks instead of leaving a fixed half for the
   // others to wait on.
   const int64_t threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
-  const int64_t chunk = kernels::column_chunk(c.N, c.M, c.K, threads);
+  int64_t chunk = kernels::column_chunk(c.N, c.M, c.K, threads);
+  if (tiles == Tiles::amx_int8) chunk = (chunk + 15) / 16 * 16;  // whole 16-row weight tiles
   const int64_t nchunks = (c.N + chunk - 1) / chunk;
   if (threads == 1 || nchunks == 1) {
     kernels::gemm_nt_columns(a, tiles, 0, c.N);
@@ -208,6 +227,8 @@ std::vector<std::string> candidates_for(const Call& c, Isa isa) {
   const bool i8 = c.w_type == WeightType::i8 && c.int8_activations;
   add("avx512-vnni", i8 && isa == Isa::avx512 && cpu_has_avx512_vnni());
   add("avx2-i8dot", i8 && isa >= Isa::avx2);
+  add("amx-int8",
+      i8 && isa == Isa::avx512 && c.M >= kernels::kAmxMinRows && kernels::amx_int8_available());
   // f32 through libtorch is OpenBLAS, whose threads keep spinning after a call and starve the
   // OpenMP threads of our kernels and libtorch's other ops: a decode step mixing the two ran at
   // 9.4 tok/s against 33.7 with our tiles alone (2 cores), and a measurement of our tiles right
@@ -334,6 +355,7 @@ std::optional<kernels::Tiles> candidate_tiles(const std::string& name) {
   if (name == "avx512-bf16dot") return Tiles::avx512_bf16;
   if (name == "avx512-vnni") return Tiles::avx512_vnni;
   if (name == "avx2-i8dot") return Tiles::avx2_i8dot;
+  if (name == "amx-int8") return Tiles::amx_int8;
   return std::nullopt;
 }
 

@@ -6,8 +6,9 @@
 //   avx512, avx2      our small-M tiles (model/linear_kernel.h), weights widened in registers
 //   avx512-bf16dot    bf16 x and w multiplied with vdpbf16ps (CPUs with AVX512_BF16)
 //   avx512-vnni,      int8 weights, and only when the call allows int8 activations (q8-dot): x
-//   avx2-i8dot        quantized to int8 per block of 32 along K (one f32 scale each), integer
-//                     dot products (vpdpbusd with AVX512_VNNI; vpmaddubsw with AVX2), so each
+//   avx2-i8dot,       quantized to int8 per block of 32 along K (one f32 scale each), integer
+//   amx-int8          dot products (vpdpbusd with AVX512_VNNI; vpmaddubsw with AVX2; TDPBSSD
+//                     tiles with AMX-INT8, from 9 rows on: model/amx_kernel.h), so each
 //                     activation is also off by up to half its block's step
 //   torch             at::linear (BLAS for f32; oneDNN for bf16, listed only with AVX-512)
 //   torch-mv          at::mv, one f32 row
@@ -27,7 +28,8 @@ enum class Tiles;  // model/linear_kernel.h
 }
 
 // int8_activations (int8 weights only): also lists the candidates that quantize x (avx512-vnni,
-// avx2-i8dot); a model loaded with --dtype q8-dot asks for them, --dtype q8 keeps x in f32.
+// avx2-i8dot, amx-int8); a model loaded with --dtype q8-dot asks for them, --dtype q8 keeps x in
+// f32.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                   const at::Tensor& w_scale = {}, bool int8_activations = false);
 
@@ -47,13 +49,13 @@ at::Tensor linear_using(const std::string& candidate, const at::Tensor& x, const
                         bool int8_activations = false);
 
 // The tile set (model/linear_kernel.h) behind a candidate of ours ("avx512", "avx2",
-// "avx512-bf16dot", "avx512-vnni", "avx2-i8dot"); nullopt for libtorch and the widened path.
-// The fused decode step (model/decode.h) runs the planner's choice through it.
+// "avx512-bf16dot", "avx512-vnni", "avx2-i8dot", "amx-int8"); nullopt for libtorch and the widened
+// path. The fused decode step (model/decode.h) runs the planner's choice through it.
 std::optional<kernels::Tiles> candidate_tiles(const std::string& name);
 
-// True for the candidates that quantize the activations as well (avx512-vnni, avx2-i8dot): their
-// results differ from the exact product of x and the dequantized weight by more than f32
-// rounding (see model/linear_kernel.h, quantize_rows_q8).
+// True for the candidates that quantize the activations as well (avx512-vnni, avx2-i8dot,
+// amx-int8): their results differ from the exact product of x and the dequantized weight by more
+// than f32 rounding (see model/linear_kernel.h, quantize_rows_q8).
 bool quantizes_activations(const std::string& candidate);
 
 // Weight-only int8 quantization of a [out, in] weight (any float dtype), per row: scale[n] =

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/amx_kernel.h"
 
 namespace metamath::model::kernels {
 
@@ -652,6 +653,7 @@ const TileTable& table_for(Tiles tiles, WeightType w) {
       return kDotBF16;
     case Tiles::avx2_i8dot:
     case Tiles::avx512_vnni:
+    case Tiles::amx_int8:
       break;
   }
   fail("gemm_nt_columns: unknown tile set");
@@ -741,7 +743,7 @@ void columns_q8(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
 }  // namespace
 
 bool quantizes_activations(Tiles tiles) {
-  return tiles == Tiles::avx2_i8dot || tiles == Tiles::avx512_vnni;
+  return tiles == Tiles::avx2_i8dot || tiles == Tiles::avx512_vnni || tiles == Tiles::amx_int8;
 }
 
 int64_t q8_row_blocks(int64_t K) { return ((K + kQ8Block - 1) / kQ8Block + 1) / 2 * 2; }
@@ -777,6 +779,7 @@ void quantize_rows_q8(const void* x, bool x_bf16, int64_t ldx, int64_t M, int64_
 }
 
 void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
+  if (tiles == Tiles::amx_int8) return amx_columns(a, n0, n1);
   if (quantizes_activations(tiles)) return columns_q8(a, tiles, n0, n1);
   // One row (GEMV): wide tiles, each weight row used once. More rows: a 4 x 3 register tile for
   // AVX2 (12 accumulators + 3 weight vectors + 1 activation vector = the 16 ymm registers), 4 x 6

@@ -13,7 +13,9 @@
 //       y[m, n] = s[n] * sum_blocks xs[m, blk] * (integer dot of the block's 32 int8 activations
 //                 with the 32 int8 weights, exact in int32) (+ b[n]),
 //     the block terms summed in f32. Each activation is then off by at most xs[m, blk] / 2
-//     (plus the f32 rounding of x / scale: under 2e-5 of a step).
+//     (plus the f32 rounding of x / scale: under 2e-5 of a step);
+//   - AMX-INT8 (TDPBSSD tiles, model/amx_kernel.h), the same int8-dot arithmetic for 9 rows or
+//     more, with the activations also packed into the tiles' layout.
 // There is no scalar version: without AVX2, model::linear() uses libtorch instead.
 //
 // Calling the int8-dot tiles on raw buffers (what model::linear's kernel_linear() does):
@@ -36,6 +38,8 @@ enum class Tiles {
   avx512_bf16,  // needs kernel_isa() == avx512 and cpu_has_avx512_bf16(); bf16 x and w only
   avx2_i8dot,   // needs kernel_isa() >= avx2; int8 w, x quantized by quantize_rows_q8
   avx512_vnni,  // needs kernel_isa() == avx512 and cpu_has_avx512_vnni(); as avx2_i8dot
+  amx_int8,     // needs amx_int8_available() (model/amx_kernel.h); as avx2_i8dot, plus the
+                // activations packed by pack_q8_amx (GemmNT::xq_amx)
 };
 
 // True for the sets that read quantized activations (GemmNT::xq) instead of x.
@@ -58,6 +62,9 @@ struct GemmNT {
   int64_t ldxq = 0;
   const float* xq_scale = nullptr;  // row m's block scales at xq_scale + m * ldxq_scale,
   int64_t ldxq_scale = 0;           // ldxq_scale >= q8_row_blocks(K)
+  // Tiles::amx_int8 only: the same activations packed by pack_q8_amx (model/amx_kernel.h).
+  const int8_t* xq_amx = nullptr;
+  const float* xq_amx_scale = nullptr;
 };
 
 // Activations are quantized in blocks of this many along K.

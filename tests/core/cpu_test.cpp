@@ -141,6 +141,14 @@ TEST(Cpu, ExtensionsAndModelNameMatchProcCpuinfo) {
   if (flags.empty()) GTEST_SKIP() << "no flags line in /proc/cpuinfo";
   EXPECT_EQ(cpu_has_avx512_bf16(), flags.find(" avx512_bf16 ") != std::string::npos) << flags;
   EXPECT_EQ(cpu_has_avx512_vnni(), flags.find(" avx512_vnni ") != std::string::npos) << flags;
+  // Linux lists the AMX flags only where it supports the tile state, which is also when the
+  // permission request succeeds.
+  const bool amx_int8 = flags.find(" amx_int8 ") != std::string::npos &&
+                        flags.find(" amx_tile ") != std::string::npos;
+  const bool amx_bf16 = flags.find(" amx_bf16 ") != std::string::npos &&
+                        flags.find(" amx_tile ") != std::string::npos;
+  EXPECT_EQ(cpu_has_amx_int8() && amx_tiles_permitted(), amx_int8) << flags;
+  EXPECT_EQ(cpu_has_amx_bf16() && amx_tiles_permitted(), amx_bf16) << flags;
   if (!model.empty()) {
     EXPECT_EQ(cpu_model_name(), model);
   }

@@ -316,9 +316,9 @@ TEST_P(Reference, Bf16CloseToReference) {
 // the top token of at least 75% of positions agrees with f32. Batched forward and one-token
 // decode steps both.
 // --dtype q8-dot lets the products also quantize their activations (int8 blocks of 32 along K,
-// model/linear_kernel.h; ctest's reference-vnni and reference-i8dot entries force each such
-// candidate): each activation is then off by up to 1/254 of its block's largest magnitude:
-// 256 / 254 * max/|x| times bf16's bound on its rounding (2^-8 |x|). In a block of 32
+// model/linear_kernel.h; ctest's reference-vnni, reference-i8dot and reference-amx entries force
+// each such candidate): each activation is then off by up to 1/254 of its block's largest
+// magnitude: 256 / 254 * max/|x| times bf16's bound on its rounding (2^-8 |x|). In a block of 32
 // normal-like values the max is ~3x the median |x|, so the activations err ~3x as much as in the
 // bf16 reference, on top of the weights' share (the 2.0-2.7 envelopes above): ~6 envelopes, more
 // where a block holds an outlier. Allowed 10 (measured 2.5-7.3, qwen2 the largest; a kernel that
@@ -332,10 +332,12 @@ TEST_P(Reference, Q8CloseToF32) {
     EXPECT_EQ(q8.layers[0].q_w.scalar_type(), at::kChar);
     EXPECT_EQ(q8.dtype(), at::kFloat);
     EXPECT_EQ(q8.int8_activations(), dtype == "q8-dot");
-    const at::Tensor x = at::zeros({1, q8.config().hidden_size});
-    for (const std::string& name :
-         mm::linear_candidates(x, q8.layers[0].q_w, {}, q8.layers[0].q_s, q8.int8_activations()))
-      EXPECT_TRUE(dtype == "q8-dot" || !mm::quantizes_activations(name)) << name;
+    for (int64_t rows : {1, 16}) {  // a decode step; a prefill (amx-int8 from 9 rows)
+      const at::Tensor x = at::zeros({rows, q8.config().hidden_size});
+      for (const std::string& name :
+           mm::linear_candidates(x, q8.layers[0].q_w, {}, q8.layers[0].q_s, q8.int8_activations()))
+        EXPECT_TRUE(dtype == "q8-dot" || !mm::quantizes_activations(name)) << name;
+    }
     check_q8(q8, dtype == "q8-dot" ? 10.0 : 4.0);
   }
   EXPECT_NE(error_of([&] {

@@ -1,4 +1,5 @@
-// The int8-dot candidates of model::linear (src/model/linear_kernel.h: avx512-vnni, avx2-i8dot),
+// The int8-dot candidates of model::linear (src/model/linear_kernel.h: avx512-vnni, avx2-i8dot;
+// src/model/amx_kernel.h: amx-int8),
 // which quantize the activations to int8 blocks of 32 along K before multiplying them by int8
 // weights. Checked three ways:
 //   - kernels::quantize_rows_q8 against an independent at:: quantizer written from the header's
@@ -17,12 +18,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "core/cpu.h"
+#include "core/error.h"
 #include "isa_test.h"
+#include "model/amx_kernel.h"
 #include "model/linear.h"
 #include "model/linear_kernel.h"
 
@@ -111,6 +115,8 @@ std::vector<std::string> int_dot_candidates(const at::Tensor& x, const at::Tenso
   std::vector<std::string> want;
   if (level == Isa::avx512 && metamath::cpu_has_avx512_vnni()) want.push_back("avx512-vnni");
   if (level >= Isa::avx2) want.push_back("avx2-i8dot");
+  if (level == Isa::avx512 && kn::amx_int8_available() && x.numel() / x.size(-1) >= 9)
+    want.push_back("amx-int8");  // from the planner's row class 16 on (model/amx_kernel.h)
   EXPECT_EQ(names, want);
   for (const std::string& n : mm::linear_candidates(x, w, b, scale, false))  // plain q8
     EXPECT_FALSE(mm::quantizes_activations(n)) << n;
@@ -162,13 +168,20 @@ void check_candidates(const at::Tensor& x, const mm::QuantizedWeight& w, const a
   at::Tensor target_same = same, target_exact = exact;
   add_bf16_rounding(x.scalar_type(), target_same, tol_same);
   add_bf16_rounding(x.scalar_type(), target_exact, tol_exact);
+  std::vector<at::Tensor> outputs;
   for (const std::string& name : names) {
     at::Tensor y = mm::linear_using(name, x, w.q, b, w.scale, true);
     ASSERT_EQ(y.scalar_type(), x.scalar_type()) << name << " " << what;
     ASSERT_EQ(y.sizes(), (at::IntArrayRef{x.size(0), w.q.size(0)})) << name << " " << what;
     expect_within(y, target_same, tol_same, name + " (same quantized operands) " + what);
     expect_within(y, target_exact, tol_exact, name + " (unquantized activations) " + what);
+    outputs.push_back(y);
   }
+  // The candidates against each other: each within tol_same of the float64 value, so within
+  // twice that of one another.
+  for (size_t i = 1; i < outputs.size(); ++i)
+    expect_within(outputs[i], outputs[0].to(at::kDouble), tol_same * 2,
+                  names[i] + " against " + names[0] + " " + what);
 }
 
 }  // namespace
@@ -270,6 +283,78 @@ TEST_P(Q8Kernel, ManyRowsQuantizedInParallel) {
   const mm::QuantizedWeight w = mm::quantize_q8(at::randn({N, K}));
   check_candidates(at::randn({M, K}), w, at::randn({N}), describe(at::kFloat, M, K, N, true));
   at::set_num_threads(threads);
+}
+
+// The AMX-INT8 tiles (amx-int8, from 9 rows on) on the shapes their edges meet: K with a partial
+// last block or less than one (1, 31, 33, 95) and a model's 768; N not a multiple of the 16-row
+// weight tiles (a partial last tile, copied zero-padded); M not a multiple of the 16-row
+// activation tiles (zero rows); with and without bias; f32 and bf16 activations (and so output).
+// Against both float64 references and the other int-dot candidates (check_candidates). Checked
+// by breaking the kernel: dropping the last block of K, or using block 0's activation scales
+// for every block, fails here.
+TEST(Q8Amx, MatchesFloat64AndTheOtherCandidates) {
+  if (metamath::cpu_isa() != Isa::avx512 || !kn::amx_int8_available())
+    GTEST_SKIP() << "this CPU or kernel offers no AMX-INT8 tiles (flags: "
+                 << metamath::cpu_flags_line() << ")";
+  at::manual_seed(1129);
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16})
+    for (int64_t K : {1, 31, 33, 95, 768})
+      for (int64_t N : {37, 100}) {
+        const mm::QuantizedWeight w = mm::quantize_q8(at::randn({N, K}));
+        at::Tensor b = at::randn({N}).to(t);
+        for (int64_t M : {9, 16, 17, 33, 40}) {
+          at::Tensor x = at::randn({M, K}).to(t);
+          const bool bias = (M + K) % 2 == 0;  // both, over the row counts of each K
+          check_candidates(x, w, bias ? b : at::Tensor(), describe(t, M, K, N, bias));
+        }
+      }
+}
+
+// The tiles called directly on column ranges that start and end inside 16-row weight tiles
+// (model::linear's chunks are whole pairs of tiles), on several threads' worth of ranges: each
+// output is the same arithmetic wherever its weight row falls, so the pieces put together equal
+// model::linear's amx-int8 output (itself checked against float64 above) bit for bit.
+TEST(Q8Amx, AnyColumnRangeGivesTheSameOutputs) {
+  if (metamath::cpu_isa() != Isa::avx512 || !kn::amx_int8_available())
+    GTEST_SKIP() << "this CPU or kernel offers no AMX-INT8 tiles (flags: "
+                 << metamath::cpu_flags_line() << ")";
+  at::manual_seed(1130);
+  const int64_t M = 35, K = 200, N = 91;
+  const mm::QuantizedWeight w = mm::quantize_q8(at::randn({N, K}));
+  at::Tensor b = at::randn({N}), x = at::randn({M, K});
+  const at::Tensor want = mm::linear_using("amx-int8", x, w.q, b, w.scale, true);
+  const QuantizedRows q = kernel_quantize(x);
+  at::Tensor packed = at::full({kn::amx_q8_packed_bytes(M, K)}, 99, at::kChar);
+  at::Tensor scales = at::full({kn::amx_q8_packed_scales(M, K)}, 99.0f, at::kFloat);
+  const int64_t groups = (M + 15) / 16;
+  kn::pack_q8_amx(q.q.data_ptr<int8_t>(), q.q.size(1), q.scale.data_ptr<float>(), q.scale.size(1),
+                  M, K, 0, 1, packed.data_ptr<int8_t>(), scales.data_ptr<float>());
+  kn::pack_q8_amx(q.q.data_ptr<int8_t>(), q.q.size(1), q.scale.data_ptr<float>(), q.scale.size(1),
+                  M, K, 1, groups, packed.data_ptr<int8_t>(), scales.data_ptr<float>());
+  at::Tensor y = at::full({M, N}, 12345.0f);
+  kn::GemmNT a;
+  a.M = M;
+  a.K = K;
+  a.N = N;
+  a.w = w.q.data_ptr();
+  a.w_type = kn::WeightType::i8;
+  a.w_scale = w.scale.data_ptr<float>();
+  a.b = b.data_ptr();
+  a.y = y.data_ptr();
+  a.ldy = N;
+  a.xq = q.q.data_ptr<int8_t>();
+  a.ldxq = q.q.size(1);
+  a.xq_scale = q.scale.data_ptr<float>();
+  a.ldxq_scale = q.scale.size(1);
+  a.xq_amx = packed.data_ptr<int8_t>();
+  a.xq_amx_scale = scales.data_ptr<float>();
+  const int64_t cuts[] = {0, 5, 6, 21, 50, 83, 91};
+  for (size_t i = 0; i + 1 < std::size(cuts); ++i)
+    kn::gemm_nt_columns(a, kn::Tiles::amx_int8, cuts[i], cuts[i + 1]);
+  EXPECT_TRUE(at::equal(y, want)) << (y - want).abs().max().item<float>();
+  // Without the packed activations the tiles refuse to run.
+  a.xq_amx = nullptr;
+  EXPECT_THROW(kn::gemm_nt_columns(a, kn::Tiles::amx_int8, 0, N), metamath::Error);
 }
 
 METAMATH_EACH_ISA(Q8Kernel);
