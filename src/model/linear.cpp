@@ -14,6 +14,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "model/amx_kernel.h"
+#include "model/amx_split_kernel.h"
 #include "model/decode.h"
 #include "model/linear_kernel.h"
 #include "model/matmul.h"
@@ -139,6 +140,14 @@ at::Tensor kernel_linear(const Call& c, Tiles tiles) {
     a.xq_amx = xq_amx.data_ptr<int8_t>();
     a.xq_amx_scale = xs_amx.data_ptr<float>();
   }
+  at::Tensor split;
+  if (tiles == Tiles::amx_bf16x3) {  // the three bf16 planes, once for all threads
+    split = at::empty({kernels::amx_split_bytes(c.M, c.K)}, at::kByte);
+    at::parallel_for(0, (c.M + 15) / 16, 1, [&](int64_t t0, int64_t t1) {
+      kernels::amx_split_rows(xr.data_ptr<float>(), a.ldx, c.M, c.K, t0, t1, split.data_ptr());
+    });
+    a.x = split.data_ptr();
+  }
   a.M = c.M;
   a.K = c.K;
   a.N = c.N;
@@ -154,7 +163,8 @@ at::Tensor kernel_linear(const Call& c, Tiles tiles) {
   // that starts late (a busy machine) takes fewer chunks instead of leaving a fixed half for the
   // others to wait on.
   const int64_t threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
-  int64_t chunk = kernels::column_chunk(c.N, c.M, c.K, threads);
+  int64_t chunk = tiles == Tiles::amx_bf16x3 ? kernels::amx_column_chunk(c.N, threads)
+                                             : kernels::column_chunk(c.N, c.M, c.K, threads);
   if (tiles == Tiles::amx_int8) chunk = (chunk + 15) / 16 * 16;  // whole 16-row weight tiles
   const int64_t nchunks = (c.N + chunk - 1) / chunk;
   if (threads == 1 || nchunks == 1) {
@@ -229,6 +239,12 @@ std::vector<std::string> candidates_for(const Call& c, Isa isa) {
   add("avx2-i8dot", i8 && isa >= Isa::avx2);
   add("amx-int8",
       i8 && isa == Isa::avx512 && c.M >= kernels::kAmxMinRows && kernels::amx_int8_available());
+  // Weight-only int8 with f32 activations on AMX bf16 tiles (x split into three bf16 planes, to
+  // f32 accuracy: model/amx_split_kernel.h), from 9 rows (row class 16 up: the key m16 is shared
+  // by 9..16 rows; the fused decode step's <= 8 rows never see it).
+  add("amx-bf16x3", c.w_type == WeightType::i8 && !c.int8_activations &&
+                        c.x.scalar_type() == at::kFloat && row_class(c.M) >= 16 &&
+                        isa == Isa::avx512 && kernels::amx_bf16_permitted());
   // f32 through libtorch is OpenBLAS, whose threads keep spinning after a call and starve the
   // OpenMP threads of our kernels and libtorch's other ops: a decode step mixing the two ran at
   // 9.4 tok/s against 33.7 with our tiles alone (2 cores), and a measurement of our tiles right
@@ -356,6 +372,7 @@ std::optional<kernels::Tiles> candidate_tiles(const std::string& name) {
   if (name == "avx512-vnni") return Tiles::avx512_vnni;
   if (name == "avx2-i8dot") return Tiles::avx2_i8dot;
   if (name == "amx-int8") return Tiles::amx_int8;
+  if (name == "amx-bf16x3") return Tiles::amx_bf16x3;
   return std::nullopt;
 }
 

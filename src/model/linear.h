@@ -10,6 +10,8 @@
 //   amx-int8          dot products (vpdpbusd with AVX512_VNNI; vpmaddubsw with AVX2; TDPBSSD
 //                     tiles with AMX-INT8, from 9 rows on: model/amx_kernel.h), so each
 //                     activation is also off by up to half its block's step
+//   amx-bf16x3        int8 weights, f32 activations, 9+ rows, CPUs with AMX-BF16: x split into
+//                     three bf16 planes (exact to f32 level), AMX tiles (model/amx_split_kernel.h)
 //   torch             at::linear (BLAS for f32; oneDNN for bf16, listed only with AVX-512)
 //   torch-mv          at::mv, one f32 row
 //   widened           bf16 or int8 weights widened to f32 in column chunks, then BLAS
@@ -49,8 +51,9 @@ at::Tensor linear_using(const std::string& candidate, const at::Tensor& x, const
                         bool int8_activations = false);
 
 // The tile set (model/linear_kernel.h) behind a candidate of ours ("avx512", "avx2",
-// "avx512-bf16dot", "avx512-vnni", "avx2-i8dot", "amx-int8"); nullopt for libtorch and the widened
-// path. The fused decode step (model/decode.h) runs the planner's choice through it.
+// "avx512-bf16dot", "avx512-vnni", "avx2-i8dot", "amx-int8", "amx-bf16x3"); nullopt for libtorch
+// and the widened path. The fused decode step (model/decode.h) runs the planner's choice through
+// it.
 std::optional<kernels::Tiles> candidate_tiles(const std::string& name);
 
 // True for the candidates that quantize the activations as well (avx512-vnni, avx2-i8dot,

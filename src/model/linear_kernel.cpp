@@ -28,6 +28,7 @@
 
 #include "core/error.h"
 #include "model/amx_kernel.h"
+#include "model/amx_split_kernel.h"
 
 namespace metamath::model::kernels {
 
@@ -654,6 +655,7 @@ const TileTable& table_for(Tiles tiles, WeightType w) {
     case Tiles::avx2_i8dot:
     case Tiles::avx512_vnni:
     case Tiles::amx_int8:
+    case Tiles::amx_bf16x3:
       break;
   }
   fail("gemm_nt_columns: unknown tile set");
@@ -781,6 +783,7 @@ void quantize_rows_q8(const void* x, bool x_bf16, int64_t ldx, int64_t M, int64_
 void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
   if (tiles == Tiles::amx_int8) return amx_columns(a, n0, n1);
   if (quantizes_activations(tiles)) return columns_q8(a, tiles, n0, n1);
+  if (tiles == Tiles::amx_bf16x3) return amx_split_columns(a, n0, n1);
   // One row (GEMV): wide tiles, each weight row used once. More rows: a 4 x 3 register tile for
   // AVX2 (12 accumulators + 3 weight vectors + 1 activation vector = the 16 ymm registers), 4 x 6
   // for AVX-512 (32 zmm registers).

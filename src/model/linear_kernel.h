@@ -40,6 +40,8 @@ enum class Tiles {
   avx512_vnni,  // needs kernel_isa() == avx512 and cpu_has_avx512_vnni(); as avx2_i8dot
   amx_int8,     // needs amx_int8_available() (model/amx_kernel.h); as avx2_i8dot, plus the
                 // activations packed by pack_q8_amx (GemmNT::xq_amx)
+  amx_bf16x3,   // needs kernel_isa() == avx512 and amx_bf16_permitted(); int8 w, f32 x split
+                // into 3 bf16 planes by amx_split_rows (model/amx_split_kernel.h)
 };
 
 // True for the sets that read quantized activations (GemmNT::xq) instead of x.
@@ -47,7 +49,8 @@ bool quantizes_activations(Tiles tiles);
 
 struct GemmNT {
   const void* x = nullptr;  // [M, K] float (bf16 raw bits for Tiles::avx512_bf16), row m at
-  int64_t ldx = 0;          // x + m * ldx elements (unit stride along K)
+  int64_t ldx = 0;          // x + m * ldx elements (unit stride along K); amx_split_rows's
+                            // output for Tiles::amx_bf16x3 (ldx unused)
   int64_t M = 0, K = 0, N = 0;
   const void* w = nullptr;  // [N, K] contiguous: float, bf16 (raw uint16 bits) or int8
   WeightType w_type = WeightType::f32;
