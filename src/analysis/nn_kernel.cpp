@@ -154,25 +154,14 @@ __attribute__((target("avx512f"))) void pack_query_row(const float* src, int64_t
   }
 }
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// (Not _tile_loadconfig: GCC 12's version tells the compiler it reads 8 bytes, so the rest of the
-// configuration's initialisation can be dropped as dead stores.)
-__attribute__((target("amx-tile"))) void load_tile_config() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
-  __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+// Tiles 0-7: 16 rows of 64 bytes (bfloat16 pairs: 16 x 32 values).
+void load_tile_config() {
+  constexpr uint8_t rows[8] = {16, 16, 16, 16, 16, 16, 16, 16};
+  constexpr uint16_t colsb[8] = {64, 64, 64, 64, 64, 64, 64, 64};
+  load_amx_tiles(rows, colsb);
 }
 
-__attribute__((target("amx-tile"))) void release_tiles() { _tile_release(); }
+void release_tiles() { release_amx_tiles(); }
 
 // The 32 x 32 float32 block of dot products of a packed query panel and a packed base panel
 // (both [chunk of 32 dims][half][16 rows][32 values]: every tile is 1 KiB contiguous, which

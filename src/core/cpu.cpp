@@ -146,6 +146,34 @@ bool amx_tiles_permitted() {
   return yes;
 }
 
+namespace {
+
+// The 64-byte operand of ldtilecfg.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+}  // namespace
+
+// (Not _tile_loadconfig: GCC 12's version tells the compiler it reads 8 bytes, so the rest of the
+// configuration's stores could be dropped as dead.)
+__attribute__((target("amx-tile"))) void load_amx_tiles(const uint8_t (&rows)[8],
+                                                        const uint16_t (&colsb)[8]) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = rows[t];
+    cfg.colsb[t] = colsb[t];
+  }
+  __asm__ volatile("ldtilecfg %0" ::"m"(cfg) : "memory");
+}
+
+__attribute__((target("amx-tile"))) void release_amx_tiles() {
+  __asm__ volatile("tilerelease" ::: "memory");
+}
+
 std::string cpu_model_name() {
   unsigned regs[12] = {};
   if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000004u) return "unknown";

@@ -8,6 +8,7 @@
 //   - METAMATH_ISA=scalar|avx2|avx512 in the environment (read once, at first use), or
 //   - set_kernel_isa_limit() (tests use it to run the same checks through each path).
 // A limit above what the CPU has is ignored (the CPU level wins).
+#include <cstdint>
 #include <string>
 
 namespace metamath {
@@ -53,6 +54,11 @@ bool cpu_has_avx512_vnni();
 bool cpu_has_amx_int8();
 bool cpu_has_amx_bf16();
 bool amx_tiles_permitted();
+// Configures this thread's AMX tiles 0-7 (palette 1): tile t has rows[t] rows of colsb[t] bytes.
+// Every thread that runs tile instructions loads a configuration first and releases the tile
+// state when done (release_amx_tiles). Needs amx_tiles_permitted().
+void load_amx_tiles(const uint8_t (&rows)[8], const uint16_t (&colsb)[8]);
+void release_amx_tiles();
 // The CPU's model as its brand string says (cpuid 0x80000002-4, spaces trimmed), e.g.
 // "Intel(R) Xeon(R) Processor" or "AMD EPYC 9R14 96-Core Processor"; "unknown" when absent.
 std::string cpu_model_name();

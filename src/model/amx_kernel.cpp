@@ -56,25 +56,13 @@ int64_t groups_of(int64_t M) { return (M + kRows - 1) / kRows; }
 
 // Tiles 0-1: A (16 weight rows x 32 bytes); 2-3: B (8 x 64 bytes: 16 activation rows' block);
 // 4-7: C (16 x 16 int32); see issue_block for which is used when.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-AMX_TARGET void load_tile_config() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.rows[t] = t < 2 ? kRows : t < 4 ? kBlock / 4 : kRows;
-    cfg.colsb[t] = t < 2 ? kBlock : 64;
-  }
-  // (Not _tile_loadconfig: GCC 12's version says it reads 8 bytes, so the rest of the
-  // configuration's stores could be dropped.)
-  __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+void load_tile_config() {
+  constexpr uint8_t rows[8] = {kRows, kRows, kBlock / 4, kBlock / 4, kRows, kRows, kRows, kRows};
+  constexpr uint16_t colsb[8] = {kBlock, kBlock, 64, 64, 64, 64, 64, 64};
+  load_amx_tiles(rows, colsb);
 }
 
-AMX_TARGET void release_tiles() { __asm__ volatile("tilerelease" ::); }
+void release_tiles() { release_amx_tiles(); }
 
 // Where one tile's 16 weight rows come from: block b of row i at rows + i * stride + 32 b for
 // b < in_place, and the (at most one) block after those from tail (16 x 32 bytes, zero-padded).

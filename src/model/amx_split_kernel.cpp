@@ -175,23 +175,14 @@ CONVERT_TARGET void convert_weights(const int8_t* w, int64_t K, int64_t c0, int6
 // Loads the tile configuration: all 8 tiles 16 rows of 64 bytes. (Not _tile_loadconfig: GCC
 // 12's version tells the compiler it reads 8 bytes, so the rest of the configuration's
 // initialisation can be dropped as dead stores.)
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-AMX_TARGET void load_tile_config() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
-  __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+// Tiles 0-7: 16 rows of 64 bytes (bf16 pairs: 16 x 32 values).
+void load_tile_config() {
+  constexpr uint8_t rows[8] = {16, 16, 16, 16, 16, 16, 16, 16};
+  constexpr uint16_t colsb[8] = {64, 64, 64, 64, 64, 64, 64, 64};
+  load_amx_tiles(rows, colsb);
 }
 
-AMX_TARGET void release_tiles() { _tile_release(); }
+void release_tiles() { release_amx_tiles(); }
 
 // Into L1: the kt'th K step of NT weight tiles and MT row tiles' three planes (tile loads that
 // miss L1 stall).

@@ -98,56 +98,84 @@ at::Tensor rows_of(const at::Tensor& x, int64_t M, int64_t K, at::ScalarType t) 
   return x2;
 }
 
-// Our tiles over all rows, output columns split across at::get_num_threads() threads. The
-// int8-dot tiles get the activations quantized here, once for all threads.
+// What the tiles read besides the weight, made once per call for all threads (and kept alive
+// here until the product is done).
+struct TileInputs {
+  at::Tensor xr;              // the activation rows in the tiles' dtype
+  at::Tensor xq, xs;          // the int8-dot tiles: int8 blocks and their scales (quantize_rows_q8)
+  at::Tensor xq_amx, xs_amx;  // amx-int8: those packed into AMX's B layout (pack_q8_amx)
+  at::Tensor split;           // amx-bf16x3: the three bf16 planes (amx_split_rows)
+};
+
+// The int8-dot tiles' quantized activations: rows split across the threads when there are many
+// (a prefill), at least ~64K values each.
+void quantize_x(const Call& c, TileInputs& in, kernels::GemmNT& a) {
+  in.xq = at::empty({c.M, kernels::q8_row_bytes(c.K)}, at::kChar);
+  in.xs = at::empty({c.M, kernels::q8_row_blocks(c.K)}, at::kFloat);
+  const int64_t x_bytes = in.xr.element_size(), grain = std::max<int64_t>(1, (1 << 16) / c.K);
+  at::parallel_for(0, c.M, grain, [&](int64_t m0, int64_t m1) {
+    kernels::quantize_rows_q8(static_cast<const char*>(a.x) + m0 * a.ldx * x_bytes,
+                              in.xr.scalar_type() == at::kBFloat16, a.ldx, m1 - m0, c.K,
+                              in.xq.data_ptr<int8_t>() + m0 * in.xq.size(1), in.xq.size(1),
+                              in.xs.data_ptr<float>() + m0 * in.xs.size(1), in.xs.size(1));
+  });
+  a.xq = in.xq.data_ptr<int8_t>();
+  a.ldxq = in.xq.size(1);
+  a.xq_scale = in.xs.data_ptr<float>();
+  a.ldxq_scale = in.xs.size(1);
+}
+
+// amx-int8: the quantized activations packed in groups of 16 rows (one B tile each).
+void pack_for_amx_int8(const Call& c, TileInputs& in, kernels::GemmNT& a) {
+  in.xq_amx = at::empty({kernels::amx_q8_packed_bytes(c.M, c.K)}, at::kChar);
+  in.xs_amx = at::empty({kernels::amx_q8_packed_scales(c.M, c.K)}, at::kFloat);
+  const int64_t groups = (c.M + 15) / 16, grain = std::max<int64_t>(1, (1 << 16) / (16 * c.K));
+  at::parallel_for(0, groups, grain, [&](int64_t g0, int64_t g1) {
+    kernels::pack_q8_amx(a.xq, a.ldxq, a.xq_scale, a.ldxq_scale, c.M, c.K, g0, g1,
+                         in.xq_amx.data_ptr<int8_t>(), in.xs_amx.data_ptr<float>());
+  });
+  a.xq_amx = in.xq_amx.data_ptr<int8_t>();
+  a.xq_amx_scale = in.xs_amx.data_ptr<float>();
+}
+
+// amx-bf16x3: the f32 rows split into three bf16 planes, in 16-row tiles.
+void split_for_amx_bf16(const Call& c, TileInputs& in, kernels::GemmNT& a) {
+  in.split = at::empty({kernels::amx_split_bytes(c.M, c.K)}, at::kByte);
+  at::parallel_for(0, (c.M + 15) / 16, 1, [&](int64_t t0, int64_t t1) {
+    kernels::amx_split_rows(in.xr.data_ptr<float>(), a.ldx, c.M, c.K, t0, t1, in.split.data_ptr());
+  });
+  a.x = in.split.data_ptr();
+}
+
+// Output columns in chunks claimed dynamically by the at::parallel_for threads, so a thread that
+// starts late (a busy machine) takes fewer chunks instead of leaving a fixed half for the others
+// to wait on.
+void run_in_column_chunks(const kernels::GemmNT& a, Tiles tiles) {
+  const int64_t threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
+  int64_t chunk = tiles == Tiles::amx_bf16x3 ? kernels::amx_column_chunk(a.N, threads)
+                                             : kernels::column_chunk(a.N, a.M, a.K, threads);
+  if (tiles == Tiles::amx_int8) chunk = (chunk + 15) / 16 * 16;  // whole 16-row weight tiles
+  const int64_t nchunks = (a.N + chunk - 1) / chunk;
+  if (threads == 1 || nchunks == 1) return kernels::gemm_nt_columns(a, tiles, 0, a.N);
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min(threads, nchunks), 1, [&](int64_t, int64_t) {
+    for (int64_t k = next++; k < nchunks; k = next++)
+      kernels::gemm_nt_columns(a, tiles, k * chunk, std::min(a.N, (k + 1) * chunk));
+  });
+}
+
+// Our tiles over all rows, output columns split across at::get_num_threads() threads.
 at::Tensor kernel_linear(const Call& c, Tiles tiles) {
   const bool quantized_x = kernels::quantizes_activations(tiles);
   const at::ScalarType xt = tiles == Tiles::avx512_bf16 ? at::kBFloat16
                             : quantized_x               ? c.x.scalar_type()
                                                         : at::kFloat;
-  at::Tensor xr = rows_of(c.x, c.M, c.K, xt);
+  TileInputs in;
+  in.xr = rows_of(c.x, c.M, c.K, xt);
   at::Tensor y = at::empty({c.M, c.N}, c.x.options());
   kernels::GemmNT a;
-  a.x = xr.data_ptr();
-  a.ldx = c.M > 1 ? xr.stride(0) : c.K;
-  at::Tensor xq, xs;
-  if (quantized_x) {
-    xq = at::empty({c.M, kernels::q8_row_bytes(c.K)}, at::kChar);
-    xs = at::empty({c.M, kernels::q8_row_blocks(c.K)}, at::kFloat);
-    // Rows split across the threads when there are many (a prefill); at least ~64K values each.
-    const int64_t x_bytes = xr.element_size(), grain = std::max<int64_t>(1, (1 << 16) / c.K);
-    at::parallel_for(0, c.M, grain, [&](int64_t m0, int64_t m1) {
-      kernels::quantize_rows_q8(static_cast<const char*>(a.x) + m0 * a.ldx * x_bytes,
-                                xt == at::kBFloat16, a.ldx, m1 - m0, c.K,
-                                xq.data_ptr<int8_t>() + m0 * xq.size(1), xq.size(1),
-                                xs.data_ptr<float>() + m0 * xs.size(1), xs.size(1));
-    });
-    a.xq = xq.data_ptr<int8_t>();
-    a.ldxq = xq.size(1);
-    a.xq_scale = xs.data_ptr<float>();
-    a.ldxq_scale = xs.size(1);
-  }
-  at::Tensor xq_amx, xs_amx;
-  if (tiles == Tiles::amx_int8) {
-    xq_amx = at::empty({kernels::amx_q8_packed_bytes(c.M, c.K)}, at::kChar);
-    xs_amx = at::empty({kernels::amx_q8_packed_scales(c.M, c.K)}, at::kFloat);
-    const int64_t groups = (c.M + 15) / 16;  // activation tiles of 16 rows
-    at::parallel_for(
-        0, groups, std::max<int64_t>(1, (1 << 16) / (16 * c.K)), [&](int64_t g0, int64_t g1) {
-          kernels::pack_q8_amx(a.xq, a.ldxq, a.xq_scale, a.ldxq_scale, c.M, c.K, g0, g1,
-                               xq_amx.data_ptr<int8_t>(), xs_amx.data_ptr<float>());
-        });
-    a.xq_amx = xq_amx.data_ptr<int8_t>();
-    a.xq_amx_scale = xs_amx.data_ptr<float>();
-  }
-  at::Tensor split;
-  if (tiles == Tiles::amx_bf16x3) {  // the three bf16 planes, once for all threads
-    split = at::empty({kernels::amx_split_bytes(c.M, c.K)}, at::kByte);
-    at::parallel_for(0, (c.M + 15) / 16, 1, [&](int64_t t0, int64_t t1) {
-      kernels::amx_split_rows(xr.data_ptr<float>(), a.ldx, c.M, c.K, t0, t1, split.data_ptr());
-    });
-    a.x = split.data_ptr();
-  }
+  a.x = in.xr.data_ptr();
+  a.ldx = c.M > 1 ? in.xr.stride(0) : c.K;
   a.M = c.M;
   a.K = c.K;
   a.N = c.N;
@@ -159,23 +187,10 @@ at::Tensor kernel_linear(const Call& c, Tiles tiles) {
   a.y = y.data_ptr();
   a.ldy = c.N;
   a.y_bf16 = y.scalar_type() == at::kBFloat16;
-  // Output columns in chunks claimed dynamically by the at::parallel_for threads, so a thread
-  // that starts late (a busy machine) takes fewer chunks instead of leaving a fixed half for the
-  // others to wait on.
-  const int64_t threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
-  int64_t chunk = tiles == Tiles::amx_bf16x3 ? kernels::amx_column_chunk(c.N, threads)
-                                             : kernels::column_chunk(c.N, c.M, c.K, threads);
-  if (tiles == Tiles::amx_int8) chunk = (chunk + 15) / 16 * 16;  // whole 16-row weight tiles
-  const int64_t nchunks = (c.N + chunk - 1) / chunk;
-  if (threads == 1 || nchunks == 1) {
-    kernels::gemm_nt_columns(a, tiles, 0, c.N);
-  } else {
-    std::atomic<int64_t> next{0};
-    at::parallel_for(0, std::min(threads, nchunks), 1, [&](int64_t, int64_t) {
-      for (int64_t k = next++; k < nchunks; k = next++)
-        kernels::gemm_nt_columns(a, tiles, k * chunk, std::min(c.N, (k + 1) * chunk));
-    });
-  }
+  if (quantized_x) quantize_x(c, in, a);
+  if (tiles == Tiles::amx_int8) pack_for_amx_int8(c, in, a);
+  if (tiles == Tiles::amx_bf16x3) split_for_amx_bf16(c, in, a);
+  run_in_column_chunks(a, tiles);
   return y.view(out_shape(c.x, c.N));
 }
 

@@ -207,6 +207,14 @@ bool listed(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
+// Whether e's timings name every one of names.
+bool measured_every(const PlanEntry& e, const std::vector<std::string>& names) {
+  return std::all_of(names.begin(), names.end(), [&](const std::string& n) {
+    return std::any_of(e.timings.begin(), e.timings.end(),
+                       [&](const CandidateTiming& t) { return t.name == n; });
+  });
+}
+
 }  // namespace
 
 PlanMode plan_mode() {
@@ -292,9 +300,13 @@ PlanEntry choose_candidate(const std::string& key, const std::vector<std::string
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   load_locked(s);
-  if (auto it = s.entries.find(key); it != s.entries.end() && listed(names, it->second.chosen))
-    return it->second;
-  if (mode == PlanMode::cached || at::in_parallel_region()) return {key, names[0], {}, "rule"};
+  const auto it = s.entries.find(key);
+  const bool planned = it != s.entries.end() && listed(names, it->second.chosen);
+  // An entry is re-measured when a listed candidate is missing from its timings: one added since
+  // it was measured (a new kernel, or a CPU feature now granted) would otherwise never be tried.
+  if (planned && (mode == PlanMode::cached || measured_every(it->second, names))) return it->second;
+  if (mode == PlanMode::cached || at::in_parallel_region())
+    return planned ? it->second : PlanEntry{key, names[0], {}, "rule"};
   if (auto it = s.busy.find(key); it != s.busy.end() && listed(names, it->second.chosen))
     return it->second;
   PlanEntry e;

@@ -102,6 +102,28 @@ TEST_F(Plan, MeasureRunsEveryCandidateAndSavesBesideOtherCpus) {
   EXPECT_EQ(mm::plan_entries()[0].key, "k1");
 }
 
+// A file entry whose timings lack a candidate the call now lists (a kernel added since, or a CPU
+// feature the process is now granted) is measured again in measure mode, and used as it is in
+// cached mode.
+TEST_F(Plan, EntryWithoutANewCandidateIsMeasuredAgain) {
+  const std::string cpu = metamath::cpu_model_name();
+  fs::create_directories(file_.parent_path());
+  metamath::write_file_atomic(file_, cpu + "\tk1\tfast\trule=30,fast=10\n");
+  Recorder rec;
+  EXPECT_EQ(mm::choose_candidate("k1", kNames, std::ref(rec)).source, "file");  // cached
+  EXPECT_EQ(rec.runs, (std::vector<int>{0, 0, 0}));
+  mm::set_plan_mode(mm::PlanMode::measure);
+  const mm::PlanEntry e = mm::choose_candidate("k1", kNames, std::ref(rec));
+  EXPECT_EQ(e.source, "measured");
+  EXPECT_GE(rec.runs[2], 2);  // "other" ran
+  ASSERT_EQ(e.timings.size(), 3u);
+  // Measured with every candidate: used from now on without running anything.
+  const std::vector<int> before = rec.runs;
+  mm::reload_plan();
+  EXPECT_EQ(mm::choose_candidate("k1", kNames, std::ref(rec)).source, "file");
+  EXPECT_EQ(rec.runs, before);
+}
+
 // Every contender is timed in at least three rounds (one disturbed sample must not decide a plan
 // kept for good); one far slower than the best after a round is not run again.
 TEST_F(Plan, ContendersGetSeveralRoundsAndFarSlowerOnesAreDropped) {
