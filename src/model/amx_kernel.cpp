@@ -96,6 +96,26 @@ WeightTile weight_tile(const int8_t* w, int64_t K, int64_t n, int64_t nr, int8_t
   return WeightTile{pad_buf.data(), stride, blocks, nullptr};
 }
 
+// The products of one weight tile (A tile ta, or tile 0) against one activation group (B tile tb)
+// into C tile tc, or against two (tiles 2 and 3) into c0 and c1, stored to c[0] (and c[1]). Tile
+// numbers are part of the instructions, hence macros.
+#define ONE_GROUP(ta, tb, tc) \
+  TILE_LOAD(ta, a, stride);   \
+  TILE_LOAD(tb, x0, 64);      \
+  TILE_ZERO(tc);              \
+  TILE_DPBSSD(tc, ta, tb);    \
+  TILE_STORE(tc, c[0], 64)
+#define TWO_GROUPS(c0, c1)  \
+  TILE_LOAD(0, a, stride);  \
+  TILE_LOAD(2, x0, 64);     \
+  TILE_LOAD(3, x1, 64);     \
+  TILE_ZERO(c0);            \
+  TILE_ZERO(c1);            \
+  TILE_DPBSSD(c0, 0, 2);    \
+  TILE_DPBSSD(c1, 0, 3);    \
+  TILE_STORE(c0, c[0], 64); \
+  TILE_STORE(c1, c[1], 64)
+
 // One block's products, issued: A = the weight tile's block b, B = block b of NB activation
 // groups, C = A times B from zero, stored to c[h] (16 rows of 16 int32). Blocks alternate
 // between two sets of tiles (kPar), so that a block's products run while the previous block's
@@ -111,39 +131,17 @@ AMX_TARGET inline __attribute__((always_inline)) void issue_block(const WeightTi
   const int8_t* x0 = x + b * kPackedBlock;
   const int8_t* x1 = x + (blocks + b) * kPackedBlock;
   if constexpr (NB == 1 && kPar == 0) {
-    TILE_LOAD(0, a, stride);
-    TILE_LOAD(2, x0, 64);
-    TILE_ZERO(4);
-    TILE_DPBSSD(4, 0, 2);
-    TILE_STORE(4, c[0], 64);
+    ONE_GROUP(0, 2, 4);
   } else if constexpr (NB == 1) {
-    TILE_LOAD(1, a, stride);
-    TILE_LOAD(3, x0, 64);
-    TILE_ZERO(5);
-    TILE_DPBSSD(5, 1, 3);
-    TILE_STORE(5, c[0], 64);
+    ONE_GROUP(1, 3, 5);
   } else if constexpr (kPar == 0) {
-    TILE_LOAD(0, a, stride);
-    TILE_LOAD(2, x0, 64);
-    TILE_LOAD(3, x1, 64);
-    TILE_ZERO(4);
-    TILE_ZERO(5);
-    TILE_DPBSSD(4, 0, 2);
-    TILE_DPBSSD(5, 0, 3);
-    TILE_STORE(4, c[0], 64);
-    TILE_STORE(5, c[1], 64);
+    TWO_GROUPS(4, 5);
   } else {
-    TILE_LOAD(0, a, stride);
-    TILE_LOAD(2, x0, 64);
-    TILE_LOAD(3, x1, 64);
-    TILE_ZERO(6);
-    TILE_ZERO(7);
-    TILE_DPBSSD(6, 0, 2);
-    TILE_DPBSSD(7, 0, 3);
-    TILE_STORE(6, c[0], 64);
-    TILE_STORE(7, c[1], 64);
+    TWO_GROUPS(6, 7);
   }
 }
+#undef ONE_GROUP
+#undef TWO_GROUPS
 
 // acc[i][h] += f32(c[h] row i) * block b's scales of activation group h.
 template <int NB>

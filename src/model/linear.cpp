@@ -30,6 +30,8 @@ using kernels::WeightType;
 // The fixed rule (METAMATH_PLAN=off, and keys not yet planned with cached): up to this many rows
 // our tiles beat libtorch on an AVX2 Zen 3 (bench/README.md, "Model decoding").
 constexpr int64_t kKernelMaxRows = 64;
+// f32 calls up to this many rows never list OpenBLAS (see candidates_for).
+constexpr int64_t kF32TilesOnlyRows = 128;
 // Widened f32 copies of a bf16 / int8 weight are made in column chunks of at most this many
 // elements.
 constexpr int64_t kWidenChunk = int64_t{8} << 20;
@@ -232,9 +234,16 @@ const char* tiles_name(Isa isa) { return isa == Isa::avx512 ? "avx512" : "avx2";
 std::vector<std::string> candidates_for(const Call& c, Isa isa) {
   const bool bf16 = c.w_type == WeightType::bf16, f32 = c.w_type == WeightType::f32;
   std::vector<std::string> names;
-  // The fixed rule: our tiles up to kKernelMaxRows rows; then libtorch for f32 and the widened
-  // path otherwise; without AVX2, one f32 row through at::mv.
-  if (isa != Isa::scalar && c.M <= kKernelMaxRows)
+  // f32 through libtorch is OpenBLAS, whose threads keep spinning after a call and starve the
+  // OpenMP threads of our kernels and libtorch's other ops: a decode step mixing the two ran at
+  // 9.4 tok/s against 33.7 with our tiles alone (2 cores), and a 128-token prefill of the 134M
+  // model took 0.21-0.34 s where the planner (timing each product alone, OpenBLAS 1.0-1.25x
+  // faster there) had picked OpenBLAS for two of its four shapes, against 0.15 s on our tiles
+  // alone. So up to kF32TilesOnlyRows rows (decode, prompts of up to 128 tokens) f32 stays off it.
+  const bool ours_serve = isa != Isa::scalar && c.M <= (f32 ? kF32TilesOnlyRows : kKernelMaxRows);
+  // The fixed rule: our tiles where they serve; then libtorch for f32 and the widened path
+  // otherwise; without AVX2, one f32 row through at::mv.
+  if (ours_serve)
     names.push_back(tiles_name(isa));
   else if (!f32)
     names.push_back("widened");
@@ -260,12 +269,6 @@ std::vector<std::string> candidates_for(const Call& c, Isa isa) {
   add("amx-bf16x3", c.w_type == WeightType::i8 && !c.int8_activations &&
                         c.x.scalar_type() == at::kFloat && row_class(c.M) >= 16 &&
                         isa == Isa::avx512 && kernels::amx_bf16_permitted());
-  // f32 through libtorch is OpenBLAS, whose threads keep spinning after a call and starve the
-  // OpenMP threads of our kernels and libtorch's other ops: a decode step mixing the two ran at
-  // 9.4 tok/s against 33.7 with our tiles alone (2 cores), and a measurement of our tiles right
-  // after an OpenBLAS candidate is slowed the same way. So where our tiles serve the call (decode
-  // and short prefills), f32 stays off OpenBLAS.
-  const bool ours_serve = isa != Isa::scalar && c.M <= kKernelMaxRows;
   add("torch", (f32 && !ours_serve) || (bf16 && !bf16_gemm_via_f32(c.w)));
   add("torch-mv", f32 && c.M == 1 && !ours_serve);
   add("widened", !f32);
