@@ -28,8 +28,8 @@
 //   total tok/s   batch * new_tokens / (prefill + decode), cache allocation included.
 // The batch-1 bandwidth roofline: weight bytes read per token (every weight but the embedding
 // table, plus one embedding row) times the decode rate, against a measured multi-threaded memcpy
-// rate (bytes copied per second) and a measured read rate (bytes summed per second), and the tok/s
-// each would allow.
+// rate (bytes copied per second) and a measured read rate (bytes summed per second, the better of
+// one stream and 16 prefetched streams per thread), and the tok/s each would allow.
 //
 //   decode_bench [--model DIR] [--fresh] [--threads N] [--batches 1,32] [--dtypes f32,bf16]
 //                [--prompt-len N] [--new-tokens N] [--bf16-new-tokens N] [--bf16-prompt-len N]
