@@ -17,7 +17,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -193,25 +192,6 @@ AMX_TARGET void tile_pass(const WeightTile& w, const int8_t* x, const float* xs,
     for (int h = 0; h < NB; ++h) _mm512_storeu_ps(out + (i * NB + h) * kRows, acc[i][h]);
 }
 
-// Round to nearest even, NaN to the quiet NaN 0x7FC0 (c10::BFloat16's conversion, as the other
-// tiles' epilogue).
-uint16_t to_bf16(float f) {
-  if (std::isnan(f)) return 0x7FC0;
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-float bias_at(const GemmNT& a, int64_t n) {
-  if (!a.b) return 0.0f;
-  if (!a.b_bf16) return static_cast<const float*>(a.b)[n];
-  const uint32_t u = static_cast<uint32_t>(static_cast<const uint16_t*>(a.b)[n]) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 // y[m, n] = out * s[n] + b[n] for the weight rows [n, n + nr) and activation rows [m, m + mr) of
 // one pass (out as tile_pass writes it, `cols` activation rows per weight row). Written row by row
 // of y (a column at a time would touch 16 lines N * 4 bytes apart, which share a cache set when N
@@ -219,19 +199,8 @@ float bias_at(const GemmNT& a, int64_t n) {
 void store_pass(const GemmNT& a, const float* out, int64_t cols, int64_t n, int64_t nr, int64_t m,
                 int64_t mr) {
   float scale[kRows], bias[kRows];
-  for (int64_t i = 0; i < nr; ++i) {
-    scale[i] = a.w_scale ? a.w_scale[n + i] : 1.0f;
-    bias[i] = bias_at(a, n + i);
-  }
-  for (int64_t j = 0; j < mr; ++j) {
-    if (a.y_bf16) {
-      uint16_t* y = static_cast<uint16_t*>(a.y) + (m + j) * a.ldy + n;
-      for (int64_t i = 0; i < nr; ++i) y[i] = to_bf16(out[i * cols + j] * scale[i] + bias[i]);
-    } else {
-      float* y = static_cast<float*>(a.y) + (m + j) * a.ldy + n;
-      for (int64_t i = 0; i < nr; ++i) y[i] = out[i * cols + j] * scale[i] + bias[i];
-    }
-  }
+  epilogue_factors(a, n, nr, scale, bias);
+  for (int64_t j = 0; j < mr; ++j) store_outputs(a, m + j, n, nr, out + j, cols, scale, bias);
 }
 
 AMX_TARGET void amx_columns_tiles(const GemmNT& a, int64_t n0, int64_t n1) {

@@ -38,9 +38,9 @@ constexpr int64_t kWidenChunk = int64_t{8} << 20;
 // Calls with more rows are measured on their first this-many rows (bounds a key's planning time;
 // per-row speed changes little beyond it).
 constexpr int64_t kMeasureMaxRows = 512;
-// The fused decode step (model/decode.cpp) runs the planner's tiles without packing activations
-// for the AMX tiles, which are listed only from kAmxMinRows rows on.
-static_assert(kFusedMaxRows < kernels::kAmxMinRows, "the fused decode step cannot run amx-int8");
+// The fused decode step (model/decode.cpp) runs the planner's tiles without packing or splitting
+// activations for the AMX tiles, which are listed only from kAmxMinRows rows on.
+static_assert(kFusedMaxRows < kernels::kAmxMinRows, "the fused decode step cannot run AMX tiles");
 
 // One call that may take a fast path: CPU, strided, no autograd recording, w a plain [N, K]
 // contiguous f32 / bf16 weight with x (and b) of its dtype, or an int8 weight with f32 scales and
@@ -261,14 +261,15 @@ std::vector<std::string> candidates_for(const Call& c, Isa isa) {
   const bool i8 = c.w_type == WeightType::i8 && c.int8_activations;
   add("avx512-vnni", i8 && isa == Isa::avx512 && cpu_has_avx512_vnni());
   add("avx2-i8dot", i8 && isa >= Isa::avx2);
-  add("amx-int8",
-      i8 && isa == Isa::avx512 && c.M >= kernels::kAmxMinRows && kernels::amx_int8_available());
+  // The AMX tiles from kAmxMinRows (9) rows: the plan key m16 is shared by 9..16 rows, and the
+  // fused decode step's <= 8 rows never see them.
+  const bool amx_rows = isa == Isa::avx512 && c.M >= kernels::kAmxMinRows;
+  add("amx-int8", i8 && amx_rows && kernels::amx_int8_available());
   // Weight-only int8 with f32 activations on AMX bf16 tiles (x split into three bf16 planes, to
-  // f32 accuracy: model/amx_split_kernel.h), from 9 rows (row class 16 up: the key m16 is shared
-  // by 9..16 rows; the fused decode step's <= 8 rows never see it).
+  // f32 accuracy: model/amx_split_kernel.h).
   add("amx-bf16x3", c.w_type == WeightType::i8 && !c.int8_activations &&
-                        c.x.scalar_type() == at::kFloat && row_class(c.M) >= 16 &&
-                        isa == Isa::avx512 && kernels::amx_bf16_permitted());
+                        c.x.scalar_type() == at::kFloat && amx_rows &&
+                        kernels::amx_bf16_permitted());
   add("torch", (f32 && !ours_serve) || (bf16 && !bf16_gemm_via_f32(c.w)));
   add("torch-mv", f32 && c.M == 1 && !ours_serve);
   add("widened", !f32);

@@ -69,8 +69,9 @@ constexpr int64_t weight_size(WeightType t) {
 }
 
 // Prefetches byte `offset` of weight rows NR..2NR-1 (the next tile's, row_bytes apart): a tile
-// reads NR rows side by side, which the hardware prefetchers follow poorly (see the int8-dot tiles
-// below for the measurement). Past the matrix's end a prefetch is harmless.
+// reads NR rows side by side, which the hardware prefetchers follow poorly (measured at one row,
+// K = 768, int8 weights from memory, one thread of a 2-core AVX512_VNNI Xeon: 24-28 GB/s with
+// the prefetch against 17-21 without). Past the matrix's end a prefetch is harmless.
 // With kAlsoAfter, the rows of the tile after that go to L2 too: int8 rows are a quarter of f32's
 // bytes for the same K, so one tile ahead is a quarter of the time ahead. Measured at batch 1 on
 // the 2-core Xeon (decode_bench, 16+128 tokens): q8 163-179 -> 204-206 tok/s; for bf16 and f32 it
@@ -339,11 +340,7 @@ struct QRows {
   int64_t ldxs;
 };
 
-// Both prefetch the weight rows of the next tile (the rows after this tile's) as they read their
-// own: a tile reads NR short rows side by side, which the hardware prefetchers follow poorly
-// (measured at one row, K = 768, weights from memory, one thread of a 2-core AVX512_VNNI Xeon:
-// 24-28 GB/s with the prefetch against 17-21 without). A prefetch past the matrix's end is
-// harmless.
+// Both prefetch the weight rows of the next tile as they read their own (prefetch_next_rows).
 
 // AVX2: one 32-byte block per step. vpmaddubsw adds pairs of u8 x s8 products into int16, which
 // cannot saturate here: |a0 b0 + a1 b1| <= 2 * 127 * 127 = 32258 < 32767. vpmaddwd with ones then
@@ -372,9 +369,9 @@ MM_TARGET inline __attribute__((always_inline)) void step_i8dot(const QRows& x, 
     xv[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.xq + i * x.ldxq + k));
     xa[i] = _mm256_sign_epi8(xv[i], xv[i]);  // |x|
   }
+  prefetch_next_rows<NR>(w, K, k);
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
-    _mm_prefetch(reinterpret_cast<const char*>(w + (NR + j) * K + k), _MM_HINT_T0);
     const __m256i wv = load_w32<kTail>(w + j * K + k, K - k);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
@@ -442,10 +439,10 @@ VNNI_TARGET inline __attribute__((always_inline)) void step_vnni(const QRows& x,
     xa[i] = _mm512_maskz_abs_epi8(~__mmask64{0}, xv);
     sv[i] = block_pair_scales(x, i, blk);
   }
+  prefetch_next_rows<NR>(w, K, k);
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
     const int8_t* p = w + j * K + k;
-    _mm_prefetch(reinterpret_cast<const char*>(p + NR * K), _MM_HINT_T0);  // the next tile's row
     const __m512i wv = kMasked ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
@@ -478,10 +475,10 @@ VNNI_TARGET inline __attribute__((always_inline)) void step_vnni_offset(const QR
     xu[i] = _mm512_xor_si512(_mm512_loadu_si512(x.xq + i * x.ldxq + k), offset);
     sv[i] = block_pair_scales(x, i, blk);
   }
+  prefetch_next_rows<NR>(w, K, k);
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
     const int8_t* p = w + j * K + k;
-    _mm_prefetch(reinterpret_cast<const char*>(p + NR * K), _MM_HINT_T0);
     const __m512i wv = kMasked ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p);
     const __m512i start = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, wv));
 #pragma GCC unroll 8
@@ -626,26 +623,13 @@ void columns(const GemmNT& a, int64_t MR, int64_t NR, int64_t x_row_bytes, int64
     for (int64_t n = n0; n < n1; n += NR) {
       const int64_t nr = std::min(NR, n1 - n);
       const void* wn = static_cast<const char*>(a.w) + n * K * wsize;
-      float bias[kMaxNR] = {}, scale[kMaxNR];
-      for (int64_t j = 0; j < nr; ++j) {
-        if (a.b)
-          bias[j] =
-              a.b_bf16 ? w_at<WeightType::bf16>(a.b, n + j) : w_at<WeightType::f32>(a.b, n + j);
-        scale[j] = a.w_scale ? a.w_scale[n + j] : 1.0f;
-      }
+      float bias[kMaxNR], scale[kMaxNR];
+      epilogue_factors(a, n, nr, scale, bias);
       for (int64_t m = m0; m < m1; m += MR) {
         const int64_t mr = std::min(MR, m1 - m);
         tile(m, mr, nr, wn, out);
-        for (int64_t i = 0; i < mr; ++i) {
-          if (a.y_bf16) {
-            uint16_t* y = static_cast<uint16_t*>(a.y) + (m + i) * a.ldy + n;
-            for (int64_t j = 0; j < nr; ++j)
-              y[j] = float_to_bf16(out[i * kMaxNR + j] * scale[j] + bias[j]);
-          } else {
-            float* y = static_cast<float*>(a.y) + (m + i) * a.ldy + n;
-            for (int64_t j = 0; j < nr; ++j) y[j] = out[i * kMaxNR + j] * scale[j] + bias[j];
-          }
-        }
+        for (int64_t i = 0; i < mr; ++i)
+          store_outputs(a, m + i, n, nr, out + i * kMaxNR, 1, scale, bias);
       }
     }
   }
@@ -751,6 +735,26 @@ void columns_q8(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
 }
 
 }  // namespace
+
+void epilogue_factors(const GemmNT& a, int64_t n, int64_t nr, float* scale, float* bias) {
+  for (int64_t j = 0; j < nr; ++j) {
+    bias[j] = !a.b       ? 0.0f
+              : a.b_bf16 ? w_at<WeightType::bf16>(a.b, n + j)
+                         : w_at<WeightType::f32>(a.b, n + j);
+    scale[j] = a.w_scale ? a.w_scale[n + j] : 1.0f;
+  }
+}
+
+void store_outputs(const GemmNT& a, int64_t m, int64_t n, int64_t nr, const float* sums,
+                   int64_t step, const float* scale, const float* bias) {
+  if (a.y_bf16) {
+    uint16_t* y = static_cast<uint16_t*>(a.y) + m * a.ldy + n;
+    for (int64_t j = 0; j < nr; ++j) y[j] = float_to_bf16(sums[j * step] * scale[j] + bias[j]);
+  } else {
+    float* y = static_cast<float*>(a.y) + m * a.ldy + n;
+    for (int64_t j = 0; j < nr; ++j) y[j] = sums[j * step] * scale[j] + bias[j];
+  }
+}
 
 bool quantizes_activations(Tiles tiles) {
   return tiles == Tiles::avx2_i8dot || tiles == Tiles::avx512_vnni || tiles == Tiles::amx_int8;

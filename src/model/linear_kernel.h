@@ -70,6 +70,14 @@ struct GemmNT {
   const float* xq_amx_scale = nullptr;
 };
 
+// The epilogue every tile set shares. epilogue_factors: the row scales s[n] (1 without int8
+// weights) and biases b[n] (0 without) of weight rows [n, n + nr). store_outputs: y[m, n + j] =
+// sums[j * step] * scale[j] + bias[j] for j < nr, rounded to bf16 (nearest even, NaN to 0x7FC0:
+// c10::BFloat16's conversion) where a.y_bf16.
+void epilogue_factors(const GemmNT& a, int64_t n, int64_t nr, float* scale, float* bias);
+void store_outputs(const GemmNT& a, int64_t m, int64_t n, int64_t nr, const float* sums,
+                   int64_t step, const float* scale, const float* bias);
+
 // Activations are quantized in blocks of this many along K.
 constexpr int64_t kQ8Block = 32;
 // The block scales one row needs (K / 32 rounded up, then to an even count: the AVX-512 tiles
