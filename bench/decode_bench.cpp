@@ -542,13 +542,26 @@ double best_rate(int threads, size_t bytes, size_t unit, Work work) {
   return best;
 }
 
+// A probe's buffer, on huge pages as our weights are (core/memory.h; METAMATH_HUGE_PAGES=off
+// gives plain pages to both), filled with `fill`.
+template <typename T>
+std::shared_ptr<T[]> probe_buffer(size_t count, T fill) {
+  const size_t bytes = count * sizeof(T);
+  const bool huge = metamath::huge_pages_wanted();
+  T* p = static_cast<T*>(huge ? metamath::alloc_huge_pages(bytes) : std::malloc(bytes));
+  if (!p) fail("probe buffer: cannot allocate {} bytes", bytes);
+  std::fill(p, p + count, fill);
+  return std::shared_ptr<T[]>(
+      p, [bytes, huge](T* q) { huge ? metamath::free_huge_pages(q, bytes) : std::free(q); });
+}
+
 // Bytes copied per second by `threads` threads each memcpy-ing its share of a 256 MiB buffer.
 // Every byte is read once and written once.
 double memcpy_rate(int threads) {
   const size_t bytes = size_t{256} << 20;
-  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  auto src = probe_buffer<char>(bytes, 1), dst = probe_buffer<char>(bytes, 0);
   return best_rate(threads, bytes, 1, [&](int, size_t off, size_t len) {
-    std::memcpy(dst.data() + off, src.data() + off, len);
+    std::memcpy(dst.get() + off, src.get() + off, len);
   });
 }
 
@@ -561,7 +574,8 @@ double memcpy_rate(int threads) {
 // streamed weights at up to 28 GB/s).
 double read_rate(int threads) {
   const size_t bytes = size_t{256} << 20, words = bytes / sizeof(uint64_t);
-  std::vector<uint64_t> buf(words, 1);
+  const auto data = probe_buffer<uint64_t>(words, 1);
+  const uint64_t* buf = data.get();
   std::vector<uint64_t> sums(threads);
   auto check = [&]() {
     uint64_t total = 0;
@@ -582,7 +596,7 @@ double read_rate(int threads) {
         uint64_t acc[kLine] = {};
         for (size_t j = 0; j < per; j += kLine)
           for (size_t s = 0; s < kStreams; ++s) {
-            const uint64_t* p = buf.data() + off + s * per + j;
+            const uint64_t* p = buf + off + s * per + j;
             __builtin_prefetch(p + 8 * kLine);
             for (size_t w = 0; w < kLine; ++w) acc[w] += p[w];
           }
@@ -762,7 +776,8 @@ int run_parent(const Options& o, const std::string& self) {
             << " GB/s copied (each byte read and written once)\n";
   const double rd_rate = read_rate(o.threads);
   std::cout << "read rate (" << o.threads << " threads, 256 MiB): " << fmt1(rd_rate / 1e9, 2)
-            << " GB/s read\n\n";
+            << " GB/s read\n(both probes on " << (metamath::huge_pages_wanted() ? "huge" : "4 KiB")
+            << " pages, as the weights)\n\n";
 
   std::cout << "| dtype | batch | prompt+new | side | prefill s | decode tok/s best (median) |"
                " total tok/s best (median) | peak RSS MiB |\n"

@@ -1,5 +1,5 @@
 #pragma once
-// Process-wide allocator setting for tensor work.
+// Process-wide allocator setting for tensor work, and memory on transparent huge pages.
 //
 // libtorch's CPU tensors come from malloc, and glibc serves every block over 32 MiB with a fresh
 // mmap that munmap returns on free: each training step then faults in its activations and
@@ -10,9 +10,27 @@
 // same peak RSS. Memory is not handed back to the system until the process exits.
 //
 // Call it once at startup, before other threads start. METAMATH_MALLOC=default skips it.
+#include <cstddef>
+
 namespace metamath {
 
 // Returns true when the setting was applied.
 bool keep_freed_memory();
+
+// Huge pages: a decode step streams every weight once from memory, and with 4 KiB pages the
+// tiles that read 8 weight rows side by side cross a page, and miss the TLB, every 4 KiB of each
+// row. Debian's default THP mode is `madvise`, so malloc'd memory never gets 2 MiB pages. Blocks
+// from alloc_huge_pages() are 2 MiB aligned and advised (MADV_HUGEPAGE) before their first touch,
+// so the kernel backs them with huge pages where it can (plain pages otherwise: same results).
+// Measured on a 2-core Xeon (bench/README.md, seventh session): batch-1 decode bf16 97-104 ->
+// 120-125 tok/s, q8 182-195 -> 251-263 tok/s.
+//
+// Whether to use them: false when METAMATH_HUGE_PAGES=off (for comparing), else true.
+bool huge_pages_wanted();
+
+// `bytes` of zeroed anonymous memory, 2 MiB aligned and advised as huge pages; nullptr when the
+// mapping fails. Free with free_huge_pages(p, bytes), the same byte count.
+void* alloc_huge_pages(std::size_t bytes);
+void free_huge_pages(void* p, std::size_t bytes);
 
 }  // namespace metamath

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/huge_pages.h"
 
 namespace metamath::model {
 
@@ -16,10 +17,16 @@ KVCache::KVCache(const ModelConfig& c, int64_t num_slots, int64_t max_len, at::S
          num_slots, max_len);
   auto opts = at::TensorOptions().dtype(dtype).device(device);
   // Zero-filled: positions past a slot's length are read (then masked) by the batched matmul, and
-  // masked weights are exact zeros only when the values there are finite.
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    k_.push_back(at::zeros({num_slots, c.num_key_value_heads, max_len, c.head_dim}, opts));
-    v_.push_back(at::zeros({num_slots, c.num_key_value_heads, max_len, c.head_dim}, opts));
+  // masked weights are exact zeros only when the values there are finite. One block for all
+  // layers, on huge pages: a decode step reads every layer's keys and values, which one at a time
+  // are often under a huge page (model/huge_pages.h).
+  const int64_t L = c.num_hidden_layers;
+  at::Tensor all =
+      empty_on_huge_pages({L, 2, num_slots, c.num_key_value_heads, max_len, c.head_dim}, opts)
+          .zero_();
+  for (int64_t l = 0; l < L; ++l) {
+    k_.push_back(all[l][0]);
+    v_.push_back(all[l][1]);
   }
 }
 

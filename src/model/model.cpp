@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "model/attention.h"
 #include "model/decode.h"
+#include "model/huge_pages.h"
 #include "model/linear.h"
 #include "model/matmul.h"
 #include "model/plan.h"
@@ -194,9 +195,10 @@ Model::Model(ModelConfig config, at::ScalarType dtype, c10::Device device)
 void Model::quantize_q8(bool int8_activations) {
   if (dtype_ != at::kFloat || quantized())
     fail("quantize_q8: the model must be float32 and not yet quantized");
-  auto quantize = [](at::Tensor& w, at::Tensor& scale) {
+  HugePageArena arena;  // the int8 weights, streamed by every decode step
+  auto quantize = [&](at::Tensor& w, at::Tensor& scale) {
     QuantizedWeight q = model::quantize_q8(w);
-    w = q.q.to(w.device());
+    w = w.device().is_cpu() ? arena.copy(q.q) : q.q.to(w.device());
     scale = q.scale.to(w.device());
   };
   for (LayerWeights& L : layers) {
@@ -209,6 +211,11 @@ void Model::quantize_q8(bool int8_activations) {
     quantize(L.down_w, L.down_s);
   }
   quantize(lm_head, lm_head_scale);  // a tied embedding stays float32 (lm_head is a new tensor)
+  // The weights left float32 (embeddings, norms, biases) move too, so that the blocks they shared
+  // with the float32 matrices are freed (model/huge_pages.h).
+  for_each_weight([&](const std::string&, at::Tensor& t) {
+    if (t.scalar_type() == at::kFloat && t.device().is_cpu()) t = arena.copy(t);
+  });
   int8_activations_ = int8_activations;
 }
 
@@ -228,6 +235,7 @@ Model Model::from_weights(const ModelConfig& config, const ShardedWeights& w, at
   }
   // No InferenceMode here: the weights must stay usable by autograd (training, LoRA).
   Model m(config, dtype, device);
+  HugePageArena arena;  // the weights a decode step streams (model/huge_pages.h)
   visit_weights(m, [&](const std::string& name, const Shape& shape, at::Tensor& slot) {
     if (!w.contains(name))
       fail("{}: missing tensor '{}' (expected shape {} for this {} config)", w.source(), name,
@@ -239,9 +247,10 @@ Model Model::from_weights(const ModelConfig& config, const ShardedWeights& w, at
     if (e.dtype != "F32" && e.dtype != "BF16" && e.dtype != "F16" && e.dtype != "F64")
       fail("{}: tensor '{}' has dtype {}, expected a float type (F32, BF16, F16)", w.file_of(name),
            name, e.dtype);
-    at::Tensor t = w.get(name);
-    if (t.scalar_type() != dtype || !device.is_cpu()) t = t.to(device, dtype);
-    slot = t;
+    const at::Tensor t = w.get(name);
+    slot = device.is_cpu() ? arena.copy(t, dtype) : t.to(device, dtype);
+    // Copied: the file's pages need not stay in memory too (the peak stays one copy).
+    if (slot.data_ptr() != t.data_ptr()) w.drop_pages(name);
   });
   if (config.tie_word_embeddings) m.lm_head = m.embed_tokens;
   return m;
@@ -251,6 +260,7 @@ Model Model::init_random(const ModelConfig& config, uint64_t seed, at::ScalarTyp
                          c10::Device device) {
   config.validate("init_random");
   Model m(config, dtype, device);
+  HugePageArena arena;
   at::Generator gen = at::detail::createCPUGenerator(seed);
   const double init_std = config.initializer_range;
   visit_weights(m, [&](const std::string& name, const Shape& shape, at::Tensor& slot) {
@@ -263,7 +273,7 @@ Model Model::init_random(const ModelConfig& config, uint64_t seed, at::ScalarTyp
       t = at::zeros(shape, at::kFloat);
     else
       t = at::empty(shape, at::kFloat).normal_(0.0, init_std, gen);
-    slot = t.to(device, dtype);
+    slot = device.is_cpu() ? arena.copy(t, dtype) : t.to(device, dtype);
   });
   if (config.tie_word_embeddings) m.lm_head = m.embed_tokens;
   return m;
@@ -281,6 +291,8 @@ void Model::recast_from(const Model& source) {
   for_each_weight([&](const std::string& name, at::Tensor& slot) {
     if (i >= from.size() || from[i].first != name)
       fail("recast_from: the source model has no weight '{}' where this model has it", name);
+    // libtorch's allocator, not huge pages: training re-casts once per micro-batch, through
+    // autograd, and glibc reuses the freed blocks (core/memory.h).
     slot = from[i++].second.to(dtype_);
   });
   if (i != from.size()) fail("recast_from: the source model has more weights than this model");

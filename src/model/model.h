@@ -3,8 +3,10 @@
 // modeling semantics: token embedding; per layer RMSNorm (in fp32) -> attention with rotate-half
 // RoPE (rope_theta, optional linear/llama3 scaling), grouped-query attention and Qwen2's q/k/v
 // bias -> residual -> RMSNorm -> SiLU-gated MLP -> residual; final RMSNorm; lm_head (tied to the
-// embedding when tie_word_embeddings). Weights are plain tensors (no torch::nn modules), loaded
-// from safetensors without copies when the requested dtype and device match the file.
+// embedding when tie_word_embeddings). Weights are plain tensors (no torch::nn modules). On the
+// CPU they are loaded from safetensors into huge-page blocks (model/huge_pages.h: a decode step
+// streams them); with METAMATH_HUGE_PAGES=off, without copies when the requested dtype matches
+// the file.
 //
 // Attention follows HF's eager path: scores = (q k^T) * head_dim^-0.5 in the model dtype, masked,
 // softmax in fp32, cast back, times v.

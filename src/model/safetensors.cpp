@@ -229,6 +229,15 @@ at::Tensor SafetensorsFile::get(const std::string& name) const {
       ptr, e.shape, [keep](void*) {}, opts);
 }
 
+void SafetensorsFile::drop_pages(const std::string& name) const {
+  const TensorEntry& e = entry(name);
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(base_) + header_.data_offset + e.begin;
+  const std::uintptr_t first = (begin + page - 1) / page * page,
+                       last = (begin + (e.end - e.begin)) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 // ---------------------------------------------------------------------------------------------
 // ShardedWeights
 
@@ -311,6 +320,12 @@ at::Tensor ShardedWeights::get(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) fail("{}: no tensor named '{}'", source_, name);
   return files_[it->second]->get(name);
+}
+
+void ShardedWeights::drop_pages(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) fail("{}: no tensor named '{}'", source_, name);
+  files_[it->second]->drop_pages(name);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   // A CPU tensor aliasing the mapped bytes (no copy; a copy only when the data is misaligned for
   // its dtype). Throws for a missing tensor or an unsupported dtype.
   at::Tensor get(const std::string& name) const;
+  // Drops the whole pages under a tensor's bytes from this process's memory (they are read from
+  // the file again if used): for a loader that has copied the tensor and will not use get()'s
+  // alias again. Writes through that alias are lost.
+  void drop_pages(const std::string& name) const;
 
  private:
   SafetensorsFile() = default;
@@ -87,6 +91,7 @@ class ShardedWeights {
   std::string file_of(const std::string& name) const;
   // Zero-copy CPU tensor; throws naming the checkpoint and the tensor when absent.
   at::Tensor get(const std::string& name) const;
+  void drop_pages(const std::string& name) const;  // SafetensorsFile::drop_pages
   // Description for messages: the file, or the index file for a sharded checkpoint.
   const std::string& source() const { return source_; }
 

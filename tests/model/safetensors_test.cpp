@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -103,6 +105,29 @@ TEST(Safetensors, ZeroCopyViewsOutliveTheFileObject) {
   a.mul_(2);                     // copy-on-write: never reaches the file
   auto f2 = mm::SafetensorsFile::open(dir / "z.safetensors");
   EXPECT_TRUE(at::equal(f2->get("w"), t));
+}
+
+// drop_pages frees the whole pages under a tensor: written (copy-on-write) values there are gone
+// and the file's come back; the partial pages at either end, which other tensors share, stay.
+TEST(Safetensors, DropPagesReturnsWholePagesToTheFile) {
+  auto dir = metamath::testing::temp_dir("st_drop_pages");
+  at::Tensor t = at::randn({256, 256});
+  mm::save_safetensors(dir / "d.safetensors", {{"w", t}});
+  auto f = mm::SafetensorsFile::open(dir / "d.safetensors");
+  at::Tensor a = f->get("w");
+  a.mul_(2);
+  f->drop_pages("w");
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(a.data_ptr());
+  const std::uintptr_t first = (begin + page - 1) / page * page,
+                       last = (begin + a.numel() * 4) / page * page;
+  ASSERT_GT(last, first + page);
+  const at::Tensor flat = a.flatten(), ref = t.flatten();
+  const int64_t lo = static_cast<int64_t>((first - begin) / 4),
+                hi = static_cast<int64_t>((last - begin) / 4);
+  EXPECT_TRUE(at::equal(flat.slice(0, lo, hi), ref.slice(0, lo, hi)));
+  EXPECT_TRUE(at::equal(flat.slice(0, 0, lo), ref.slice(0, 0, lo) * 2));
+  EXPECT_TRUE(at::equal(flat.slice(0, hi), ref.slice(0, hi) * 2));
 }
 
 TEST(Safetensors, ReadsPythonWrittenFixture) {
