@@ -131,29 +131,30 @@ void multiply(const Job& j, int64_t M, int64_t n0, int64_t n1) {
 // and v); together: the same columns of every product, then done(n0, n1) (gate and up, whose
 // outputs combine column by column).
 void run_side_by_side(std::atomic<int64_t>& next, const Job* jobs, int n, int64_t M, int threads) {
-  int64_t size[3], count[3], total = 0;
+  std::vector<int64_t> bounds[3];
+  int64_t count[3], total = 0;
   for (int j = 0; j < n; ++j) {
-    size[j] = kernels::column_chunk(jobs[j].p.N, M, jobs[j].p.K, threads);
-    count[j] = (jobs[j].p.N + size[j] - 1) / size[j];
+    bounds[j] = kernels::column_bounds(jobs[j].p.N, M, jobs[j].p.K, threads);
+    count[j] = static_cast<int64_t>(bounds[j].size()) - 1;
     total += count[j];
   }
   for (int64_t t = next++; t < total; t = next++) {
     int j = 0;
     int64_t c = t;
     while (c >= count[j]) c -= count[j++];
-    multiply(jobs[j], M, c * size[j], std::min(jobs[j].p.N, (c + 1) * size[j]));
+    multiply(jobs[j], M, bounds[j][c], bounds[j][c + 1]);
   }
 }
 
 template <typename Done>
 void run_together(std::atomic<int64_t>& next, const Job* jobs, int n, int64_t M, int threads,
                   Done&& done) {
-  const int64_t N = jobs[0].p.N, size = kernels::column_chunk(N, M, jobs[0].p.K * n, threads);
-  const int64_t total = (N + size - 1) / size;
+  const std::vector<int64_t> bounds =
+      kernels::column_bounds(jobs[0].p.N, M, jobs[0].p.K * n, threads);
+  const int64_t total = static_cast<int64_t>(bounds.size()) - 1;
   for (int64_t t = next++; t < total; t = next++) {
-    const int64_t n0 = t * size, n1 = std::min(N, n0 + size);
-    for (int j = 0; j < n; ++j) multiply(jobs[j], M, n0, n1);
-    done(n0, n1);
+    for (int j = 0; j < n; ++j) multiply(jobs[j], M, bounds[t], bounds[t + 1]);
+    done(bounds[t], bounds[t + 1]);
   }
 }
 

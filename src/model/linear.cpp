@@ -154,15 +154,24 @@ void split_for_amx_bf16(const Call& c, TileInputs& in, kernels::GemmNT& a) {
 // to wait on.
 void run_in_column_chunks(const kernels::GemmNT& a, Tiles tiles) {
   const int64_t threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
-  int64_t chunk = tiles == Tiles::amx_bf16x3 ? kernels::amx_column_chunk(a.N, threads)
-                                             : kernels::column_chunk(a.N, a.M, a.K, threads);
-  if (tiles == Tiles::amx_int8) chunk = (chunk + 15) / 16 * 16;  // whole 16-row weight tiles
-  const int64_t nchunks = (a.N + chunk - 1) / chunk;
+  std::vector<int64_t> bounds;
+  if (tiles == Tiles::amx_bf16x3) {
+    const int64_t chunk = kernels::amx_column_chunk(a.N, threads);
+    for (int64_t n = 0; n < a.N; n += chunk) bounds.push_back(n);
+    bounds.push_back(a.N);
+  } else {
+    bounds = kernels::column_bounds(a.N, a.M, a.K, threads);
+    if (tiles == Tiles::amx_int8) {  // whole 16-row weight tiles
+      for (int64_t& n : bounds) n = std::min(a.N, (n + 15) / 16 * 16);
+      bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
+    }
+  }
+  const int64_t nchunks = static_cast<int64_t>(bounds.size()) - 1;
   if (threads == 1 || nchunks == 1) return kernels::gemm_nt_columns(a, tiles, 0, a.N);
   std::atomic<int64_t> next{0};
   at::parallel_for(0, std::min(threads, nchunks), 1, [&](int64_t, int64_t) {
     for (int64_t k = next++; k < nchunks; k = next++)
-      kernels::gemm_nt_columns(a, tiles, k * chunk, std::min(a.N, (k + 1) * chunk));
+      kernels::gemm_nt_columns(a, tiles, bounds[k], bounds[k + 1]);
   });
 }
 

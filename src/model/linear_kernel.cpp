@@ -825,11 +825,15 @@ void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
           });
 }
 
-int64_t column_chunk(int64_t N, int64_t M, int64_t K, int64_t threads) {
-  threads = std::max<int64_t>(1, threads);
-  const int64_t min_cols = (int64_t{1} << 16) / std::max<int64_t>(1, M * K) + 1;
-  const int64_t chunk = std::max(min_cols, (N + threads * 8 - 1) / (threads * 8));
-  return (chunk + 23) / 24 * 24;
+std::vector<int64_t> column_bounds(int64_t N, int64_t M, int64_t K, int64_t threads) {
+  const int64_t share = 2 * std::max<int64_t>(1, threads);
+  const int64_t least = (int64_t{1} << 16) / std::max<int64_t>(1, M * K) + 1;
+  std::vector<int64_t> b{0};
+  while (b.back() < N) {
+    const int64_t chunk = std::max(least, (N - b.back() + share - 1) / share);
+    b.push_back(std::min(N, b.back() + (chunk + 23) / 24 * 24));
+  }
+  return b;
 }
 
 }  // namespace metamath::model::kernels

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <optional>
 #include <ostream>
@@ -22,6 +23,7 @@
 
 #include "core/cpu.h"
 #include "isa_test.h"
+#include "model/linear_kernel.h"
 #include "test_util.h"
 
 namespace mm = metamath::model;
@@ -313,6 +315,47 @@ TEST(QuantizeQ8, PerRowScalesAndHalfStepError) {
   at::Tensor deq = qb.q.to(at::kFloat) * qb.scale.unsqueeze(1);
   EXPECT_TRUE(((deq - big).abs() <= qb.scale.unsqueeze(1) * (0.5 + 1e-6)).all().item<bool>());
   EXPECT_EQ(qb.q.abs().amax(1).min().item<int>(), 127);
+}
+
+// The chunks threads claim: every column once, widest first, tile-aligned, none too small to pay
+// for its claim, and the last ones narrow enough that two equal threads claiming in turn finish
+// within one last chunk of each other.
+TEST(ColumnBounds, CoverEveryColumnWidestFirstAndEndNarrow) {
+  for (const auto& [N, M, K, T] : std::vector<std::array<int64_t, 4>>{{2048, 1, 1536, 2},
+                                                                      {768, 1, 768, 2},
+                                                                      {32000, 1, 768, 2},
+                                                                      {2048, 8, 768, 16},
+                                                                      {100, 1, 64, 4},
+                                                                      {5, 32, 4096, 2},
+                                                                      {11008, 1, 4096, 1}}) {
+    SCOPED_TRACE(::testing::Message() << "N " << N << " M " << M << " K " << K << " T " << T);
+    const std::vector<int64_t> b = mm::kernels::column_bounds(N, M, K, T);
+    const int64_t least = (int64_t{1} << 16) / (M * K) + 1;
+    ASSERT_GE(b.size(), 2u);
+    EXPECT_EQ(b.front(), 0);
+    EXPECT_EQ(b.back(), N);
+    for (std::size_t i = 1; i < b.size(); ++i) {
+      const int64_t w = b[i] - b[i - 1];
+      EXPECT_GT(w, 0);
+      if (i + 1 < b.size()) {
+        EXPECT_EQ(b[i] % 24, 0);
+        EXPECT_GE(w, std::min(N, least));
+      }
+      if (i >= 2 && i + 1 < b.size()) {
+        EXPECT_LE(w, b[i - 1] - b[i - 2]);  // never wider again
+      }
+    }
+    // Two threads of equal speed, each claiming the next chunk when done with its own: they end
+    // within one of the narrow last chunks of each other.
+    int64_t done[2] = {0, 0};
+    for (std::size_t i = 1; i < b.size(); ++i) *std::min_element(done, done + 2) += b[i] - b[i - 1];
+    const std::size_t n = b.size() - 1;  // chunks
+    const int64_t narrow = n >= 2 ? b[n - 1] - b[n - 2] : N;
+    EXPECT_LE(std::abs(done[0] - done[1]), narrow);
+    if (N >= 2048 && M * K <= 2048) {  // big products: the end is narrow next to the start
+      EXPECT_LE(8 * narrow, b[1] - b[0]);
+    }
+  }
 }
 
 TEST(Linear, EmptyRows) {
