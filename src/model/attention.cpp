@@ -163,6 +163,59 @@ MM512_TARGET void axpy_avx512(float p, const T* v, float* acc, int64_t d) {
   }
 }
 
+// One query row's weighted sum of V: acc[0, D) = the sum over keys c with p[c] != 0 of
+// p[c] * (value row c), in key order, with the D sums held in registers across all L keys (axpy
+// per key sends them through memory: a store-to-load chain per key). The same multiply-adds in the
+// same order as axpy's, so the same sums. D = 64 or 128 (the usual head sizes).
+template <int D, typename T>
+MM_TARGET void weighted_row_avx2(const float* p, const T* v, int64_t ldv, int64_t L, float* acc) {
+  constexpr int kN = D / 8;
+  __m256 a[kN];
+#pragma GCC unroll 16
+  for (int i = 0; i < kN; ++i) a[i] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < L; ++c) {
+    if (p[c] == 0.0f) continue;
+    const __m256 pv = _mm256_set1_ps(p[c]);
+    const T* vr = v + c * ldv;
+#pragma GCC unroll 16
+    for (int i = 0; i < kN; ++i) a[i] = _mm256_fmadd_ps(pv, load8(vr + 8 * i), a[i]);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kN; ++i) _mm256_storeu_ps(acc + 8 * i, a[i]);
+}
+
+template <int D, typename T>
+MM512_TARGET void weighted_row_avx512(const float* p, const T* v, int64_t ldv, int64_t L,
+                                      float* acc) {
+  constexpr int kN = D / 16;
+  __m512 a[kN];
+#pragma GCC unroll 8
+  for (int i = 0; i < kN; ++i) a[i] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < L; ++c) {
+    if (p[c] == 0.0f) continue;
+    const __m512 pv = _mm512_set1_ps(p[c]);
+    const T* vr = v + c * ldv;
+#pragma GCC unroll 8
+    for (int i = 0; i < kN; ++i) a[i] = _mm512_fmadd_ps(pv, load16(vr + 16 * i), a[i]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < kN; ++i) _mm512_storeu_ps(acc + 16 * i, a[i]);
+}
+
+// weighted_row for this level and head size; false when there is none (d not 64 or 128).
+template <Isa kIsa, typename T>
+inline bool weighted_row(const float* p, const T* v, int64_t ldv, int64_t L, int64_t d,
+                         float* acc) {
+  if constexpr (kIsa == Isa::avx512) {
+    if (d == 64) return weighted_row_avx512<64>(p, v, ldv, L, acc), true;
+    if (d == 128) return weighted_row_avx512<128>(p, v, ldv, L, acc), true;
+  } else if constexpr (kIsa == Isa::avx2) {
+    if (d == 64) return weighted_row_avx2<64>(p, v, ldv, L, acc), true;
+    if (d == 128) return weighted_row_avx2<128>(p, v, ldv, L, acc), true;
+  }
+  return false;
+}
+
 template <typename T>
 float dot1_plain(const float* q, const T* k, int64_t d) {
   float s = 0;
@@ -214,6 +267,19 @@ struct Strides {
 };
 Strides strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 
+// In a decode step K and V come from memory (the weights streamed since evicted them), and the
+// hardware prefetchers start over at every 4 KiB page: the score loop prefetches the key rows this
+// many keys ahead, and the value rows of the keys it scores for the weighted sum that follows.
+constexpr int64_t kPrefetchKeys = 16;
+
+// Prefetches n (<= 4; none when n <= 0) rows of d elements at p, p + ld, ...
+template <typename T>
+inline void prefetch_keys(const T* p, int64_t ld, int64_t d, int64_t n) {
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t o = 0; o < d * static_cast<int64_t>(sizeof(T)); o += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(p + r * ld) + o, _MM_HINT_T0);
+}
+
 // Query rows are processed in blocks of this many: a block's scores (kRowBlock x L floats) and
 // q rows stay in L1/L2 while K and V stream past once per block.
 constexpr int64_t kRowBlock = 16;
@@ -241,14 +307,20 @@ void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* 
     // skipped (their entries are never read).
     int64_t j = 0;
     if constexpr (kIsa != Isa::scalar) {
+      for (int64_t j0 = 0; j0 < std::min(L, kPrefetchKeys); j0 += 4)  // the loop's first keys
+        prefetch_keys(kb + j0 * ldk, ldk, d, std::min<int64_t>(4, L - j0));
       float four[4];
-      for (; j + 4 <= L; j += 4)
+      for (; j + 4 <= L; j += 4) {
+        prefetch_keys(kb + (j + kPrefetchKeys) * ldk, ldk, d,
+                      std::min<int64_t>(4, L - j - kPrefetchKeys));
+        prefetch_keys(vb + j * ldv, ldv, d, 4);
         for (int64_t i = 0; i < nr; ++i) {
           const bool* hr = hidden_row(i) + j;
           if (hr[0] && hr[1] && hr[2] && hr[3]) continue;
           dot4<kIsa>(qf + (r0 + i) * d, kb + j * ldk, ldk, d, four);
           for (int c = 0; c < 4; ++c) s[i * L + j + c] = four[c];
         }
+      }
     }
     for (; j < L; ++j)
       for (int64_t i = 0; i < nr; ++i)
@@ -276,7 +348,11 @@ void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* 
       const float inv = 1.0f / sum;
       for (int64_t c = 0; c < L; ++c) sr[c] = round_to(sr[c] * inv, kBF16);
     }
-    // Weighted sum of V rows, again key-major.
+    // Weighted sum of V rows, again key-major (one row: in registers).
+    if (nr == 1 && weighted_row<kIsa>(s, vb, ldv, L, d, acc)) {
+      for (int64_t i = 0; i < d; ++i) ob[r0 * d + i] = static_cast<T>(acc[i]);
+      continue;
+    }
     std::fill(acc, acc + nr * d, 0.0f);
     for (int64_t c = 0; c < L; ++c) {
       const T* vr = vb + c * ldv;

@@ -116,6 +116,7 @@ TEST_P(AttendInPlaceIsa, MatchesFloat64AcrossShapes) {
       {2, 2, 1, 3, 9, 7},
       {4, 3, 2, 2, 33, 67},
       {2, 1, 8, 1, 5, 128},
+      {2, 3, 1, 1, 45, 128},  // one row per head at d = 128 (and 64 above): sums in registers
       {5, 4, 1, 1, 130, 16},
       {2, 2, 3, 4, 12, 8},
       // More query rows than one block of the kernel (16): prefill-like shapes.
