@@ -26,10 +26,11 @@
 // rounds are reported. Rates:
 //   decode tok/s  batch * (new_tokens - 1) / time of the steps after the prefill pass;
 //   total tok/s   batch * new_tokens / (prefill + decode), cache allocation included.
-// The batch-1 bandwidth roofline: weight bytes read per token (every weight but the embedding
-// table, plus one embedding row) times the decode rate, against a measured multi-threaded memcpy
-// rate (bytes copied per second) and a measured read rate (bytes summed per second, the better of
-// one stream and 16 prefetched streams per thread), and the tok/s each would allow.
+// The batch-1 bandwidth roofline: bytes read per token (every weight but the embedding table, plus
+// one embedding row, plus the KV cache a step reads on average) times the decode rate, against a
+// measured multi-threaded memcpy rate (bytes copied per second) and a measured read rate (bytes
+// summed per second, the better of one stream and 16 prefetched streams per thread), and the tok/s
+// each would allow.
 //
 //   decode_bench [--model DIR] [--fresh] [--threads N] [--batches 1,32] [--dtypes f32,bf16]
 //                [--prompt-len N] [--new-tokens N] [--bf16-new-tokens N] [--bf16-prompt-len N]
@@ -358,6 +359,19 @@ int64_t weight_bytes_per_token(const mm::ModelConfig& c, double elem) {
   int64_t n = c.num_parameters();
   if (!c.tie_word_embeddings) n -= c.vocab_size * c.hidden_size;
   return static_cast<int64_t>(static_cast<double>(n + c.hidden_size) * elem);
+}
+
+// Bytes of KV cache one batch-1 decode step reads, on average over the timed steps (step s of
+// new_tokens - 1 attends to prompt_len + s keys): keys and values of every layer, in the cache's
+// element type (ours and the reference: the model dtype, f32 for q8; llama.cpp: F32, as
+// decode_llama_cpp.mjs asks).
+int64_t kv_bytes_per_token(const mm::ModelConfig& c, const std::string& dtype,
+                           const std::string& side, int64_t prompt_len, int64_t new_tokens) {
+  const double elem = dtype == "bf16" && side != "llama.cpp" ? 2 : 4;
+  const double keys = static_cast<double>(prompt_len) + static_cast<double>(new_tokens) / 2.0;
+  return static_cast<int64_t>(2.0 * static_cast<double>(c.num_hidden_layers) *
+                              static_cast<double>(c.num_key_value_heads * c.head_dim) * elem *
+                              keys);
 }
 
 std::vector<std::vector<int64_t>> make_prompts(int64_t batch, int64_t len, int64_t vocab,
@@ -832,16 +846,20 @@ int run_parent(const Options& o, const std::string& self) {
       std::cout << "  generator/reference total "
                 << fmt1(best(g->second.total) / best(ref.total), 2) << "x\n";
   }
-  std::cout << "\nbatch-1 bandwidth roofline (weights streamed once per token):\n";
+  std::cout << "\nbatch-1 bandwidth roofline (weights streamed once per token, plus the KV cache"
+               " a step reads on average):\n";
   for (const auto& k : configs) {
     if (k.batch != 1) continue;
     for (const std::string side : {"ours", "reference", "llama.cpp"}) {
-      const int64_t wb = weight_bytes_per_token(c, bytes_per_weight(k.dtype, side));
+      const int64_t weights = weight_bytes_per_token(c, bytes_per_weight(k.dtype, side));
+      const int64_t kv = kv_bytes_per_token(c, k.dtype, side, k.prompt_len, k.new_tokens);
+      const int64_t wb = weights + kv;
       auto it = series.find(key(k, side));
       if (it == series.end() || it->second.decode.empty()) continue;
       const double tps = best(it->second.decode);
-      std::cout << "  " << k.dtype << " " << side << ": " << fmt1(wb / 1e6) << " MB/token x "
-                << fmt1(tps) << " tok/s = " << fmt1(wb * tps / 1e9, 2)
+      std::cout << "  " << k.dtype << " " << side << ": " << fmt1(weights / 1e6) << " + "
+                << fmt1(kv / 1e6) << " (KV) = " << fmt1(wb / 1e6) << " MB/token x " << fmt1(tps)
+                << " tok/s = " << fmt1(wb * tps / 1e9, 2)
                 << " GB/s = " << fmt1(100.0 * wb * tps / rd_rate)
                 << "% of the read rate (which allows " << fmt1(rd_rate / wb) << " tok/s), "
                 << fmt1(100.0 * wb * tps / copy_rate) << "% of the memcpy rate ("
