@@ -39,7 +39,9 @@ int main(int argc, char** argv) {
   app.footer(
       "Threads: every command computes on all physical cores of its CPU affinity mask; set "
       "$METAMATH_THREADS to use fewer or more. On a machine other busy processes share, set "
-      "OMP_WAIT_POLICY=passive too (OpenMP's threads otherwise spin at each barrier).");
+      "OMP_WAIT_POLICY=passive too (OpenMP's threads otherwise spin at each barrier). Model "
+      "weights and KV caches go on transparent huge pages (faster decoding; loading copies the "
+      "weights); METAMATH_HUGE_PAGES=off maps the checkpoint without a copy instead.");
   app.require_subcommand(1);
   std::string log_level;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");
