@@ -38,6 +38,10 @@
 //                [--reference SCRIPT] [--seed N] [--short] [--profile FILE]
 //                [--llama-cpp] [--llama-cpp-threads N] [--tokenizer DIR] [--node EXE]
 //
+// Each round of ours also prints the host time per decode step (model/decode.h
+// fused_decode_times): inside the fused step around its parallel region, and all of a step
+// outside that region (the loop's argmax and bookkeeping included).
+//
 // --profile FILE writes a chrome trace (libtorch's profiler) of our last 4 decode steps of each
 // batch size (FILE gets the batch size inserted before its extension); run it with
 // --no-reference --repeats 1.
@@ -72,9 +76,11 @@
 #include "core/jsonl.h"
 #include "core/memory.h"
 #include "model/config.h"
+#include "model/decode.h"
 #include "model/generate.h"
 #include "model/gguf.h"
 #include "model/model.h"
+#include "model/sampling.h"
 
 namespace fs = std::filesystem;
 namespace mm = metamath::model;
@@ -419,21 +425,20 @@ Timing loop_generate(const mm::Model& m, const std::vector<std::vector<int64_t>>
   mm::ForwardInput in;
   in.input_ids = ids;
   in.attention_mask = mask;
-  at::Tensor next = m.forward(in, &cache, mm::LogitsMode::Last).argmax(-1).view({B, 1});
-  auto take = [&](const at::Tensor& nx) {
-    at::Tensor cpu = nx.to(at::kCPU).contiguous();
-    const int64_t* p = cpu.data_ptr<int64_t>();
-    for (int64_t b = 0; b < B; ++b) r.generated[b].push_back(p[b]);
+  std::vector<int64_t> next = mm::greedy_tokens(m.forward(in, &cache, mm::LogitsMode::Last));
+  auto take = [&](const std::vector<int64_t>& nx) {
+    for (int64_t b = 0; b < B; ++b) r.generated[b].push_back(nx[b]);
   };
   take(next);
   r.prefill_s = seconds_since(t0);
   const auto t1 = Clock::now();
   mm::ForwardInput step;
+  step.input_ids = at::empty({B, 1}, at::kLong);  // rewritten in place each step
   std::optional<torch::autograd::profiler::RecordProfile> prof;
   for (int64_t s = 1; s < new_tokens; ++s) {
     if (!profile.empty() && s == std::max<int64_t>(1, new_tokens - 4)) prof.emplace(profile);
-    step.input_ids = next;
-    next = m.forward(step, &cache, mm::LogitsMode::Last).argmax(-1).view({B, 1});
+    std::copy(next.begin(), next.end(), step.input_ids.data_ptr<int64_t>());
+    next = mm::greedy_tokens(m.forward(step, &cache, mm::LogitsMode::Last));
     take(next);
   }
   r.decode_s = seconds_since(t1);
@@ -485,8 +490,10 @@ int run_worker(const Options& o) {
     return gen ? generator_generate(m, prompts, n) : loop_generate(m, prompts, n);
   };
   run(2);  // warm-up: allocator, thread pool, first-touch of the weights
+  const mm::FusedDecodeTimes before = mm::fused_decode_times();
   Timing t = gen || o.profile.empty() ? run(o.new_tokens)
                                       : loop_generate(m, prompts, o.new_tokens, o.profile);
+  const mm::FusedDecodeTimes after = mm::fused_decode_times();
   json out;
   out["side"] = gen ? "generator" : "ours";
   out["threads"] = at::get_num_threads();
@@ -499,6 +506,14 @@ int run_worker(const Options& o) {
   out["total_s"] = t.prefill_s + t.decode_s;
   out["peak_rss_bytes"] = peak_rss_bytes();
   out["generated"] = t.generated;
+  // The fused steps' host work (model/decode.h): inside fused_decode around its parallel region,
+  // and everything of a decode step outside that region (the loop's argmax and forward call too).
+  const int64_t fused = after.steps - before.steps;
+  const double region_s = after.region_s - before.region_s;
+  if (!gen && fused == o.new_tokens - 1 && fused > 0) {
+    out["fused_host_us"] = (after.total_s - before.total_s - region_s) / fused * 1e6;
+    out["outside_layers_us"] = (t.decode_s - region_s) / fused * 1e6;
+  }
   std::cout << out.dump() << std::endl;
   return 0;
 }
@@ -778,8 +793,12 @@ int run_parent(const Options& o, const std::string& self) {
         add_result(s, j, k.batch, k.new_tokens);
         std::cout << " " << side << " "
                   << fmt1(k.batch == 1 && !s.decode.empty() ? s.decode.back() : s.total.back())
-                  << (k.batch == 1 && !s.decode.empty() ? " decode" : " total") << " tok/s;"
-                  << std::flush;
+                  << (k.batch == 1 && !s.decode.empty() ? " decode" : " total") << " tok/s;";
+        if (j.contains("fused_host_us"))
+          std::cout << " host " << fmt1(j["fused_host_us"].get<double>()) << " us/step in the"
+                    << " fused step, " << fmt1(j["outside_layers_us"].get<double>())
+                    << " outside its layers;";
+        std::cout << std::flush;
       }
       std::cout << " (load " << load_average() << ")\n";
     }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/core/InferenceMode.h>
 #include <c10/util/BFloat16.h>
 #include <immintrin.h>
 #ifdef _OPENMP
@@ -10,6 +11,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -26,6 +28,8 @@
 #include "model/linear.h"
 #include "model/linear_kernel.h"
 #include "model/model.h"
+#include "model/plan.h"
+#include "model/rope_table.h"
 
 namespace metamath::model {
 
@@ -44,6 +48,7 @@ std::atomic<bool>& enabled_flag() {
 }
 
 std::atomic<int64_t> steps_run{0};
+std::atomic<int64_t> total_ns{0}, region_ns{0};  // fused_decode_times()
 
 inline float round_bf16(float f) { return static_cast<float>(c10::BFloat16(f)); }
 inline uint16_t bf16_bits(float f) { return c10::BFloat16(f).x; }
@@ -193,8 +198,27 @@ class Barrier {
   std::atomic<uint32_t> generation_{0};
 };
 
+// A run of flags, all false until written, kept from step to step (grown when too short).
+class Flags {
+ public:
+  bool* at_least(int64_t n) {
+    if (n > size_) {
+      flags_ = std::make_unique<bool[]>(n);  // value-initialised: false
+      size_ = n;
+    }
+    return flags_.get();
+  }
+
+ private:
+  std::unique_ptr<bool[]> flags_;
+  int64_t size_ = 0;
+};
+
 // Everything one step shares. Buffers hold values of the model dtype as floats (bf16 models:
 // every value already rounded to bf16), plus bf16 copies where the bf16-dot tiles read them.
+// Each thread keeps one Step (fused_decode's thread_local), so its buffers are allocated once
+// and only grown: every value a step reads it has written first (the residual stream from the
+// embedding, each product's and the attention's outputs before their use, the RoPE rows).
 struct Step {
   const Model* m = nullptr;
   const ModelConfig* c = nullptr;
@@ -205,13 +229,16 @@ struct Step {
   Isa attention_isa = Isa::avx2;
   std::vector<int64_t> slots, past;
   Tiles t_q{}, t_k{}, t_v{}, t_o{}, t_gate{}, t_up{}, t_down{}, t_head{};
-  std::vector<float> x, qkv, attn_f, y, act_f, cos, sin;
+  std::vector<float> x, qkv, attn_f, y, act_f, gate, up, cos, sin;
   std::vector<uint16_t> attn_h, act_h;
-  std::unique_ptr<bool[]> no_hidden;                 // max L entries, all false
-  std::vector<std::unique_ptr<bool[]>> window;       // per row: keys outside the sliding window
-  std::unique_ptr<std::atomic<int64_t>[]> counters;  // one per phase
-  std::optional<Barrier> barrier;                    // for the parallel region's team
-  float* logits = nullptr;                           // [B, V]
+  Flags no_hidden_flags;                             // never written: all false
+  const bool* no_hidden = nullptr;                   // max L entries
+  Flags window_flags;                                // row b's at b * max L
+  std::vector<const bool*> window;                   // per row: keys outside the sliding window
+  std::unique_ptr<std::atomic<int64_t>[]> counters;  // one per phase (zeroed each step)
+  int64_t counters_size = 0;
+  std::optional<Barrier> barrier;  // for the parallel region's team
+  float* logits = nullptr;         // [B, V]
 };
 
 // Per-thread buffers: the normed rows (float and bf16), one KV head's rotated queries, and the
@@ -314,7 +341,7 @@ void attend_group(Step& s, int64_t l, int64_t b, int64_t h, Private& p, KVCache&
   a.k = static_cast<const char*>(kc) + base * esize;
   a.v = static_cast<const char*>(vc) + base * esize;
   a.ldk = a.ldv = d;
-  a.hidden = s.c->layer_uses_sliding_window(l) ? s.window[b].get() : s.no_hidden.get();
+  a.hidden = s.c->layer_uses_sliding_window(l) ? s.window[b] : s.no_hidden;
   a.g = s.g;
   a.L = L;
   a.d = d;
@@ -359,10 +386,9 @@ void gated(Step& s, const float* gate, const float* up, int64_t n0, int64_t n1) 
 // One thread's share of the whole step. Nothing here throws (everything was checked before the
 // parallel region, and a throw past a barrier would hang the other threads): noexcept makes a bug
 // terminate instead.
-void run_thread(Step& s, KVCache& cache, std::vector<float>& gate,
-                std::vector<float>& up) noexcept {
+void run_thread(Step& s, KVCache& cache) noexcept {
   const Model& m = *s.m;
-  Private p;
+  thread_local Private p;  // kept from step to step: only grown
   p.xn_f.resize(s.B * s.H);
   if (s.bf16) p.xn_h.resize(s.B * s.H);
   p.q_f.resize(s.g * s.d);
@@ -397,10 +423,10 @@ void run_thread(Step& s, KVCache& cache, std::vector<float>& gate,
     norm_rows(s, s.x.data(), Vec{W.post_norm.data_ptr(), s.bf16}, p);
     const Act xn2 = quantized_for(s, xn_plain, s.H, {s.t_gate, s.t_up}, p);
     const Job gu[2] = {
-        {product_of(W.gate_w, W.gate_b, W.gate_s, s.t_gate), xn2, gate.data(), s.inter},
-        {product_of(W.up_w, W.up_b, W.up_s, s.t_up), xn2, up.data(), s.inter}};
+        {product_of(W.gate_w, W.gate_b, W.gate_s, s.t_gate), xn2, s.gate.data(), s.inter},
+        {product_of(W.up_w, W.up_b, W.up_s, s.t_up), xn2, s.up.data(), s.inter}};
     run_together(s.counters[phase++], gu, 2, s.B, s.threads,
-                 [&](int64_t n0, int64_t n1) { gated(s, gate.data(), up.data(), n0, n1); });
+                 [&](int64_t n0, int64_t n1) { gated(s, s.gate.data(), s.up.data(), n0, n1); });
     s.barrier->wait();
     const Act act = quantized_for(s, act_plain, s.inter, {s.t_down}, p);
     const Job down{product_of(W.down_w, W.down_b, W.down_s, s.t_down), act, s.y.data(), s.H};
@@ -423,37 +449,77 @@ void run_thread(Step& s, KVCache& cache, std::vector<float>& gate,
 bool set_fused_decode(bool on) { return enabled_flag().exchange(on); }
 bool fused_decode_enabled() { return enabled_flag().load(); }
 int64_t fused_decode_steps() { return steps_run.load(); }
+FusedDecodeTimes fused_decode_times() {
+  return {steps_run.load(), total_ns.load() * 1e-9, region_ns.load() * 1e-9};
+}
 
 namespace {
 
-// The rows of a regular decode step (see decode.h), or nullopt for anything else.
+// The rows of a regular decode step (see decode.h).
 struct Rows {
-  std::vector<int64_t> ids, slots, past;
+  int64_t B = 0;
+  int64_t ids[kFusedMaxRows] = {}, slots[kFusedMaxRows] = {}, past[kFusedMaxRows] = {};
 };
+
+// mask.ne(0).all(), read in place where the mask is a contiguous CPU tensor of a usual dtype
+// (a float NaN counts as nonzero, as ne(0) has it).
+template <typename T>
+bool none_zero(const at::Tensor& mask) {
+  const T* p = mask.data_ptr<T>();
+  return std::all_of(p, p + mask.numel(), [](T v) { return v != T(0); });
+}
+bool all_nonzero(const at::Tensor& mask) {
+  if (mask.is_contiguous() && mask.layout() == at::kStrided) switch (mask.scalar_type()) {
+      case at::kLong:
+        return none_zero<int64_t>(mask);
+      case at::kInt:
+        return none_zero<int32_t>(mask);
+      case at::kBool:
+        return none_zero<bool>(mask);
+      case at::kFloat:
+        return none_zero<float>(mask);
+      default:
+        break;
+    }
+  return mask.ne(0).all().item<bool>();
+}
+
+// The ids [B, 1] as int64 (read in place for int64 and int32 ids, else converted).
+void read_ids(const at::Tensor& ids, int64_t B, int64_t* out) {
+  const int64_t stride = ids.stride(0);
+  if (ids.scalar_type() == at::kLong) {
+    for (int64_t b = 0; b < B; ++b) out[b] = ids.data_ptr<int64_t>()[b * stride];
+  } else if (ids.scalar_type() == at::kInt) {
+    for (int64_t b = 0; b < B; ++b) out[b] = ids.data_ptr<int32_t>()[b * stride];
+  } else {
+    const at::Tensor ids64 = ids.to(at::kLong).contiguous();
+    std::copy_n(ids64.data_ptr<int64_t>(), B, out);
+  }
+}
+
+// The rows of a regular decode step, or nullopt for anything else.
 std::optional<Rows> regular_rows(const Model& m, const ForwardInput& in, const KVCache& cache) {
   const at::Tensor& ids = in.input_ids;
   if (!ids.defined() || ids.dim() != 2 || ids.size(1) != 1 || ids.size(0) < 1 ||
       ids.size(0) > kFusedMaxRows || !ids.is_cpu() || at::isFloatingType(ids.scalar_type()) ||
       ids.scalar_type() == at::kBool || in.position_ids.defined() || in.segment_ids.defined())
     return std::nullopt;
-  const int64_t B = ids.size(0);
+  Rows r;
+  r.B = ids.size(0);
   if (in.attention_mask.defined() &&
       (!in.attention_mask.is_cpu() || in.attention_mask.sizes() != ids.sizes() ||
-       !in.attention_mask.ne(0).all().item<bool>()))
+       !all_nonzero(in.attention_mask)))
     return std::nullopt;
-  if (!in.slots.empty() && static_cast<int64_t>(in.slots.size()) != B) return std::nullopt;
-  Rows r;
-  const at::Tensor ids64 = ids.to(at::kLong).contiguous();
-  r.ids.assign(ids64.data_ptr<int64_t>(), ids64.data_ptr<int64_t>() + B);
-  std::vector<bool> seen(cache.num_slots(), false);
-  for (int64_t b = 0; b < B; ++b) {
+  if (!in.slots.empty() && static_cast<int64_t>(in.slots.size()) != r.B) return std::nullopt;
+  read_ids(ids, r.B, r.ids);
+  for (int64_t b = 0; b < r.B; ++b) {
     const int64_t slot = in.slots.empty() ? b : in.slots[b];
     if (r.ids[b] < 0 || r.ids[b] >= m.config().vocab_size || slot < 0 ||
-        slot >= cache.num_slots() || seen[slot] || cache.length(slot) + 1 > cache.max_len())
+        slot >= cache.num_slots() || std::find(r.slots, r.slots + b, slot) != r.slots + b ||
+        cache.length(slot) + 1 > cache.max_len())
       return std::nullopt;
-    seen[slot] = true;
-    r.slots.push_back(slot);
-    r.past.push_back(cache.length(slot));
+    r.slots[b] = slot;
+    r.past[b] = cache.length(slot);
   }
   return r;
 }
@@ -475,62 +541,262 @@ bool model_applies(const Model& m, KVCache& cache, LogitsMode mode) {
   return true;
 }
 
-// The planner's tile set for a product of B rows with weight w, or nullopt when it picks an
-// implementation that is not one of our tiles (the layered pass runs it then).
-std::optional<Tiles> planned_tiles(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                                   const at::Tensor& scale, bool int8_activations) {
-  if (!w.is_contiguous() || (b.defined() && !b.is_contiguous())) return std::nullopt;
-  return candidate_tiles(linear_choice(x, w, b, scale, int8_activations));
+// ---------------------------------------------------------------------------------------------
+// Tile sets. The planner (model/plan.h, through linear_choice) answers each of the step's eight
+// products; asking costs ~60 us a step (a key string formatted and looked up per product, plus
+// the three example inputs it is asked with), so the answers are kept per thread under
+// everything they depend on: the planner's generation (mode, forced candidate, entries), the
+// kernel level, the thread count, autograd, and each product's tensors as linear_choice reads
+// them (dtype, shape, layout, contiguity). A new model with other weights, quantize_q8, a
+// forced candidate or a re-measured plan therefore asks again.
+
+constexpr int kProducts = 8;  // q, k, v, o, gate, up, down, lm_head
+
+// A product's weight, bias and scales, and which activation it reads (0: hidden, 1: attention
+// output, 2: intermediate).
+struct ProductTensors {
+  const at::Tensor *w, *b, *scale;
+  int x;
+};
+std::array<ProductTensors, kProducts> products_of(const Model& m) {
+  static const at::Tensor none;
+  const LayerWeights& W = m.layers[0];
+  return {{{&W.q_w, &W.q_b, &W.q_s, 0},
+           {&W.k_w, &W.k_b, &W.k_s, 0},
+           {&W.v_w, &W.v_b, &W.v_s, 0},
+           {&W.o_w, &W.o_b, &W.o_s, 1},
+           {&W.gate_w, &W.gate_b, &W.gate_s, 0},
+           {&W.up_w, &W.up_b, &W.up_s, 0},
+           {&W.down_w, &W.down_b, &W.down_s, 2},
+           {&m.lm_head, &none, &m.lm_head_scale, 0}}};
 }
 
-bool plan_tiles(const Model& m, int64_t B, Step& s) {
-  const LayerWeights& W = m.layers[0];
+// What linear_choice reads of a tensor (linear.cpp fast_call, candidates_for, plan_key; a
+// dimension past the second makes it decline whatever the sizes).
+struct TensorTraits {
+  bool defined = false, cpu = false, strided = false, contiguous = false, requires_grad = false;
+  at::ScalarType dtype = at::ScalarType::Undefined;
+  int64_t dim = 0, size0 = 0, size1 = 0;
+  bool operator==(const TensorTraits&) const = default;
+};
+TensorTraits traits_of(const at::Tensor& t) {
+  TensorTraits r;
+  if (!t.defined()) return r;
+  r.defined = true;
+  r.cpu = t.is_cpu();
+  r.strided = t.layout() == at::kStrided;
+  r.contiguous = t.is_contiguous();
+  r.requires_grad = t.requires_grad();
+  r.dtype = t.scalar_type();
+  r.dim = t.dim();
+  r.size0 = r.dim > 0 ? t.size(0) : 0;
+  r.size1 = r.dim > 1 ? t.size(1) : 0;
+  return r;
+}
+
+// Everything the eight answers depend on.
+struct TileKey {
+  uint64_t generation = 0;
+  Isa isa = Isa::scalar;
+  int threads = 0;
+  bool in_parallel_region = false, grad_mode = false, int8_activations = false;
+  at::ScalarType x_dtype = at::ScalarType::Undefined;
+  int64_t B = 0, x_width[3] = {};
+  TensorTraits tensors[kProducts][3];
+  bool operator==(const TileKey&) const = default;
+};
+TileKey tile_key(const Model& m, const Step& s) {
+  TileKey k;
+  k.generation = plan_generation();  // first: a change after this read is seen next step
+  k.isa = kernel_isa();
+  k.threads = at::get_num_threads();
+  k.in_parallel_region = at::in_parallel_region();
+  k.grad_mode = at::GradMode::is_enabled();
+  k.int8_activations = m.int8_activations();
+  k.x_dtype = m.dtype();
+  k.B = s.B;
+  k.x_width[0] = s.H;
+  k.x_width[1] = s.nh * s.d;
+  k.x_width[2] = s.inter;
+  const std::array<ProductTensors, kProducts> p = products_of(m);
+  for (int i = 0; i < kProducts; ++i) {
+    k.tensors[i][0] = traits_of(*p[i].w);
+    k.tensors[i][1] = traits_of(*p[i].b);
+    k.tensors[i][2] = traits_of(*p[i].scale);
+  }
+  return k;
+}
+
+using TileSets = std::optional<std::array<Tiles, kProducts>>;
+
+// The planner's tile sets for the step's products, or nullopt when it picks an implementation
+// that is not one of our tiles for any of them (the layered pass runs it then).
+TileSets ask_planner(const Model& m, const Step& s) {
   const at::ScalarType xt = m.dtype();
-  const at::Tensor xh = at::zeros({B, s.H}, xt), xa = at::zeros({B, s.nh * s.d}, xt),
-                   xi = at::zeros({B, s.inter}, xt);
-  const bool q = m.int8_activations();
-  std::optional<Tiles> t[8] = {planned_tiles(xh, W.q_w, W.q_b, W.q_s, q),
-                               planned_tiles(xh, W.k_w, W.k_b, W.k_s, q),
-                               planned_tiles(xh, W.v_w, W.v_b, W.v_s, q),
-                               planned_tiles(xa, W.o_w, W.o_b, W.o_s, q),
-                               planned_tiles(xh, W.gate_w, W.gate_b, W.gate_s, q),
-                               planned_tiles(xh, W.up_w, W.up_b, W.up_s, q),
-                               planned_tiles(xi, W.down_w, W.down_b, W.down_s, q),
-                               planned_tiles(xh, m.lm_head, at::Tensor(), m.lm_head_scale, q)};
-  for (const auto& x : t)
-    if (!x) return false;
-  s.t_q = *t[0];
-  s.t_k = *t[1];
-  s.t_v = *t[2];
-  s.t_o = *t[3];
-  s.t_gate = *t[4];
-  s.t_up = *t[5];
-  s.t_down = *t[6];
-  s.t_head = *t[7];
+  const at::Tensor x[3] = {at::zeros({s.B, s.H}, xt), at::zeros({s.B, s.nh * s.d}, xt),
+                           at::zeros({s.B, s.inter}, xt)};
+  std::array<Tiles, kProducts> tiles{};
+  const std::array<ProductTensors, kProducts> p = products_of(m);
+  for (int i = 0; i < kProducts; ++i) {
+    if (!p[i].w->is_contiguous() || (p[i].b->defined() && !p[i].b->is_contiguous()))
+      return std::nullopt;
+    const std::optional<Tiles> t = candidate_tiles(
+        linear_choice(x[p[i].x], *p[i].w, *p[i].b, *p[i].scale, m.int8_activations()));
+    if (!t) return std::nullopt;
+    tiles[i] = *t;
+  }
+  return tiles;
+}
+
+// The last few keys met on this thread and their answers.
+class TileCache {
+ public:
+  const TileSets* find(const TileKey& key) const {
+    for (int i = 0; i < used_; ++i)
+      if (entries_[i].first == key) return &entries_[i].second;
+    return nullptr;
+  }
+  void put(const TileKey& key, const TileSets& tiles) {
+    entries_[next_] = {key, tiles};
+    next_ = (next_ + 1) % kSize;
+    used_ = std::min(used_ + 1, kSize);
+  }
+
+ private:
+  static constexpr int kSize = 8;
+  std::array<std::pair<TileKey, TileSets>, kSize> entries_;
+  int used_ = 0, next_ = 0;
+};
+
+bool plan_tiles(const Model& m, Step& s) {
+  thread_local TileCache cache;
+  const TileKey key = tile_key(m, s);
+  const TileSets* kept = cache.find(key);
+  const TileSets tiles = kept ? *kept : ask_planner(m, s);
+  if (!kept) cache.put(key, tiles);
+  if (!tiles) return false;
+  const std::array<Tiles, kProducts>& t = *tiles;
+  s.t_q = t[0];
+  s.t_k = t[1];
+  s.t_v = t[2];
+  s.t_o = t[3];
+  s.t_gate = t[4];
+  s.t_up = t[5];
+  s.t_down = t[6];
+  s.t_head = t[7];
   return true;
 }
 
-// cos and sin of each row's position [B, d], the layered pass's tables (model.h rope_cos_sin).
+// ---------------------------------------------------------------------------------------------
+// The step's other inputs.
+
+// cos and sin of each row's position [B, d], the layered pass's tables (model.h rope_cos_sin):
+// copied from the kept table where it reproduces them (model/rope_table.h), else computed.
 void rope_tables(Step& s, const at::Tensor& inv_freq) {
-  auto [cos, sin] =
-      rope_cos_sin(at::tensor(s.past, at::kLong), inv_freq, s.bf16 ? at::kBFloat16 : at::kFloat);
+  s.cos.resize(s.B * s.d);
+  s.sin.resize(s.B * s.d);
+  const at::ScalarType dtype = s.bf16 ? at::kBFloat16 : at::kFloat;
+  if (const std::shared_ptr<RopeTable> table = rope_table(inv_freq, dtype);
+      table && table->head_dim() == s.d && table->rows_exact(s.B)) {
+    table->rows(s.past.data(), s.B, s.cos.data(), s.sin.data());
+    return;
+  }
+  auto [cos, sin] = rope_cos_sin(at::tensor(s.past, at::kLong), inv_freq, dtype);
   const at::Tensor c = cos.to(at::kFloat).contiguous(), sn = sin.to(at::kFloat).contiguous();
-  s.cos.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  s.sin.assign(sn.data_ptr<float>(), sn.data_ptr<float>() + sn.numel());
+  std::copy_n(c.data_ptr<float>(), s.B * s.d, s.cos.begin());
+  std::copy_n(sn.data_ptr<float>(), s.B * s.d, s.sin.begin());
+}
+
+// The residual stream starts as each row's token embedding, widened to float (exact), read in
+// place from a float or bf16 table.
+void embed_rows(const Model& m, const Rows& r, Step& s) {
+  const at::Tensor& e = m.embed_tokens;
+  s.x.resize(s.B * s.H);
+  const bool in_place = e.is_cpu() && e.layout() == at::kStrided && e.dim() == 2 &&
+                        e.size(0) >= s.V && e.size(1) == s.H && (e.stride(1) == 1 || s.H == 1) &&
+                        (e.scalar_type() == at::kFloat || e.scalar_type() == at::kBFloat16);
+  if (!in_place) {
+    const at::Tensor emb = e.index_select(0, at::tensor(at::IntArrayRef(r.ids, r.B), at::kLong));
+    const at::Tensor embf = emb.to(at::kFloat).contiguous();
+    std::copy_n(embf.data_ptr<float>(), s.B * s.H, s.x.begin());
+    return;
+  }
+  for (int64_t b = 0; b < s.B; ++b) {
+    float* x = s.x.data() + b * s.H;
+    if (e.scalar_type() == at::kFloat) {
+      std::copy_n(e.data_ptr<float>() + r.ids[b] * e.stride(0), s.H, x);
+    } else {
+      const c10::BFloat16* row = e.data_ptr<c10::BFloat16>() + r.ids[b] * e.stride(0);
+      for (int64_t i = 0; i < s.H; ++i) x[i] = static_cast<float>(row[i]);
+    }
+  }
+}
+
+// The step's buffers sized for its rows (reallocated only when they grow past what an earlier
+// step had), the rows' attention masks, and the phase counters zeroed.
+void size_buffers(const Model& m, Step& s) {
+  s.qkv.resize(s.B * (s.nh + 2 * s.nkv) * s.d);
+  s.attn_f.resize(s.B * s.nh * s.d);
+  s.attn_h.resize(s.bf16 ? s.B * s.nh * s.d : 0);
+  s.y.resize(s.B * s.H);
+  s.act_f.resize(s.B * s.inter);
+  s.act_h.resize(s.bf16 ? s.B * s.inter : 0);
+  s.gate.resize(s.B * s.inter);
+  s.up.resize(s.B * s.inter);
+  int64_t max_l = 1;
+  for (int64_t p : s.past) max_l = std::max(max_l, p + 1);
+  s.no_hidden = s.no_hidden_flags.at_least(max_l);
+  s.window.clear();
+  if (const std::optional<int64_t>& w = s.c->sliding_window) {
+    bool* flags = s.window_flags.at_least(s.B * max_l);
+    for (int64_t b = 0; b < s.B; ++b) {
+      // The query sits at cache index past[b]; key j is hidden when past[b] - j >= window.
+      bool* row = flags + b * max_l;
+      for (int64_t j = 0; j <= s.past[b]; ++j) row[j] = s.past[b] - j >= *w;
+      s.window.push_back(row);
+    }
+  }
+  const int64_t phases = 5 * static_cast<int64_t>(m.layers.size()) + 1;
+  if (phases > s.counters_size) {
+    s.counters = std::make_unique<std::atomic<int64_t>[]>(phases);
+    s.counters_size = phases;
+  }
+  for (int64_t i = 0; i < phases; ++i) s.counters[i] = 0;
+}
+
+// The step's logits [B, 1, V]: this thread's previous step's tensor again when nothing else
+// holds it any more (a decode loop that has read its tokens), else a new one. Saves the
+// allocation, which in a loop that makes no other libtorch call is the first one after the
+// layers and finds the dispatcher's code and data evicted by the streamed weights (~20 us).
+at::Tensor logits_tensor(int64_t B, int64_t V) {
+  thread_local at::Tensor kept;
+  if (kept.defined() && kept.use_count() == 1 && kept.weak_use_count() == 1 &&
+      kept.storage().use_count() == 1 && kept.size(0) == B && kept.size(2) == V &&
+      kept.is_inference() == c10::InferenceMode::is_enabled())
+    return kept;
+  kept = at::empty({B, 1, V}, at::kFloat);
+  return kept;
+}
+
+using Clock = std::chrono::steady_clock;
+int64_t ns_since(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count();
 }
 
 }  // namespace
 
 at::Tensor fused_decode(const Model& m, const ForwardInput& in, KVCache& cache, LogitsMode mode,
                         const at::Tensor& inv_freq) {
+  const Clock::time_point start = Clock::now();
   if (!model_applies(m, cache, mode)) return {};
-  std::optional<Rows> rows = regular_rows(m, in, cache);
+  const std::optional<Rows> rows = regular_rows(m, in, cache);
   if (!rows) return {};
   const ModelConfig& c = m.config();
-  Step s;
+  thread_local Step step;  // its buffers kept from step to step
+  Step& s = step;
   s.m = &m;
   s.c = &c;
-  s.B = static_cast<int64_t>(rows->ids.size());
+  s.B = rows->B;
   s.H = c.hidden_size;
   s.nh = c.num_attention_heads;
   s.nkv = c.num_key_value_heads;
@@ -542,54 +808,34 @@ at::Tensor fused_decode(const Model& m, const ForwardInput& in, KVCache& cache, 
   s.bf16 = m.dtype() == at::kBFloat16;
   s.eps = static_cast<float>(c.rms_norm_eps);
   s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)));
-  if (!plan_tiles(m, s.B, s)) return {};
+  if (!plan_tiles(m, s)) return {};
   s.threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
   s.attention_isa = attend_rows_isa(s.g);
-  s.slots = rows->slots;
-  s.past = rows->past;
+  s.slots.assign(rows->slots, rows->slots + s.B);
+  s.past.assign(rows->past, rows->past + s.B);
   rope_tables(s, inv_freq);
-
-  // The residual stream starts as each row's token embedding.
-  s.x.resize(s.B * s.H);
-  const at::Tensor emb = m.embed_tokens.index_select(0, at::tensor(rows->ids, at::kLong));
-  const at::Tensor embf = emb.to(at::kFloat).contiguous();
-  std::copy(embf.data_ptr<float>(), embf.data_ptr<float>() + s.B * s.H, s.x.begin());
-  s.qkv.resize(s.B * (s.nh + 2 * s.nkv) * s.d);
-  s.attn_f.resize(s.B * s.nh * s.d);
-  s.attn_h.resize(s.bf16 ? s.B * s.nh * s.d : 0);
-  s.y.resize(s.B * s.H);
-  s.act_f.resize(s.B * s.inter);
-  s.act_h.resize(s.bf16 ? s.B * s.inter : 0);
-  std::vector<float> gate(s.B * s.inter), up(s.B * s.inter);
-  int64_t max_l = 1;
-  for (int64_t p : s.past) max_l = std::max(max_l, p + 1);
-  s.no_hidden = std::make_unique<bool[]>(max_l);  // value-initialised: false
-  if (c.sliding_window)
-    for (int64_t b = 0; b < s.B; ++b) {
-      // The query sits at cache index past[b]; key j is hidden when past[b] - j >= window.
-      s.window.push_back(std::make_unique<bool[]>(max_l));
-      for (int64_t j = 0; j <= s.past[b]; ++j) s.window[b][j] = s.past[b] - j >= *c.sliding_window;
-    }
-  const int64_t phases = 5 * static_cast<int64_t>(m.layers.size()) + 1;
-  s.counters = std::make_unique<std::atomic<int64_t>[]>(phases);
-  for (int64_t i = 0; i < phases; ++i) s.counters[i] = 0;
-  at::Tensor logits = at::empty({s.B, 1, s.V}, at::kFloat);
+  embed_rows(m, *rows, s);
+  size_buffers(m, s);
+  at::Tensor logits = logits_tensor(s.B, s.V);
   s.logits = logits.data_ptr<float>();
 
+  const Clock::time_point region = Clock::now();
 #ifdef _OPENMP
 #pragma omp parallel num_threads(s.threads)
   {
 #pragma omp single
     s.barrier.emplace(omp_get_num_threads());  // OpenMP may give fewer threads than asked
-    run_thread(s, cache, gate, up);
+    run_thread(s, cache);
   }
 #else
   s.barrier.emplace(1);
-  run_thread(s, cache, gate, up);
+  run_thread(s, cache);
 #endif
+  region_ns += ns_since(region);
 
   for (int64_t b = 0; b < s.B; ++b) cache.set_length(s.slots[b], s.past[b] + 1);
   ++steps_run;
+  total_ns += ns_since(start);
   return logits;
 }
 

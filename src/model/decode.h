@@ -7,7 +7,10 @@
 // Why: at batch 1 a decode step is bound by streaming the weights once, and the layered pass
 // spent ~6 ms per step of a 134M model (a third of the step in bf16) outside the products: op
 // dispatch, small allocations, masks and RoPE tables built through ATen, and a fork-join per op
-// (bench/README.md, "Issue 19"). Here the glue is a few loops over hidden-size vectors.
+// (bench/README.md, "Issue 19"). Here the glue is a few loops over hidden-size vectors, and what
+// does not change from step to step is kept: the planner's tile choices (asked again whenever
+// its answer may change: model/plan.h plan_generation, the kernel level, the weights), RoPE's
+// rows (model/rope_table.h), the buffers, and the logits tensor once the caller has let it go.
 //
 // Numerics: Hugging Face's, like the layered pass. In bf16 every value is rounded to bf16 where
 // the layered pass rounds it (each projection output, the norms, RoPE's products and sum, the
@@ -46,5 +49,12 @@ bool set_fused_decode(bool on);
 bool fused_decode_enabled();
 // Steps the fused path has run in this process (tests check that it ran).
 int64_t fused_decode_steps();
+// Those steps' time: in all (fused_decode's entry to its return) and in the parallel region that
+// runs the layers; the difference is the host work around them (decode_bench prints it).
+struct FusedDecodeTimes {
+  int64_t steps = 0;
+  double total_s = 0, region_s = 0;
+};
+FusedDecodeTimes fused_decode_times();
 
 }  // namespace metamath::model

@@ -197,13 +197,19 @@ class BatchCore {
   }
 
   // Samples the next token of each row of `batch` from logits [B, 1, V] and keeps the sequences
-  // that go on in active_.
+  // that go on in active_. Rows of contiguous float32 CPU logits (the fused decode step's) are
+  // read in place instead of through ~6 libtorch ops each.
   void advance(std::vector<std::unique_ptr<Seq>>& batch, const at::Tensor& logits) {
+    const bool in_place = logits.is_cpu() && logits.scalar_type() == at::kFloat &&
+                          logits.is_contiguous() && logits.dim() == 3 && logits.size(1) == 1;
+    const int64_t V = logits.size(-1);
     for (std::size_t b = 0; b < batch.size(); ++b) {
       Seq& s = *batch[b];
-      const auto tok =
-          static_cast<std::int32_t>(s.sampler->next(logits[static_cast<int64_t>(b)][0]));
-      if (!accept(s, tok)) active_.push_back(std::move(batch[b]));
+      const auto row = static_cast<int64_t>(b);
+      const float* values = in_place ? logits.data_ptr<float>() + row * V : nullptr;
+      const std::int64_t tok = values ? s.sampler->next(values, static_cast<std::size_t>(V))
+                                      : s.sampler->next(logits[row][0]);
+      if (!accept(s, static_cast<std::int32_t>(tok))) active_.push_back(std::move(batch[b]));
     }
   }
 
@@ -246,8 +252,9 @@ class BatchCore {
       ids_a[b][0] = active_[b]->last;
       in.slots.push_back(active_[b]->slot);
     }
-    in.input_ids = ids.to(model_.device());
-    at::Tensor logits = model_.forward(in, &cache_, LogitsMode::Last).to(at::kCPU);
+    in.input_ids = model_.device().is_cpu() ? ids : ids.to(model_.device());
+    at::Tensor logits = model_.forward(in, &cache_, LogitsMode::Last);
+    if (!logits.is_cpu()) logits = logits.to(at::kCPU);
     std::vector<std::unique_ptr<Seq>> batch = std::move(active_);
     active_.clear();
     advance(batch, logits);
@@ -372,38 +379,43 @@ std::vector<std::vector<int64_t>> greedy_generate(const Model& model,
 
   // Prefill, left padded.
   at::Tensor ids = at::zeros({N, tmax}, at::kLong), mask = at::zeros({N, tmax}, at::kLong);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto mask_a = mask.accessor<int64_t, 2>();
   for (int64_t i = 0; i < N; ++i) {
     const int64_t n = prompts[i].size(), off = tmax - n;
     for (int64_t t = 0; t < n; ++t) {
-      ids[i][off + t] = prompts[i][t];
-      mask[i][off + t] = 1;
+      ids_a[i][off + t] = prompts[i][t];
+      mask_a[i][off + t] = 1;
     }
   }
   ForwardInput in;
   in.input_ids = ids;
   in.attention_mask = mask;
-  at::Tensor next = model.forward(in, &cache, LogitsMode::Last).argmax(-1).view({-1}).to(at::kCPU);
+  const std::vector<int64_t> next = greedy_tokens(model.forward(in, &cache, LogitsMode::Last));
   std::vector<int64_t> active;
   std::vector<int64_t> last(N);
   for (int64_t i = 0; i < N; ++i) {
-    int64_t tok = next[i].item<int64_t>();
+    int64_t tok = next[i];
     out[i].push_back(tok);
     last[i] = tok;
     bool stop = std::find(stops.begin(), stops.end(), tok) != stops.end();
     if (!stop && opts.max_new_tokens > 1) active.push_back(i);
   }
+  // Each step's ids [A, 1], rewritten in place (a step reads them only during its forward pass):
+  // the loop between two steps makes no libtorch call while the batch keeps its size.
+  at::Tensor step;
   while (!active.empty()) {
     const int64_t A = active.size();
-    at::Tensor step = at::empty({A, 1}, at::kLong);
-    for (int64_t a = 0; a < A; ++a) step[a][0] = last[active[a]];
+    if (!step.defined() || step.size(0) != A) step = at::empty({A, 1}, at::kLong);
+    for (int64_t a = 0; a < A; ++a) step.data_ptr<int64_t>()[a] = last[active[a]];
     ForwardInput s;
     s.input_ids = step;
     s.slots = active;  // sequence i lives in slot i
-    at::Tensor nx = model.forward(s, &cache, LogitsMode::Last).argmax(-1).view({-1}).to(at::kCPU);
+    const std::vector<int64_t> nx = greedy_tokens(model.forward(s, &cache, LogitsMode::Last));
     std::vector<int64_t> still;
     for (int64_t a = 0; a < A; ++a) {
       const int64_t i = active[a];
-      int64_t tok = nx[a].item<int64_t>();
+      int64_t tok = nx[a];
       out[i].push_back(tok);
       last[i] = tok;
       bool stop = std::find(stops.begin(), stops.end(), tok) != stops.end();

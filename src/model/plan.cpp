@@ -63,6 +63,11 @@ State& state() {
 
 std::atomic<int> mode_value{-1};  // -1: not read from the environment yet
 
+// plan_generation(): bumped after each change it covers (so a reader that saw the old number
+// before the change asks again).
+std::atomic<uint64_t> generation{0};
+void changed() { generation.fetch_add(1); }
+
 PlanMode env_mode() {
   const char* env = std::getenv("METAMATH_PLAN");
   if (!env || !*env) return PlanMode::measure;
@@ -130,6 +135,7 @@ void load_locked(State& s) {
   const std::string cpu = cpu_model_name();
   for (auto& [line_cpu, entry] : read_plan_file(plan_file()))
     if (line_cpu == cpu) s.entries[entry.key] = entry;
+  changed();
 }
 
 // Rewrites the file: other CPUs' lines as they were, then this CPU's entries (the file's own for
@@ -229,7 +235,9 @@ PlanMode plan_mode() {
 
 PlanMode set_plan_mode(PlanMode mode) {
   plan_mode();
-  return static_cast<PlanMode>(mode_value.exchange(static_cast<int>(mode)));
+  const auto previous = static_cast<PlanMode>(mode_value.exchange(static_cast<int>(mode)));
+  changed();
+  return previous;
 }
 
 const char* plan_mode_name(PlanMode mode) {
@@ -281,12 +289,14 @@ ScopedForcedCandidate::ScopedForcedCandidate(std::string name) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   s.forced = std::move(name);
+  changed();
 }
 
 ScopedForcedCandidate::~ScopedForcedCandidate() {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   s.forced = previous_;
+  changed();
 }
 
 PlanEntry choose_candidate(const std::string& key, const std::vector<std::string>& names,
@@ -312,10 +322,13 @@ PlanEntry choose_candidate(const std::string& key, const std::vector<std::string
   PlanEntry e;
   if (!machine_quiet() || (e = measure(key, names, run, prepare), !machine_quiet())) {
     log::debug("plan: {}: the machine is busy; the fixed rule in this process", key);
-    return s.busy[key] = PlanEntry{key, names[0], {}, "busy"};
+    s.busy[key] = PlanEntry{key, names[0], {}, "busy"};
+    changed();
+    return s.busy[key];
   }
   log::debug("plan: {} -> {} ({})", key, e.chosen, format_timings(e.timings));
   s.entries[key] = e;
+  changed();
   try {
     save_locked(s);
   } catch (const Error& err) {
@@ -342,6 +355,7 @@ void forget_plan() {
   s.loaded = true;
   s.entries.clear();
   s.busy.clear();
+  changed();
 }
 
 void reload_plan() {
@@ -350,6 +364,9 @@ void reload_plan() {
   s.loaded = false;
   s.entries.clear();
   s.busy.clear();
+  changed();
 }
+
+uint64_t plan_generation() { return generation.load(); }
 
 }  // namespace metamath::model

@@ -34,6 +34,7 @@
 //
 // Thread safety: one mutex; a call inside an at::parallel_for region never measures (it takes the
 // fixed rule unless the plan has its key).
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -84,6 +85,14 @@ void forget_plan();
 // METAMATH_PLAN_FILE changes).
 void reload_plan();
 std::filesystem::path plan_file();
+
+// A number that changes whenever an answer of choose_candidate() for a given key and candidate
+// list may change: the mode set, a candidate forced or released, an entry measured, read, met on
+// a busy machine, forgotten or reloaded. A caller that keeps choices (the fused decode step's
+// tile sets, model/decode.h) keeps them with the generation they were chosen under and asks again
+// when it differs. The kernel level (kernel_isa()) and the thread count are part of the key, not
+// of this number.
+uint64_t plan_generation();
 
 // The candidate named by METAMATH_KERNEL or the innermost ScopedForcedCandidate ("" if none).
 std::string forced_candidate();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "fixtures.h"
 #include "model/linear.h"
 #include "model/model.h"
@@ -173,6 +174,189 @@ TEST(FusedDecodeScope, IrregularStepsTakeTheLayeredPass) {
   one.input_ids = at::ones({1, 1}, at::kLong);
   m.forward(one, &cache, mm::LogitsMode::Last);
   EXPECT_EQ(mm::fused_decode_steps(), before + 1);
+}
+
+// The tile sets the fused step keeps per thread (decode.cpp, "Tile sets") must follow whatever
+// changes the planner's answer between steps. Each case runs one decode step of one row after a
+// 9-token prompt, fused and layered (the layered pass asks the planner at every product), and
+// switches between tiles that quantize the activations to int8 and tiles that do not: a
+// difference of ~1e-2 of the logits, against ~1e-6 between the two paths on the same tiles.
+// A fused step that kept its first tiles fails each case.
+
+// Logits [V] of one decode step after a fixed prompt, on a fresh cache.
+at::Tensor one_step(const mm::Model& m, bool fused) {
+  c10::InferenceMode guard;
+  const bool previous = mm::set_fused_decode(fused);
+  const int64_t V = m.config().vocab_size;
+  mm::KVCache cache = m.make_cache(1, 16);
+  std::vector<int64_t> prompt;
+  for (int64_t t = 0; t < 9; ++t) prompt.push_back(token(t + 50, 0, V));
+  mm::ForwardInput in;
+  in.input_ids = at::tensor(prompt, at::kLong).view({1, -1});
+  m.forward(in, &cache, mm::LogitsMode::Last);
+  mm::ForwardInput step;
+  step.input_ids = at::tensor({token(1, 0, V)}, at::kLong).view({1, 1});
+  at::Tensor logits = m.forward(step, &cache, mm::LogitsMode::Last).view({V}).clone();
+  mm::set_fused_decode(previous);
+  return logits;
+}
+
+class FusedDecodeTiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    threads_ = at::get_num_threads();
+    at::set_num_threads(2);
+    if (metamath::kernel_isa() == metamath::Isa::scalar)
+      GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
+  }
+  void TearDown() override { at::set_num_threads(threads_); }
+
+  // An int8-dot candidate of this CPU at the current kernel level ("" when none).
+  static std::string dot_candidate(const mm::Model& q8dot) {
+    for (const std::string& name :
+         mm::linear_candidates(at::zeros({1, q8dot.config().hidden_size}), q8dot.layers[0].q_w, {},
+                               q8dot.layers[0].q_s, true))
+      if (mm::quantizes_activations(name)) return name;
+    return "";
+  }
+
+  // The fused step matches the layered pass on the same tiles, and is far from `other` (the
+  // layered pass on the other tiles): it runs the tiles the planner gives now.
+  static void expect_follows(const mm::Model& m, const at::Tensor& other, const char* what) {
+    const int64_t before = mm::fused_decode_steps();
+    const at::Tensor fused = one_step(m, true);
+    ASSERT_EQ(mm::fused_decode_steps(), before + 1) << what << ": the fused path did not run";
+    const at::Tensor layered = one_step(m, false);
+    const double scale = layered.abs().max().item<double>();
+    const double same = max_abs_diff(fused, layered), apart = max_abs_diff(layered, other);
+    std::printf("%s: |fused - layered| = %.2e, |layered - other tiles| = %.2e (of %.2f)\n", what,
+                same, apart, scale);
+    ASSERT_GT(apart, 1e-3 * scale) << what << ": the two tile choices do not differ here";
+    EXPECT_LE(same, 1e-5 * scale) << what;
+  }
+  int threads_ = 1;
+};
+
+TEST_F(FusedDecodeTiles, FollowTheForcedCandidateBetweenSteps) {
+  const mm::Model m = mm::Model::load(kFixtures / "llama2", mm::parse_dtype("q8-dot"));
+  const std::string dot = dot_candidate(m);
+  if (dot.empty()) GTEST_SKIP() << "no int8-dot candidate on this CPU";
+  const char* plain = metamath::kernel_isa() == metamath::Isa::avx512 ? "avx512" : "avx2";
+  at::Tensor layered_plain, layered_dot;
+  {
+    mm::ScopedForcedCandidate force(plain);
+    layered_plain = one_step(m, false);
+  }
+  {
+    mm::ScopedForcedCandidate force(dot);
+    layered_dot = one_step(m, false);
+  }
+  // Nested, so that forcing and releasing a candidate are each followed on their own.
+  mm::ScopedForcedCandidate outer(plain);
+  expect_follows(m, layered_dot, plain);
+  {
+    mm::ScopedForcedCandidate inner(dot);
+    expect_follows(m, layered_plain, dot.c_str());
+  }
+  expect_follows(m, layered_dot, "released");
+}
+
+TEST_F(FusedDecodeTiles, FollowTheKernelLevel) {
+  if (metamath::kernel_isa() != metamath::Isa::avx512 || !metamath::cpu_has_avx512_vnni())
+    GTEST_SKIP() << "needs AVX-512 VNNI at the current kernel level (flags: "
+                 << metamath::cpu_flags_line() << ")";
+  const mm::Model m = mm::Model::load(kFixtures / "llama2", mm::parse_dtype("q8-dot"));
+  // avx512-vnni is listed at the AVX-512 level only: capped at AVX2 the planner takes its fixed
+  // rule (avx2 tiles, float activations).
+  mm::ScopedForcedCandidate force("avx512-vnni");
+  const at::Tensor layered_vnni = one_step(m, false);
+  at::Tensor layered_avx2;
+  {
+    metamath::ScopedIsaLimit avx2(metamath::Isa::avx2);
+    layered_avx2 = one_step(m, false);
+  }
+  expect_follows(m, layered_avx2, "avx512-vnni");
+  {
+    metamath::ScopedIsaLimit avx2(metamath::Isa::avx2);
+    expect_follows(m, layered_vnni, "capped at avx2");
+  }
+  expect_follows(m, layered_avx2, "avx512-vnni again");
+}
+
+TEST_F(FusedDecodeTiles, FollowTheModelsWeights) {
+  // One Model object: float32, then quantized in place to q8-dot, then another model assigned
+  // to it. With an int8-dot candidate forced, only the int8 weights take it.
+  mm::Model m = mm::Model::load(kFixtures / "llama2", at::kFloat);
+  const std::string dot =
+      dot_candidate(mm::Model::load(kFixtures / "llama2", mm::parse_dtype("q8-dot")));
+  if (dot.empty()) GTEST_SKIP() << "no int8-dot candidate on this CPU";
+  mm::ScopedForcedCandidate force(dot);
+  const mm::Model q8 = mm::Model::load(kFixtures / "llama2", mm::parse_dtype("q8"));
+  const at::Tensor layered_q8 = one_step(q8, false);  // the same int8 weights, float activations
+  at::Tensor layered_dot;
+  {
+    const mm::Model q8dot = mm::Model::load(kFixtures / "llama2", mm::parse_dtype("q8-dot"));
+    layered_dot = one_step(q8dot, false);
+  }
+  expect_follows(m, layered_q8, "float32");
+  m.quantize_q8(true);
+  expect_follows(m, layered_q8, "quantized in place to q8-dot");
+  m = mm::Model::load(kFixtures / "llama2", mm::parse_dtype("q8"));
+  expect_follows(m, layered_dot, "another model (q8) at the same address");
+}
+
+// The logits a step returns are the caller's: a step after them writes new ones while the caller
+// holds them or a view of them (and may reuse them once the caller has let them go).
+TEST(FusedDecodeScope, LogitsTheCallerHoldsAreNotOverwritten) {
+  if (metamath::kernel_isa() == metamath::Isa::scalar)
+    GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
+  c10::InferenceMode guard;
+  const mm::Model m = mm::Model::load(kFixtures / "llama2", at::kFloat);
+  const int64_t V = m.config().vocab_size;
+  mm::KVCache cache = m.make_cache(1, 16);
+  auto step = [&](int64_t id) {
+    mm::ForwardInput in;
+    in.input_ids = at::tensor({id}, at::kLong).view({1, 1});
+    return m.forward(in, &cache, mm::LogitsMode::Last);
+  };
+  const int64_t before = mm::fused_decode_steps();
+  const at::Tensor held = step(3);
+  const at::Tensor held_copy = held.clone();
+  const at::Tensor next = step(4);
+  EXPECT_NE(next.data_ptr(), held.data_ptr());
+  EXPECT_TRUE(at::equal(held, held_copy));
+  const at::Tensor view = step(5).view({V});  // only a view of the step's logits survives
+  const at::Tensor view_copy = view.clone();
+  step(6);
+  EXPECT_TRUE(at::equal(view, view_copy));
+  EXPECT_EQ(mm::fused_decode_steps(), before + 4);
+}
+
+// Ids and masks of other dtypes than int64 read as libtorch reads them: int32 ids with a bool or
+// float mask of ones take the fused step with the same logits; a zero in a float mask sends the
+// step to the layered pass.
+TEST(FusedDecodeScope, IdsAndMasksOfOtherDtypes) {
+  if (metamath::kernel_isa() == metamath::Isa::scalar)
+    GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
+  c10::InferenceMode guard;
+  const mm::Model m = mm::Model::load(kFixtures / "llama2", at::kFloat);
+  const int64_t V = m.config().vocab_size;
+  auto step = [&](const at::Tensor& ids, const at::Tensor& mask) {
+    mm::KVCache cache = m.make_cache(2, 8);
+    mm::ForwardInput in;
+    in.input_ids = ids;
+    in.attention_mask = mask;
+    return m.forward(in, &cache, mm::LogitsMode::Last).view({2, V}).clone();
+  };
+  const at::Tensor ids = at::tensor({token(0, 0, V), token(0, 1, V)}, at::kLong).view({2, 1});
+  const int64_t before = mm::fused_decode_steps();
+  const at::Tensor want = step(ids, {});
+  EXPECT_TRUE(at::equal(step(ids.to(at::kInt), at::ones({2, 1}, at::kBool)), want));
+  EXPECT_TRUE(at::equal(step(ids, at::ones({2, 1}, at::kFloat)), want));
+  EXPECT_TRUE(at::equal(step(ids.to(at::kShort), at::ones({2, 1}, at::kInt)), want));
+  EXPECT_EQ(mm::fused_decode_steps(), before + 4);
+  step(ids, at::tensor({1.0f, 0.0f}).view({2, 1}));
+  EXPECT_EQ(mm::fused_decode_steps(), before + 4);
 }
 
 }  // namespace

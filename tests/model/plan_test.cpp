@@ -192,3 +192,36 @@ TEST(PlanModes, ParseAndRowClasses) {
       {1, 1}, {2, 2}, {3, 4}, {32, 32}, {33, 64}, {512, 512}, {513, 512}, {4096, 512}};
   for (auto [rows, cls] : classes) EXPECT_EQ(mm::row_class(rows), cls) << rows;
 }
+
+// plan_generation(), under which the fused decode step keeps its tile sets (model/decode.h),
+// changes with everything that may change an answer, and not with lookups that change nothing
+// (else the step would ask the planner every time).
+TEST_F(Plan, GenerationChangesWhenAnAnswerMay) {
+  Recorder rec;
+  uint64_t g = mm::plan_generation();
+  auto changed = [&] {
+    const uint64_t now = mm::plan_generation();
+    const bool c = now != g;
+    g = now;
+    return c;
+  };
+  mm::choose_candidate("k1", kNames, std::ref(rec));  // cached: reads the (absent) file
+  changed();
+  mm::choose_candidate("k1", kNames, std::ref(rec));
+  EXPECT_FALSE(changed()) << "a lookup that changes nothing";
+  mm::set_plan_mode(mm::PlanMode::measure);
+  EXPECT_TRUE(changed()) << "set_plan_mode";
+  mm::choose_candidate("k1", kNames, std::ref(rec));  // measured (or met busy): a new entry
+  EXPECT_TRUE(changed()) << "a measured key";
+  mm::choose_candidate("k1", kNames, std::ref(rec));
+  EXPECT_FALSE(changed()) << "the measured key again";
+  {
+    mm::ScopedForcedCandidate force("other");
+    EXPECT_TRUE(changed()) << "forcing a candidate";
+  }
+  EXPECT_TRUE(changed()) << "releasing it";
+  mm::forget_plan();
+  EXPECT_TRUE(changed()) << "forget_plan";
+  mm::reload_plan();
+  EXPECT_TRUE(changed()) << "reload_plan";
+}

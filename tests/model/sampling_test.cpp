@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
 
 #include "core/error.h"
+#include "isa_test.h"
 
 namespace metamath::model {
 namespace {
@@ -70,6 +74,91 @@ TEST(Sampler, BadParameters) {
   EXPECT_THROW(Sampler(SamplingParams{.temperature = 1.0f, .top_p = 0.0f}), Error);
   EXPECT_THROW(Sampler(SamplingParams{.top_k = -2}), Error);
 }
+
+// The greedy argmax (sampling.h) against libtorch's at::argmax, with the kernels capped at each
+// level in turn: random rows of lengths around the vector widths (8, 16, the 32-value main
+// loop) and a vocabulary's, with ties, NaNs, infinities and signed zeros placed at the start,
+// the middle, a vector's last lane and the tail.
+class ArgmaxIsa : public metamath::testing::IsaTest {};
+
+int64_t torch_argmax(const std::vector<float>& x) { return at::tensor(x).argmax().item<int64_t>(); }
+
+TEST_P(ArgmaxIsa, MatchesLibtorch) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(),
+              inf = std::numeric_limits<float>::infinity();
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::uniform_int_distribution<int> coarse(-3, 3);  // few distinct values: many ties
+  int checked = 0;
+  for (int64_t n : {1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 1000, 32000, 32001})
+    for (int kind = 0; kind < 9; ++kind) {
+      std::vector<float> x(n);
+      for (float& v : x) v = kind == 1 ? static_cast<float>(coarse(rng)) : normal(rng);
+      for (int64_t at : {int64_t{0}, n / 2, std::min<int64_t>(n - 1, 15), n - 1}) {
+        std::vector<float> y = x;
+        switch (kind) {
+          case 2:  // a NaN (the first one wins over everything)
+            y[at] = nan;
+            break;
+          case 3:  // two NaNs, the later one planted first
+            y[n - 1] = nan;
+            y[at] = nan;
+            break;
+          case 4:  // +inf, twice
+            y[at] = inf;
+            y[n - 1] = inf;
+            break;
+          case 5:  // everything -inf
+            std::fill(y.begin(), y.end(), -inf);
+            break;
+          case 6:  // the maximum is a zero, of either sign, tied
+            for (float& v : y) v = -std::abs(v) - 1.0f;
+            y[at] = -0.0f;
+            y[n - 1] = 0.0f;
+            break;
+          case 7:  // -inf and a NaN after it
+            std::fill(y.begin(), y.end(), -inf);
+            y[at] = nan;
+            break;
+          case 8:  // the maximum tied at `at` and the end
+            y[at] = 100.0f;
+            y[n - 1] = 100.0f;
+            break;
+          default:
+            break;
+        }
+        const int64_t want = torch_argmax(y);
+        EXPECT_EQ(argmax(y.data(), n), want) << "n " << n << " kind " << kind << " at " << at;
+        ++checked;
+      }
+    }
+  EXPECT_GT(checked, 600);
+  EXPECT_THROW(argmax(nullptr, 0), Error);
+}
+
+// greedy_tokens: each row's argmax, in place for contiguous float32 logits and through libtorch
+// otherwise (bf16, a transposed view, an empty vocabulary's error).
+TEST_P(ArgmaxIsa, GreedyTokensAreArgmaxOfEachRow) {
+  at::manual_seed(3);
+  const at::Tensor logits = at::randn({5, 1, 1000});
+  logits[2][0][17] = std::numeric_limits<float>::quiet_NaN();
+  const auto want = [](const at::Tensor& l) {
+    const at::Tensor t = l.argmax(-1).reshape({-1}).contiguous();
+    return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+  };
+  EXPECT_EQ(greedy_tokens(logits), want(logits));
+  EXPECT_EQ(greedy_tokens(logits.to(at::kBFloat16)), want(logits.to(at::kBFloat16)));
+  const at::Tensor strided = logits.view({5, 1000}).t();  // [1000, 5], not contiguous
+  EXPECT_EQ(greedy_tokens(strided), want(strided));
+  EXPECT_ANY_THROW(greedy_tokens(at::empty({2, 0})));
+  // The sampler's greedy choice, from the tensor and from the values in place.
+  Sampler s(SamplingParams{});
+  const at::Tensor row = logits[2][0];
+  EXPECT_EQ(s.next(row), 17);
+  EXPECT_EQ(s.next(row.data_ptr<float>(), 1000), 17);
+}
+
+METAMATH_EACH_ISA(ArgmaxIsa);
 
 }  // namespace
 }  // namespace metamath::model
