@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <optional>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "model/amx_kernel.h"
 #include "model/amx_split_kernel.h"
 #include "model/decode.h"
+#include "model/huge_pages.h"
 #include "model/linear_kernel.h"
 #include "model/matmul.h"
 #include "model/plan.h"
@@ -409,12 +411,38 @@ bool quantizes_activations(const std::string& candidate) {
   return tiles && kernels::quantizes_activations(*tiles);
 }
 
-QuantizedWeight quantize_q8(const at::Tensor& w) {
+// By hand, one row at a time: libtorch's expression (abs, amax, divide, round, clamp, to int8)
+// made four float32 temporaries the size of the weight, which a q8 load paid for every matrix
+// (and the heap then kept: core/memory.h).
+QuantizedWeight quantize_q8(const at::Tensor& w, HugePageArena* arena) {
   if (w.dim() != 2) fail("quantize_q8: expected a [out, in] weight, got {} dims", w.dim());
-  at::Tensor wf = w.to(at::kFloat);
-  at::Tensor amax = wf.abs().amax(1);
-  at::Tensor scale = at::where(amax > 0, amax / 127.0, at::ones_like(amax)).contiguous();
-  at::Tensor q = at::round(wf / scale.unsqueeze(1)).clamp(-127, 127).to(at::kChar).contiguous();
+  const at::Tensor wf = w.to(at::kCPU, at::kFloat).contiguous();  // q and scale on the CPU
+  const int64_t N = wf.size(0), K = wf.size(1);
+  at::Tensor q = arena ? arena->empty({N, K}, at::kChar) : at::empty({N, K}, at::kChar);
+  at::Tensor scale = at::empty({N}, at::kFloat);
+  const float* src = wf.data_ptr<float>();
+  int8_t* dst = q.data_ptr<int8_t>();
+  float* sc = scale.data_ptr<float>();
+  at::parallel_for(0, N, std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, K)),
+                   [&](int64_t n0, int64_t n1) {
+                     for (int64_t n = n0; n < n1; ++n) {
+                       const float* row = src + n * K;
+                       float amax = 0;
+                       bool nan = false;
+                       for (int64_t k = 0; k < K; ++k) {
+                         amax = std::max(amax, std::fabs(row[k]));
+                         nan = nan || std::isnan(row[k]);
+                       }
+                       const float s = !nan && amax > 0 ? amax / 127.0f : 1.0f;
+                       sc[n] = s;
+                       for (int64_t k = 0; k < K; ++k) {
+                         const float r = std::nearbyint(row[k] / s);  // half to even
+                         dst[n * K + k] = std::isnan(r)
+                                              ? 0
+                                              : static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
+                       }
+                     }
+                   });
   return {q, scale};
 }
 

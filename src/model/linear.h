@@ -62,12 +62,15 @@ std::optional<kernels::Tiles> candidate_tiles(const std::string& name);
 bool quantizes_activations(const std::string& candidate);
 
 // Weight-only int8 quantization of a [out, in] weight (any float dtype), per row: scale[n] =
-// max_k |w[n, k]| / 127 (1 for an all-zero row), q[n, k] = round(w[n, k] / scale[n]) in
-// [-127, 127]. Each weight is then off by at most scale[n] / 2.
+// max_k |w[n, k]| / 127 in f32 (1 for an all-zero row), q[n, k] = w[n, k] / scale[n] in f32,
+// rounded half to even, clamped to [-127, 127]. Each weight is then off by at most scale[n] / 2.
+// A row holding NaN gets scale 1, and NaN weights (and inf / inf) give 0: what libtorch's
+// round / clamp / to(int8) gave. q comes from `arena` when given (a model's int8 weights).
 struct QuantizedWeight {
   at::Tensor q;      // int8 [out, in]
   at::Tensor scale;  // float [out]
 };
-QuantizedWeight quantize_q8(const at::Tensor& w);
+class HugePageArena;
+QuantizedWeight quantize_q8(const at::Tensor& w, HugePageArena* arena = nullptr);
 
 }  // namespace metamath::model

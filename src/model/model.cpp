@@ -197,8 +197,8 @@ void Model::quantize_q8(bool int8_activations) {
     fail("quantize_q8: the model must be float32 and not yet quantized");
   HugePageArena arena;  // the int8 weights, streamed by every decode step
   auto quantize = [&](at::Tensor& w, at::Tensor& scale) {
-    QuantizedWeight q = model::quantize_q8(w);
-    w = w.device().is_cpu() ? arena.copy(q.q) : q.q.to(w.device());
+    QuantizedWeight q = model::quantize_q8(w, w.device().is_cpu() ? &arena : nullptr);
+    w = q.q.to(w.device());
     scale = q.scale.to(w.device());
   };
   for (LayerWeights& L : layers) {

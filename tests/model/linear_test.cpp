@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -23,6 +24,7 @@
 
 #include "core/cpu.h"
 #include "isa_test.h"
+#include "model/huge_pages.h"
 #include "model/linear_kernel.h"
 #include "test_util.h"
 
@@ -315,6 +317,37 @@ TEST(QuantizeQ8, PerRowScalesAndHalfStepError) {
   at::Tensor deq = qb.q.to(at::kFloat) * qb.scale.unsqueeze(1);
   EXPECT_TRUE(((deq - big).abs() <= qb.scale.unsqueeze(1) * (0.5 + 1e-6)).all().item<bool>());
   EXPECT_EQ(qb.q.abs().amax(1).min().item<int>(), 127);
+}
+
+// The hand-written quantizer against libtorch's expression of the same rule (what it replaced):
+// the same scales and int8 values, bit for bit, on random rows of several magnitudes, rows with
+// exact half steps, zero rows, and rows with inf and NaN; bf16 weights too; from an arena.
+TEST(QuantizeQ8, SameAsLibtorchsExpression) {
+  auto reference = [](const at::Tensor& w) {
+    const at::Tensor wf = w.to(at::kFloat);
+    const at::Tensor amax = wf.abs().amax(1);
+    const at::Tensor scale = at::where(amax > 0, amax / 127.0, at::ones_like(amax));
+    return std::make_pair(scale, at::round(wf / scale.unsqueeze(1)).clamp(-127, 127).to(at::kChar));
+  };
+  at::manual_seed(21);
+  at::Tensor w = at::randn({40, 333}) * at::pow(10.0, at::randint(-6, 4, {40, 1}).to(at::kFloat));
+  w[3].zero_();
+  for (int64_t k = 0; k < 333; ++k) w[5][k] = 0.5f * static_cast<float>(k % 255 - 127);  // ties
+  w[5][0] = 127.0f;  // scale 1: the odd multiples of 0.5 are exact ties
+  w[7][11] = std::numeric_limits<float>::infinity();
+  w[8][2] = -std::numeric_limits<float>::infinity();
+  w[9][4] = std::numeric_limits<float>::quiet_NaN();
+  for (const at::Tensor& x : {w, w.to(at::kBFloat16), w.t().contiguous().t()}) {
+    const auto [scale, q] = reference(x);
+    const mm::QuantizedWeight got = mm::quantize_q8(x);
+    // NaN rows: libtorch's scale is 1 too (NaN > 0 is false); compare NaN-free values exactly.
+    EXPECT_TRUE(at::equal(got.scale, scale)) << (got.scale - scale).abs().max();
+    EXPECT_TRUE(at::equal(got.q, q)) << (got.q.to(at::kInt) - q.to(at::kInt)).abs().max();
+  }
+  mm::HugePageArena arena;
+  const mm::QuantizedWeight in_arena = mm::quantize_q8(w, &arena);
+  EXPECT_TRUE(at::equal(in_arena.q, reference(w).second));
+  EXPECT_FALSE(in_arena.q.storage().resizable());  // cut from the arena's block
 }
 
 // The chunks threads claim: every column once, widest first, tile-aligned, none too small to pay
