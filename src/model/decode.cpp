@@ -135,11 +135,12 @@ void multiply(const Job& j, int64_t M, int64_t n0, int64_t n1) {
 // starts late (a busy core) takes fewer. Side by side: each chunk is one product's columns (q, k
 // and v); together: the same columns of every product, then done(n0, n1) (gate and up, whose
 // outputs combine column by column).
-void run_side_by_side(std::atomic<int64_t>& next, const Job* jobs, int n, int64_t M, int threads) {
-  std::vector<int64_t> bounds[3];
+// bounds[j]: job j's chunks (kernels::column_bounds), the same for every layer, so Step keeps
+// them for the whole step (chunk_bounds).
+void run_side_by_side(std::atomic<int64_t>& next, const Job* jobs, int n, int64_t M,
+                      const std::vector<int64_t>* bounds) {
   int64_t count[3], total = 0;
   for (int j = 0; j < n; ++j) {
-    bounds[j] = kernels::column_bounds(jobs[j].p.N, M, jobs[j].p.K, threads);
     count[j] = static_cast<int64_t>(bounds[j].size()) - 1;
     total += count[j];
   }
@@ -152,10 +153,8 @@ void run_side_by_side(std::atomic<int64_t>& next, const Job* jobs, int n, int64_
 }
 
 template <typename Done>
-void run_together(std::atomic<int64_t>& next, const Job* jobs, int n, int64_t M, int threads,
-                  Done&& done) {
-  const std::vector<int64_t> bounds =
-      kernels::column_bounds(jobs[0].p.N, M, jobs[0].p.K * n, threads);
+void run_together(std::atomic<int64_t>& next, const Job* jobs, int n, int64_t M,
+                  const std::vector<int64_t>& bounds, Done&& done) {
   const int64_t total = static_cast<int64_t>(bounds.size()) - 1;
   for (int64_t t = next++; t < total; t = next++) {
     for (int j = 0; j < n; ++j) multiply(jobs[j], M, bounds[t], bounds[t + 1]);
@@ -229,6 +228,9 @@ struct Step {
   Isa attention_isa = Isa::avx2;
   std::vector<int64_t> slots, past;
   Tiles t_q{}, t_k{}, t_v{}, t_o{}, t_gate{}, t_up{}, t_down{}, t_head{};
+  // Each phase's column chunks (kernels::column_bounds): q, k and v side by side, then o,
+  // gate and up together, down, and the lm_head.
+  std::vector<int64_t> cols_qkv[3], cols_o, cols_gate_up, cols_down, cols_head;
   std::vector<float> x, qkv, attn_f, y, act_f, gate, up, cos, sin;
   std::vector<uint16_t> attn_h, act_h;
   Flags no_hidden_flags;                             // never written: all false
@@ -409,7 +411,7 @@ void run_thread(Step& s, KVCache& cache) noexcept {
         {product_of(W.q_w, W.q_b, W.q_s, s.t_q), xn, s.qkv.data(), qkv_ld},
         {product_of(W.k_w, W.k_b, W.k_s, s.t_k), xn, s.qkv.data() + s.nh * s.d, qkv_ld},
         {product_of(W.v_w, W.v_b, W.v_s, s.t_v), xn, s.qkv.data() + (s.nh + s.nkv) * s.d, qkv_ld}};
-    run_side_by_side(s.counters[phase++], qkv, 3, s.B, s.threads);
+    run_side_by_side(s.counters[phase++], qkv, 3, s.B, s.cols_qkv);
     s.barrier->wait();
     std::atomic<int64_t>& heads = s.counters[phase++];
     for (int64_t t = heads++; t < s.B * s.nkv; t = heads++)
@@ -417,7 +419,7 @@ void run_thread(Step& s, KVCache& cache) noexcept {
     s.barrier->wait();
     const Act attn = quantized_for(s, attn_plain, s.nh * s.d, {s.t_o}, p);
     const Job o{product_of(W.o_w, W.o_b, W.o_s, s.t_o), attn, s.y.data(), s.H};
-    run_together(s.counters[phase++], &o, 1, s.B, s.threads,
+    run_together(s.counters[phase++], &o, 1, s.B, s.cols_o,
                  [&](int64_t n0, int64_t n1) { add_residual(s, n0, n1); });
     s.barrier->wait();
     norm_rows(s, s.x.data(), Vec{W.post_norm.data_ptr(), s.bf16}, p);
@@ -425,19 +427,19 @@ void run_thread(Step& s, KVCache& cache) noexcept {
     const Job gu[2] = {
         {product_of(W.gate_w, W.gate_b, W.gate_s, s.t_gate), xn2, s.gate.data(), s.inter},
         {product_of(W.up_w, W.up_b, W.up_s, s.t_up), xn2, s.up.data(), s.inter}};
-    run_together(s.counters[phase++], gu, 2, s.B, s.threads,
+    run_together(s.counters[phase++], gu, 2, s.B, s.cols_gate_up,
                  [&](int64_t n0, int64_t n1) { gated(s, s.gate.data(), s.up.data(), n0, n1); });
     s.barrier->wait();
     const Act act = quantized_for(s, act_plain, s.inter, {s.t_down}, p);
     const Job down{product_of(W.down_w, W.down_b, W.down_s, s.t_down), act, s.y.data(), s.H};
-    run_together(s.counters[phase++], &down, 1, s.B, s.threads,
+    run_together(s.counters[phase++], &down, 1, s.B, s.cols_down,
                  [&](int64_t n0, int64_t n1) { add_residual(s, n0, n1); });
     s.barrier->wait();
   }
   norm_rows(s, s.x.data(), Vec{m.final_norm.data_ptr(), s.bf16}, p);
   const Act xn = quantized_for(s, xn_plain, s.H, {s.t_head}, p);
   const Job head{product_of(m.lm_head, at::Tensor(), m.lm_head_scale, s.t_head), xn, s.logits, s.V};
-  run_together(s.counters[phase++], &head, 1, s.B, s.threads, [&](int64_t n0, int64_t n1) {
+  run_together(s.counters[phase++], &head, 1, s.B, s.cols_head, [&](int64_t n0, int64_t n1) {
     if (s.bf16)
       for (int64_t b = 0; b < s.B; ++b)
         for (int64_t n = n0; n < n1; ++n) s.logits[b * s.V + n] = round_bf16(s.logits[b * s.V + n]);
@@ -732,6 +734,19 @@ void embed_rows(const Model& m, const Rows& r, Step& s) {
   }
 }
 
+// Each phase's column chunks for this step's rows and threads: computed once here instead of by
+// every thread in every layer (the layers' shapes are the same).
+void chunk_bounds(Step& s) {
+  const int64_t kv = s.nkv * s.d;
+  s.cols_qkv[0] = kernels::column_bounds(s.nh * s.d, s.B, s.H, s.threads);
+  s.cols_qkv[1] = kernels::column_bounds(kv, s.B, s.H, s.threads);
+  s.cols_qkv[2] = s.cols_qkv[1];
+  s.cols_o = kernels::column_bounds(s.H, s.B, s.nh * s.d, s.threads);
+  s.cols_gate_up = kernels::column_bounds(s.inter, s.B, 2 * s.H, s.threads);
+  s.cols_down = kernels::column_bounds(s.H, s.B, s.inter, s.threads);
+  s.cols_head = kernels::column_bounds(s.V, s.B, s.H, s.threads);
+}
+
 // The step's buffers sized for its rows (reallocated only when they grow past what an earlier
 // step had), the rows' attention masks, and the phase counters zeroed.
 void size_buffers(const Model& m, Step& s) {
@@ -810,6 +825,7 @@ at::Tensor fused_decode(const Model& m, const ForwardInput& in, KVCache& cache, 
   s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)));
   if (!plan_tiles(m, s)) return {};
   s.threads = at::in_parallel_region() ? 1 : std::max(1, at::get_num_threads());
+  chunk_bounds(s);
   s.attention_isa = attend_rows_isa(s.g);
   s.slots.assign(rows->slots, rows->slots + s.B);
   s.past.assign(rows->past, rows->past + s.B);
