@@ -28,8 +28,12 @@ bool keep_freed_memory();
 // Whether to use them: false when METAMATH_HUGE_PAGES=off (for comparing), else true.
 bool huge_pages_wanted();
 
-// `bytes` of zeroed anonymous memory, 2 MiB aligned and advised as huge pages; nullptr when the
-// mapping fails. Free with free_huge_pages(p, bytes), the same byte count.
+// One transparent huge page (x86-64).
+inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
+
+// `bytes` of zeroed anonymous memory, kHugePageBytes aligned (and rounded up to a multiple of
+// it) and advised as huge pages; nullptr when the mapping fails. Free with
+// free_huge_pages(p, bytes), the same byte count.
 void* alloc_huge_pages(std::size_t bytes);
 void free_huge_pages(void* p, std::size_t bytes);
 

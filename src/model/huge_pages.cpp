@@ -7,7 +7,7 @@
 namespace metamath::model {
 
 namespace {
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
+constexpr std::size_t kHugePage = kHugePageBytes;
 constexpr std::size_t kArenaBlock = std::size_t{64} << 20;  // a new block's least size
 constexpr std::size_t kLine = 64;
 
@@ -54,10 +54,11 @@ at::Tensor HugePageArena::copy(const at::Tensor& t, std::optional<at::ScalarType
   return out;
 }
 
-at::Tensor empty_on_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options) {
+at::Tensor zeros_on_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options) {
   if (!wanted_for(options) || bytes_of(sizes, options) < kHugePage)
-    return at::empty(sizes, options);
-  return HugePageArena().empty(sizes, options);
+    return at::zeros(sizes, options);
+  const at::Tensor t = HugePageArena().empty(sizes, options);  // a fresh mapping: zero already
+  return t.storage().resizable() ? t.zero_() : t;  // libtorch's memory when the mapping failed
 }
 
 }  // namespace metamath::model

@@ -27,8 +27,9 @@ class HugePageArena {
   std::size_t used_ = 0;
 };
 
-// A tensor in a huge-page block of its own (the KV cache: one allocation, often over 2 MiB),
-// uninitialized; from libtorch's allocator when under 2 MiB, off the CPU, or switched off.
-at::Tensor empty_on_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options);
+// A zero-filled tensor in a huge-page block of its own (the KV cache: one allocation, often over
+// 2 MiB). The block is a fresh mapping, already zero, so its pages are only touched when used;
+// from libtorch's allocator (at::zeros) when under 2 MiB, off the CPU, or switched off.
+at::Tensor zeros_on_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options);
 
 }  // namespace metamath::model

@@ -21,9 +21,8 @@ KVCache::KVCache(const ModelConfig& c, int64_t num_slots, int64_t max_len, at::S
   // layers, on huge pages: a decode step reads every layer's keys and values, which one at a time
   // are often under a huge page (model/huge_pages.h).
   const int64_t L = c.num_hidden_layers;
-  at::Tensor all =
-      empty_on_huge_pages({L, 2, num_slots, c.num_key_value_heads, max_len, c.head_dim}, opts)
-          .zero_();
+  const at::Tensor all =
+      zeros_on_huge_pages({L, 2, num_slots, c.num_key_value_heads, max_len, c.head_dim}, opts);
   for (int64_t l = 0; l < L; ++l) {
     k_.push_back(all[l][0]);
     v_.push_back(all[l][1]);

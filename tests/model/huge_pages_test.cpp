@@ -114,18 +114,23 @@ TEST(HugePageArena, SwitchedOffItIsLibtorchsAllocator) {
   EXPECT_TRUE(at::equal(half, w.to(at::kBFloat16)));
   EXPECT_TRUE(half.storage().resizable());  // libtorch's own storage, not a from_blob block
   EXPECT_FALSE(advised_huge(half.data_ptr()));
-  const at::Tensor big = mm::empty_on_huge_pages({4 << 20}, at::kFloat);
+  const at::Tensor big = mm::zeros_on_huge_pages({4 << 20}, at::kFloat);
   EXPECT_TRUE(big.storage().resizable());
+  EXPECT_EQ(big.count_nonzero().item<int64_t>(), 0);
 }
 
+// Zero-filled either way; the huge-page block is not written to be zero (a fresh mapping is), so
+// its pages are not all resident before they are used.
 TEST(HugePages, OnlyBlocksOfAHugePageOrMoreGetTheirOwn) {
-  const at::Tensor small = mm::empty_on_huge_pages({1000}, at::kFloat);
+  const at::Tensor small = mm::zeros_on_huge_pages({1000}, at::kFloat);
   EXPECT_TRUE(small.storage().resizable());
-  const at::Tensor big = mm::empty_on_huge_pages({3, 1 << 20}, at::kFloat);
+  EXPECT_EQ(small.count_nonzero().item<int64_t>(), 0);
+  const at::Tensor big = mm::zeros_on_huge_pages({3, 1 << 20}, at::kFloat);
   EXPECT_FALSE(big.storage().resizable());
   EXPECT_EQ(address(big) % (2 << 20), 0u);
   EXPECT_TRUE(advised_huge(big.data_ptr()));
   EXPECT_EQ(big.sizes(), at::IntArrayRef({3, 1 << 20}));
+  EXPECT_EQ(big.count_nonzero().item<int64_t>(), 0);
 }
 
 TEST(HugePages, KvCacheIsOneZeroedBlockOfAllLayers) {
