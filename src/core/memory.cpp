@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/error.h"
+
 namespace metamath {
 
 namespace {
@@ -29,7 +31,9 @@ bool keep_freed_memory() {
 
 bool huge_pages_wanted() {
   const char* env = std::getenv("METAMATH_HUGE_PAGES");
-  return !(env && std::strcmp(env, "off") == 0);
+  if (!env || std::strcmp(env, "on") == 0) return true;
+  if (std::strcmp(env, "off") == 0) return false;
+  fail("METAMATH_HUGE_PAGES={}: expected on or off", env);
 }
 
 void* alloc_huge_pages(std::size_t bytes) {

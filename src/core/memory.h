@@ -25,7 +25,8 @@ bool keep_freed_memory();
 // Measured on a 2-core Xeon (bench/README.md, seventh session): batch-1 decode bf16 97-104 ->
 // 120-125 tok/s, q8 182-195 -> 251-263 tok/s.
 //
-// Whether to use them: false when METAMATH_HUGE_PAGES=off (for comparing), else true.
+// Whether to use them: METAMATH_HUGE_PAGES=on (the default when unset) or off (for comparing);
+// any other value throws metamath::Error naming the variable.
 bool huge_pages_wanted();
 
 // One transparent huge page (x86-64).

@@ -9,9 +9,11 @@
 #include <sstream>
 #include <string>
 
+#include "core/memory.h"
 #include "fixtures.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "test_util.h"
 
 namespace mm = metamath::model;
 using metamath::testing::kFixtures;
@@ -121,6 +123,15 @@ TEST(HugePageArena, SwitchedOffItIsLibtorchsAllocator) {
 
 // Zero-filled either way; the huge-page block is not written to be zero (a fresh mapping is), so
 // its pages are not all resident before they are used.
+TEST(HugePages, ABadSwitchValueIsAnErrorNamingTheVariable) {
+  HugePagesEnv bad("0");
+  const std::string msg =
+      metamath::testing::error_of([] { mm::HugePageArena().empty({4}, at::kFloat); });
+  EXPECT_NE(msg.find("METAMATH_HUGE_PAGES=0: expected on or off"), std::string::npos) << msg;
+  HugePagesEnv on("on");
+  EXPECT_TRUE(metamath::huge_pages_wanted());
+}
+
 TEST(HugePages, OnlyBlocksOfAHugePageOrMoreGetTheirOwn) {
   const at::Tensor small = mm::zeros_on_huge_pages({1000}, at::kFloat);
   EXPECT_TRUE(small.storage().resizable());
