@@ -796,11 +796,11 @@ void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
   if (tiles == Tiles::amx_int8) return amx_columns(a, n0, n1);
   if (quantizes_activations(tiles)) return columns_q8(a, tiles, n0, n1);
   if (tiles == Tiles::amx_bf16x3) return amx_split_columns(a, n0, n1);
-  // One row (GEMV): wide tiles, each weight row used once. More rows: a 4 x 3 register tile for
-  // AVX2 (12 accumulators + 3 weight vectors + 1 activation vector = the 16 ymm registers), 4 x 6
-  // for AVX-512 (32 zmm registers).
+  // One row (GEMV): up to 8 weight rows per tile (gemv_rows), each used once. More rows: a 4 x 3
+  // register tile for AVX2 (12 accumulators + 3 weight vectors + 1 activation vector = the 16 ymm
+  // registers), 4 x 6 for AVX-512 (32 zmm registers).
   const int64_t MR = a.M == 1 ? 1 : 4;
-  const int64_t NR = a.M == 1 ? 8 : tiles == Tiles::avx2 ? 3 : 6;
+  const int64_t NR = a.M == 1 ? gemv_rows(a.K, a.w_type) : tiles == Tiles::avx2 ? 3 : 6;
   const int64_t x_bytes = tiles == Tiles::avx512_bf16 ? 2 : 4;
   // Where several row tiles share each weight tile, its bf16 / int8 rows are widened to f32 once
   // (exactly: the same products and sums as widening in registers) and every row tile runs the
@@ -823,6 +823,19 @@ void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1) {
             }
             table[mr][nr](static_cast<const char*>(a.x) + m * a.ldx * x_bytes, a.ldx, wn, a.K, out);
           });
+}
+
+// Measured at batch 1 on the 2-core AVX-512 Xeon (decode_bench --worker, bench model, 128+128
+// tokens, 4-6 alternating runs): f32, whose 8-row tiles were 24 KiB (K = 768) and 64 KiB
+// (K = 2048), decoded in 1.69-1.79 s with 2 and 1 rows against 1.81-1.89 s with 8; bf16 (4 and 2
+// rows instead of 8) and q8 (4 rows at K = 2048) were unchanged within noise.
+constexpr int64_t kGemvTileBytes = 8 * 1024;
+
+int64_t gemv_rows(int64_t K, WeightType w) {
+  if (w == WeightType::i8) return kMaxNR;
+  int64_t nr = kMaxNR;
+  while (nr > 1 && nr * K * weight_size(w) > kGemvTileBytes) nr /= 2;
+  return nr;
 }
 
 std::vector<int64_t> column_bounds(int64_t N, int64_t M, int64_t K, int64_t threads) {

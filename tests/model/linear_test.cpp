@@ -216,7 +216,7 @@ TEST_P(LinearIsa, BF16RoundsToNearestEven) {
 // candidates that also quantize the activations are checked in q8_kernel_test.cpp.
 TEST_P(LinearIsa, EveryCandidateMatchesFloat64) {
   at::manual_seed(20261129);
-  const std::vector<int64_t> rows = {1, 3, 32, 65}, ins = {7, 2048 + 5}, outs = {5, 768 + 3};
+  const std::vector<int64_t> rows = {1, 3, 32, 65}, ins = {7, 768, 2048 + 5}, outs = {5, 768 + 3};
   int64_t covered = 0;
   for (const char* kind : {"f32", "bf16", "q8-f32", "q8-bf16"}) {
     const std::string k = kind;
@@ -389,6 +389,26 @@ TEST(ColumnBounds, CoverEveryColumnWidestFirstAndEndNarrow) {
       EXPECT_LE(8 * narrow, b[1] - b[0]);
     }
   }
+}
+
+// Rows per one-row tile: the most of 8, 4, 2, 1 within 8 KiB of f32 / bf16 weights (int8: 8).
+// EveryCandidateMatchesFloat64's K of 7, 768 and 2053 then run every one-row product of ours
+// through tiles of 8, 4 (bf16), 2 (f32) and 1 rows against float64 (checked here, so that they
+// keep doing so), with ragged last tiles (N = 5, 771).
+TEST(GemvRows, MostRowsWithinEightKiBAndInt8KeepsEight) {
+  using mm::kernels::gemv_rows;
+  using mm::kernels::WeightType;
+  EXPECT_EQ(gemv_rows(64, WeightType::f32), 8);   // 2 KiB
+  EXPECT_EQ(gemv_rows(256, WeightType::f32), 8);  // exactly 8 KiB
+  EXPECT_EQ(gemv_rows(257, WeightType::f32), 4);
+  EXPECT_EQ(gemv_rows(768, WeightType::f32), 2);    // 8 rows: 24 KiB; 2: 6 KiB
+  EXPECT_EQ(gemv_rows(2053, WeightType::f32), 1);   // one row is 8212 bytes: still 1
+  EXPECT_EQ(gemv_rows(768, WeightType::bf16), 4);   // 6 KiB
+  EXPECT_EQ(gemv_rows(512, WeightType::bf16), 8);   // 8 KiB
+  EXPECT_EQ(gemv_rows(2048, WeightType::bf16), 2);  // 8 KiB
+  EXPECT_EQ(gemv_rows(2053, WeightType::bf16), 1);
+  EXPECT_EQ(gemv_rows(1, WeightType::bf16), 8);
+  EXPECT_EQ(gemv_rows(4096, WeightType::i8), 8);
 }
 
 TEST(Linear, EmptyRows) {
