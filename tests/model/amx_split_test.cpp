@@ -36,6 +36,14 @@ bool amx_available() { return metamath::cpu_isa() >= Isa::avx512 && kn::amx_bf16
   GTEST_SKIP() << "this CPU (or kernel) offers no AMX-BF16 tiles (flags: " \
                << metamath::cpu_flags_line() << ")"
 
+// For the tests that go through model::linear, which offers the tiles only at kernel level
+// avx512 (METAMATH_ISA may set it lower).
+#define SKIP_WITHOUT_AMX_CANDIDATE()                                                  \
+  SKIP_WITHOUT_AMX();                                                                 \
+  if (metamath::kernel_isa() < Isa::avx512)                                           \
+  GTEST_SKIP() << "model::linear offers amx-bf16x3 only at kernel level avx512 (now " \
+               << metamath::isa_name(metamath::kernel_isa()) << ")"
+
 float bf16_value(uint16_t bits) { return std::bit_cast<float>(uint32_t{bits} << 16); }
 
 // Rows of x: row r % 4 == 0 normal(0, 1); 1: normal times 1e20; 2: normal times 1e-20; 3: each
@@ -130,7 +138,7 @@ TEST(AmxSplit, TermsSumBackToXExactly) {
 
 // The tiles through model::linear's candidate on the shapes the task names.
 TEST(AmxSplit, TilesMatchFloat64OnTailsAndWideMagnitudes) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_AMX_CANDIDATE();
   at::manual_seed(20261129);
   for (int64_t K : {1, 31, 33, 95})
     for (int64_t N : {13, 40}) {
@@ -179,7 +187,7 @@ TEST(AmxSplit, ColumnShareWritesOnlyItsColumns) {
 // A NaN or an infinity in one row makes that row's outputs NaN (amx_split_kernel.h) and leaves
 // the other rows as they were.
 TEST(AmxSplit, NaNAndInfinityStayInTheirRows) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_AMX_CANDIDATE();
   at::manual_seed(4);
   const int64_t M = 20, K = 40, N = 24;
   const mm::QuantizedWeight q = mm::quantize_q8(at::randn({N, K}));
@@ -198,7 +206,7 @@ TEST(AmxSplit, NaNAndInfinityStayInTheirRows) {
 // step's <= 8 rows never see it), at the avx512 level only; never for int8 activations (q8-dot),
 // bf16 activations, f32 or bf16 weights.
 TEST(AmxSplit, ListedOnlyForWeightOnlyInt8F32From9Rows) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_AMX_CANDIDATE();
   const int64_t K = 64, N = 32;
   const mm::QuantizedWeight q = mm::quantize_q8(at::randn({N, K}));
   auto lists = [](const std::vector<std::string>& names) {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/cpu.h"
@@ -77,6 +78,8 @@ class FusedDecode : public ::testing::TestWithParam<std::tuple<std::string, std:
   void SetUp() override {
     threads_ = at::get_num_threads();
     at::set_num_threads(2);  // the barriers and the claimed chunks, even where libtorch says 1
+    if (metamath::kernel_isa() == metamath::Isa::scalar)
+      GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
   }
   void TearDown() override { at::set_num_threads(threads_); }
   int threads_ = 1;
@@ -152,6 +155,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FusedDecode,
 // What the fused step leaves to the layered pass: too many rows, padding, and bad input (whose
 // error the layered pass reports).
 TEST(FusedDecodeScope, IrregularStepsTakeTheLayeredPass) {
+  if (metamath::kernel_isa() == metamath::Isa::scalar)
+    GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
   c10::InferenceMode guard;
   const mm::Model m = mm::Model::load(kFixtures / "llama2", at::kFloat);
   mm::KVCache cache = m.make_cache(mm::kFusedMaxRows + 1, 8);
@@ -174,6 +179,32 @@ TEST(FusedDecodeScope, IrregularStepsTakeTheLayeredPass) {
   one.input_ids = at::ones({1, 1}, at::kLong);
   m.forward(one, &cache, mm::LogitsMode::Last);
   EXPECT_EQ(mm::fused_decode_steps(), before + 1);
+}
+
+// Without AVX2 (kernels limited to scalar) a regular step takes the layered pass and gives its
+// logits; the same step at the CPU's own level runs fused.
+TEST(FusedDecodeScope, WithoutAvx2EveryStepTakesTheLayeredPass) {
+  if (metamath::kernel_isa() == metamath::Isa::scalar)
+    GTEST_SKIP() << "needs AVX2 to tell the two apart (METAMATH_ISA=scalar)";
+  c10::InferenceMode guard;
+  const mm::Model m = mm::Model::load(kFixtures / "llama2", at::kFloat);
+  auto step = [&](metamath::Isa limit) {
+    const metamath::ScopedIsaLimit scope(limit);
+    mm::KVCache cache = m.make_cache(1, 8);
+    mm::ForwardInput prompt;
+    prompt.input_ids = at::tensor({5, 9, 2}, at::kLong).view({1, 3});
+    m.forward(prompt, &cache, mm::LogitsMode::Last);
+    mm::ForwardInput one;
+    one.input_ids = at::full({1, 1}, 7, at::kLong);
+    const int64_t before = mm::fused_decode_steps();
+    at::Tensor logits = m.forward(one, &cache, mm::LogitsMode::Last).clone();
+    return std::make_pair(mm::fused_decode_steps() - before, logits);
+  };
+  const auto [scalar_steps, scalar_logits] = step(metamath::Isa::scalar);
+  const auto [own_steps, own_logits] = step(metamath::kernel_isa());
+  EXPECT_EQ(scalar_steps, 0);
+  EXPECT_EQ(own_steps, 1);
+  EXPECT_LE(max_abs_diff(scalar_logits, own_logits), 1e-4 * own_logits.abs().max().item<double>());
 }
 
 // The tile sets the fused step keeps per thread (decode.cpp, "Tile sets") must follow whatever
