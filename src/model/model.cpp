@@ -192,25 +192,41 @@ Model::Model(ModelConfig config, at::ScalarType dtype, c10::Device device)
   inv_freq_ = rope_inv_freq(config_).to(device_);
 }
 
+namespace {
+
+// The matrices quantize_q8 turns to int8, each with the slot of its row scales: every layer's
+// projections, then the lm_head (a tied one too: it becomes a tensor of its own).
+std::vector<std::pair<at::Tensor*, at::Tensor*>> q8_slots(Model& m) {
+  std::vector<std::pair<at::Tensor*, at::Tensor*>> out;
+  for (LayerWeights& L : m.layers)
+    for (auto [w, s] : {std::pair{&L.q_w, &L.q_s},
+                        {&L.k_w, &L.k_s},
+                        {&L.v_w, &L.v_s},
+                        {&L.o_w, &L.o_s},
+                        {&L.gate_w, &L.gate_s},
+                        {&L.up_w, &L.up_s},
+                        {&L.down_w, &L.down_s}})
+      out.emplace_back(w, s);
+  out.emplace_back(&m.lm_head, &m.lm_head_scale);
+  return out;
+}
+
+// w (any float dtype, on the CPU or `device`) as int8 with its scales into the slots, on
+// `device`; on the CPU the int8 matrix comes from `arena`.
+void put_q8(const at::Tensor& w, c10::Device device, HugePageArena& arena, at::Tensor& q_slot,
+            at::Tensor& scale_slot) {
+  QuantizedWeight q = model::quantize_q8(w, device.is_cpu() ? &arena : nullptr);
+  q_slot = q.q.to(device);
+  scale_slot = q.scale.to(device);
+}
+
+}  // namespace
+
 void Model::quantize_q8(bool int8_activations) {
   if (dtype_ != at::kFloat || quantized())
     fail("quantize_q8: the model must be float32 and not yet quantized");
   HugePageArena arena;  // the int8 weights, streamed by every decode step
-  auto quantize = [&](at::Tensor& w, at::Tensor& scale) {
-    QuantizedWeight q = model::quantize_q8(w, w.device().is_cpu() ? &arena : nullptr);
-    w = q.q.to(w.device());
-    scale = q.scale.to(w.device());
-  };
-  for (LayerWeights& L : layers) {
-    quantize(L.q_w, L.q_s);
-    quantize(L.k_w, L.k_s);
-    quantize(L.v_w, L.v_s);
-    quantize(L.o_w, L.o_s);
-    quantize(L.gate_w, L.gate_s);
-    quantize(L.up_w, L.up_s);
-    quantize(L.down_w, L.down_s);
-  }
-  quantize(lm_head, lm_head_scale);  // a tied embedding stays float32 (lm_head is a new tensor)
+  for (auto [w, scale] : q8_slots(*this)) put_q8(*w, w->device(), arena, *w, *scale);
   // The weights left float32 (embeddings, norms, biases) move too, so that the blocks they shared
   // with the float32 matrices are freed (model/huge_pages.h).
   for_each_weight([&](const std::string&, at::Tensor& t) {
@@ -228,14 +244,15 @@ Model Model::load(const fs::path& dir, at::ScalarType dtype, c10::Device device)
 
 Model Model::from_weights(const ModelConfig& config, const ShardedWeights& w, at::ScalarType dtype,
                           c10::Device device) {
-  if (dtype == at::kChar || dtype == at::kQInt8) {
-    Model m = from_weights(config, w, at::kFloat, device);
-    m.quantize_q8(dtype == at::kQInt8);
-    return m;
-  }
+  // q8 / q8-dot: a float32 model whose matrices are quantized as they are read, so that no
+  // float32 copy of them all is ever held (a 7B checkpoint would need 27 GB for one); the same
+  // weights as loading float32 and calling quantize_q8() after.
+  const bool q8 = dtype == at::kChar || dtype == at::kQInt8;
   // No InferenceMode here: the weights must stay usable by autograd (training, LoRA).
-  Model m(config, dtype, device);
+  Model m(config, q8 ? at::kFloat : dtype, device);
   HugePageArena arena;  // the weights a decode step streams (model/huge_pages.h)
+  std::vector<std::pair<at::Tensor*, at::Tensor*>> to_quantize;
+  if (q8) to_quantize = q8_slots(m);
   visit_weights(m, [&](const std::string& name, const Shape& shape, at::Tensor& slot) {
     if (!w.contains(name))
       fail("{}: missing tensor '{}' (expected shape {} for this {} config)", w.source(), name,
@@ -248,11 +265,20 @@ Model Model::from_weights(const ModelConfig& config, const ShardedWeights& w, at
       fail("{}: tensor '{}' has dtype {}, expected a float type (F32, BF16, F16)", w.file_of(name),
            name, e.dtype);
     const at::Tensor t = w.get(name);
-    slot = device.is_cpu() ? arena.copy(t, dtype) : t.to(device, dtype);
+    const auto q = std::find_if(to_quantize.begin(), to_quantize.end(),
+                                [&](const auto& pair) { return pair.first == &slot; });
+    if (q != to_quantize.end())
+      put_q8(t, device, arena, slot, *q->second);
+    else
+      slot = device.is_cpu() ? arena.copy(t, m.dtype_) : t.to(device, m.dtype_);
     // Copied: the file's pages need not stay in memory too (the peak stays one copy).
     if (slot.data_ptr() != t.data_ptr()) w.drop_pages(name);
   });
-  if (config.tie_word_embeddings) m.lm_head = m.embed_tokens;
+  if (config.tie_word_embeddings) {
+    m.lm_head = m.embed_tokens;
+    if (q8) put_q8(m.embed_tokens, device, arena, m.lm_head, m.lm_head_scale);
+  }
+  m.int8_activations_ = dtype == at::kQInt8;
   return m;
 }
 

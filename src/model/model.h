@@ -93,8 +93,9 @@ enum class LogitsMode {
 class Model {
  public:
   // Loads DIR (config.json [+ generation_config.json] + safetensors weights) in `dtype` on
-  // `device` (kChar: float32, then quantize_q8(); kQInt8: quantize_q8(true)). Errors name the
-  // file, the tensor and the expected shape.
+  // `device` (kChar: what float32 and then quantize_q8() give, each matrix quantized as it is
+  // read; kQInt8: the same as quantize_q8(true)). Errors name the file, the tensor and the
+  // expected shape.
   static Model load(const std::filesystem::path& dir, at::ScalarType dtype = at::kFloat,
                     c10::Device device = c10::Device(c10::kCPU));
   // Builds from open safetensors weights (converted to dtype/device as needed).

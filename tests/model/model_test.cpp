@@ -13,6 +13,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -347,6 +350,40 @@ TEST_P(Reference, Q8CloseToF32) {
             std::string::npos);
 }
 
+// A q8 load quantizes each matrix as it reads it (model.cpp, from_weights): the same weights,
+// scales and flags as a float32 load quantized after (Model::quantize_q8), from float32 (llama2,
+// qwen2 with its tied lm_head) and bfloat16 (llama3, mistral) checkpoints.
+TEST_P(Reference, Q8LoadIsAFloat32LoadQuantizedAfter) {
+  for (const std::string dtype : {"q8", "q8-dot"}) {
+    SCOPED_TRACE(dtype);
+    const mm::Model read = mm::Model::load(kFixtures / GetParam(), mm::parse_dtype(dtype));
+    mm::Model after = mm::Model::load(kFixtures / GetParam(), at::kFloat);
+    after.quantize_q8(dtype == "q8-dot");
+    EXPECT_EQ(read.int8_activations(), after.int8_activations());
+    EXPECT_EQ(read.dtype(), after.dtype());
+    const mm::NamedTensors a = read.named_parameters(), b = after.named_parameters();
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].first, b[i].first);
+      EXPECT_EQ(a[i].second.scalar_type(), b[i].second.scalar_type()) << a[i].first;
+      EXPECT_TRUE(at::equal(a[i].second, b[i].second)) << a[i].first;
+    }
+    EXPECT_TRUE(at::equal(read.lm_head, after.lm_head));  // tied: not among the parameters
+    EXPECT_TRUE(at::equal(read.lm_head_scale, after.lm_head_scale));
+    for (std::size_t l = 0; l < read.layers.size(); ++l) {
+      const mm::LayerWeights &x = read.layers[l], &y = after.layers[l];
+      for (auto [s, t] : {std::pair{&x.q_s, &y.q_s},
+                          {&x.k_s, &y.k_s},
+                          {&x.v_s, &y.v_s},
+                          {&x.o_s, &y.o_s},
+                          {&x.gate_s, &y.gate_s},
+                          {&x.up_s, &y.up_s},
+                          {&x.down_s, &y.down_s}})
+        EXPECT_TRUE(at::equal(*s, *t)) << "layer " << l;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, Reference,
                          ::testing::Values("llama2", "llama3", "mistral", "qwen2"),
                          [](const auto& info) { return info.param; });
@@ -360,6 +397,42 @@ TEST(Model, LoadedWeightsAreTheFilesAndATiedHeadIsTheEmbedding) {
   // Tied Qwen2: lm_head is the embedding.
   mm::Model q = mm::Model::load(kFixtures / "qwen2", at::kFloat);
   EXPECT_EQ(q.lm_head.data_ptr(), q.embed_tokens.data_ptr());
+}
+
+// /proc/self/status's field (VmRSS, VmHWM) in KiB.
+int64_t status_kib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
+  return -1;
+}
+
+// A q8 load never holds every matrix in float32 at once, which it used to (a float32 load, then
+// quantize_q8): its peak RSS stays under half the matrices' float32 size (here 82 MB: int8 20 MB,
+// the float32 embedding, one matrix's float32 form and its file pages at a time). Loading float32
+// first peaks above the whole 82 MB.
+TEST(Model, Q8LoadNeverHoldsEveryMatrixInFloat32) {
+  mm::ModelConfig c = mm::preset_config("tiny", mm::Arch::Llama, 512);
+  c.hidden_size = 512;
+  c.intermediate_size = 1536;
+  c.num_hidden_layers = 6;
+  c.num_attention_heads = c.num_key_value_heads = 8;
+  c.head_dim = 64;
+  const auto dir = metamath::testing::temp_dir("q8_peak");
+  mm::Model::init_random(c, 7, at::kBFloat16).save(dir);
+  const int64_t matrices_f32 =
+      c.num_hidden_layers *
+          (4 * c.hidden_size * c.hidden_size + 3 * c.hidden_size * c.intermediate_size) * 4 +
+      c.vocab_size * c.hidden_size * 4;
+  {
+    std::ofstream reset("/proc/self/clear_refs");  // "5": VmHWM back to the current RSS
+    if (!(reset << "5" << std::flush)) GTEST_SKIP() << "cannot reset the peak RSS here";
+  }
+  const int64_t before = status_kib("VmRSS");
+  const mm::Model q8 = mm::Model::load(dir, at::kChar);
+  const int64_t peak = status_kib("VmHWM") - before;
+  ASSERT_TRUE(q8.quantized());
+  EXPECT_LT(peak * 1024, matrices_f32 / 2) << "peak " << peak << " KiB over " << before;
 }
 
 TEST(Model, InitRandomSaveLoadRoundTrip) {
