@@ -274,10 +274,10 @@ Model Model::from_weights(const ModelConfig& config, const ShardedWeights& w, at
     // Copied: the file's pages need not stay in memory too (the peak stays one copy).
     if (slot.data_ptr() != t.data_ptr()) w.drop_pages(name);
   });
-  if (config.tie_word_embeddings) {
+  if (config.tie_word_embeddings && q8)  // the int8 head becomes a tensor of its own
+    put_q8(m.embed_tokens, device, arena, m.lm_head, m.lm_head_scale);
+  else if (config.tie_word_embeddings)
     m.lm_head = m.embed_tokens;
-    if (q8) put_q8(m.embed_tokens, device, arena, m.lm_head, m.lm_head_scale);
-  }
   m.int8_activations_ = dtype == at::kQInt8;
   return m;
 }
