@@ -5,9 +5,9 @@
 //     order) up to its type's rounding, and the metadata says what config.json says;
 //   * llama.cpp itself (npm node-llama-cpp, its prebuilt CPU binary, through
 //     tests/model/llama_cpp/llama_cpp_parity.mjs) on each exported fixture (LLaMA-2, LLaMA-3,
-//     Mistral, Qwen2, each with its real tokenizer): the same ids as our tokenizer on GSM8K/MATH
-//     test texts, the same greedy continuation and the same next-token log-probabilities as our
-//     model.
+//     Mistral, Qwen2, each with its real tokenizer; and LLaMA-2 with linear RoPE scaling and
+//     biases on every projection): the same ids as our tokenizer on GSM8K/MATH test texts, the
+//     same greedy continuation and the same next-token log-probabilities as our model.
 #include "model/gguf.h"
 
 #include <ATen/ATen.h>
@@ -164,10 +164,17 @@ std::optional<fs::path> tokenizer_for(const std::string& fixture) {
 // Writes DIR: the fixture's config and weights with the embedding (and lm_head) grown to the
 // tokenizer's size (the fixture's rows first, then normal rows of the same spread, seeded), the
 // tokenizer's files and bos/eos; `extra_rows` more rows than the tokenizer has test the padding.
+// With `scaled_and_biased` (LLaMA fixtures), also linear RoPE scaling (factor 4) and biases on
+// every projection (attention_bias, mlp_bias), seeded normal values.
 fs::path make_test_model(const std::string& fixture, const fs::path& tokenizer_dir,
-                         const fs::path& dir, int64_t extra_rows) {
+                         const fs::path& dir, int64_t extra_rows, bool scaled_and_biased = false) {
   fs::create_directories(dir);
   ModelConfig c = load_config(testing::kFixtures / fixture);
+  if (scaled_and_biased) {
+    c.rope_scaling.type = "linear";
+    c.rope_scaling.factor = 4.0;
+    c.attention_bias = c.mlp_bias = true;
+  }
   const auto tok = Tokenizer::load(tokenizer_dir);
   const int64_t old_vocab = c.vocab_size;
   c.vocab_size = static_cast<int64_t>(tok->vocab_size()) + extra_rows;
@@ -183,6 +190,20 @@ fs::path make_test_model(const std::string& fixture, const fs::path& tokenizer_d
       t = at::cat({t, more});
     }
     tensors.emplace_back(name, t.contiguous());
+  }
+  if (scaled_and_biased) {
+    const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      for (const auto& [name, n] : {std::pair{p + "self_attn.q_proj.bias", q},
+                                    {p + "self_attn.k_proj.bias", kv},
+                                    {p + "self_attn.v_proj.bias", kv},
+                                    {p + "self_attn.o_proj.bias", c.hidden_size},
+                                    {p + "mlp.gate_proj.bias", c.intermediate_size},
+                                    {p + "mlp.up_proj.bias", c.intermediate_size},
+                                    {p + "mlp.down_proj.bias", c.hidden_size}})
+        tensors.emplace_back(name, at::randn({n}) * 0.5);
+    }
   }
   save_safetensors(dir / "model.safetensors", tensors);
   write_file_atomic(dir / "config.json", to_json(c).dump(2));
@@ -332,10 +353,14 @@ TEST_F(GgufLlamaCpp, ExportedFixturesMatchOurModel) {
                ? std::vector<std::string>{"f32", "f16", "bf16", "q8_0"}
                : std::vector<std::string>{"f32"};
   };
-  for (const std::string fixture : {"llama2", "llama3", "mistral", "qwen2"}) {
+  // llama2-scaled: LLaMA-2 with linear RoPE scaling and biases on every projection (the q and k
+  // biases permuted with their rows), which the four fixtures do not have.
+  for (const std::string fixture : {"llama2", "llama3", "mistral", "qwen2", "llama2-scaled"}) {
+    const bool scaled = fixture == "llama2-scaled";
+    const std::string base = scaled ? "llama2" : fixture;
     Case k{fixture,
-           make_test_model(fixture, *tokenizer_for(fixture), tmp / fixture,
-                           fixture == "qwen2" ? 267 : 0),
+           make_test_model(base, *tokenizer_for(base), tmp / fixture, fixture == "qwen2" ? 267 : 0,
+                           scaled),
            {},
            12};
     const auto tok = Tokenizer::load(k.dir);
