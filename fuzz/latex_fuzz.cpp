@@ -3,7 +3,7 @@
 // styles and normalize_math() on each side; extract() (lenient and strict) and extract_gold() on
 // the whole input in both styles, and answer_kind() on the prediction, so every public entry point
 // of the checker is under the same budget. Any sanitizer report, escaped exception or a single
-// input taking longer than the budget (thread CPU time) is a crash.
+// input taking longer than the budget (thread CPU time) twice in a row is a crash.
 //
 // Environment (optional):
 //   METAMATH_FUZZ_BUDGET_MS  budget for one whole input, thread CPU ms (default 100)
@@ -59,13 +59,14 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  std::string_view in(reinterpret_cast<const char*>(data), size);
+namespace {
+
+// Every entry point on one input; the thread CPU ms of each stage into t, the total returned.
+// An exception escaping the library is a crash.
+double run_all(std::string_view in, double (&t)[5]) {
   std::size_t nl = in.find('\n');
   std::string_view pred = in.substr(0, nl);
   std::string_view gold = nl == std::string_view::npos ? in : in.substr(nl + 1);
-
-  double t[5] = {};
   const char* stage = "equivalent(Math)";
   auto start = Clock::now();
   try {
@@ -101,14 +102,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::fprintf(stderr, "latex_fuzz: %s threw a non-std exception\n", stage);
     __builtin_trap();
   }
-  double total = ms_since(start);
-  if (total > g_budget_ms) {
-    std::fprintf(stderr,
-                 "latex_fuzz: input took %.1f ms > budget %.0f ms (equivalent Math %.1f, Gsm8k "
-                 "%.1f, normalize_math pred %.1f, gold %.1f, extract/kind %.1f; library limit "
-                 "%.0f ms per call)\n",
-                 total, g_budget_ms, t[0], t[1], t[2], t[3], t[4], g_limits.time_ms);
-    __builtin_trap();
-  }
-  return 0;
+  return ms_since(start);
+}
+
+}  // namespace
+
+// An input over the budget runs once more and is a crash only when it is over again: on a virtual
+// machine the time the host takes the CPU away still counts as the thread's CPU time (the guest
+// cannot see it), so one slow pass can be the host's (a CI run met 106 ms on an input that takes
+// 5-12 ms), while an input that is slow because of what it is stays slow.
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+  double t[5] = {}, again[5] = {};
+  const double first = run_all(in, t);
+  if (first <= g_budget_ms) return 0;
+  const double second = run_all(in, again);
+  if (second <= g_budget_ms) return 0;
+  std::fprintf(stderr,
+               "latex_fuzz: input took %.1f ms, then %.1f ms > budget %.0f ms (second pass: "
+               "equivalent Math %.1f, Gsm8k %.1f, normalize_math pred %.1f, gold %.1f, "
+               "extract/kind %.1f; library limit %.0f ms per call)\n",
+               first, second, g_budget_ms, again[0], again[1], again[2], again[3], again[4],
+               g_limits.time_ms);
+  __builtin_trap();
 }
