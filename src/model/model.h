@@ -160,9 +160,10 @@ class Model {
   void set_recompute_layers(bool on) { recompute_layers_ = on; }
   bool recompute_layers() const { return recompute_layers_; }
 
-  // Weight-only int8 quantization at load time (--dtype q8): every projection weight and the
-  // lm_head become int8 with per-row scales (model/linear.h quantize_q8); embeddings, norms and
-  // biases stay float32, and so do activations and the KV cache. For inference only: a quantized
+  // Weight-only int8 quantization of a loaded float32 model, the weights a --dtype q8 load gives
+  // (which quantizes each matrix as it reads it instead): every projection weight and the lm_head
+  // become int8 with per-row scales (model/linear.h quantize_q8); embeddings, norms and biases
+  // stay float32, and so do activations and the KV cache. For inference only: a quantized
   // model cannot be saved or trained. Throws unless the model is float32. int8_activations
   // (--dtype q8-dot): the projections may also quantize their inputs (model/linear.h).
   void quantize_q8(bool int8_activations = false);
