@@ -413,20 +413,37 @@ bool quantizes_activations(const std::string& candidate) {
 
 // By hand, one row at a time: libtorch's expression (abs, amax, divide, round, clamp, to int8)
 // made four float32 temporaries the size of the weight, which a q8 load paid for every matrix
-// (and the heap then kept: core/memory.h).
+// (and the heap then kept: core/memory.h). float32, bfloat16 and float16 rows are read where they
+// lie (a 16-bit row widened into a per-thread buffer, exactly): no float32 copy of the matrix
+// either, which for a 128K-token vocabulary's lm_head was 2 GB.
 QuantizedWeight quantize_q8(const at::Tensor& w, HugePageArena* arena) {
   if (w.dim() != 2) fail("quantize_q8: expected a [out, in] weight, got {} dims", w.dim());
-  const at::Tensor wf = w.to(at::kCPU, at::kFloat).contiguous();  // q and scale on the CPU
-  const int64_t N = wf.size(0), K = wf.size(1);
+  const at::ScalarType t = w.scalar_type();
+  const bool in_place = w.device().is_cpu() && (w.size(1) <= 1 || w.stride(1) == 1) &&
+                        (t == at::kFloat || t == at::kBFloat16 || t == at::kHalf);
+  const at::Tensor src = in_place ? w : w.to(at::kCPU, at::kFloat).contiguous();
+  const int64_t N = src.size(0), K = src.size(1), ld = src.stride(0);
   at::Tensor q = arena ? arena->empty({N, K}, at::kChar) : at::empty({N, K}, at::kChar);
   at::Tensor scale = at::empty({N}, at::kFloat);
-  const float* src = wf.data_ptr<float>();
   int8_t* dst = q.data_ptr<int8_t>();
   float* sc = scale.data_ptr<float>();
+  auto row_of = [&](int64_t n, std::vector<float>& buf) -> const float* {
+    if (src.scalar_type() == at::kFloat) return src.data_ptr<float>() + n * ld;
+    buf.resize(static_cast<size_t>(K));
+    if (src.scalar_type() == at::kBFloat16) {
+      const c10::BFloat16* r = src.data_ptr<c10::BFloat16>() + n * ld;
+      for (int64_t k = 0; k < K; ++k) buf[k] = static_cast<float>(r[k]);
+    } else {
+      const c10::Half* r = src.data_ptr<c10::Half>() + n * ld;
+      for (int64_t k = 0; k < K; ++k) buf[k] = static_cast<float>(r[k]);
+    }
+    return buf.data();
+  };
   at::parallel_for(0, N, std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, K)),
                    [&](int64_t n0, int64_t n1) {
+                     std::vector<float> buf;
                      for (int64_t n = n0; n < n1; ++n) {
-                       const float* row = src + n * K;
+                       const float* row = row_of(n, buf);
                        float amax = 0;
                        bool nan = false;
                        for (int64_t k = 0; k < K; ++k) {

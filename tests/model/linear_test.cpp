@@ -337,7 +337,15 @@ TEST(QuantizeQ8, SameAsLibtorchsExpression) {
   w[7][11] = std::numeric_limits<float>::infinity();
   w[8][2] = -std::numeric_limits<float>::infinity();
   w[9][4] = std::numeric_limits<float>::quiet_NaN();
-  for (const at::Tensor& x : {w, w.to(at::kBFloat16), w.t().contiguous().t()}) {
+  // Row-strided views (rows read in place, 400 apart) and column-strided ones (converted first).
+  at::Tensor wide = at::zeros({40, 400});
+  wide.narrow(1, 30, 333).copy_(w);
+  for (const at::Tensor& x :
+       {w, w.to(at::kBFloat16), w.to(at::kHalf), w.to(at::kDouble), w.t().contiguous().t(),
+        wide.narrow(1, 30, 333), wide.to(at::kBFloat16).narrow(1, 30, 333),
+        wide.to(at::kHalf).narrow(1, 30, 333)}) {
+    SCOPED_TRACE(::testing::Message()
+                 << x.scalar_type() << " strides " << x.stride(0) << "," << x.stride(1));
     const auto [scale, q] = reference(x);
     const mm::QuantizedWeight got = mm::quantize_q8(x);
     // NaN rows: libtorch's scale is 1 too (NaN > 0 is false); compare NaN-free values exactly.
