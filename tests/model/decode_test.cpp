@@ -27,6 +27,11 @@ using metamath::testing::kFixtures;
 
 namespace {
 
+// The fused step runs only at kernel level avx2 or above (METAMATH_ISA=scalar turns it off).
+#define SKIP_WITHOUT_FUSED_STEP()                      \
+  if (metamath::kernel_isa() == metamath::Isa::scalar) \
+  GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)"
+
 struct DecodeRun {
   std::vector<at::Tensor> logits;  // per decode step [3, V]
   at::Tensor k_last, v_last;       // the last layer's cache after the run
@@ -78,8 +83,7 @@ class FusedDecode : public ::testing::TestWithParam<std::tuple<std::string, std:
   void SetUp() override {
     threads_ = at::get_num_threads();
     at::set_num_threads(2);  // the barriers and the claimed chunks, even where libtorch says 1
-    if (metamath::kernel_isa() == metamath::Isa::scalar)
-      GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
+    SKIP_WITHOUT_FUSED_STEP();
   }
   void TearDown() override { at::set_num_threads(threads_); }
   int threads_ = 1;
@@ -155,8 +159,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FusedDecode,
 // What the fused step leaves to the layered pass: too many rows, padding, and bad input (whose
 // error the layered pass reports).
 TEST(FusedDecodeScope, IrregularStepsTakeTheLayeredPass) {
-  if (metamath::kernel_isa() == metamath::Isa::scalar)
-    GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
+  SKIP_WITHOUT_FUSED_STEP();
   c10::InferenceMode guard;
   const mm::Model m = mm::Model::load(kFixtures / "llama2", at::kFloat);
   mm::KVCache cache = m.make_cache(mm::kFusedMaxRows + 1, 8);
@@ -237,8 +240,7 @@ class FusedDecodeTiles : public ::testing::Test {
   void SetUp() override {
     threads_ = at::get_num_threads();
     at::set_num_threads(2);
-    if (metamath::kernel_isa() == metamath::Isa::scalar)
-      GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
+    SKIP_WITHOUT_FUSED_STEP();
   }
   void TearDown() override { at::set_num_threads(threads_); }
 
@@ -339,8 +341,7 @@ TEST_F(FusedDecodeTiles, FollowTheModelsWeights) {
 // The logits a step returns are the caller's: a step after them writes new ones while the caller
 // holds them or a view of them (and may reuse them once the caller has let them go).
 TEST(FusedDecodeScope, LogitsTheCallerHoldsAreNotOverwritten) {
-  if (metamath::kernel_isa() == metamath::Isa::scalar)
-    GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
+  SKIP_WITHOUT_FUSED_STEP();
   c10::InferenceMode guard;
   const mm::Model m = mm::Model::load(kFixtures / "llama2", at::kFloat);
   const int64_t V = m.config().vocab_size;
@@ -367,8 +368,7 @@ TEST(FusedDecodeScope, LogitsTheCallerHoldsAreNotOverwritten) {
 // float mask of ones take the fused step with the same logits; a zero in a float mask sends the
 // step to the layered pass.
 TEST(FusedDecodeScope, IdsAndMasksOfOtherDtypes) {
-  if (metamath::kernel_isa() == metamath::Isa::scalar)
-    GTEST_SKIP() << "the fused step needs AVX2 (METAMATH_ISA=scalar)";
+  SKIP_WITHOUT_FUSED_STEP();
   c10::InferenceMode guard;
   const mm::Model m = mm::Model::load(kFixtures / "llama2", at::kFloat);
   const int64_t V = m.config().vocab_size;
