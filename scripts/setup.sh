@@ -12,7 +12,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev libcpp-httplib-dev libutf8proc-dev
   libgtest-dev libgmock-dev
-  libtorch-dev libopenblas-dev libgloo-dev
+  libtorch-dev libopenblas-dev libgloo-dev libsleef-dev
   libfaiss-dev
   python3 python3-sympy python3-torch python3-sentencepiece python3-numpy
   chromium

@@ -30,6 +30,7 @@
 #include "model/model.h"
 #include "model/plan.h"
 #include "model/rope_table.h"
+#include "model/row_kernel.h"
 
 namespace metamath::model {
 
@@ -49,19 +50,6 @@ std::atomic<bool>& enabled_flag() {
 
 std::atomic<int64_t> steps_run{0};
 std::atomic<int64_t> total_ns{0}, region_ns{0};  // fused_decode_times()
-
-inline float round_bf16(float f) { return static_cast<float>(c10::BFloat16(f)); }
-inline uint16_t bf16_bits(float f) { return c10::BFloat16(f).x; }
-
-// A model-dtype vector read as floats (norm weights).
-struct Vec {
-  const void* p = nullptr;
-  bool bf16 = false;
-  float operator[](int64_t i) const {
-    return bf16 ? static_cast<float>(static_cast<const c10::BFloat16*>(p)[i])
-                : static_cast<const float*>(p)[i];
-  }
-};
 
 // One weight of a product y = x W^T (+ b), and the tile set the planner chose for it.
 struct Product {
@@ -271,32 +259,10 @@ Act quantized_for(const Step& s, Act a, int64_t K, std::initializer_list<Tiles> 
 
 // RMSNorm of the step's rows into p: f32 math, rounded to the dtype, times the weight in the
 // dtype (the layered pass's rms_norm).
-void norm_rows(const Step& s, const float* x, Vec w, Private& p) {
-  for (int64_t b = 0; b < s.B; ++b) {
-    const float* xr = x + b * s.H;
-    double sum = 0;
-    for (int64_t i = 0; i < s.H; ++i) sum += static_cast<double>(xr[i]) * xr[i];
-    const float r = 1.0f / std::sqrt(static_cast<float>(sum / s.H) + s.eps);
-    float* o = p.xn_f.data() + b * s.H;
-    for (int64_t i = 0; i < s.H; ++i) {
-      o[i] = s.bf16 ? round_bf16(w[i] * round_bf16(xr[i] * r)) : w[i] * (xr[i] * r);
-      if (s.bf16) p.xn_h[b * s.H + i] = bf16_bits(o[i]);
-    }
-  }
-}
-
-// RoPE (rotate-half) of one head's d values in place, at row b's position.
-void rope(const Step& s, int64_t b, float* v) {
-  const int64_t half = s.d / 2;
-  const float* c = s.cos.data() + b * s.d;
-  const float* sn = s.sin.data() + b * s.d;
-  float tmp[512];  // head_dim <= 512 (checked before the step)
-  for (int64_t i = 0; i < s.d; ++i) {
-    const float rot = i < half ? -v[i + half] : v[i - half];
-    tmp[i] = s.bf16 ? round_bf16(round_bf16(v[i] * c[i]) + round_bf16(rot * sn[i]))
-                    : v[i] * c[i] + rot * sn[i];
-  }
-  std::memcpy(v, tmp, s.d * sizeof(float));
+void norm_rows(const Step& s, const float* x, const void* w, Private& p) {
+  for (int64_t b = 0; b < s.B; ++b)
+    kernels::rms_norm_row(x + b * s.H, s.H, w, s.bf16, s.eps, p.xn_f.data() + b * s.H,
+                          s.bf16 ? p.xn_h.data() + b * s.H : nullptr);
 }
 
 // Appends row b's key and value for KV head h to the cache of layer l, rotates the query heads of
@@ -306,34 +272,31 @@ void attend_group(Step& s, int64_t l, int64_t b, int64_t h, Private& p, KVCache&
   float* row = s.qkv.data() + b * qkv_ld;
   float* k = row + (s.nh + h) * d;
   float* v = row + (s.nh + s.nkv + h) * d;
-  if (s.bf16)  // the projections' outputs in the dtype (the kernels summed in f32)
-    for (int64_t i = 0; i < d; ++i) {
-      k[i] = round_bf16(k[i]);
-      v[i] = round_bf16(v[i]);
-    }
-  rope(s, b, k);
+  const float* cos = s.cos.data() + b * d;
+  const float* sin = s.sin.data() + b * d;
   const int64_t at = ((s.slots[b] * s.nkv + h) * s.max_len + s.past[b]) * d;
   const int64_t base = (s.slots[b] * s.nkv + h) * s.max_len * d;
   void *kc = cache.k(l).data_ptr(), *vc = cache.v(l).data_ptr();
-  for (int64_t i = 0; i < d; ++i) {
-    if (s.bf16) {
-      static_cast<uint16_t*>(kc)[at + i] = bf16_bits(k[i]);
-      static_cast<uint16_t*>(vc)[at + i] = bf16_bits(v[i]);
-    } else {
-      static_cast<float*>(kc)[at + i] = k[i];
-      static_cast<float*>(vc)[at + i] = v[i];
-    }
+  // The projections' outputs in the dtype (the kernels summed in f32), k rotated, both appended.
+  if (s.bf16) {
+    kernels::round_bf16_row(k, d, nullptr);
+    kernels::rope_row(k, d, cos, sin, true);
+    kernels::round_bf16_row(k, d, static_cast<uint16_t*>(kc) + at);  // already bf16: the bits
+    kernels::round_bf16_row(v, d, static_cast<uint16_t*>(vc) + at);
+  } else {
+    kernels::rope_row(k, d, cos, sin, false);
+    std::memcpy(static_cast<float*>(kc) + at, k, d * sizeof(float));
+    std::memcpy(static_cast<float*>(vc) + at, v, d * sizeof(float));
   }
   for (int64_t j = 0; j < s.g; ++j) {
     float* q = row + (h * s.g + j) * d;
-    if (s.bf16)
-      for (int64_t i = 0; i < d; ++i) q[i] = round_bf16(q[i]);
-    rope(s, b, q);
-    for (int64_t i = 0; i < d; ++i) {
-      if (s.bf16)
-        p.q_h[j * d + i] = bf16_bits(q[i]);
-      else
-        p.q_f[j * d + i] = q[i];
+    if (s.bf16) {
+      kernels::round_bf16_row(q, d, nullptr);
+      kernels::rope_row(q, d, cos, sin, true);
+      kernels::round_bf16_row(q, d, p.q_h.data() + j * d);
+    } else {
+      kernels::rope_row(q, d, cos, sin, false);
+      std::memcpy(p.q_f.data() + j * d, q, d * sizeof(float));
     }
   }
   const int64_t head0 = (b * s.nh + h * s.g) * d;
@@ -354,35 +317,22 @@ void attend_group(Step& s, int64_t l, int64_t b, int64_t h, Private& p, KVCache&
   uint16_t* out_h = s.bf16 ? s.attn_h.data() + head0 : nullptr;
   a.out = s.bf16 ? static_cast<void*>(out_h) : out_f;
   attend_rows(a, p.attn_scratch.data());
-  if (s.bf16)
-    for (int64_t i = 0; i < s.g * d; ++i)
-      out_f[i] = static_cast<float>(c10::BFloat16(out_h[i], c10::BFloat16::from_bits()));
+  if (s.bf16) kernels::widen_bf16_row(out_h, s.g * d, out_f);
 }
 
 // The residual sum x + y over columns [n0, n1) of every row (bf16: y and the sum each rounded).
 void add_residual(Step& s, int64_t n0, int64_t n1) {
   for (int64_t b = 0; b < s.B; ++b)
-    for (int64_t n = n0; n < n1; ++n) {
-      float& x = s.x[b * s.H + n];
-      x = s.bf16 ? round_bf16(x + round_bf16(s.y[b * s.H + n])) : x + s.y[b * s.H + n];
-    }
+    kernels::add_row(s.x.data() + b * s.H + n0, s.y.data() + b * s.H + n0, n1 - n0, s.bf16);
 }
 
 // act = silu(gate) * up over columns [n0, n1) of every row (bf16: rounded where libtorch rounds).
 void gated(Step& s, const float* gate, const float* up, int64_t n0, int64_t n1) {
-  for (int64_t b = 0; b < s.B; ++b)
-    for (int64_t n = n0; n < n1; ++n) {
-      const int64_t i = b * s.inter + n;
-      float a;
-      if (s.bf16) {
-        const float gq = round_bf16(gate[i]), uq = round_bf16(up[i]);
-        a = round_bf16(round_bf16(gq / (1.0f + std::exp(-gq))) * uq);
-        s.act_h[i] = bf16_bits(a);
-      } else {
-        a = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-      }
-      s.act_f[i] = a;
-    }
+  for (int64_t b = 0; b < s.B; ++b) {
+    const int64_t i = b * s.inter + n0;
+    kernels::silu_mul_row(gate + i, up + i, n1 - n0, s.bf16, s.act_f.data() + i,
+                          s.bf16 ? s.act_h.data() + i : nullptr);
+  }
 }
 
 // One thread's share of the whole step. Nothing here throws (everything was checked before the
@@ -405,7 +355,7 @@ void run_thread(Step& s, KVCache& cache) noexcept {
   int phase = 0;
   for (int64_t l = 0; l < static_cast<int64_t>(m.layers.size()); ++l) {
     const LayerWeights& W = m.layers[l];
-    norm_rows(s, s.x.data(), Vec{W.input_norm.data_ptr(), s.bf16}, p);
+    norm_rows(s, s.x.data(), W.input_norm.data_ptr(), p);
     const Act xn = quantized_for(s, xn_plain, s.H, {s.t_q, s.t_k, s.t_v}, p);
     const Job qkv[3] = {
         {product_of(W.q_w, W.q_b, W.q_s, s.t_q), xn, s.qkv.data(), qkv_ld},
@@ -422,7 +372,7 @@ void run_thread(Step& s, KVCache& cache) noexcept {
     run_together(s.counters[phase++], &o, 1, s.B, s.cols_o,
                  [&](int64_t n0, int64_t n1) { add_residual(s, n0, n1); });
     s.barrier->wait();
-    norm_rows(s, s.x.data(), Vec{W.post_norm.data_ptr(), s.bf16}, p);
+    norm_rows(s, s.x.data(), W.post_norm.data_ptr(), p);
     const Act xn2 = quantized_for(s, xn_plain, s.H, {s.t_gate, s.t_up}, p);
     const Job gu[2] = {
         {product_of(W.gate_w, W.gate_b, W.gate_s, s.t_gate), xn2, s.gate.data(), s.inter},
@@ -436,13 +386,13 @@ void run_thread(Step& s, KVCache& cache) noexcept {
                  [&](int64_t n0, int64_t n1) { add_residual(s, n0, n1); });
     s.barrier->wait();
   }
-  norm_rows(s, s.x.data(), Vec{m.final_norm.data_ptr(), s.bf16}, p);
+  norm_rows(s, s.x.data(), m.final_norm.data_ptr(), p);
   const Act xn = quantized_for(s, xn_plain, s.H, {s.t_head}, p);
   const Job head{product_of(m.lm_head, at::Tensor(), m.lm_head_scale, s.t_head), xn, s.logits, s.V};
   run_together(s.counters[phase++], &head, 1, s.B, s.cols_head, [&](int64_t n0, int64_t n1) {
     if (s.bf16)
       for (int64_t b = 0; b < s.B; ++b)
-        for (int64_t n = n0; n < n1; ++n) s.logits[b * s.V + n] = round_bf16(s.logits[b * s.V + n]);
+        kernels::round_bf16_row(s.logits + b * s.V + n0, n1 - n0, nullptr);
   });
 }
 
