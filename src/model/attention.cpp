@@ -12,6 +12,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "model/row_kernel.h"
 
 namespace metamath::model {
 
@@ -326,28 +327,8 @@ void attend_one(const Shape& sh, int64_t b, int64_t kv_row, int64_t h, const T* 
       for (int64_t i = 0; i < nr; ++i)
         if (!hidden_row(i)[j]) s[i * L + j] = dot1<kIsa>(qf + (r0 + i) * d, kb + j * ldk, d);
     // Masked softmax per row (f32), probabilities rounded to the model dtype.
-    for (int64_t i = 0; i < nr; ++i) {
-      float* sr = s + i * L;
-      const bool* hr = hidden_row(i);
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t c = 0; c < L; ++c) {
-        if (hr[c]) continue;
-        sr[c] = round_to(round_to(sr[c], kBF16) * scale, kBF16);
-        mx = std::max(mx, sr[c]);
-      }
-      if (mx == -std::numeric_limits<float>::infinity()) {  // every key hidden: uniform
-        const float u = round_to(1.0f / static_cast<float>(L), kBF16);
-        std::fill(sr, sr + L, u);
-        continue;
-      }
-      float sum = 0;
-      for (int64_t c = 0; c < L; ++c) {
-        sr[c] = hr[c] ? 0.0f : std::exp(sr[c] - mx);
-        sum += sr[c];
-      }
-      const float inv = 1.0f / sum;
-      for (int64_t c = 0; c < L; ++c) sr[c] = round_to(sr[c] * inv, kBF16);
-    }
+    for (int64_t i = 0; i < nr; ++i)
+      kernels::softmax_row(s + i * L, hidden_row(i), L, scale, kBF16);
     // Weighted sum of V rows, again key-major (one row: in registers).
     if (nr == 1 && weighted_row<kIsa>(s, vb, ldv, L, d, acc)) {
       for (int64_t i = 0; i < d; ++i) ob[r0 * d + i] = static_cast<T>(acc[i]);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/cpu.h"
 
@@ -82,6 +83,31 @@ void rope_half_plain(const float* v, const float* w, float sign, const float* c,
     out[i] = bf16 ? round_bf16(round_bf16(v[i] * c[i]) + round_bf16(r * sn[i]))
                   : v[i] * c[i] + r * sn[i];
   }
+}
+
+// Step 2 of softmax_row for every form: max is -inf only when every key is hidden.
+bool all_hidden(float* s, int64_t L, float max, bool bf16) {
+  if (max != -std::numeric_limits<float>::infinity()) return false;
+  const float u = 1.0f / static_cast<float>(L);
+  std::fill(s, s + L, bf16 ? round_bf16(u) : u);
+  return true;
+}
+
+void softmax_plain(float* s, const bool* hidden, int64_t L, float scale, bool bf16) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t c = 0; c < L; ++c) {
+    if (hidden[c]) continue;
+    s[c] = bf16 ? round_bf16(round_bf16(s[c]) * scale) : s[c] * scale;
+    max = std::max(max, s[c]);
+  }
+  if (all_hidden(s, L, max, bf16)) return;
+  float sum = 0;
+  for (int64_t c = 0; c < L; ++c) {
+    s[c] = hidden[c] ? 0.0f : std::exp(s[c] - max);
+    sum += s[c];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t c = 0; c < L; ++c) s[c] = bf16 ? round_bf16(s[c] * inv) : s[c] * inv;
 }
 
 // ---- AVX2: blocks of 8; the last partial block goes through padded copies ----
@@ -225,6 +251,64 @@ MM_TARGET void rope_half_avx2(const float* v, const float* w, float sign, const 
   rope_half_plain(v + i, w + i, sign, c + i, sn + i, n - i, bf16, out + i);
 }
 
+// All ones in the lanes whose key is visible (hidden[c] false), of 8 keys.
+MM_TARGET inline __m256 visible8(const bool* hidden) {
+  int64_t bytes;
+  std::memcpy(&bytes, hidden, 8);
+  const __m256i h = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes));
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(h, _mm256_setzero_si256()));
+}
+
+// Sums (and the max) in 8 lanes; a partial last block goes through padded copies (its padding
+// hidden).
+MM_TARGET void softmax_avx2(float* s, const bool* hidden, int64_t L, float scale, bool bf16) {
+  const int64_t full = L / 8 * 8;
+  float st[8] = {};
+  bool ht[8] = {true, true, true, true, true, true, true, true};
+  std::memcpy(st, s + full, (L - full) * sizeof(float));
+  std::memcpy(ht, hidden + full, (L - full) * sizeof(bool));
+  auto block = [&](int64_t i, float*& p, const bool*& h) {
+    p = i < full ? s + i : st;
+    h = i < full ? hidden + i : ht;
+  };
+  const __m256 sc = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+  __m256 mx = ninf;
+  for (int64_t i = 0; i < L; i += 8) {
+    float* p;
+    const bool* h;
+    block(i, p, h);
+    const __m256 x = maybe_round8(_mm256_mul_ps(maybe_round8(_mm256_loadu_ps(p), bf16), sc), bf16);
+    _mm256_storeu_ps(p, x);
+    mx = _mm256_max_ps(mx, _mm256_blendv_ps(ninf, x, visible8(h)));
+  }
+  float lanes8[8];
+  _mm256_storeu_ps(lanes8, mx);
+  const float max = *std::max_element(lanes8, lanes8 + 8);
+  if (all_hidden(s, L, max, bf16)) return;
+  const __m256 m = _mm256_set1_ps(max);
+  __m256 sum = _mm256_setzero_ps();
+  for (int64_t i = 0; i < L; i += 8) {
+    float* p;
+    const bool* h;
+    block(i, p, h);
+    const __m256 e =
+        _mm256_and_ps(Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_loadu_ps(p), m)), visible8(h));
+    _mm256_storeu_ps(p, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  _mm256_storeu_ps(lanes8, sum);
+  float total = 0;
+  for (float v : lanes8) total += v;
+  const __m256 inv = _mm256_set1_ps(1.0f / total);
+  for (int64_t i = 0; i < L; i += 8) {
+    float* p;
+    const bool* h;
+    block(i, p, h);
+    _mm256_storeu_ps(p, maybe_round8(_mm256_mul_ps(_mm256_loadu_ps(p), inv), bf16));
+  }
+  std::memcpy(s + full, st, (L - full) * sizeof(float));
+}
+
 // ---- AVX-512: blocks of 16; the last partial block is masked (masked lanes load as 0) ----
 
 MM512_TARGET inline __mmask16 lanes(int64_t n) {
@@ -334,6 +418,46 @@ MM512_TARGET void rope_half_avx512(const float* v, const float* w, float sign, c
   }
 }
 
+// The lanes (of n, up to 16) whose key is visible.
+MM512_TARGET inline __mmask16 visible16(const bool* hidden, __mmask16 m) {
+  const __m128i h = _mm_maskz_loadu_epi8(m, hidden);
+  return static_cast<__mmask16>(_mm_testn_epi8_mask(h, h) & m);
+}
+
+MM512_TARGET void softmax_avx512(float* s, const bool* hidden, int64_t L, float scale, bool bf16) {
+  const __m512 sc = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+  __m512 mx = ninf;
+  for (int64_t i = 0; i < L; i += 16) {
+    const __mmask16 m = lanes(L - i), v = visible16(hidden + i, m);
+    const __m512 x = maybe_round16(
+        _mm512_mul_ps(maybe_round16(_mm512_maskz_loadu_ps(v, s + i), bf16), sc), bf16);
+    _mm512_mask_storeu_ps(s + i, v, x);
+    mx = _mm512_mask_max_ps(mx, v, mx, x);
+  }
+  float l[16];
+  _mm512_storeu_ps(l, mx);
+  const float max = *std::max_element(l, l + 16);
+  if (all_hidden(s, L, max, bf16)) return;
+  const __m512 mv = _mm512_set1_ps(max);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t i = 0; i < L; i += 16) {
+    const __mmask16 m = lanes(L - i), v = visible16(hidden + i, m);
+    const __m512 x = _mm512_maskz_sub_ps(v, _mm512_maskz_loadu_ps(v, s + i), mv);
+    const __m512 e = _mm512_maskz_mov_ps(v, Sleef_expf16_u10avx512f(x));
+    _mm512_mask_storeu_ps(s + i, m, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  _mm512_storeu_ps(l, sum);
+  float total = 0;
+  for (float x : l) total += x;
+  const __m512 inv = _mm512_set1_ps(1.0f / total);
+  for (int64_t i = 0; i < L; i += 16) {
+    const __mmask16 m = lanes(L - i);
+    _mm512_mask_storeu_ps(s + i, m,
+                          maybe_round16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), inv), bf16));
+  }
+}
+
 }  // namespace
 
 void rms_norm_row(const float* x, int64_t n, const void* w, bool bf16, float eps, float* out,
@@ -394,6 +518,16 @@ void widen_bf16_row(const uint16_t* h, int64_t n, float* out) {
     widen_avx2(h, n, out);
   else
     widen_plain(h, n, out);
+}
+
+void softmax_row(float* s, const bool* hidden, int64_t L, float scale, bool bf16) {
+  const Isa isa = kernel_isa();
+  if (isa == Isa::avx512)
+    softmax_avx512(s, hidden, L, scale, bf16);
+  else if (isa == Isa::avx2)
+    softmax_avx2(s, hidden, L, scale, bf16);
+  else
+    softmax_plain(s, hidden, L, scale, bf16);
 }
 
 void rope_row(float* v, int64_t d, const float* cos, const float* sin, bool bf16) {

@@ -1,7 +1,8 @@
 #pragma once
 // The fused decode step's element-wise row operations (model/decode.cpp): RMSNorm, the SiLU gate,
-// the residual sum and bf16 rounding, over rows of floats. Each has AVX-512, AVX2 and plain
-// versions, chosen per call by kernel_isa() (core/cpu.h).
+// the residual sum, RoPE and bf16 rounding, over rows of floats, and the attention kernel's
+// softmax (model/attention.cpp). Each has AVX-512, AVX2 and plain versions, chosen per call by
+// kernel_isa() (core/cpu.h).
 //
 // A bf16 model's values are held as floats that are already bf16 numbers. With bf16 set, each
 // function rounds where libtorch's bf16 ops round: to nearest even, NaN to 0x7FC0
@@ -10,7 +11,8 @@
 //
 // exp: the vector versions call SLEEF's expf_u10 (at most 1.0 ULP). That is the function
 // libtorch's own vectorized CPU kernels call, so the SiLU matches the layered pass's more often
-// than std::exp would. The plain version calls std::exp.
+// than std::exp would. The plain version calls std::exp. The vector softmax sums its terms in
+// lanes (the plain one in key order), as libtorch's does.
 #include <cstdint>
 
 namespace metamath::model::kernels {
@@ -33,6 +35,12 @@ void round_bf16_row(float* v, int64_t n, uint16_t* h);
 
 // out[i] = the float value of the bf16 bits h[i].
 void widen_bf16_row(const uint16_t* h, int64_t n, float* out);
+
+// The attention probabilities of one query row over L keys, in place: s[c] (the raw score q . k_c)
+// becomes round(round(s[c]) * scale) (bf16; f32: s[c] * scale), then the softmax over the keys not
+// hidden[c], each probability rounded (bf16). Hidden keys get 0 (their s[c] is not read); when
+// every key is hidden each key gets round(1 / L).
+void softmax_row(float* s, const bool* hidden, int64_t L, float scale, bool bf16);
 
 // Rotate-half RoPE of one head's d values (d even) in place:
 //   v'[i] = v[i] * cos[i] + r[i] * sin[i], r[i] = -v[i + d/2] for i < d/2, v[i - d/2] after.
