@@ -5,13 +5,13 @@
 // kernel_isa() (core/cpu.h).
 //
 // A bf16 model's values are held as floats that are already bf16 numbers. With bf16 set, each
-// function rounds where libtorch's bf16 ops round: to nearest even, NaN to 0x7FC0
-// (c10::BFloat16's conversion). Where out_h is not null it also gets the bf16 bits, which the
-// bf16-dot tiles read.
+// function rounds where PyTorch's bf16 ops round: to nearest even, NaN to 0x7FC0
+// (c10::BFloat16's conversion). The SiLU is PyTorch 2's: computed in float and rounded once
+// (libtorch 1.13, Debian's, rounds after each of its ops). Where out_h is not null it also gets
+// the bf16 bits, which the bf16-dot tiles read.
 //
 // exp: the vector versions call SLEEF's expf_u10 (at most 1.0 ULP). That is the function
-// libtorch's own vectorized CPU kernels call, so the SiLU matches the layered pass's more often
-// than std::exp would. The plain version calls std::exp. The vector softmax sums its terms in
+// libtorch's own vectorized CPU kernels call: the f32 SiLU is bit for bit libtorch's. The plain version calls std::exp. The vector softmax sums its terms in
 // lanes (the plain one in key order), as libtorch's does.
 #include <cstdint>
 
