@@ -68,22 +68,24 @@ constexpr int64_t weight_size(WeightType t) {
   return t == WeightType::f32 ? 4 : t == WeightType::bf16 ? 2 : 1;
 }
 
-// Prefetches byte `offset` of weight rows NR..2NR-1 (the next tile's, row_bytes apart): a tile
-// reads NR rows side by side, which the hardware prefetchers follow poorly (measured at one row,
-// K = 768, int8 weights from memory, one thread of a 2-core AVX512_VNNI Xeon: 24-28 GB/s with
-// the prefetch against 17-21 without). Past the matrix's end a prefetch is harmless.
-// With kAlsoAfter, the rows of the tile after that go to L2 too: int8 rows are a quarter of f32's
-// bytes for the same K, so one tile ahead is a quarter of the time ahead. Measured at batch 1 on
-// the 2-core Xeon (decode_bench, 16+128 tokens): q8 163-179 -> 204-206 tok/s; for bf16 and f32 it
-// gained nothing (-2 to -4%).
-template <int NR, bool kAlsoAfter = false>
+// Prefetches byte `offset` of weight rows NR..2NR-1 (the next tile's, row_bytes apart) into L1
+// and of rows 2NR..3NR-1 (the tile after) into L2: a tile reads NR rows side by side, which the
+// hardware prefetchers follow poorly (measured at one row, K = 768, int8 weights from memory, one
+// thread of a 2-core AVX512_VNNI Xeon: 24-28 GB/s with the prefetch against 17-21 without).
+// Past the matrix's end a prefetch is harmless. The second tile ahead was first for int8 rows
+// only (a quarter of f32's bytes: one tile ahead is a quarter of the time ahead); since tiles
+// hold at most 8 KiB of rows (gemv_rows) it pays for every weight type. decode_bench --worker,
+// batch 1, 128+128 tokens, 2 threads, alternating runs on the 2-core Sapphire Rapids Xeon, one
+// tile ahead -> two: bf16 0.893 -> 0.862 s (avx512-bf16dot), f32 1.876 -> 1.806 s, q8-dot
+// 0.482 -> 0.418 s; under METAMATH_ISA=avx2 bf16 1.100 -> 0.976 s, f32 1.956 -> 1.904 s.
+template <int NR>
 inline __attribute__((always_inline)) void prefetch_next_rows(const void* w, int64_t row_bytes,
                                                               int64_t offset) {
   const char* p = static_cast<const char*>(w) + offset;
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
     _mm_prefetch(p + (NR + j) * row_bytes, _MM_HINT_T0);
-    if constexpr (kAlsoAfter) _mm_prefetch(p + (2 * NR + j) * row_bytes, _MM_HINT_T1);
+    _mm_prefetch(p + (2 * NR + j) * row_bytes, _MM_HINT_T1);
   }
 }
 
@@ -123,8 +125,7 @@ MM_TARGET void tile(const void* xp, int64_t ldx, const void* w, int64_t K, float
   constexpr int64_t kLine = 64 / (8 * weight_size(kW));
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
-    if (k % (8 * kLine) == 0)
-      prefetch_next_rows<NR, kW == WeightType::i8>(w, K * weight_size(kW), k * weight_size(kW));
+    if (k % (8 * kLine) == 0) prefetch_next_rows<NR>(w, K * weight_size(kW), k * weight_size(kW));
     if constexpr (MR <= NR) {
       // Activation vectors held, weight vectors streamed (each used MR times).
       __m256 xv[MR];
@@ -259,7 +260,7 @@ MM512_TARGET void tile512(const void* xp, int64_t ldx, const void* w, int64_t K,
   constexpr int64_t kLine = 64 / (16 * weight_size(kW));
   int64_t k = 0;
   for (; k + 16 * kLine <= K; k += 16 * kLine) {
-    prefetch_next_rows<NR, kW == WeightType::i8>(w, K * weight_size(kW), k * weight_size(kW));
+    prefetch_next_rows<NR>(w, K * weight_size(kW), k * weight_size(kW));
 #pragma GCC unroll 4
     for (int64_t s = 0; s < kLine; ++s)
       step512<MR, NR, kW, false>(x, ldx, w, K, k + 16 * s, 0xFFFF, acc);
@@ -340,7 +341,8 @@ struct QRows {
   int64_t ldxs;
 };
 
-// Both prefetch the weight rows of the next tile as they read their own (prefetch_next_rows).
+// Both prefetch the weight rows of the next two tiles as they read their own
+// (prefetch_next_rows).
 
 // AVX2: one 32-byte block per step. vpmaddubsw adds pairs of u8 x s8 products into int16, which
 // cannot saturate here: |a0 b0 + a1 b1| <= 2 * 127 * 127 = 32258 < 32767. vpmaddwd with ones then
