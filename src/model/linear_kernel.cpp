@@ -68,24 +68,25 @@ constexpr int64_t weight_size(WeightType t) {
   return t == WeightType::f32 ? 4 : t == WeightType::bf16 ? 2 : 1;
 }
 
-// Prefetches byte `offset` of weight rows NR..2NR-1 (the next tile's, row_bytes apart) into L1
-// and of rows 2NR..3NR-1 (the tile after) into L2: a tile reads NR rows side by side, which the
-// hardware prefetchers follow poorly (measured at one row, K = 768, int8 weights from memory, one
-// thread of a 2-core AVX512_VNNI Xeon: 24-28 GB/s with the prefetch against 17-21 without).
-// Past the matrix's end a prefetch is harmless. The second tile ahead was first for int8 rows
-// only (a quarter of f32's bytes: one tile ahead is a quarter of the time ahead); since tiles
-// hold at most 8 KiB of rows (gemv_rows) it pays for every weight type. decode_bench --worker,
-// batch 1, 128+128 tokens, 2 threads, alternating runs on the 2-core Sapphire Rapids Xeon, one
-// tile ahead -> two: bf16 0.893 -> 0.862 s (avx512-bf16dot), f32 1.876 -> 1.806 s, q8-dot
-// 0.482 -> 0.418 s; under METAMATH_ISA=avx2 bf16 1.100 -> 0.976 s, f32 1.956 -> 1.904 s.
-template <int NR>
+// Prefetches byte `offset` of weight rows NR..2NR-1 (the next tile's, row_bytes apart) into L1,
+// and with kAlsoAfter of rows 2NR..3NR-1 (the tile after) into L2: a tile reads NR rows side by
+// side, which the hardware prefetchers follow poorly (measured at one row, K = 768, int8 weights
+// from memory, one thread of a 2-core AVX512_VNNI Xeon: 24-28 GB/s with the prefetch against
+// 17-21 without). Past the matrix's end a prefetch is harmless.
+// The tile after pays where a tile is little work for its bytes: int8 rows (a quarter of f32's
+// bytes, so one tile ahead is a quarter of the time ahead), and one activation row (GEMV, tiles
+// of at most 8 KiB: gemv_rows) of any weight type. decode_bench --worker, batch 1, 128+128
+// tokens, 2 threads, alternating runs on the 2-core Sapphire Rapids Xeon, one tile ahead -> two:
+// bf16 0.893 -> 0.862 s (avx512-bf16dot), f32 1.876 -> 1.806 s, q8-dot 0.482 -> 0.418 s; under
+// METAMATH_ISA=avx2 bf16 1.100 -> 0.976 s, f32 1.956 -> 1.904 s. With 32 rows f32 it lost.
+template <int NR, bool kAlsoAfter>
 inline __attribute__((always_inline)) void prefetch_next_rows(const void* w, int64_t row_bytes,
                                                               int64_t offset) {
   const char* p = static_cast<const char*>(w) + offset;
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
     _mm_prefetch(p + (NR + j) * row_bytes, _MM_HINT_T0);
-    _mm_prefetch(p + (2 * NR + j) * row_bytes, _MM_HINT_T1);
+    if constexpr (kAlsoAfter) _mm_prefetch(p + (2 * NR + j) * row_bytes, _MM_HINT_T1);
   }
 }
 
@@ -125,7 +126,9 @@ MM_TARGET void tile(const void* xp, int64_t ldx, const void* w, int64_t K, float
   constexpr int64_t kLine = 64 / (8 * weight_size(kW));
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
-    if (k % (8 * kLine) == 0) prefetch_next_rows<NR>(w, K * weight_size(kW), k * weight_size(kW));
+    if (k % (8 * kLine) == 0)
+      prefetch_next_rows<NR, MR == 1 || kW == WeightType::i8>(w, K * weight_size(kW),
+                                                              k * weight_size(kW));
     if constexpr (MR <= NR) {
       // Activation vectors held, weight vectors streamed (each used MR times).
       __m256 xv[MR];
@@ -260,7 +263,8 @@ MM512_TARGET void tile512(const void* xp, int64_t ldx, const void* w, int64_t K,
   constexpr int64_t kLine = 64 / (16 * weight_size(kW));
   int64_t k = 0;
   for (; k + 16 * kLine <= K; k += 16 * kLine) {
-    prefetch_next_rows<NR>(w, K * weight_size(kW), k * weight_size(kW));
+    prefetch_next_rows<NR, MR == 1 || kW == WeightType::i8>(w, K * weight_size(kW),
+                                                            k * weight_size(kW));
 #pragma GCC unroll 4
     for (int64_t s = 0; s < kLine; ++s)
       step512<MR, NR, kW, false>(x, ldx, w, K, k + 16 * s, 0xFFFF, acc);
@@ -314,7 +318,7 @@ BF16_TARGET void tile_dot(const void* xp, int64_t ldx, const void* wp, int64_t K
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
-    prefetch_next_rows<NR>(w, 2 * K, 2 * k);
+    prefetch_next_rows<NR, MR == 1>(w, 2 * K, 2 * k);
     step_dot<MR, NR, false>(x, ldx, w, K, k, ~__mmask32{0}, acc);
   }
   if (k < K) {
@@ -341,8 +345,8 @@ struct QRows {
   int64_t ldxs;
 };
 
-// Both prefetch the weight rows of the next two tiles as they read their own
-// (prefetch_next_rows).
+// Both prefetch the weight rows of the next tile as they read their own, and for one activation
+// row also the tile after (prefetch_next_rows).
 
 // AVX2: one 32-byte block per step. vpmaddubsw adds pairs of u8 x s8 products into int16, which
 // cannot saturate here: |a0 b0 + a1 b1| <= 2 * 127 * 127 = 32258 < 32767. vpmaddwd with ones then
@@ -371,7 +375,7 @@ MM_TARGET inline __attribute__((always_inline)) void step_i8dot(const QRows& x, 
     xv[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.xq + i * x.ldxq + k));
     xa[i] = _mm256_sign_epi8(xv[i], xv[i]);  // |x|
   }
-  prefetch_next_rows<NR>(w, K, k);
+  prefetch_next_rows<NR, MR == 1>(w, K, k);
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
     const __m256i wv = load_w32<kTail>(w + j * K + k, K - k);
@@ -441,7 +445,7 @@ VNNI_TARGET inline __attribute__((always_inline)) void step_vnni(const QRows& x,
     xa[i] = _mm512_maskz_abs_epi8(~__mmask64{0}, xv);
     sv[i] = block_pair_scales(x, i, blk);
   }
-  prefetch_next_rows<NR>(w, K, k);
+  prefetch_next_rows<NR, MR == 1>(w, K, k);
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
     const int8_t* p = w + j * K + k;
@@ -477,7 +481,7 @@ VNNI_TARGET inline __attribute__((always_inline)) void step_vnni_offset(const QR
     xu[i] = _mm512_xor_si512(_mm512_loadu_si512(x.xq + i * x.ldxq + k), offset);
     sv[i] = block_pair_scales(x, i, blk);
   }
-  prefetch_next_rows<NR>(w, K, k);
+  prefetch_next_rows<NR, MR == 1>(w, K, k);
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) {
     const int8_t* p = w + j * K + k;

@@ -106,8 +106,8 @@ void quantize_rows_q8(const void* x, bool x_bf16, int64_t ldx, int64_t M, int64_
 void gemm_nt_columns(const GemmNT& a, Tiles tiles, int64_t n0, int64_t n1);
 
 // Weight rows per tile for one activation row (GEMV). A tile reads its rows side by side while it
-// prefetches the next tile's, so the two are in flight in L1 together (and the tile after that
-// into L2): f32 and bf16 tiles take the most rows, 8, 4, 2 or 1, whose bytes (rows x K x weight
+// prefetches the next tile's, so the two are in flight in L1 together (and the tile after, into
+// L2): f32 and bf16 tiles take the most rows, 8, 4, 2 or 1, whose bytes (rows x K x weight
 // size) fit 8 KiB. Int8 tiles always take 8.
 int64_t gemv_rows(int64_t K, WeightType w);
 
