@@ -30,7 +30,9 @@
 // one embedding row, plus the KV cache a step reads on average) times the decode rate, against a
 // measured multi-threaded memcpy rate (bytes copied per second) and a measured read rate (bytes
 // summed per second, the better of one stream and 16 prefetched streams per thread), and the tok/s
-// each would allow.
+// each would allow. A shared machine's speed drifts within minutes (every side, and the probe, by
+// 10-20%), so the read rate is also measured in each round just before its batch-1 runs, and the
+// share of it is reported per round (best and median), next to the one measured at the end.
 //
 //   decode_bench [--model DIR] [--fresh] [--threads N] [--batches 1,32] [--dtypes f32,bf16]
 //                [--prompt-len N] [--new-tokens N] [--bf16-new-tokens N] [--bf16-prompt-len N]
@@ -675,6 +677,7 @@ double best(const std::vector<double>& v) {
 
 struct Series {
   std::vector<double> decode, total, prefill_s;
+  std::vector<double> read_rate;  // batch 1: the round's read rate, one per decode rate
   int64_t peak_rss = 0;
   json generated;
 };
@@ -787,10 +790,13 @@ int run_parent(const Options& o, const std::string& self) {
                                          " --repeats 1"});
       if (round % 2 == 1) std::reverse(cmds.begin(), cmds.end());
       std::cout << "round " << round + 1 << " " << k.dtype << " batch " << k.batch << ":";
+      const double round_rate = k.batch == 1 ? read_rate(o.threads) : 0;
+      if (k.batch == 1) std::cout << " read rate " << fmt1(round_rate / 1e9, 2) << " GB/s;";
       for (const auto& [side, cmd] : cmds) {
         const json j = run_json(cmd);
         Series& s = series[key(k, side)];
         add_result(s, j, k.batch, k.new_tokens);
+        if (k.batch == 1 && s.read_rate.size() < s.decode.size()) s.read_rate.push_back(round_rate);
         std::cout << " " << side << " "
                   << fmt1(k.batch == 1 && !s.decode.empty() ? s.decode.back() : s.total.back())
                   << (k.batch == 1 && !s.decode.empty() ? " decode" : " total") << " tok/s;";
@@ -875,7 +881,11 @@ int run_parent(const Options& o, const std::string& self) {
       const int64_t wb = weights + kv;
       auto it = series.find(key(k, side));
       if (it == series.end() || it->second.decode.empty()) continue;
-      const double tps = best(it->second.decode);
+      const Series& s = it->second;
+      const double tps = best(s.decode);
+      std::vector<double> shares;  // per round: the decode rate against that round's read rate
+      for (size_t i = 0; i < s.decode.size() && i < s.read_rate.size(); ++i)
+        shares.push_back(100.0 * wb * s.decode[i] / s.read_rate[i]);
       std::cout << "  " << k.dtype << " " << side << ": " << fmt1(weights / 1e6) << " + "
                 << fmt1(kv / 1e6) << " (KV) = " << fmt1(wb / 1e6) << " MB/token x " << fmt1(tps)
                 << " tok/s = " << fmt1(wb * tps / 1e9, 2)
@@ -883,6 +893,9 @@ int run_parent(const Options& o, const std::string& self) {
                 << "% of the read rate (which allows " << fmt1(rd_rate / wb) << " tok/s), "
                 << fmt1(100.0 * wb * tps / copy_rate) << "% of the memcpy rate ("
                 << fmt1(copy_rate / wb) << " tok/s)\n";
+      if (!shares.empty())
+        std::cout << "    against each round's own read rate: best " << fmt1(best(shares))
+                  << "%, median " << fmt1(median(shares)) << "%\n";
     }
   }
   std::error_code ec;
