@@ -11,8 +11,9 @@
 // the bf16 bits, which the bf16-dot tiles read.
 //
 // exp: the vector versions call SLEEF's expf_u10 (at most 1.0 ULP). That is the function
-// libtorch's own vectorized CPU kernels call: the f32 SiLU is bit for bit libtorch's. The plain version calls std::exp. The vector softmax sums its terms in
-// lanes (the plain one in key order), as libtorch's does.
+// libtorch's own vectorized CPU kernels call: the f32 SiLU is bit for bit libtorch's. The plain
+// version calls std::exp. The vector softmax sums its terms in lanes (the plain one in key order),
+// as libtorch's does.
 #include <cstdint>
 
 namespace metamath::model::kernels {
