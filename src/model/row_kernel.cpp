@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/cpu.h"
 
@@ -536,7 +537,13 @@ void rope_row(float* v, int64_t d, const float* cos, const float* sin, bool bf16
   const auto rope_half = isa == Isa::avx512 ? rope_half_avx512
                          : isa == Isa::avx2 ? rope_half_avx2
                                             : rope_half_plain;
-  float lo[256];  // the first half as it was (head_dim <= 512, checked by the callers)
+  float first[256];  // the first half as it was (on the heap past 256: no model has such heads)
+  std::vector<float> wide;
+  float* lo = first;
+  if (half > 256) {
+    wide.resize(half);
+    lo = wide.data();
+  }
   std::memcpy(lo, v, half * sizeof(float));
   rope_half(v, v + half, -1.0f, cos, sin, half, bf16, v);
   rope_half(v + half, lo, 1.0f, cos + half, sin + half, half, bf16, v + half);
