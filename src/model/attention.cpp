@@ -6,8 +6,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 #include <vector>
 
 #include "core/cpu.h"
@@ -29,7 +27,6 @@ using bf16 = c10::BFloat16;
 
 inline float to_f(float x) { return x; }
 inline float to_f(bf16 x) { return static_cast<float>(x); }
-inline float round_to(float x, bool to_bf16) { return to_bf16 ? static_cast<float>(bf16(x)) : x; }
 
 // Eight elements widened to f32 (bf16: a 16-bit shift of the raw bits).
 MM_TARGET inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }

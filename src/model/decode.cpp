@@ -678,8 +678,8 @@ void embed_rows(const Model& m, const Rows& r, Step& s) {
     if (e.scalar_type() == at::kFloat) {
       std::copy_n(e.data_ptr<float>() + r.ids[b] * e.stride(0), s.H, x);
     } else {
-      const c10::BFloat16* row = e.data_ptr<c10::BFloat16>() + r.ids[b] * e.stride(0);
-      for (int64_t i = 0; i < s.H; ++i) x[i] = static_cast<float>(row[i]);
+      kernels::widen_bf16_row(static_cast<const uint16_t*>(e.data_ptr()) + r.ids[b] * e.stride(0),
+                              s.H, x);
     }
   }
 }

@@ -21,6 +21,7 @@
 #include "model/linear_kernel.h"
 #include "model/matmul.h"
 #include "model/plan.h"
+#include "model/row_kernel.h"
 
 namespace metamath::model {
 
@@ -431,8 +432,7 @@ QuantizedWeight quantize_q8(const at::Tensor& w, HugePageArena* arena) {
     if (src.scalar_type() == at::kFloat) return src.data_ptr<float>() + n * ld;
     buf.resize(static_cast<size_t>(K));
     if (src.scalar_type() == at::kBFloat16) {
-      const c10::BFloat16* r = src.data_ptr<c10::BFloat16>() + n * ld;
-      for (int64_t k = 0; k < K; ++k) buf[k] = static_cast<float>(r[k]);
+      kernels::widen_bf16_row(static_cast<const uint16_t*>(src.data_ptr()) + n * ld, K, buf.data());
     } else {
       const c10::Half* r = src.data_ptr<c10::Half>() + n * ld;
       for (int64_t k = 0; k < K; ++k) buf[k] = static_cast<float>(r[k]);
